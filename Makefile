@@ -1,0 +1,208 @@
+# liblora -- build, test, install.   `make help` lists the targets.
+
+VERSION_MAJOR := 0
+VERSION_MINOR := 1
+VERSION_PATCH := 0
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+ABI := 0
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+
+# OpenBLAS is driven single-threaded from liblora's own worker threads, so the serial build is
+# linked explicitly: its threads never compete with ours (no oversubscription).
+BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-serial
+BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-serial
+BLAS_LIBS := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
+
+DEPS_PC := jansson libpcre2-8 libutf8proc
+DEP_CFLAGS := $(shell pkg-config --cflags $(DEPS_PC) 2>/dev/null)
+DEP_LIBS := $(shell pkg-config --libs $(DEPS_PC) 2>/dev/null)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+OPT ?= -O2
+CFLAGS ?= $(OPT) -g
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -pthread -Iinclude -Isrc -I$(BLAS_INC) \
+              $(DEP_CFLAGS) $(CFLAGS)
+LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
+LIBS := $(BLAS_LIBS) $(DEP_LIBS) -lm -pthread
+
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
+CLI_SRC := $(sort $(wildcard src/cli/*.c))
+CHECK_SRC := $(sort $(wildcard tests/check_*.c))
+TEST_UTIL_SRC := $(sort $(wildcard tests/util/*.c))
+
+LIB_OBJ := $(LIB_SRC:%.c=build/lib/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=build/cli/%.o)
+ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o)
+CHECKS := $(CHECK_SRC:tests/%.c=build/tests/%)
+ASAN_CHECKS := $(CHECK_SRC:tests/%.c=build/asan-tests/%)
+
+SONAME := liblora.so.$(ABI)
+SHARED := lib/liblora.so.$(VERSION)
+STATIC := lib/liblora.a
+CLI := bin/lora
+GOLDEN := tests/golden_check
+
+.PHONY: all deps test test-c test-asan test-cli golden check-build install uninstall abi-check \
+        abi-update clean help bench
+
+all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI)
+
+help:
+	@echo "make            shared + static library and bin/lora"
+	@echo "make deps       install missing Debian packages (root), else print the command"
+	@echo "make test       every test suite (C suites, golden fixtures, CLI, ASan+UBSan)"
+	@echo "make test-asan  the C suites under ASan+UBSan"
+	@echo "make install    PREFIX=$(PREFIX) DESTDIR=   (and uninstall)"
+	@echo "make abi-check  exported symbols against src/api/abi.symbols"
+
+# --- dependencies ------------------------------------------------------------------------------
+DEB_PKGS := gcc make pkg-config check libsubunit-dev libopenblas-serial-dev libpcre2-dev \
+            libutf8proc-dev libjansson-dev python3
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all present"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "deps: installing$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else \
+	  echo "deps: missing$$missing; run as root:"; \
+	  echo "  apt-get update && apt-get install -y$$missing"; exit 1; \
+	fi
+
+# --- library -----------------------------------------------------------------------------------
+build/lib/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+
+$(SHARED): $(LIB_OBJ) src/api/liblora.map
+	@mkdir -p lib
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/api/liblora.map \
+	    -Wl,--no-undefined -o $@ $(LIB_OBJ) $(LIBS)
+
+lib/$(SONAME): $(SHARED)
+	ln -sf $(notdir $(SHARED)) $@
+
+lib/liblora.so: lib/$(SONAME)
+	ln -sf $(SONAME) $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p lib
+	rm -f $@
+	ar rcs $@ $(LIB_OBJ)
+
+# --- command line ------------------------------------------------------------------------------
+build/cli/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(CLI): $(CLI_OBJ) $(STATIC)
+	@mkdir -p bin
+	$(CC) -o $@ $(CLI_OBJ) $(STATIC) $(LIBS)
+
+# --- tests -------------------------------------------------------------------------------------
+build/tests/util/%.o: tests/util/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
+
+build/tests/%: tests/%.c $(STATIC) $(TEST_UTIL_SRC:%.c=build/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(TEST_UTIL_SRC:%.c=build/%.o) $(STATIC) \
+	    $(CHECK_LIBS) $(LIBS)
+
+$(GOLDEN): tests/golden_check.c $(STATIC)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
+
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -MMD -MP -c $< -o $@
+
+build/asan/liblora.a: $(ASAN_OBJ)
+	rm -f $@
+	ar rcs $@ $(ASAN_OBJ)
+
+build/asan-tests/%: tests/%.c build/asan/liblora.a $(TEST_UTIL_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(SAN_FLAGS) -o $@ $< $(TEST_UTIL_SRC) \
+	    build/asan/liblora.a $(CHECK_LIBS) $(LIBS)
+
+check-build: all $(CHECKS) $(GOLDEN)
+
+# Every suite runs even when an earlier one fails; the summary's exit status is the verdict.
+test: check-build abi-check $(ASAN_CHECKS)
+	@rm -rf build/results && mkdir -p build/results
+	@tests/run_checks.sh build/results/c $(CHECKS) || true
+	@tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
+	@tests/run_cli.sh build/results/cli $(CLI) || true
+	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS) || true
+	@tests/summary.sh build/results
+
+test-c: $(CHECKS)
+	@mkdir -p build/results
+	@tests/run_checks.sh build/results/c $(CHECKS)
+
+golden: $(GOLDEN)
+	@mkdir -p build/results
+	@tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures
+
+test-cli: $(CLI)
+	@mkdir -p build/results
+	@tests/run_cli.sh build/results/cli $(CLI)
+
+test-asan: $(ASAN_CHECKS)
+	@mkdir -p build/results
+	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS)
+
+# --- install -----------------------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR)
+	install -m 644 include/lora.h $(DESTDIR)$(INCLUDEDIR)/lora.h
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(SHARED)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/liblora.so
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/lora
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@BLAS_LIBS@|$(BLAS_LIBS)|' \
+	    -e 's|@DEPS_PC@|$(DEPS_PC)|' pkgconfig/lora.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/lora.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/lora.h $(DESTDIR)$(LIBDIR)/$(notdir $(SHARED)) \
+	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/liblora.so \
+	    $(DESTDIR)$(LIBDIR)/liblora.a $(DESTDIR)$(BINDIR)/lora \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/lora.pc
+
+# --- ABI ---------------------------------------------------------------------------------------
+abi-check: $(SHARED)
+	@nm -D --defined-only $(SHARED) | awk '$$2 == "T" {print $$3}' | sort > build/abi.symbols
+	@if diff -u src/api/abi.symbols build/abi.symbols; then \
+	  echo "abi-check: $$(wc -l < build/abi.symbols) exported symbols match src/api/abi.symbols"; \
+	else echo "abi-check: exported symbols differ from src/api/abi.symbols (make abi-update after review)"; exit 1; fi
+	@if nm -D --defined-only $(SHARED) | awk '$$2 ~ /[TDB]/ {print $$3}' | grep -v '^lora_' ; then \
+	  echo "abi-check: symbols outside lora_* are exported"; exit 1; fi
+
+abi-update: $(SHARED)
+	nm -D --defined-only $(SHARED) | awk '$$2 == "T" {print $$3}' | sort > src/api/abi.symbols
+
+clean:
+	rm -rf build lib bin $(GOLDEN)
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ASAN_OBJ:.o=.d)

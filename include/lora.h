@@ -1,0 +1,417 @@
+/*
+ * lora.h -- the public interface of liblora.
+ *
+ * liblora loads Hugging Face decoder-only checkpoints (Qwen2/Qwen2.5, Qwen3, Llama), runs them,
+ * and (in later versions) fine-tunes them with LoRA. This header is the only public one;
+ * anything not declared here is not API.
+ *
+ * Conventions
+ *   - Every fallible call returns a lora_status; results go to OUT parameters placed last.
+ *     Constructors set *out = NULL on failure.
+ *   - On failure, lora_last_error() returns a message naming the function and the offending
+ *     value (file, key, line or shape). The message is thread-local.
+ *   - Configuration crosses the ABI as UTF-8 JSON objects with Hugging Face key names. Unknown
+ *     keys and out-of-range values are errors that name the key. NULL means "all defaults".
+ *   - lora_*_free(NULL) is a no-op. Children keep their parent alive: a session keeps its model,
+ *     so handles may be freed in any order.
+ *   - The library never calls exit() or abort() and never prints.
+ *
+ * Threads
+ *   - A lora_model is immutable after loading and may be shared by any number of threads.
+ *   - A lora_session and a lora_sampler belong to one thread at a time: calls on one handle must
+ *     not overlap. Different sessions over one model may run concurrently.
+ *   - lora_last_error() reports the last failure of the calling thread.
+ *
+ * Numbers
+ *   - Tensors crossing the ABI are row-major float32 or int32 arrays; shapes are given in each
+ *     doc block as (B, T, V) meaning batch, sequence, vocabulary.
+ */
+#ifndef LORA_H
+#define LORA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  define LORA_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#  define LORA_API __attribute__((visibility("default")))
+#else
+#  define LORA_API
+#endif
+
+/** Library version of this header. Compare with lora_version_*() for the loaded library. */
+#define LORA_VERSION_MAJOR 0
+#define LORA_VERSION_MINOR 1
+#define LORA_VERSION_PATCH 0
+#define LORA_VERSION_STRING "0.1.0"
+/** ABI version: the SONAME is liblora.so.<LORA_ABI_VERSION>. Bumped on incompatible change. */
+#define LORA_ABI_VERSION 0
+
+/**
+ * Status codes. Values are fixed forever; new codes are only appended.
+ */
+typedef enum lora_status {
+    LORA_OK = 0,                    /* success */
+    LORA_ERR_INVALID_ARGUMENT = 1,  /* NULL pointer, zero size, inconsistent sizes */
+    LORA_ERR_OUT_OF_MEMORY = 2,     /* host allocation failed */
+    LORA_ERR_IO = 3,                /* a file could not be opened, read, written or renamed */
+    LORA_ERR_FORMAT = 4,            /* a file's content is malformed (safetensors, JSON) */
+    LORA_ERR_CONFIG = 5,            /* a configuration key or value is unknown or out of range */
+    LORA_ERR_UNSUPPORTED = 6,       /* valid input this version does not support */
+    LORA_ERR_SHAPE = 7,             /* a tensor's shape or dtype disagrees with the config */
+    LORA_ERR_RANGE = 8,             /* a token id or length is out of range, context is full */
+    LORA_ERR_STATE = 9,             /* the handle is not in a state that allows the call */
+    LORA_ERR_NUMERIC = 10,          /* a non-finite value where a finite one is required */
+    LORA_ERR_DEVICE = 11,           /* an accelerator is missing or failed */
+    LORA_ERR_DEVICE_OUT_OF_MEMORY = 12, /* accelerator allocation failed */
+    LORA_ERR_CANCELLED = 13,        /* a callback asked to stop */
+    LORA_ERR_INTERNAL = 14          /* a bug in liblora; please report it */
+} lora_status;
+
+/** Opaque handles. */
+typedef struct lora_model lora_model;
+typedef struct lora_session lora_session;
+typedef struct lora_sampler lora_sampler;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Version, errors                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * lora_version_major, lora_version_minor, lora_version_patch -- version of the loaded library.
+ * Returns: the LORA_VERSION_* values the library was built with.
+ * Threads: any. Since: 0.1.0.
+ */
+LORA_API int lora_version_major(void);
+/** See lora_version_major(). Since: 0.1.0. */
+LORA_API int lora_version_minor(void);
+/** See lora_version_major(). Since: 0.1.0. */
+LORA_API int lora_version_patch(void);
+
+/**
+ * lora_version_string -- "MAJOR.MINOR.PATCH" of the loaded library.
+ * Returns: a static string, never NULL. Threads: any. Since: 0.1.0.
+ */
+LORA_API const char *lora_version_string(void);
+
+/**
+ * lora_abi_version -- the ABI version of the loaded library (the SONAME suffix).
+ * Bindings compare it with the LORA_ABI_VERSION they were written for.
+ * Threads: any. Since: 0.1.0.
+ */
+LORA_API int lora_abi_version(void);
+
+/**
+ * lora_status_string -- a short constant name for a status, e.g. "LORA_ERR_FORMAT".
+ * Returns: a static string; "LORA_ERR_UNKNOWN" for values this version does not know.
+ * Threads: any. Since: 0.1.0.
+ */
+LORA_API const char *lora_status_string(lora_status status);
+
+/**
+ * lora_last_error -- the message of the calling thread's most recent failure.
+ * The message names the function and the offending file, key, line or shape.
+ * Returns: a thread-local string valid until the thread's next liblora call; "" if no call
+ *          has failed on this thread. Never NULL.
+ * Threads: any (each thread sees its own). Since: 0.1.0.
+ */
+LORA_API const char *lora_last_error(void);
+
+/**
+ * lora_string_free -- frees a string that liblora allocated for the caller
+ * (lora_model_describe). NULL is a no-op. Threads: any. Since: 0.1.0.
+ */
+LORA_API void lora_string_free(char *s);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Models                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * lora_model_load -- loads a Hugging Face checkpoint folder.
+ *
+ * The folder holds config.json and either model.safetensors or model.safetensors.index.json
+ * with its shards. Supported model_type values: "qwen2", "qwen3", "llama". Weights stored as
+ * F32, BF16 or F16 are converted to float32 on the CPU. Every tensor's name, dtype and shape is
+ * checked against config.json; every safetensors file is validated before any byte is used.
+ *
+ * IN  path         folder path (UTF-8).
+ * IN  config_json  NULL or a JSON object:
+ *                    "device":  "cpu" (default) | "auto" | "cuda" | "cuda:N"
+ *                               ("auto" is the CPU in builds without a usable GPU)
+ *                    "threads": worker threads of sessions made from this model
+ *                               (default: the number of online CPUs, at most 64)
+ * OUT out          the model, or NULL on failure. Free with lora_model_free().
+ *
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL path/out); LORA_ERR_IO (missing file);
+ * LORA_ERR_FORMAT (malformed safetensors or JSON); LORA_ERR_CONFIG (bad option or config.json
+ * value); LORA_ERR_UNSUPPORTED (model_type, dtype, rope_scaling...); LORA_ERR_SHAPE (a tensor
+ * disagrees with the config); LORA_ERR_DEVICE ("cuda" without a usable GPU);
+ * LORA_ERR_OUT_OF_MEMORY.
+ * Threads: any. Since: 0.1.0.
+ */
+LORA_API lora_status lora_model_load(const char *path, const char *config_json, lora_model **out);
+
+/**
+ * lora_model_free -- drops the caller's reference. The weights are released when the last
+ * session made from the model is freed too. NULL is a no-op.
+ * Threads: not concurrently with other calls on the same handle. Since: 0.1.0.
+ */
+LORA_API void lora_model_free(lora_model *model);
+
+/**
+ * lora_model_info_json -- the model's description as a JSON object: model_type, vocab_size,
+ * hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
+ * head_dim, max_position_embeddings, rope_theta, rms_norm_eps, tie_word_embeddings,
+ * attention_bias, qk_norm, stored_dtype, num_parameters, weight_bytes (as held in memory),
+ * device, threads.
+ * Returns: a string owned by the model, valid while the model lives; NULL if model is NULL.
+ * Threads: any. Since: 0.1.0.
+ */
+LORA_API const char *lora_model_info_json(const lora_model *model);
+
+/**
+ * lora_model_vocab_size -- number of rows of the output layer (the logits' last dimension).
+ * Returns 0 if model is NULL. Threads: any. Since: 0.1.0.
+ */
+LORA_API size_t lora_model_vocab_size(const lora_model *model);
+
+/**
+ * lora_model_num_parameters -- number of base-model parameters (tied embeddings counted once).
+ * Returns 0 if model is NULL. Threads: any. Since: 0.1.0.
+ */
+LORA_API uint64_t lora_model_num_parameters(const lora_model *model);
+
+/**
+ * lora_model_describe -- describes a checkpoint folder without loading its weights.
+ *
+ * Reads and validates config.json and, when present, the safetensors headers (the tensor data
+ * is not read). The JSON object has the keys of lora_model_info_json() except device/threads,
+ * plus "has_weights" (false for a folder with config.json only), "stored_dtype" (from the
+ * tensors, else torch_dtype) and "stored_bytes".
+ *
+ * IN  path      folder path, or the path of a config.json file.
+ * OUT json_out  a string to free with lora_string_free(); NULL on failure.
+ * Returns the statuses of lora_model_load() except LORA_ERR_DEVICE.
+ * Threads: any. Since: 0.1.0.
+ */
+LORA_API lora_status lora_model_describe(const char *path, char **json_out);
+
+/**
+ * lora_model_init_checkpoint -- writes a randomly initialised checkpoint folder.
+ *
+ * Weights follow Hugging Face's initialisation: linear and embedding weights normal with
+ * mean 0 and standard deviation initializer_range (config key, default 0.02), biases zero,
+ * RMSNorm weights one. The folder gets config.json (torch_dtype set to the chosen dtype) and
+ * model.safetensors, each written atomically (temporary file, fsync, rename); the folder is
+ * created if missing. The same config and seed give the same bytes.
+ *
+ * IN  config_json  the contents of a Hugging Face config.json (validated as by
+ *                  lora_model_load).
+ * IN  out_dir      destination folder.
+ * IN  seed         random seed.
+ * IN  dtype        "f32" or "bf16" (NULL means "f32").
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_CONFIG; LORA_ERR_UNSUPPORTED;
+ * LORA_ERR_IO (folder or file could not be written; existing files are left intact);
+ * LORA_ERR_OUT_OF_MEMORY.
+ * Threads: any. Since: 0.1.0.
+ */
+LORA_API lora_status lora_model_init_checkpoint(const char *config_json, const char *out_dir,
+                                                uint64_t seed, const char *dtype);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sessions: forward passes and the KV cache                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * lora_session_create -- one thread's mutable state over a model: KV cache, workspace,
+ * worker threads.
+ *
+ * IN  model        the model; the session holds a reference to it.
+ * IN  config_json  NULL or a JSON object:
+ *                    "max_context": KV-cache length in tokens (default: the smaller of
+ *                                   max_position_embeddings and 4096)
+ *                    "threads":     worker threads (default: the model's "threads")
+ * OUT out          the session or NULL.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_CONFIG; LORA_ERR_OUT_OF_MEMORY.
+ * Threads: any. Since: 0.1.0.
+ */
+LORA_API lora_status lora_session_create(lora_model *model, const char *config_json,
+                                         lora_session **out);
+
+/**
+ * lora_session_free -- frees the session and drops its reference to the model. NULL is a no-op.
+ * Since: 0.1.0.
+ */
+LORA_API void lora_session_free(lora_session *session);
+
+/**
+ * lora_session_logits -- batched forward pass over right-padded sequences.
+ *
+ * IN  ids         (B, T) token ids; positions at or past a sequence's length are ignored.
+ * IN  lengths     (B) valid length of each sequence, 1..T; NULL means all T.
+ * IN  batch, seq  B >= 1, T >= 1; T at most max_position_embeddings.
+ * OUT logits_out  (B, T, V) float32 logits; rows of padded positions are set to 0.
+ * The KV cache is neither used nor changed.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_RANGE (token id outside the vocabulary,
+ * length outside 1..T, T too long); LORA_ERR_OUT_OF_MEMORY.
+ * Threads: one caller per session. Since: 0.1.0.
+ */
+LORA_API lora_status lora_session_logits(lora_session *session, const int32_t *ids,
+                                         const int32_t *lengths, size_t batch, size_t seq,
+                                         float *logits_out);
+
+/**
+ * lora_session_logprobs -- log-probability of each given token under the model.
+ *
+ * OUT out  (B, T): out[b, t] = log p(ids[b, t] | ids[b, 0..t-1]) for 1 <= t < length;
+ *          out[b, 0] and padded positions are 0.
+ * Other parameters and statuses as lora_session_logits(). Since: 0.1.0.
+ */
+LORA_API lora_status lora_session_logprobs(lora_session *session, const int32_t *ids,
+                                           const int32_t *lengths, size_t batch, size_t seq,
+                                           float *out);
+
+/**
+ * lora_session_loss -- Hugging Face's causal-LM loss.
+ *
+ * The logits at position t predict labels[t + 1]; labels equal to -100 are not counted; the
+ * loss is the mean over counted tokens (0 when none is counted).
+ *
+ * IN  ids, labels  (B, T) int32; labels are -100 or a token id.
+ * OUT loss_out     the mean loss.
+ * OUT n_counted    NULL or the number of counted tokens.
+ * Returns as lora_session_logits(); LORA_ERR_RANGE also for a label outside the vocabulary.
+ * Since: 0.1.0.
+ */
+LORA_API lora_status lora_session_loss(lora_session *session, const int32_t *ids,
+                                       const int32_t *labels, size_t batch, size_t seq,
+                                       float *loss_out, size_t *n_counted);
+
+/**
+ * lora_session_append -- runs tokens through the model, appending them to the KV cache.
+ *
+ * Use it for prefill (many tokens) and for decoding (one token at a time); the logits equal
+ * those of a full forward over everything appended since the last reset.
+ *
+ * IN  ids         (n) token ids, n >= 1.
+ * OUT logits_out  NULL or (V) logits of the last appended token.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_RANGE (token id out of range, or the
+ * cache would exceed max_context: nothing is appended then); LORA_ERR_OUT_OF_MEMORY.
+ * Since: 0.1.0.
+ */
+LORA_API lora_status lora_session_append(lora_session *session, const int32_t *ids, size_t n,
+                                         float *logits_out);
+
+/**
+ * lora_session_position -- number of tokens in the KV cache. 0 if session is NULL.
+ * Since: 0.1.0.
+ */
+LORA_API size_t lora_session_position(const lora_session *session);
+
+/**
+ * lora_session_reset -- empties the KV cache. NULL is a no-op. Since: 0.1.0.
+ */
+LORA_API void lora_session_reset(lora_session *session);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sampling and generation                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * lora_sampler_create -- a token sampler configured with Hugging Face GenerationConfig names.
+ *
+ * IN  config_json  NULL or a JSON object:
+ *       "do_sample"          false (default): greedy; true: sample
+ *       "temperature"        > 0, default 1.0; 0 means greedy
+ *       "top_k"              0 (default: off) or keep the k highest logits (ties at the k-th
+ *                            value are kept, as in Hugging Face)
+ *       "top_p"              (0, 1], default 1.0: keep the smallest set of most probable
+ *                            tokens whose probability sums to at least top_p
+ *       "min_p"              [0, 1], default 0: drop tokens with p < min_p * max p
+ *       "repetition_penalty" > 0, default 1.0: Hugging Face semantics over prompt and output
+ *       "presence_penalty"   default 0: subtracted once from every token already generated
+ *       "frequency_penalty"  default 0: subtracted per occurrence in the generated tokens
+ *       "seed"               unsigned integer, default 0
+ *       "max_new_tokens"     default 256
+ *       "eos_token_id"       an id or a list of ids that end generation (emitted, then stop)
+ *       "stop_sequences"     a list of lists of ids; generation stops after emitting one
+ *     Warpers apply in Hugging Face's order: repetition penalty, presence/frequency penalties,
+ *     temperature, top_k, top_p, min_p.
+ * OUT out          the sampler or NULL.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_CONFIG (names the key);
+ * LORA_ERR_OUT_OF_MEMORY.
+ * Threads: any. Since: 0.1.0.
+ */
+LORA_API lora_status lora_sampler_create(const char *config_json, lora_sampler **out);
+
+/** lora_sampler_free -- NULL is a no-op. Since: 0.1.0. */
+LORA_API void lora_sampler_free(lora_sampler *sampler);
+
+/**
+ * lora_sampler_set_temperature -- changes the temperature (>= 0; 0 means greedy).
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL); LORA_ERR_CONFIG (negative or not finite).
+ * Since: 0.1.0.
+ */
+LORA_API lora_status lora_sampler_set_temperature(lora_sampler *sampler, float temperature);
+
+/**
+ * lora_sampler_set_seed -- restarts the random stream from seed: the same seed and inputs give
+ * the same tokens. Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT. Since: 0.1.0.
+ */
+LORA_API lora_status lora_sampler_set_seed(lora_sampler *sampler, uint64_t seed);
+
+/**
+ * lora_sampler_sample -- picks the next token from one row of logits.
+ *
+ * IN  logits      (V) float32 logits; not modified.
+ * IN  n_vocab     V >= 1.
+ * IN  tokens      (n_tokens) the prompt followed by the tokens generated so far (for the
+ *                 penalties); may be NULL when n_tokens is 0.
+ * IN  n_prompt    how many of tokens are prompt (<= n_tokens).
+ * OUT token_out   the chosen id.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_RANGE (a token in tokens outside
+ * 0..V-1); LORA_ERR_NUMERIC (a NaN logit, or no finite logit); LORA_ERR_OUT_OF_MEMORY.
+ * Threads: one caller per sampler. Since: 0.1.0.
+ */
+LORA_API lora_status lora_sampler_sample(lora_sampler *sampler, const float *logits,
+                                         size_t n_vocab, const int32_t *tokens,
+                                         size_t n_tokens, size_t n_prompt, int32_t *token_out);
+
+/**
+ * lora_token_cb -- called with each generated token as soon as it is chosen.
+ * Return 0 to continue, non-zero to stop generation (lora_generate then returns LORA_OK).
+ */
+typedef int (*lora_token_cb)(int32_t token, void *user);
+
+/**
+ * lora_generate -- appends the prompt to the session's KV cache, then samples up to the
+ * sampler's max_new_tokens tokens, stopping after an eos_token_id or a stop sequence.
+ *
+ * Generation continues from what the cache already holds (call lora_session_reset() for a
+ * fresh start). On return the cache holds the prompt and every generated token except the
+ * last one, which was never run through the model: to continue, begin the next prompt with it.
+ *
+ * IN  prompt, n   (n) token ids, n >= 1.
+ * OUT out         (cap) generated ids; NULL only if cap is 0.
+ * IN  cap         capacity of out; generation stops when it is full.
+ * OUT n_out       number of tokens written.
+ * IN  cb, user    NULL or a callback that sees each token.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_RANGE (token id, or the context fills:
+ * the tokens generated so far are kept in out and *n_out); LORA_ERR_NUMERIC;
+ * LORA_ERR_OUT_OF_MEMORY.
+ * Threads: one caller per session and per sampler. Since: 0.1.0.
+ */
+LORA_API lora_status lora_generate(lora_session *session, lora_sampler *sampler,
+                                   const int32_t *prompt, size_t n, int32_t *out, size_t cap,
+                                   size_t *n_out, lora_token_cb cb, void *user);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LORA_H */

@@ -1,0 +1,343 @@
+/* Public session calls: argument checks, then the decoder and the output head. */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/error.h"
+#include "cpu/cpu.h"
+#include "model/session.h"
+
+#define IGNORE_INDEX (-100)
+/* Rows of logits computed at once by loss and logprobs: bounds their scratch to 16 MiB
+ * whatever the batch, so a (tokens x vocabulary) matrix is never materialised. */
+#define HEAD_CHUNK_FLOATS (1u << 22)
+
+static lora_status parse_session_options(const char *json, const lora_model *m,
+                                         int64_t *max_ctx, int *threads)
+{
+    *max_ctx = m->cfg.max_pos < 4096 ? m->cfg.max_pos : 4096;
+    *threads = m->threads;
+    if (!json)
+        return LORA_OK;
+    json_error_t jerr;
+    json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    if (!o)
+        return lora__error(LORA_ERR_CONFIG, "lora_session_create: options: %s", jerr.text);
+    lora_status st = LORA_OK;
+    const char *key;
+    json_t *v;
+    if (!json_is_object(o))
+        st = lora__error(LORA_ERR_CONFIG, "lora_session_create: options must be a JSON object");
+    else
+        json_object_foreach(o, key, v) {
+            json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
+            if (strcmp(key, "max_context") == 0) {
+                if (x < 1 || x > m->cfg.max_pos) {
+                    st = lora__error(LORA_ERR_CONFIG,
+                                     "lora_session_create: option 'max_context' must be an integer "
+                                     "in 1..%lld (max_position_embeddings)",
+                                     (long long)m->cfg.max_pos);
+                    break;
+                }
+                *max_ctx = x;
+            } else if (strcmp(key, "threads") == 0) {
+                if (x < 1 || x > 64) {
+                    st = lora__error(LORA_ERR_CONFIG,
+                                     "lora_session_create: option 'threads' must be an integer "
+                                     "in 1..64");
+                    break;
+                }
+                *threads = (int)x;
+            } else {
+                st = lora__error(LORA_ERR_CONFIG, "lora_session_create: unknown option '%s'", key);
+                break;
+            }
+        }
+    json_decref(o);
+    return st;
+}
+
+LORA_API void lora_session_free(lora_session *s)
+{
+    if (!s)
+        return;
+    lora__cpu_backend_free(s->be);
+    free(s->tokens);
+    free(s->k_cache);
+    free(s->v_cache);
+    free(s->rope_cos);
+    free(s->rope_sin);
+    free(s->ws);
+    free(s->ws_ids);
+    lora__model_release(s->model);
+    free(s);
+}
+
+LORA_API lora_status lora_session_create(lora_model *model, const char *config_json,
+                                         lora_session **out)
+{
+    lora__error_clear();
+    if (!out)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_session_create: out is NULL");
+    *out = NULL;
+    if (!model)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_session_create: model is NULL");
+    int64_t max_ctx;
+    int threads;
+    lora_status st = parse_session_options(config_json, model, &max_ctx, &threads);
+    if (st)
+        return st;
+    lora_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return lora__oom("session", sizeof *s);
+    lora__model_retain(model);
+    s->model = model;
+    s->max_ctx = max_ctx;
+    const lora_config *c = &model->cfg;
+    size_t cache = (size_t)(c->n_layers * max_ctx * c->n_kv_heads * c->head_dim);
+    s->tokens = malloc((size_t)max_ctx * sizeof *s->tokens);
+    s->k_cache = malloc(cache * sizeof(float));
+    s->v_cache = malloc(cache * sizeof(float));
+    if (!s->tokens || !s->k_cache || !s->v_cache)
+        st = lora__oom("KV cache", 2 * cache * sizeof(float));
+    else
+        st = lora__cpu_backend_create(threads, &s->be);
+    if (st) {
+        lora_session_free(s);
+        return lora__error_prefix(st, "lora_session_create");
+    }
+    *out = s;
+    return LORA_OK;
+}
+
+LORA_API size_t lora_session_position(const lora_session *s) { return s ? (size_t)s->pos : 0; }
+
+LORA_API void lora_session_reset(lora_session *s)
+{
+    if (s)
+        s->pos = 0;
+}
+
+/* Validates a (B, T) batch and returns a copy of ids with padded positions set to 0, the one
+ * id every vocabulary has, so that the embedding lookup never reads out of range. */
+static lora_status batch_ids(const char *fn, const lora_session *s, const int32_t *ids,
+                             const int32_t *lengths, size_t B, size_t T, int32_t **out)
+{
+    *out = NULL;
+    if (!s || !ids)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, s ? "ids" : "session");
+    if (B == 0 || T == 0)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: batch = %zu, seq = %zu: both must be >= 1",
+                           fn, B, T);
+    const lora_config *c = &s->model->cfg;
+    if (T > (size_t)c->max_pos)
+        return lora__error(LORA_ERR_RANGE, "%s: seq = %zu exceeds max_position_embeddings = %lld",
+                           fn, T, (long long)c->max_pos);
+    if (B > ((size_t)1 << 40) / T)
+        return lora__error(LORA_ERR_RANGE, "%s: batch x seq = %zu x %zu is too large", fn, B, T);
+    int32_t *clean = malloc(B * T * sizeof *clean);
+    if (!clean)
+        return lora__oom("token ids", B * T * sizeof *clean);
+    for (size_t b = 0; b < B; b++) {
+        size_t len = T;
+        if (lengths) {
+            if (lengths[b] < 1 || (size_t)lengths[b] > T) {
+                free(clean);
+                return lora__error(LORA_ERR_RANGE, "%s: lengths[%zu] = %d is outside 1..%zu", fn,
+                                   b, lengths[b], T);
+            }
+            len = (size_t)lengths[b];
+        }
+        for (size_t t = 0; t < T; t++) {
+            int32_t id = ids[b * T + t];
+            if (t < len && (id < 0 || id >= c->vocab)) {
+                free(clean);
+                return lora__error(LORA_ERR_RANGE,
+                                   "%s: ids[%zu][%zu] = %d is outside the vocabulary (0..%lld)",
+                                   fn, b, t, id, (long long)c->vocab - 1);
+            }
+            clean[b * T + t] = t < len ? id : 0;
+        }
+    }
+    *out = clean;
+    return LORA_OK;
+}
+
+LORA_API lora_status lora_session_logits(lora_session *s, const int32_t *ids,
+                                         const int32_t *lengths, size_t batch, size_t seq,
+                                         float *logits_out)
+{
+    lora__error_clear();
+    int32_t *clean;
+    lora_status st = batch_ids("lora_session_logits", s, ids, lengths, batch, seq, &clean);
+    if (st)
+        return st;
+    if (!logits_out) {
+        free(clean);
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_session_logits: logits_out is NULL");
+    }
+    const lora_config *c = &s->model->cfg;
+    int64_t N = (int64_t)(batch * seq);
+    float *hidden;
+    st = lora__decoder_forward(s, clean, (int64_t)batch, (int64_t)seq, false, 0, &hidden, NULL);
+    free(clean);
+    if (st)
+        return lora__error_prefix(st, "lora_session_logits");
+    s->be->ops->matmul_fwd(s->be, logits_out, hidden, s->model->lm_head, NULL, N, c->vocab,
+                           c->hidden);
+    for (size_t b = 0; lengths && b < batch; b++)
+        for (size_t t = (size_t)lengths[b]; t < seq; t++)
+            memset(logits_out + (b * seq + t) * (size_t)c->vocab, 0, (size_t)c->vocab * sizeof(float));
+    return LORA_OK;
+}
+
+/* Runs the model over (B, T) and computes nll[n] = -log p(targets[n] | row n) for every row,
+ * chunk by chunk through the output head. */
+static lora_status head_nll(lora_session *s, const int32_t *ids, size_t B, size_t T,
+                            const int32_t *targets, float *nll)
+{
+    const lora_config *c = &s->model->cfg;
+    int64_t N = (int64_t)(B * T), V = c->vocab;
+    int64_t rows = (int64_t)(HEAD_CHUNK_FLOATS / (size_t)V);
+    rows = rows < 1 ? 1 : rows > N ? N : rows;
+    float *hidden, *chunk;
+    lora_status st = lora__decoder_forward(s, ids, (int64_t)B, (int64_t)T, false,
+                                           (size_t)(rows * V), &hidden, &chunk);
+    if (st)
+        return st;
+    for (int64_t r0 = 0; r0 < N; r0 += rows) {
+        int64_t n = N - r0 < rows ? N - r0 : rows;
+        s->be->ops->matmul_fwd(s->be, chunk, hidden + r0 * c->hidden, s->model->lm_head, NULL, n,
+                               V, c->hidden);
+        s->be->ops->cross_entropy_fwd(s->be, nll + r0, NULL, chunk, targets + r0, n, V);
+    }
+    return LORA_OK;
+}
+
+LORA_API lora_status lora_session_loss(lora_session *s, const int32_t *ids, const int32_t *labels,
+                                       size_t batch, size_t seq, float *loss_out,
+                                       size_t *n_counted)
+{
+    lora__error_clear();
+    static const char fn[] = "lora_session_loss";
+    int32_t *clean;
+    lora_status st = batch_ids(fn, s, ids, NULL, batch, seq, &clean);
+    if (st)
+        return st;
+    if (!labels || !loss_out) {
+        free(clean);
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
+                           labels ? "loss_out" : "labels");
+    }
+    size_t N = batch * seq;
+    int64_t V = s->model->cfg.vocab;
+    int32_t *targets = malloc(N * sizeof *targets);
+    float *nll = malloc(N * sizeof *nll);
+    if (!targets || !nll) {
+        st = lora__oom("loss targets", N * 8);
+        goto done;
+    }
+    /* Hugging Face shifts inside the loss: the logits at t predict labels[t + 1]. */
+    for (size_t b = 0; b < batch; b++)
+        for (size_t t = 0; t < seq; t++) {
+            int32_t lab = t + 1 < seq ? labels[b * seq + t + 1] : IGNORE_INDEX;
+            if (lab != IGNORE_INDEX && (lab < 0 || lab >= V)) {
+                st = lora__error(LORA_ERR_RANGE,
+                                 "%s: labels[%zu][%zu] = %d is neither -100 nor a token id "
+                                 "(0..%lld)", fn, b, t + 1, lab, (long long)V - 1);
+                goto done;
+            }
+            targets[b * seq + t] = lab;
+        }
+    if ((st = head_nll(s, clean, batch, seq, targets, nll))) {
+        lora__error_prefix(st, "%s", fn);
+        goto done;
+    }
+    double sum = 0.0;
+    size_t count = 0;
+    for (size_t n = 0; n < N; n++)
+        if (targets[n] != IGNORE_INDEX) {
+            sum += nll[n];
+            count++;
+        }
+    *loss_out = count ? (float)(sum / (double)count) : 0.0f;
+    if (n_counted)
+        *n_counted = count;
+done:
+    free(clean);
+    free(targets);
+    free(nll);
+    return st;
+}
+
+LORA_API lora_status lora_session_logprobs(lora_session *s, const int32_t *ids,
+                                           const int32_t *lengths, size_t batch, size_t seq,
+                                           float *out)
+{
+    lora__error_clear();
+    static const char fn[] = "lora_session_logprobs";
+    int32_t *clean;
+    lora_status st = batch_ids(fn, s, ids, lengths, batch, seq, &clean);
+    if (st)
+        return st;
+    if (!out) {
+        free(clean);
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
+    }
+    size_t N = batch * seq;
+    int32_t *targets = malloc(N * sizeof *targets);
+    float *nll = malloc(N * sizeof *nll);
+    if (!targets || !nll) {
+        st = lora__oom("log-probability targets", N * 8);
+        goto done;
+    }
+    for (size_t b = 0; b < batch; b++) {
+        size_t len = lengths ? (size_t)lengths[b] : seq;
+        for (size_t t = 0; t < seq; t++)
+            targets[b * seq + t] = t + 1 < len ? clean[b * seq + t + 1] : IGNORE_INDEX;
+    }
+    if ((st = head_nll(s, clean, batch, seq, targets, nll))) {
+        lora__error_prefix(st, "%s", fn);
+        goto done;
+    }
+    for (size_t b = 0; b < batch; b++) {
+        out[b * seq] = 0.0f;
+        for (size_t t = 1; t < seq; t++)
+            out[b * seq + t] = targets[b * seq + t - 1] == IGNORE_INDEX ? 0.0f : -nll[b * seq + t - 1];
+    }
+done:
+    free(clean);
+    free(targets);
+    free(nll);
+    return st;
+}
+
+LORA_API lora_status lora_session_append(lora_session *s, const int32_t *ids, size_t n,
+                                         float *logits_out)
+{
+    lora__error_clear();
+    static const char fn[] = "lora_session_append";
+    if (!s || !ids || n == 0)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s", fn,
+                           !s ? "session is NULL" : !ids ? "ids is NULL" : "n is 0");
+    const lora_config *c = &s->model->cfg;
+    if (n > (size_t)(s->max_ctx - s->pos))
+        return lora__error(LORA_ERR_RANGE,
+                           "%s: %zu tokens after %lld would exceed max_context = %lld", fn, n,
+                           (long long)s->pos, (long long)s->max_ctx);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab)
+            return lora__error(LORA_ERR_RANGE, "%s: ids[%zu] = %d is outside the vocabulary (0..%lld)",
+                               fn, i, ids[i], (long long)c->vocab - 1);
+    float *hidden;
+    lora_status st = lora__decoder_forward(s, ids, 1, (int64_t)n, true, 0, &hidden, NULL);
+    if (st)
+        return lora__error_prefix(st, "%s", fn);
+    memcpy(s->tokens + s->pos, ids, n * sizeof *ids);
+    s->pos += (int64_t)n;
+    if (logits_out)
+        s->be->ops->matmul_fwd(s->be, logits_out, hidden + (n - 1) * (size_t)c->hidden,
+                               s->model->lm_head, NULL, 1, c->vocab, c->hidden);
+    return LORA_OK;
+}

@@ -1,0 +1,94 @@
+/* The op table the decoder is written against. Every op has a forward and a backward; the CPU
+ * backend (src/cpu/) is the reference implementation, a CUDA backend (cuda/) implements the same
+ * table. Pointers are to memory the backend owns or can address (host memory for the CPU).
+ *
+ * Shape comments use N = rows (tokens), C = hidden, H/KVH = query/key-value heads, D = head dim,
+ * I = intermediate, V = vocabulary. All tensors are row-major float32. Backward ops accumulate
+ * (+=) into every gradient they are given; a NULL gradient pointer is skipped.
+ *
+ * Backward entries are NULL in a backend that only runs inference; the training code checks. */
+#ifndef LORA_BACKEND_H
+#define LORA_BACKEND_H
+
+#include <stdint.h>
+
+typedef struct lora_backend_ops lora_backend_ops;
+
+/* One session's execution context: the op table and the implementation's state (the CPU
+ * backend keeps its thread pool there). */
+typedef struct lora_backend {
+    const lora_backend_ops *ops;
+    void *impl;
+} lora_backend;
+
+typedef struct lora_attention_shape {
+    int64_t B;      /* sequences */
+    int64_t T;      /* queries per sequence */
+    int64_t S;      /* key/value row stride per sequence (>= pos0 + T) */
+    int64_t H, KVH, D;
+    int64_t pos0;   /* position of the first query; query t sees keys 0..pos0+t */
+    float scale;    /* 1/sqrt(D) */
+} lora_attention_shape;
+
+struct lora_backend_ops {
+    const char *name;
+
+    /* y (N, Nout) = x (N, K) @ w (Nout, K)^T + bias (Nout); bias may be NULL. */
+    void (*matmul_fwd)(lora_backend *be, float *y, const float *x, const float *w,
+                       const float *bias, int64_t N, int64_t Nout, int64_t K);
+    /* dx (N, K) += dy @ w; dw (Nout, K) += dy^T @ x; dbias (Nout) += sum over rows of dy. */
+    void (*matmul_bwd)(lora_backend *be, float *dx, float *dw, float *dbias, const float *dy,
+                       const float *x, const float *w, int64_t N, int64_t Nout, int64_t K);
+
+    /* x (N, C) = table (V, C)[ids (N)]; ids already range-checked. */
+    void (*embedding_fwd)(lora_backend *be, float *x, const int32_t *ids, const float *table,
+                          int64_t N, int64_t C);
+    /* dtable (V, C)[ids[n]] += dx[n] */
+    void (*embedding_bwd)(lora_backend *be, float *dtable, const float *dx, const int32_t *ids,
+                          int64_t N, int64_t C);
+
+    /* y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C); rstd (N) saved when not NULL.
+     * In place (y == x) is allowed. */
+    void (*rmsnorm_fwd)(lora_backend *be, float *y, float *rstd, const float *x, const float *w,
+                        int64_t N, int64_t C, float eps);
+    void (*rmsnorm_bwd)(lora_backend *be, float *dx, float *dw, const float *dy, const float *x,
+                        const float *w, const float *rstd, int64_t N, int64_t C);
+
+    /* x (N, heads, D) rotated in place (rotate-half) at positions pos (N), using tables
+     * cos, sin (P, D/2) indexed by position. */
+    void (*rope_fwd)(lora_backend *be, float *x, const int32_t *pos, const float *cos,
+                     const float *sin, int64_t N, int64_t heads, int64_t D);
+    /* dx (N, heads, D) rotated back in place (the transpose of the forward rotation). */
+    void (*rope_bwd)(lora_backend *be, float *dx, const int32_t *pos, const float *cos,
+                     const float *sin, int64_t N, int64_t heads, int64_t D);
+
+    /* out (B, T, H, D) = causal softmax(q k^T * scale) v, with q (B, T, H, D) and k, v
+     * (B, S, KVH, D); query head h reads key-value head h / (H / KVH). */
+    void (*attention_fwd)(lora_backend *be, float *out, const float *q, const float *k,
+                          const float *v, const lora_attention_shape *shape);
+    /* dq, dk, dv from dout, recomputing the probabilities. */
+    void (*attention_bwd)(lora_backend *be, float *dq, float *dk, float *dv, const float *dout,
+                          const float *q, const float *k, const float *v,
+                          const lora_attention_shape *shape);
+
+    /* h (N, n_inter) = silu(gate) * up */
+    void (*swiglu_fwd)(lora_backend *be, float *h, const float *gate, const float *up, int64_t N,
+                       int64_t n_inter);
+    void (*swiglu_bwd)(lora_backend *be, float *dgate, float *dup, const float *dh,
+                       const float *gate, const float *up, int64_t N, int64_t n_inter);
+
+    /* y (n) += x (n); its backward is the identity on the gradient (dx += dy), the same op. */
+    void (*residual_fwd)(lora_backend *be, float *y, const float *x, int64_t n);
+
+    /* For each row n of logits (N, V) with targets[n] != -100:
+     * nll[n] = logsumexp(logits[n]) - logits[n][targets[n]], lse[n] = logsumexp(logits[n]);
+     * rows with target -100 get nll = 0. */
+    void (*cross_entropy_fwd)(lora_backend *be, float *nll, float *lse, const float *logits,
+                              const int32_t *targets, int64_t N, int64_t V);
+    /* dlogits (N, V) += dnll[n] * (softmax(logits[n]) - onehot(targets[n])) */
+    void (*cross_entropy_bwd)(lora_backend *be, float *dlogits, const float *logits,
+                              const float *lse, const int32_t *targets, const float *dnll,
+                              int64_t N, int64_t V);
+};
+
+#endif

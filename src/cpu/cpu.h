@@ -1,0 +1,40 @@
+/* The CPU backend: the reference implementation of src/backend.h, OpenBLAS for matrix
+ * products and the session's thread pool for everything else. */
+#ifndef LORA_CPU_CPU_H
+#define LORA_CPU_CPU_H
+
+#include "backend.h"
+#include "util/threadpool.h"
+
+extern const lora_backend_ops lora__cpu_ops;
+
+/* A backend whose impl is a pool of n_threads threads. */
+lora_status lora__cpu_backend_create(int n_threads, lora_backend **out);
+void lora__cpu_backend_free(lora_backend *be);
+
+static inline lora_pool *lora__cpu_pool(lora_backend *be) { return (lora_pool *)be->impl; }
+
+/* Rows per parallel chunk so that a chunk does roughly `work` flops worth of effort. */
+static inline int64_t lora__cpu_grain(int64_t row_cost)
+{
+    int64_t g = row_cost > 0 ? 16384 / row_cost : 1;
+    return g < 1 ? 1 : g;
+}
+
+void lora__cpu_matmul_fwd(lora_backend *be, float *y, const float *x, const float *w,
+                          const float *bias, int64_t N, int64_t Nout, int64_t K);
+void lora__cpu_embedding_fwd(lora_backend *be, float *x, const int32_t *ids, const float *table,
+                             int64_t N, int64_t C);
+void lora__cpu_rmsnorm_fwd(lora_backend *be, float *y, float *rstd, const float *x,
+                           const float *w, int64_t N, int64_t C, float eps);
+void lora__cpu_rope_fwd(lora_backend *be, float *x, const int32_t *pos, const float *cos,
+                        const float *sin, int64_t N, int64_t heads, int64_t D);
+void lora__cpu_attention_fwd(lora_backend *be, float *out, const float *q, const float *k,
+                             const float *v, const lora_attention_shape *shape);
+void lora__cpu_swiglu_fwd(lora_backend *be, float *h, const float *gate, const float *up,
+                          int64_t N, int64_t n_inter);
+void lora__cpu_residual_fwd(lora_backend *be, float *y, const float *x, int64_t n);
+void lora__cpu_cross_entropy_fwd(lora_backend *be, float *nll, float *lse, const float *logits,
+                                 const int32_t *targets, int64_t N, int64_t V);
+
+#endif

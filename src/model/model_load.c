@@ -1,0 +1,245 @@
+/* lora_model_load: config.json, then every tensor checked against the config's list and
+ * converted to float32 into one arena. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/error.h"
+#include "io/safetensors.h"
+#include "model/dtype.h"
+#include "model/model.h"
+#include "model/model_info.h"
+#include "model/weights.h"
+#include "util/file.h"
+
+#define MAX_THREADS 64
+#define ALIGN_FLOATS 16 /* 64-byte alignment for every tensor */
+
+void lora__model_retain(lora_model *m) { atomic_fetch_add(&m->refs, 1); }
+
+void lora__model_release(lora_model *m)
+{
+    if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
+        return;
+    free(m->arena);
+    free(m->layers);
+    free(m->info_json);
+    free(m);
+}
+
+LORA_API void lora_model_free(lora_model *model) { lora__model_release(model); }
+
+static int default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+}
+
+/* {"device": ..., "threads": ...} */
+static lora_status parse_options(const char *json, int *threads)
+{
+    *threads = default_threads();
+    if (!json)
+        return LORA_OK;
+    json_error_t jerr;
+    json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    if (!o)
+        return lora__error(LORA_ERR_CONFIG, "lora_model_load: options: %s", jerr.text);
+    lora_status st = LORA_OK;
+    const char *key;
+    json_t *v;
+    if (!json_is_object(o))
+        st = lora__error(LORA_ERR_CONFIG, "lora_model_load: options must be a JSON object");
+    else
+        json_object_foreach(o, key, v) {
+            if (strcmp(key, "threads") == 0) {
+                if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                    json_integer_value(v) > MAX_THREADS) {
+                    st = lora__error(LORA_ERR_CONFIG,
+                                     "lora_model_load: option 'threads' must be an integer in 1..%d",
+                                     MAX_THREADS);
+                    break;
+                }
+                *threads = (int)json_integer_value(v);
+            } else if (strcmp(key, "device") == 0) {
+                const char *d = json_is_string(v) ? json_string_value(v) : NULL;
+                if (!d) {
+                    st = lora__error(LORA_ERR_CONFIG,
+                                     "lora_model_load: option 'device' must be a string");
+                    break;
+                }
+                if (strcmp(d, "cpu") == 0 || strcmp(d, "auto") == 0)
+                    continue;
+                if (strncmp(d, "cuda", 4) == 0 && (d[4] == '\0' || d[4] == ':')) {
+                    st = lora__error(LORA_ERR_DEVICE,
+                                     "lora_model_load: device '%s': this build of liblora has no "
+                                     "CUDA backend (use \"cpu\" or \"auto\")", d);
+                    break;
+                }
+                st = lora__error(LORA_ERR_CONFIG,
+                                 "lora_model_load: option 'device' = '%.32s' is not one of "
+                                 "\"cpu\", \"auto\", \"cuda\", \"cuda:N\"", d);
+                break;
+            } else {
+                st = lora__error(LORA_ERR_CONFIG, "lora_model_load: unknown option '%s'", key);
+                break;
+            }
+        }
+    json_decref(o);
+    return st;
+}
+
+static size_t round_up(size_t x) { return (x + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+/* Checks one tensor against its slot and converts it to float32 at dst. */
+static lora_status load_tensor(const lora_st_set *set, const lora_weight_slot *s, float *dst)
+{
+    const lora_st_tensor *t = lora__st_set_find(set, s->name);
+    char want[64], got[64];
+    if (!t)
+        return lora__error(LORA_ERR_SHAPE, "tensor '%s' %s is missing", s->name,
+                           lora__shape_str(s->shape, s->ndim, want, sizeof want));
+    const char *file = lora__st_set_file_of(set, s->name);
+    if (t->ndim != s->ndim || t->shape[0] != s->shape[0] ||
+        (s->ndim == 2 && t->shape[1] != s->shape[1]))
+        return lora__error(LORA_ERR_SHAPE, "%s: tensor '%s' has shape %s, config.json implies %s",
+                           file, s->name, lora__shape_str(t->shape, t->ndim, got, sizeof got),
+                           lora__shape_str(s->shape, s->ndim, want, sizeof want));
+    switch (t->dtype) {
+    case LORA_ST_F32: lora__f32_from_f32(dst, t->data, t->numel); break;
+    case LORA_ST_BF16: lora__f32_from_bf16(dst, t->data, t->numel); break;
+    case LORA_ST_F16: lora__f32_from_f16(dst, t->data, t->numel); break;
+    default:
+        return lora__error(LORA_ERR_UNSUPPORTED,
+                           "%s: tensor '%s' has dtype %s; weights must be F32, BF16 or F16", file,
+                           s->name, lora__st_dtype_name(t->dtype));
+    }
+    return LORA_OK;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(((const lora_weight_slot *)a)->name, ((const lora_weight_slot *)b)->name);
+}
+
+/* A tensor in the files that the config does not account for means the config and the
+ * weights disagree (wrong layer count, a bias the architecture lacks...). */
+static lora_status refuse_extra(const lora_config *c, const lora_st_set *set,
+                                lora_weight_slot *slots, size_t n)
+{
+    qsort(slots, n, sizeof *slots, cmp_name);
+    for (size_t i = 0; i < lora__st_set_count(set); i++) {
+        const lora_st_tensor *t = lora__st_set_at(set, i);
+        lora_weight_slot key;
+        snprintf(key.name, sizeof key.name, "%s", t->name);
+        if (strlen(t->name) < sizeof key.name &&
+            bsearch(&key, slots, n, sizeof *slots, cmp_name))
+            continue;
+        if (!lora__weight_ignorable(c, t->name))
+            return lora__error(LORA_ERR_SHAPE,
+                               "%s: unexpected tensor '%.200s': not part of a %s model with "
+                               "this config.json", lora__st_set_file_of(set, t->name), t->name,
+                               c->model_type);
+    }
+    return LORA_OK;
+}
+
+static lora_status load_weights(lora_model *m, const lora_st_set *set)
+{
+    lora_weight_slot *slots;
+    size_t n;
+    lora_status st = lora__weight_slots(&m->cfg, m, &slots, &n);
+    if (st)
+        return st;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += round_up((size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1)));
+    m->arena_floats = total;
+    m->arena = aligned_alloc(64, total * sizeof(float));
+    if (!m->arena) {
+        free(slots);
+        return lora__oom("model weights", total * sizeof(float));
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < n && !st; i++) {
+        *slots[i].dst = m->arena + off;
+        off += round_up((size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1)));
+        st = load_tensor(set, &slots[i], *slots[i].dst);
+    }
+    if (!st) {
+        const lora_st_tensor *e = lora__st_set_find(set, "model.embed_tokens.weight");
+        snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s", lora__st_dtype_name(e->dtype));
+        st = refuse_extra(&m->cfg, set, slots, n);
+    }
+    if (m->cfg.tie_embeddings)
+        m->lm_head = m->embed;
+    free(slots);
+    return st;
+}
+
+static lora_status load(const char *path, int threads, lora_model *m)
+{
+    char *cfg_path = lora__path_join(path, "config.json");
+    if (!cfg_path)
+        return lora__oom("path", strlen(path) + 16);
+    lora_status st = lora__config_load(cfg_path, &m->cfg);
+    free(cfg_path);
+    if (st)
+        return st;
+    m->threads = threads;
+    m->n_params = lora__config_num_params(&m->cfg);
+    m->layers = calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    if (!m->layers)
+        return lora__oom("layer table", (size_t)m->cfg.n_layers * sizeof *m->layers);
+    lora_st_set *set;
+    if ((st = lora__st_set_open(path, &set)))
+        return st;
+    st = load_weights(m, set);
+    lora__st_set_close(set);
+    if (!st)
+        st = lora__model_info_build(m);
+    return st;
+}
+
+LORA_API lora_status lora_model_load(const char *path, const char *config_json, lora_model **out)
+{
+    lora__error_clear();
+    if (!out)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_model_load: out is NULL");
+    *out = NULL;
+    if (!path)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_model_load: path is NULL");
+    int threads;
+    lora_status st = parse_options(config_json, &threads);
+    if (st)
+        return st;
+    if (!lora__is_dir(path))
+        return lora__error(LORA_ERR_IO, "lora_model_load: %s: not a folder", path);
+    lora_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return lora__oom("model", sizeof *m);
+    atomic_init(&m->refs, 1);
+    st = load(path, threads, m);
+    if (st) {
+        lora__model_release(m);
+        return lora__error_prefix(st, "lora_model_load");
+    }
+    *out = m;
+    return LORA_OK;
+}
+
+LORA_API size_t lora_model_vocab_size(const lora_model *model)
+{
+    return model ? (size_t)model->cfg.vocab : 0;
+}
+
+LORA_API uint64_t lora_model_num_parameters(const lora_model *model)
+{
+    return model ? model->n_params : 0;
+}
+
+LORA_API const char *lora_model_info_json(const lora_model *model)
+{
+    return model ? model->info_json : NULL;
+}

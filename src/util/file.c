@@ -1,0 +1,69 @@
+#include "util/file.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api/error.h"
+
+lora_status lora__read_file(const char *path, size_t max_bytes, char **out, size_t *len)
+{
+    *out = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return lora__error(LORA_ERR_IO, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return lora__error(LORA_ERR_IO, "%s: not a regular file", path);
+    if ((unsigned long long)st.st_size > max_bytes)
+        return lora__error(LORA_ERR_FORMAT, "%s: %lld bytes, more than the %zu allowed", path,
+                           (long long)st.st_size, max_bytes);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return lora__error(LORA_ERR_IO, "%s: %s", path, strerror(errno));
+    size_t n = (size_t)st.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return lora__oom(path, n + 1);
+    }
+    size_t got = fread(buf, 1, n, f);
+    int err = ferror(f);
+    fclose(f);
+    if (got != n || err) {
+        free(buf);
+        return lora__error(LORA_ERR_IO, "%s: short read (%zu of %zu bytes)", path, got, n);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (len)
+        *len = n;
+    return LORA_OK;
+}
+
+char *lora__path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p)
+        return NULL;
+    memcpy(p, dir, a);
+    size_t k = a;
+    if (a > 0 && dir[a - 1] != '/')
+        p[k++] = '/';
+    memcpy(p + k, name, b + 1);
+    return p;
+}
+
+int lora__is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int lora__is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
