@@ -174,7 +174,7 @@ static lora_status parse_dims(parse_ctx *p, lora_config *c)
     if ((st = get_int(p, "head_dim", dflt_hd, 2, MAX_HEAD_DIM, &c->head_dim)))
         return st;
     if (c->head_dim % 2 != 0)
-        return lora__error(LORA_ERR_CONFIG, "%s: head_dim = %lld must be even for RoPE",
+        return lora__error(LORA_ERR_CONFIG, "%s: key 'head_dim' = %lld must be even for RoPE",
                            p->label, (long long)c->head_dim);
     return LORA_OK;
 }

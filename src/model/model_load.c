@@ -92,57 +92,15 @@ static lora_status parse_options(const char *json, int *threads)
 
 static size_t round_up(size_t x) { return (x + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
 
-/* Checks one tensor against its slot and converts it to float32 at dst. */
-static lora_status load_tensor(const lora_st_set *set, const lora_weight_slot *s, float *dst)
+/* dtype already checked by lora__weights_check */
+static void convert(const lora_st_tensor *t, float *dst)
 {
-    const lora_st_tensor *t = lora__st_set_find(set, s->name);
-    char want[64], got[64];
-    if (!t)
-        return lora__error(LORA_ERR_SHAPE, "tensor '%s' %s is missing", s->name,
-                           lora__shape_str(s->shape, s->ndim, want, sizeof want));
-    const char *file = lora__st_set_file_of(set, s->name);
-    if (t->ndim != s->ndim || t->shape[0] != s->shape[0] ||
-        (s->ndim == 2 && t->shape[1] != s->shape[1]))
-        return lora__error(LORA_ERR_SHAPE, "%s: tensor '%s' has shape %s, config.json implies %s",
-                           file, s->name, lora__shape_str(t->shape, t->ndim, got, sizeof got),
-                           lora__shape_str(s->shape, s->ndim, want, sizeof want));
-    switch (t->dtype) {
-    case LORA_ST_F32: lora__f32_from_f32(dst, t->data, t->numel); break;
-    case LORA_ST_BF16: lora__f32_from_bf16(dst, t->data, t->numel); break;
-    case LORA_ST_F16: lora__f32_from_f16(dst, t->data, t->numel); break;
-    default:
-        return lora__error(LORA_ERR_UNSUPPORTED,
-                           "%s: tensor '%s' has dtype %s; weights must be F32, BF16 or F16", file,
-                           s->name, lora__st_dtype_name(t->dtype));
-    }
-    return LORA_OK;
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(((const lora_weight_slot *)a)->name, ((const lora_weight_slot *)b)->name);
-}
-
-/* A tensor in the files that the config does not account for means the config and the
- * weights disagree (wrong layer count, a bias the architecture lacks...). */
-static lora_status refuse_extra(const lora_config *c, const lora_st_set *set,
-                                lora_weight_slot *slots, size_t n)
-{
-    qsort(slots, n, sizeof *slots, cmp_name);
-    for (size_t i = 0; i < lora__st_set_count(set); i++) {
-        const lora_st_tensor *t = lora__st_set_at(set, i);
-        lora_weight_slot key;
-        snprintf(key.name, sizeof key.name, "%s", t->name);
-        if (strlen(t->name) < sizeof key.name &&
-            bsearch(&key, slots, n, sizeof *slots, cmp_name))
-            continue;
-        if (!lora__weight_ignorable(c, t->name))
-            return lora__error(LORA_ERR_SHAPE,
-                               "%s: unexpected tensor '%.200s': not part of a %s model with "
-                               "this config.json", lora__st_set_file_of(set, t->name), t->name,
-                               c->model_type);
-    }
-    return LORA_OK;
+    if (t->dtype == LORA_ST_BF16)
+        lora__f32_from_bf16(dst, t->data, t->numel);
+    else if (t->dtype == LORA_ST_F16)
+        lora__f32_from_f16(dst, t->data, t->numel);
+    else
+        lora__f32_from_f32(dst, t->data, t->numel);
 }
 
 static lora_status load_weights(lora_model *m, const lora_st_set *set)
@@ -162,15 +120,15 @@ static lora_status load_weights(lora_model *m, const lora_st_set *set)
         return lora__oom("model weights", total * sizeof(float));
     }
     size_t off = 0;
+    st = lora__weights_check(&m->cfg, set, slots, n);
     for (size_t i = 0; i < n && !st; i++) {
         *slots[i].dst = m->arena + off;
         off += round_up((size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1)));
-        st = load_tensor(set, &slots[i], *slots[i].dst);
+        convert(lora__st_set_find(set, slots[i].name), *slots[i].dst);
     }
     if (!st) {
         const lora_st_tensor *e = lora__st_set_find(set, "model.embed_tokens.weight");
         snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s", lora__st_dtype_name(e->dtype));
-        st = refuse_extra(&m->cfg, set, slots, n);
     }
     if (m->cfg.tie_embeddings)
         m->lm_head = m->embed;

@@ -29,4 +29,10 @@ const char *lora__shape_str(const int64_t *shape, int ndim, char *buf, size_t ca
  * an lm_head.weight next to tied embeddings). */
 int lora__weight_ignorable(const lora_config *c, const char *name);
 
+/* Checks the files against the slots: every slot present with its shape and a float dtype
+ * (F32, BF16, F16), and no tensor the config does not account for. Sorts slots by name. */
+struct lora_st_set;
+lora_status lora__weights_check(const lora_config *c, const struct lora_st_set *set,
+                                lora_weight_slot *slots, size_t n);
+
 #endif

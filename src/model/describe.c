@@ -1,0 +1,96 @@
+/* lora_model_describe: what a checkpoint folder holds, from config.json and the safetensors
+ * headers, without reading tensor data. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/error.h"
+#include "io/safetensors.h"
+#include "model/model_info.h"
+#include "model/weights.h"
+#include "util/file.h"
+
+static int has_weights(const char *dir)
+{
+    char *a = lora__path_join(dir, "model.safetensors");
+    char *b = lora__path_join(dir, "model.safetensors.index.json");
+    int yes = (a && lora__is_file(a)) || (b && lora__is_file(b));
+    free(a);
+    free(b);
+    return yes;
+}
+
+/* Validates the headers against the config and adds stored_dtype / stored_bytes. */
+static lora_status describe_weights(const char *dir, const lora_config *c, json_t *o)
+{
+    lora_st_set *set;
+    lora_status st = lora__st_set_open(dir, &set);
+    if (st)
+        return st;
+    lora_weight_slot *slots;
+    size_t n;
+    if (!(st = lora__weight_slots(c, NULL, &slots, &n))) {
+        if (!(st = lora__weights_check(c, set, slots, n))) {
+            uint64_t bytes = 0;
+            for (size_t i = 0; i < n; i++)
+                bytes += lora__st_set_find(set, slots[i].name)->nbytes;
+            const lora_st_tensor *e = lora__st_set_find(set, "model.embed_tokens.weight");
+            json_object_set_new(o, "stored_dtype", json_string(lora__st_dtype_name(e->dtype)));
+            json_object_set_new(o, "stored_bytes", json_integer((json_int_t)bytes));
+        }
+        free(slots);
+    }
+    lora__st_set_close(set);
+    return st;
+}
+
+static lora_status describe(const char *path, char **json_out)
+{
+    int is_dir = lora__is_dir(path);
+    char *dir = strdup(path);
+    if (!dir)
+        return lora__oom("path", strlen(path) + 1);
+    if (!is_dir) { /* a config.json: its folder may hold weights too */
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            strcpy(dir, ".");
+    }
+    char *cfg_path = is_dir ? lora__path_join(path, "config.json") : strdup(path);
+    lora_config c;
+    lora_status st = cfg_path ? lora__config_load(cfg_path, &c) : lora__oom("path", 4096);
+    free(cfg_path);
+    json_t *o = st ? NULL : lora__config_to_json(&c);
+    if (!st && !o)
+        st = lora__oom("description", 1024);
+    if (!st) {
+        int w = has_weights(dir);
+        json_object_set_new(o, "has_weights", json_boolean(w));
+        json_object_set_new(o, "weight_bytes",
+                            json_integer((json_int_t)(lora__config_num_params(&c) * sizeof(float))));
+        if (w)
+            st = describe_weights(dir, &c, o);
+        else {
+            json_object_set_new(o, "stored_dtype", json_string(c.torch_dtype));
+            json_object_set_new(o, "stored_bytes", json_integer(0));
+        }
+    }
+    if (!st && !(*json_out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+        st = lora__oom("description", 1024);
+    json_decref(o);
+    free(dir);
+    return st;
+}
+
+LORA_API lora_status lora_model_describe(const char *path, char **json_out)
+{
+    lora__error_clear();
+    if (!json_out)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_model_describe: json_out is NULL");
+    *json_out = NULL;
+    if (!path)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_model_describe: path is NULL");
+    lora_status st = describe(path, json_out);
+    return st ? lora__error_prefix(st, "lora_model_describe") : LORA_OK;
+}
