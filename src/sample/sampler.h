@@ -43,7 +43,7 @@ void lora__sampler_config_release(lora__sampler_config *cfg);
 
 /* ---- logit transforms (warpers.c), on a double copy of one row of V logits ---------------- */
 
-/* A logit and its token id, for the sorted views of top_k and top_p. */
+/* A logit and its token id: top_p ranks candidates by logit, then id. */
 typedef struct lora__ranked {
     double value;
     int32_t id;
@@ -60,14 +60,13 @@ void lora__warp_presence_frequency(double *work, size_t *counts, const int32_t *
 void lora__warp_temperature(double *work, size_t n, float temperature);
 /* First index of the largest value. */
 size_t lora__argmax(const double *work, size_t n);
-/* Fills order with every token, most probable first (lower id first among equals). */
-void lora__rank(const double *work, size_t n, lora__ranked *order);
-/* On the first m entries of order (the candidates left): removes tokens, setting them to -inf
- * in work, and returns how many candidates are left at the front of order. */
-size_t lora__warp_top_k(double *work, const lora__ranked *order, size_t m, size_t k);
-size_t lora__warp_top_p(double *work, const lora__ranked *order, size_t m, double top_p);
+/* The filters set removed tokens to -inf; each keeps at least the most probable token.
+ * scratch (n doubles) and order (n entries) are workspace. k = 0 and top_p = 1 are no-ops. */
+void lora__warp_top_k(double *work, size_t n, size_t k, double *scratch);
+void lora__warp_top_p(double *work, size_t n, double top_p, double *scratch,
+                      lora__ranked *order);
 void lora__warp_min_p(double *work, size_t n, double min_p);
-/* Inverse CDF of softmax(work) at u in [0, 1). */
-size_t lora__sample_softmax(const double *work, size_t n, double u);
+/* Inverse CDF of softmax(work) at u in [0, 1); overwrites work with unnormalised weights. */
+size_t lora__sample_softmax(double *work, size_t n, double u);
 
 #endif
