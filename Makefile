@@ -45,6 +45,8 @@ LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 CHECK_SRC := $(sort $(wildcard tests/check_*.c))
 TEST_UTIL_SRC := $(sort $(wildcard tests/util/*.c))
+EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
+EXAMPLES := $(EXAMPLE_SRC:examples/%.c=build/examples/%)
 
 LIB_OBJ := $(LIB_SRC:%.c=build/lib/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=build/cli/%.o)
@@ -58,10 +60,10 @@ STATIC := lib/liblora.a
 CLI := bin/lora
 GOLDEN := tests/golden_check
 
-.PHONY: all deps test test-c test-asan test-cli golden check-build install uninstall abi-check \
+.PHONY: all deps test test-c test-asan test-cli test-install golden check-build install uninstall abi-check \
         abi-update clean help bench
 
-all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI)
+all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
 
 help:
 	@echo "make            shared + static library and bin/lora"
@@ -118,6 +120,11 @@ $(CLI): $(CLI_OBJ) $(STATIC)
 	@mkdir -p bin
 	$(CC) -o $@ $(CLI_OBJ) $(STATIC) $(LIBS)
 
+# --- examples: linked against the shared library, as a host program would ---------------------
+build/examples/%: examples/%.c lib/liblora.so
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra $(CFLAGS) -Iinclude -o $@ $< -Llib -Wl,-rpath,$(CURDIR)/lib -llora
+
 # --- tests -------------------------------------------------------------------------------------
 build/tests/util/%.o: tests/util/%.c
 	@mkdir -p $(dir $@)
@@ -152,6 +159,7 @@ test: check-build abi-check $(ASAN_CHECKS)
 	@tests/run_checks.sh build/results/c $(CHECKS) || true
 	@tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
 	@tests/run_cli.sh build/results/cli $(CLI) || true
+	@tests/run_install.sh build/results/install || true
 	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS) || true
 	@tests/summary.sh build/results
 
@@ -166,6 +174,10 @@ golden: $(GOLDEN)
 test-cli: $(CLI)
 	@mkdir -p build/results
 	@tests/run_cli.sh build/results/cli $(CLI)
+
+test-install: all
+	@mkdir -p build/results
+	@tests/run_install.sh build/results/install
 
 test-asan: $(ASAN_CHECKS)
 	@mkdir -p build/results
@@ -198,9 +210,16 @@ abi-check: $(SHARED)
 	else echo "abi-check: exported symbols differ from src/api/abi.symbols (make abi-update after review)"; exit 1; fi
 	@if nm -D --defined-only $(SHARED) | awk '$$2 ~ /[TDB]/ {print $$3}' | grep -v '^lora_' ; then \
 	  echo "abi-check: symbols outside lora_* are exported"; exit 1; fi
+	@tr '\n' ' ' < include/lora.h | grep -oE 'LORA_API [^;(]*\(' | sed -E 's/.*[ *]([a-z0-9_]+)\($$/\1/' \
+	    | grep -E '^lora_[a-z0-9_]+$$' | sort > build/abi.header
+	@if ! diff -u build/abi.header build/abi.symbols; then \
+	  echo "abi-check: include/lora.h declarations and exported symbols differ"; exit 1; fi
 
 abi-update: $(SHARED)
 	nm -D --defined-only $(SHARED) | awk '$$2 == "T" {print $$3}' | sort > src/api/abi.symbols
+
+# keep test helper objects between runs
+.SECONDARY:
 
 clean:
 	rm -rf build lib bin $(GOLDEN)
