@@ -24,7 +24,8 @@ BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-serial
 BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-serial
 BLAS_LIBS := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
 
-DEPS_PC := jansson libpcre2-8 libutf8proc
+# PCRE2 and utf8proc are installed by `make deps` for the tokenizer; link them when it uses them.
+DEPS_PC := jansson
 DEP_CFLAGS := $(shell pkg-config --cflags $(DEPS_PC) 2>/dev/null)
 DEP_LIBS := $(shell pkg-config --libs $(DEPS_PC) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)

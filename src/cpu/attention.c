@@ -14,11 +14,20 @@ typedef struct attn_job {
     const lora_attention_shape *s;
 } attn_job;
 
+/* Eight independent partial sums: the compiler keeps them in SIMD lanes, which a single
+ * running sum forbids (float addition is not associative). */
 static float dot(const float *a, const float *b, int64_t n)
 {
+    float part[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++)
+            part[j] += a[i + j] * b[i + j];
     float acc = 0.0f;
-    for (int64_t i = 0; i < n; i++)
+    for (; i < n; i++)
         acc += a[i] * b[i];
+    for (int j = 0; j < 8; j++)
+        acc += part[j];
     return acc;
 }
 
