@@ -18,11 +18,12 @@ CC := gcc
 endif
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 
-# OpenBLAS is driven single-threaded from liblora's own worker threads, so the serial build is
-# linked explicitly: its threads never compete with ours (no oversubscription).
-BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-serial
-BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-serial
-BLAS_LIBS := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
+# liblora's threads are OpenMP's, and the OpenMP build of OpenBLAS is linked explicitly: called
+# inside an active parallel region it runs single-threaded (no oversubscription), and unlike
+# Debian's serial build its buffers are locked, so several threads may call it at once.
+BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
+BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-openmp
+BLAS_LIBS := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -fopenmp
 
 # PCRE2 and utf8proc are installed by `make deps` for the tokenizer; link them when it uses them.
 DEPS_PC := jansson
@@ -34,7 +35,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 OPT ?= -O2
 CFLAGS ?= $(OPT) -g
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -pthread -Iinclude -Isrc -I$(BLAS_INC) \
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -pthread -fopenmp -Iinclude -Isrc -I$(BLAS_INC) \
               $(DEP_CFLAGS) $(CFLAGS)
 LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
 LIBS := $(BLAS_LIBS) $(DEP_LIBS) -lm -pthread
@@ -75,7 +76,7 @@ help:
 	@echo "make abi-check  exported symbols against src/api/abi.symbols"
 
 # --- dependencies ------------------------------------------------------------------------------
-DEB_PKGS := gcc make pkg-config check libsubunit-dev libopenblas-serial-dev libpcre2-dev \
+DEB_PKGS := gcc make pkg-config check libsubunit-dev libopenblas-openmp-dev libpcre2-dev \
             libutf8proc-dev libjansson-dev python3
 
 deps:

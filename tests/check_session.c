@@ -168,6 +168,26 @@ START_TEST(thread_count_does_not_change_results)
 }
 END_TEST
 
+/* Every matrix product of a 4 x 64 batch runs split across both threads; the results must be
+ * bit-identical every time (a BLAS whose buffers are not thread-safe fails this). */
+START_TEST(parallel_products_are_deterministic)
+{
+    enum { B = 4, L = 64 };
+    int32_t *ids = malloc(B * L * sizeof *ids);
+    for (int i = 0; i < B * L; i++)
+        ids[i] = (int32_t)((i * 7919u + 13u) % V);
+    float *ref = malloc(B * L * V * sizeof *ref), *again = malloc(B * L * V * sizeof *again);
+    ck_assert_int_eq(lora_session_logits(sess, ids, NULL, B, L, ref), LORA_OK);
+    for (int rep = 0; rep < 30; rep++) {
+        ck_assert_int_eq(lora_session_logits(sess, ids, NULL, B, L, again), LORA_OK);
+        ck_assert_msg(memcmp(ref, again, B * L * V * sizeof *ref) == 0, "repetition %d differs", rep);
+    }
+    free(ids);
+    free(ref);
+    free(again);
+}
+END_TEST
+
 typedef struct worker {
     lora_model *m;
     float *out;
@@ -423,6 +443,7 @@ static Suite *session_suite(void)
     tcase_add_test(fwd, loss_ignores_minus_100);
     tcase_add_test(fwd, thread_count_does_not_change_results);
     tcase_add_test(fwd, two_sessions_in_two_threads);
+    tcase_add_test(fwd, parallel_products_are_deterministic);
     tcase_add_test(fwd, session_keeps_model_alive);
     tcase_add_test(fwd, greedy_generation_follows_argmax);
     tcase_add_test(fwd, generation_stops);

@@ -35,5 +35,5 @@ void lora__cpu_matmul_fwd(lora_backend *be, float *y, const float *x, const floa
     /* 64-row blocks keep each thread's slice cache-line aligned and big enough to amortise
      * the dispatch; tiny products run on the caller's thread alone. */
     int64_t grain = N * Nout * K < (1 << 16) ? Nout : 64;
-    lora__pool_run(lora__cpu_pool(be), matmul_rows, &j, Nout, grain);
+    lora__pool_run_blas(lora__cpu_pool(be), matmul_rows, &j, Nout, grain);
 }

@@ -1,6 +1,6 @@
-/* A fixed pool of worker threads for data-parallel loops. The caller's thread works too, so a
- * pool of n threads starts n - 1 workers. Between jobs, workers spin briefly (decode issues a
- * job every few microseconds) and then sleep on a condition variable. */
+/* Data-parallel loops over OpenMP. OpenBLAS (its OpenMP build) runs single-threaded when called
+ * inside an active parallel region, and its buffers are locked, so every thread may call BLAS on
+ * its own slice: one level of threads, never OpenBLAS's threads on top of ours. */
 #ifndef LORA_UTIL_THREADPOOL_H
 #define LORA_UTIL_THREADPOOL_H
 
@@ -18,8 +18,12 @@ void lora__pool_free(lora_pool *p);
 int lora__pool_threads(const lora_pool *p);
 
 /* Splits [0, n) into at most n_threads contiguous ranges whose sizes are multiples of grain
- * (except the last) and runs them in parallel; returns when all are done. Runs inline when one
- * range covers everything. Not reentrant: fn must not call lora__pool_run on the same pool. */
+ * (except the last) and runs them in parallel; returns when all are done. Runs inline on the
+ * caller's thread when one range covers everything. */
 void lora__pool_run(lora_pool *p, lora_pool_fn fn, void *ctx, int64_t n, int64_t grain);
+
+/* As lora__pool_run, for fn that calls BLAS: a single range still runs inside a (one-thread)
+ * parallel region whose thread limit is 1, so OpenBLAS never starts threads of its own. */
+void lora__pool_run_blas(lora_pool *p, lora_pool_fn fn, void *ctx, int64_t n, int64_t grain);
 
 #endif
