@@ -114,6 +114,25 @@ START_TEST(loads_every_fixture)
 }
 END_TEST
 
+/* rope_theta nested in rope_parameters (newer transformers) gives the same model */
+START_TEST(nested_rope_parameters)
+{
+    char *cfg = qwen2_config_with("rope_theta", "1.0");
+    char *nested = malloc(strlen(cfg) + 128);
+    sprintf(nested, "{\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 1000000.0}, %s",
+            strchr(cfg, '{') + 1);
+    fixture_with_config(nested);
+    free(cfg);
+    free(nested);
+    lora_model *a, *b;
+    ck_assert_msg(lora_model_load(tmp, NULL, &a) == LORA_OK, "%s", lora_last_error());
+    ck_assert_int_eq(lora_model_load(QWEN2, NULL, &b), LORA_OK);
+    ck_assert(strstr(lora_model_info_json(a), "\"rope_theta\":1000000"));
+    lora_model_free(a);
+    lora_model_free(b);
+}
+END_TEST
+
 START_TEST(bf16_weights_report_dtype)
 {
     lora_model *m;
@@ -144,6 +163,7 @@ START_TEST(describe_qwen25_05b_config)
     ck_assert_msg(lora_model_describe(tmp, &json) == LORA_OK, "%s", lora_last_error());
     ck_assert_msg(strstr(json, "\"num_parameters\":494032768"), "%s", json);
     ck_assert(strstr(json, "\"has_weights\":false"));
+    ck_assert(strstr(json, "\"stored_dtype\":\"BF16\""));
     lora_string_free(json);
     /* the config file itself is accepted too */
     ck_assert_int_eq(lora_model_describe(path_in(tmp, "config.json"), &json), LORA_OK);
@@ -304,6 +324,10 @@ START_TEST(config_errors_name_the_key)
         {"use_sliding_window", "true", LORA_ERR_UNSUPPORTED, "'use_sliding_window'"},
         {"head_dim", "15", LORA_ERR_CONFIG, "'head_dim'"},
         {"quantization_config", "{}", LORA_ERR_UNSUPPORTED, "quantization_config"},
+        {"rope_parameters", "{\"rope_type\": \"yarn\", \"factor\": 4.0}", LORA_ERR_UNSUPPORTED,
+         "'rope_parameters.rope_type'"},
+        {"rope_parameters", "{\"rope_type\": \"default\", \"rope_theta\": -1}", LORA_ERR_CONFIG,
+         "'rope_theta'"},
     };
     config_error(cases[_i].key, cases[_i].value, cases[_i].want, cases[_i].needle);
 }
@@ -429,6 +453,7 @@ static Suite *model_suite(void)
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_loop_test(core, loads_every_fixture, 0, 4);
     tcase_add_test(core, bf16_weights_report_dtype);
+    tcase_add_test(core, nested_rope_parameters);
     tcase_add_test(core, parameter_count_matches_config);
     tcase_add_test(core, describe_qwen25_05b_config);
     tcase_add_test(core, describe_checks_weights);
@@ -441,7 +466,7 @@ static Suite *model_suite(void)
     TCase *misuse = tcase_create("misuse");
     tcase_set_tags(misuse, "misuse");
     tcase_add_checked_fixture(misuse, setup, teardown);
-    tcase_add_loop_test(misuse, config_errors_name_the_key, 0, 16);
+    tcase_add_loop_test(misuse, config_errors_name_the_key, 0, 18);
     tcase_add_test(misuse, config_missing_or_malformed);
     tcase_add_test(misuse, weights_disagree_with_config);
     tcase_add_test(misuse, weights_missing_or_truncated);

@@ -179,12 +179,30 @@ static lora_status parse_dims(parse_ctx *p, lora_config *c)
     return LORA_OK;
 }
 
+/* Newer transformers configs nest RoPE settings as "rope_parameters": {"rope_type": "default",
+ * "rope_theta": ...}; older ones have a top-level rope_theta. */
+static lora_status parse_rope(parse_ctx *p, lora_config *c)
+{
+    json_t *rp = json_object_get(p->root, "rope_parameters");
+    if (!rp || json_is_null(rp))
+        return get_real(p, "rope_theta", 10000.0, 0.0, 1e30, &c->rope_theta);
+    if (!json_is_object(rp))
+        return lora__error(LORA_ERR_CONFIG, "%s: key 'rope_parameters' must be an object", p->label);
+    json_t *type = json_object_get(rp, "rope_type");
+    if (type && !(json_is_string(type) && strcmp(json_string_value(type), "default") == 0))
+        return lora__error(LORA_ERR_UNSUPPORTED,
+                           "%s: key 'rope_parameters.rope_type' must be \"default\"; only plain "
+                           "RoPE is supported", p->label);
+    parse_ctx sub = {rp, p->label};
+    return get_real(&sub, "rope_theta", 10000.0, 0.0, 1e30, &c->rope_theta);
+}
+
 static lora_status parse_flags(parse_ctx *p, lora_config *c)
 {
     lora_status st;
     bool attention_bias = false;
     if ((st = get_real(p, "rms_norm_eps", 1e-6, 0.0, 1.0, &c->rms_eps)) ||
-        (st = get_real(p, "rope_theta", 10000.0, 0.0, 1e30, &c->rope_theta)) ||
+        (st = parse_rope(p, c)) ||
         (st = get_real(p, "initializer_range", 0.02, 0.0, 10.0, &c->init_range)) ||
         (st = get_bool(p, "tie_word_embeddings", false, &c->tie_embeddings)) ||
         (st = get_bool(p, "attention_bias", false, &attention_bias)))

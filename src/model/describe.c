@@ -44,6 +44,17 @@ static lora_status describe_weights(const char *dir, const lora_config *c, json_
     return st;
 }
 
+/* torch_dtype names in the safetensors spelling that describe_weights reports */
+static const char *safetensors_dtype(const char *torch_dtype)
+{
+    static const char *const map[][2] = {
+        {"float32", "F32"}, {"bfloat16", "BF16"}, {"float16", "F16"}, {"float64", "F64"}};
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+        if (strcmp(torch_dtype, map[i][0]) == 0)
+            return map[i][1];
+    return torch_dtype;
+}
+
 static lora_status describe(const char *path, char **json_out)
 {
     int is_dir = lora__is_dir(path);
@@ -72,7 +83,7 @@ static lora_status describe(const char *path, char **json_out)
         if (w)
             st = describe_weights(dir, &c, o);
         else {
-            json_object_set_new(o, "stored_dtype", json_string(c.torch_dtype));
+            json_object_set_new(o, "stored_dtype", json_string(safetensors_dtype(c.torch_dtype)));
             json_object_set_new(o, "stored_bytes", json_integer(0));
         }
     }
