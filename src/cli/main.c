@@ -1,0 +1,49 @@
+/* lora -- the liblora command line: dispatches to one subcommand per file (cmd_*.c). */
+#include <stdio.h>
+#include <string.h>
+
+#include "args.h"
+
+static const char usage[] =
+    "usage: lora <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  info      describe a checkpoint folder (or a config.json) without loading its weights\n"
+    "  init      write a randomly initialised checkpoint from a config.json\n"
+    "  generate  generate token ids from a prompt of token ids\n"
+    "  bench     measure decoding speed\n"
+    "  version   print the version\n"
+    "\n"
+    "Run 'lora <command> --help' for a command's options.\n"
+    "Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} commands[] = {
+    {"info", cmd_info},
+    {"init", cmd_init},
+    {"generate", cmd_generate},
+    {"bench", cmd_bench},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return CLI_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return CLI_OK;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("lora %s (liblora %s, ABI %d)\n", LORA_VERSION_STRING, lora_version_string(),
+               lora_abi_version());
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(cmd, commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
+    return cli_fail(NULL, CLI_USAGE, "unknown command '%s' (see lora --help)", cmd);
+}

@@ -1,0 +1,145 @@
+#!/bin/sh
+# Tests of the lora command line. Usage (from the repository root):
+#   tests/run_cli.sh RESULT_FILE bin/lora
+# Prints "ok - name" or "FAIL - name" per case, writes "passed failed skipped" to RESULT_FILE and
+# exits 1 if any case failed.
+result=$1; lora=$2
+passed=0; failed=0; skipped=0
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' INT TERM
+
+pass() { echo "ok - $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL - $1: $2"; failed=$((failed + 1)); }
+
+# run CMD...: stdout to $tmp/out, stderr to $tmp/err, exit status to $rc.
+run() { timeout 300 "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?; }
+
+# expect_ok NAME PATTERN: status 0, nothing on stderr, a stdout line matching the ERE PATTERN.
+expect_ok() {
+    if [ "$rc" -ne 0 ]; then fail "$1" "exit $rc: $(head -n 1 "$tmp/err")"
+    elif [ -s "$tmp/err" ]; then fail "$1" "stderr: $(head -n 1 "$tmp/err")"
+    elif ! grep -Eq -- "$2" "$tmp/out"; then fail "$1" "no line matching '$2' in: $(head -c 300 "$tmp/out")"
+    else pass "$1"; fi
+}
+
+# expect_error NAME STATUS PATTERN: exit STATUS, empty stdout, exactly one stderr line that
+# starts with "lora" and matches PATTERN.
+expect_error() {
+    if [ "$rc" -ne "$2" ]; then fail "$1" "exit $rc, expected $2 (stderr: $(head -n 1 "$tmp/err"))"
+    elif [ -s "$tmp/out" ]; then fail "$1" "unexpected stdout: $(head -n 1 "$tmp/out")"
+    elif [ "$(wc -l < "$tmp/err")" -ne 1 ]; then fail "$1" "stderr is not one line: $(cat "$tmp/err")"
+    elif ! grep -Eq -- "^lora.*$3" "$tmp/err"; then fail "$1" "stderr lacks '$3': $(cat "$tmp/err")"
+    else pass "$1"; fi
+}
+
+# --- version and help ----------------------------------------------------------------------------
+run "$lora" --version
+expect_ok "lora --version" '^lora [0-9]+\.[0-9]+\.[0-9]+'
+run "$lora" version
+expect_ok "lora version" '^lora [0-9]+\.[0-9]+\.[0-9]+'
+run "$lora" --help
+expect_ok "lora --help" '^usage: lora'
+for cmd in info init generate bench; do
+    run "$lora" "$cmd" --help
+    expect_ok "lora $cmd --help" "^usage: lora $cmd"
+done
+
+# --- info ----------------------------------------------------------------------------------------
+# tiny-qwen2: vocab 384, hidden 64, intermediate 160, 2 layers, 4 heads, 2 kv heads (head_dim 16,
+# kv width 32), tied embeddings, q/k/v bias.
+#   embed_tokens 384*64                                   = 24,576
+#   per layer: q 64*64+64 = 4,160; k, v 32*64+32 = 2,080 each; o 64*64 = 4,096;
+#              gate, up, down 64*160 = 10,240 each; two norms 64 each      = 43,264
+#   2 layers = 86,528; final norm 64                      -> 24,576 + 86,528 + 64 = 111,168
+run "$lora" info --model tests/fixtures/tiny-qwen2
+expect_ok "info tiny-qwen2: parameter count" '^parameters: 111,168$'
+run "$lora" info --model tests/fixtures/tiny-qwen2
+expect_ok "info tiny-qwen2: architecture" '^architecture: qwen2$'
+run "$lora" info --model=tests/fixtures/tiny-qwen2 --json
+expect_ok "info --json" '"num_parameters": ?111168'
+run "$lora" info --model tests/fixtures/qwen2.5-0.5b-config/
+expect_ok "info Qwen2.5-0.5B config folder" '^parameters: 494,032,768$'
+run "$lora" info --model tests/fixtures/qwen2.5-0.5b-config/config.json
+expect_ok "info Qwen2.5-0.5B config.json path" '^parameters: 494,032,768$'
+
+# --- init, then info / generate / bench on the result --------------------------------------------
+# vocab 128, hidden 32, intermediate 64, 2 layers, 4 heads, 2 kv heads (head_dim 8, kv width 16):
+#   embed 128*32 = 4,096; per layer: q 32*32+32 = 1,056; k, v 16*32+16 = 528 each; o 1,024;
+#   MLP 3*32*64 = 6,144; norms 64 -> 9,344; 2 layers = 18,688; final norm 32 -> 22,816
+cat > "$tmp/small.json" <<'JSON'
+{"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "vocab_size": 128,
+ "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+ "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64,
+ "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "tie_word_embeddings": true,
+ "hidden_act": "silu", "torch_dtype": "float32"}
+JSON
+run "$lora" init --config "$tmp/small.json" --out "$tmp/a" --seed 7
+expect_ok "init small config" 'wrote'
+run "$lora" info --model "$tmp/a"
+expect_ok "info on the initialised checkpoint" '^parameters: 22,816$'
+run "$lora" init --config "$tmp/small.json" --out "$tmp/b" --seed 7
+if [ "$rc" -eq 0 ] && [ -s "$tmp/a/model.safetensors" ] &&
+   cmp -s "$tmp/a/model.safetensors" "$tmp/b/model.safetensors"; then
+    pass "init twice with one seed: identical model.safetensors"
+else fail "init twice with one seed: identical model.safetensors" "exit $rc or files differ"; fi
+run "$lora" init --config "$tmp/small.json" --out "$tmp/c" --seed 8
+if [ "$rc" -eq 0 ] && [ -s "$tmp/a/model.safetensors" ] && [ -s "$tmp/c/model.safetensors" ] &&
+   ! cmp -s "$tmp/a/model.safetensors" "$tmp/c/model.safetensors"; then
+    pass "init with another seed: different weights"
+else fail "init with another seed: different weights" "exit $rc or files equal"; fi
+run "$lora" init --config "$tmp/small.json" --out "$tmp/bf16" --dtype bf16
+expect_ok "init --dtype bf16" 'wrote'
+run "$lora" info --model "$tmp/bf16"
+expect_ok "info on a bf16 checkpoint" '^dtype: .*[bB][fF](loat)?16'
+
+run "$lora" generate --model "$tmp/a" --prompt-ids 1,2,3 --max-new-tokens 8
+expect_ok "generate greedy: 8 ids" '^[0-9]+( [0-9]+){7}$'
+if [ "$rc" -eq 0 ] && [ -s "$tmp/out" ] &&
+   awk '{ for (i = 1; i <= NF; i++) if ($i !~ /^[0-9]+$/ || $i >= 128) exit 1 }' "$tmp/out"; then
+    pass "generate: ids inside the vocabulary"
+else fail "generate: ids inside the vocabulary" "$(cat "$tmp/out")"; fi
+run "$lora" generate --model "$tmp/a" --prompt-ids "5, 6" --max-new-tokens 12 --do-sample \
+    --temperature 0.9 --top-k 50 --top-p 0.95 --min-p 0.01 --repetition-penalty 1.1 --seed 3
+cp "$tmp/out" "$tmp/sampled1"
+expect_ok "generate sampled: 12 ids" '^[0-9]+( [0-9]+){11}$'
+run "$lora" generate --model "$tmp/a" --prompt-ids "5, 6" --max-new-tokens 12 --do-sample \
+    --temperature 0.9 --top-k 50 --top-p 0.95 --min-p 0.01 --repetition-penalty 1.1 --seed 3
+if [ "$rc" -eq 0 ] && [ -s "$tmp/out" ] && cmp -s "$tmp/out" "$tmp/sampled1"; then
+    pass "generate sampled: same seed, same ids"
+else fail "generate sampled: same seed, same ids" "$(cat "$tmp/sampled1") vs $(cat "$tmp/out")"; fi
+
+run "$lora" bench --model "$tmp/a" --mode decode --new 8 --threads 1
+expect_ok "bench decode" '^decode_tokens_per_s=[0-9]+\.[0-9]$'
+
+# --- errors: one stderr line, exit 2 for usage and 1 for runtime errors --------------------------
+run "$lora" info
+expect_error "info without --model" 2 '--model'
+run "$lora" info --model "$tmp/no-such-dir"
+expect_error "info on a missing folder" 1 'no-such-dir'
+run "$lora" info --model tests/fixtures/tiny-qwen2 --bogus
+expect_error "info with an unknown option" 2 '--bogus'
+run "$lora" info --model
+expect_error "option without its value" 2 '--model'
+run "$lora" init --config "$tmp/small.json" --out "$tmp/d" --dtype f16
+expect_error "init with a bad --dtype" 2 '--dtype'
+run "$lora" init --config "$tmp/missing.json" --out "$tmp/d"
+expect_error "init with a missing config file" 1 'missing.json'
+run "$lora" generate --model "$tmp/a"
+expect_error "generate without --prompt-ids" 2 '--prompt-ids'
+run "$lora" generate --model "$tmp/a" --prompt-ids 1,x
+expect_error "generate with a bad id list" 2 '--prompt-ids'
+run "$lora" generate --model "$tmp/a" --prompt-ids 1,2 --top-k many
+expect_error "generate with a non-numeric --top-k" 2 '--top-k'
+run "$lora" generate --model "$tmp/a" --prompt-ids 1,2 --temperature -1
+expect_error "generate with a negative temperature" 1 'temperature'
+run "$lora" bench --model "$tmp/a" --mode train
+expect_error "bench --mode train is not in this version" 1 'train'
+run "$lora" bench --model "$tmp/a" --mode decode --rank 8
+expect_error "bench --rank is not in this version" 1 '--rank'
+run "$lora" frobnicate
+expect_error "unknown command" 2 'frobnicate'
+
+echo "$passed $failed $skipped" > "$result"
+echo "cli: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
