@@ -7,6 +7,7 @@
 
 #include "io/safetensors.h"
 #include "lora.h"
+#include "util/suite.h"
 #include "model/dtype.h"
 #include "util/st_build.h"
 
@@ -117,31 +118,18 @@ START_TEST(f16_checkpoint_loads)
     ck_assert_int_eq(tu_st_write_file(path, cfg, cn), 0);
     free(cfg);
 
-    lora_model *a, *b;
-    ck_assert_msg(lora_model_load(tmp, NULL, &a) == LORA_OK, "%s", lora_last_error());
-    ck_assert(strstr(lora_model_info_json(a), "\"stored_dtype\":\"F16\""));
-    ck_assert_int_eq(lora_model_load("tests/fixtures/tiny-qwen2", NULL, &b), LORA_OK);
-    lora_session *sa, *sb;
-    ck_assert_int_eq(lora_session_create(a, NULL, &sa), LORA_OK);
-    ck_assert_int_eq(lora_session_create(b, NULL, &sb), LORA_OK);
     int32_t ids[6] = {1, 50, 7, 300, 2, 9};
-    size_t V = lora_model_vocab_size(a);
-    float *la = malloc(6 * V * sizeof *la), *lb = malloc(6 * V * sizeof *lb);
-    ck_assert_int_eq(lora_session_logits(sa, ids, NULL, 1, 6, la), LORA_OK);
-    ck_assert_int_eq(lora_session_logits(sb, ids, NULL, 1, 6, lb), LORA_OK);
-    double mref = 0, mdiff = 0;
-    for (size_t i = 0; i < 6 * V; i++) {
-        mref = fmax(mref, fabs(lb[i]));
-        mdiff = fmax(mdiff, fabs(la[i] - lb[i]));
-    }
+    size_t V;
+    float *la = tu_logits(tmp, ids, 6, &V), *lb = tu_logits("tests/fixtures/tiny-qwen2", ids, 6, &V);
     /* F16 keeps 11 significant bits: logits agree to about 1e-3, not better, not worse */
-    ck_assert_msg(mdiff / mref < 5e-3 && mdiff > 0, "rel diff %g", mdiff / mref);
+    double err = tu_max_rel_err(la, lb, 6 * V);
+    ck_assert_msg(err < 5e-3 && err > 0, "rel diff %g", err);
     free(la);
     free(lb);
-    lora_session_free(sa);
-    lora_session_free(sb);
-    lora_model_free(a);
-    lora_model_free(b);
+    char *info;
+    ck_assert_int_eq(lora_model_describe(tmp, &info), LORA_OK);
+    ck_assert(strstr(info, "\"stored_dtype\":\"F16\""));
+    lora_string_free(info);
     tu_st_rmtree(tmp);
     free(tmp);
 }
@@ -159,11 +147,4 @@ static Suite *dtype_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(dtype_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
-}
+int main(void) { return tu_run_suite(dtype_suite()); }

@@ -9,6 +9,7 @@
 
 #include "io/safetensors.h"
 #include "util/st_build.h"
+#include "util/suite.h"
 
 #define LABEL "mem/model.safetensors"
 #define QWEN2 "tests/fixtures/tiny-qwen2"
@@ -1232,11 +1233,4 @@ static Suite *safetensors_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(safetensors_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failures = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failures ? 1 : 0;
-}
+int main(void) { return tu_run_suite(safetensors_suite()); }

@@ -7,6 +7,7 @@
 #include "lora.h"
 #include "sample/sampler.h"
 #include "util/rng.h"
+#include "util/suite.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -936,11 +937,4 @@ static Suite *sampler_suite(void)
     return suite;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(sampler_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failures = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failures ? 1 : 0;
-}
+int main(void) { return tu_run_suite(sampler_suite()); }

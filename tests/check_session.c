@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lora.h"
+#include "util/suite.h"
 
 static const char *const fixtures[] = {"tests/fixtures/tiny-qwen2", "tests/fixtures/tiny-qwen3",
                                        "tests/fixtures/tiny-llama"};
@@ -37,15 +38,7 @@ static void close_fixture(void)
 
 static void setup_qwen2(void) { open_fixture(fixtures[0], "{\"max_context\": 32}"); }
 
-static double max_rel(const float *a, const float *b, size_t n)
-{
-    double mref = 0, mdiff = 0;
-    for (size_t i = 0; i < n; i++) {
-        mref = fmax(mref, fabs(b[i]));
-        mdiff = fmax(mdiff, fabs((double)a[i] - b[i]));
-    }
-    return mdiff / (mref > 0 ? mref : 1);
-}
+#define max_rel tu_max_rel_err
 
 static float *full_logits(const int32_t *ids, size_t n)
 {
@@ -467,11 +460,4 @@ static Suite *session_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(session_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
-}
+int main(void) { return tu_run_suite(session_suite()); }

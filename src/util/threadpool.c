@@ -22,8 +22,6 @@ lora_status lora__pool_create(int n_threads, lora_pool **out)
 
 void lora__pool_free(lora_pool *p) { free(p); }
 
-int lora__pool_threads(const lora_pool *p) { return p->n_threads; }
-
 static int64_t chunk_size(const lora_pool *p, int64_t n, int64_t grain)
 {
     if (grain < 1)

@@ -15,7 +15,6 @@ typedef void (*lora_pool_fn)(void *ctx, int64_t begin, int64_t end, int tid);
 
 lora_status lora__pool_create(int n_threads, lora_pool **out);
 void lora__pool_free(lora_pool *p);
-int lora__pool_threads(const lora_pool *p);
 
 /* Splits [0, n) into at most n_threads contiguous ranges whose sizes are multiples of grain
  * (except the last) and runs them in parallel; returns when all are done. Runs inline on the
