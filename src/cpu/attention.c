@@ -1,6 +1,7 @@
 /* Causal grouped-query attention, one (sequence, query, head) row per work item. The softmax is
  * computed online (running maximum and sum, rescaling the accumulator when the maximum grows),
- * so no buffer of S scores is needed and a row reads each key and value once. */
+ * so no buffer of S scores is needed and a row reads each key and value once. The backward
+ * recomputes the probabilities the same way, one (sequence, kv head) group per work item. */
 #include <math.h>
 #include <string.h>
 
@@ -80,4 +81,97 @@ void lora__cpu_attention_fwd(lora_backend *be, float *out, const float *q, const
     int64_t rows = shape->B * shape->T * shape->H;
     int64_t cost = (shape->pos0 + shape->T) * shape->D * 2;
     lora__pool_run(lora__cpu_pool(be), attn_rows, &j, rows, lora__cpu_grain(cost));
+}
+
+typedef struct attn_bwd_job {
+    float *dq, *dk, *dv;
+    const float *dout, *q, *k, *v;
+    const lora_attention_shape *s;
+} attn_bwd_job;
+
+/* One query row (b, t, h). With p the row's probabilities and delta = dout . out:
+ * dv_j += p_j dout;  ds_j = p_j (dout . v_j - delta);  dq += scale ds_j k_j;  dk_j += scale ds_j q.
+ * A first pass repeats the forward's online softmax to get the log-sum-exp and out (hence
+ * delta) without a buffer of S scores; the second recomputes each p_j from the lse. */
+static void attn_bwd_row(const attn_bwd_job *j, int64_t b, int64_t t, int64_t h)
+{
+    const lora_attention_shape *s = j->s;
+    int64_t kvh = h / (s->H / s->KVH), D = s->D;
+    int64_t kv_stride = s->KVH * D, row = (b * s->T + t) * s->H + h;
+    int64_t kv0 = (b * s->S) * kv_stride + kvh * D;
+    const float *qr = j->q + row * D, *gr = j->dout + row * D;
+    const float *kb = j->k + kv0, *vb = j->v + kv0;
+    int64_t n_keys = s->pos0 + t + 1;
+
+    float acc[MAX_D];
+    memset(acc, 0, (size_t)D * sizeof *acc);
+    float m = -INFINITY, sum = 0.0f;
+    for (int64_t key = 0; key < n_keys; key++) {
+        float score = dot(qr, kb + key * kv_stride, D) * s->scale;
+        const float *vr = vb + key * kv_stride;
+        if (score > m) {
+            float r = expf(m - score);
+            sum = sum * r + 1.0f;
+            for (int64_t d = 0; d < D; d++)
+                acc[d] = acc[d] * r + vr[d];
+            m = score;
+        } else {
+            float p = expf(score - m);
+            sum += p;
+            for (int64_t d = 0; d < D; d++)
+                acc[d] += p * vr[d];
+        }
+    }
+    float lse = m + logf(sum), delta = dot(gr, acc, D) / sum;
+
+    float dq_acc[MAX_D];
+    memset(dq_acc, 0, (size_t)D * sizeof *dq_acc);
+    for (int64_t key = 0; key < n_keys; key++) {
+        const float *kr = kb + key * kv_stride, *vr = vb + key * kv_stride;
+        float p = expf(dot(qr, kr, D) * s->scale - lse);
+        if (j->dv) {
+            float *dvr = j->dv + kv0 + key * kv_stride;
+            for (int64_t d = 0; d < D; d++)
+                dvr[d] += p * gr[d];
+        }
+        if (!j->dq && !j->dk)
+            continue;
+        float ds = p * (dot(gr, vr, D) - delta) * s->scale;
+        for (int64_t d = 0; d < D; d++)
+            dq_acc[d] += ds * kr[d];
+        if (j->dk) {
+            float *dkr = j->dk + kv0 + key * kv_stride;
+            for (int64_t d = 0; d < D; d++)
+                dkr[d] += ds * qr[d];
+        }
+    }
+    if (j->dq)
+        for (int64_t d = 0; d < D; d++)
+            j->dq[row * D + d] += dq_acc[d];
+}
+
+/* Work items are (sequence, kv head) groups: the H / KVH query heads that share a kv head all
+ * add into its dk, dv rows, so one thread owns a group and no two threads write the same row. */
+static void attn_bwd_groups(void *ctx, int64_t g0, int64_t g1, int tid)
+{
+    const attn_bwd_job *j = ctx;
+    const lora_attention_shape *s = j->s;
+    int64_t per = s->H / s->KVH;
+    for (int64_t g = g0; g < g1; g++) {
+        int64_t b = g / s->KVH, kvh = g % s->KVH;
+        for (int64_t t = 0; t < s->T; t++)
+            for (int64_t h = kvh * per; h < (kvh + 1) * per; h++)
+                attn_bwd_row(j, b, t, h);
+    }
+}
+
+// dq (B, T, H, D) +=, dk, dv (B, S, KVH, D) += gradients of the causal attention given dout
+void lora__cpu_attention_bwd(lora_backend *be, float *dq, float *dk, float *dv,
+                             const float *dout, const float *q, const float *k, const float *v,
+                             const lora_attention_shape *shape)
+{
+    attn_bwd_job j = {dq, dk, dv, dout, q, k, v, shape};
+    int64_t groups = shape->B * shape->KVH;
+    int64_t cost = (shape->H / shape->KVH) * shape->T * (shape->pos0 + shape->T) * shape->D * 8;
+    lora__pool_run(lora__cpu_pool(be), attn_bwd_groups, &j, groups, lora__cpu_grain(cost));
 }

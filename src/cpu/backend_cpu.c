@@ -3,17 +3,26 @@
 #include "api/error.h"
 #include "cpu/cpu.h"
 
-/* Backward entries arrive with the training path; the decoder only runs forwards for now. */
+/* Every entry, forward and backward: the CPU backend trains as well as it infers. */
 const lora_backend_ops lora__cpu_ops = {
     .name = "cpu",
     .matmul_fwd = lora__cpu_matmul_fwd,
+    .matmul_bwd = lora__cpu_matmul_bwd,
     .embedding_fwd = lora__cpu_embedding_fwd,
+    .embedding_bwd = lora__cpu_embedding_bwd,
     .rmsnorm_fwd = lora__cpu_rmsnorm_fwd,
+    .rmsnorm_bwd = lora__cpu_rmsnorm_bwd,
     .rope_fwd = lora__cpu_rope_fwd,
+    .rope_bwd = lora__cpu_rope_bwd,
     .attention_fwd = lora__cpu_attention_fwd,
+    .attention_bwd = lora__cpu_attention_bwd,
     .swiglu_fwd = lora__cpu_swiglu_fwd,
+    .swiglu_bwd = lora__cpu_swiglu_bwd,
+    .lora_fwd = lora__cpu_lora_fwd,
+    .lora_bwd = lora__cpu_lora_bwd,
     .residual_fwd = lora__cpu_residual_fwd,
     .cross_entropy_fwd = lora__cpu_cross_entropy_fwd,
+    .cross_entropy_bwd = lora__cpu_cross_entropy_bwd,
 };
 
 lora_status lora__cpu_backend_create(int n_threads, lora_backend **out)

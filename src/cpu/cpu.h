@@ -21,20 +21,45 @@ static inline int64_t lora__cpu_grain(int64_t row_cost)
     return g < 1 ? 1 : g;
 }
 
+/* The op table's entries; semantics and shapes in src/backend.h. */
 void lora__cpu_matmul_fwd(lora_backend *be, float *y, const float *x, const float *w,
                           const float *bias, int64_t N, int64_t Nout, int64_t K);
+void lora__cpu_matmul_bwd(lora_backend *be, float *dx, float *dw, float *dbias, const float *dy,
+                          const float *x, const float *w, int64_t N, int64_t Nout, int64_t K);
 void lora__cpu_embedding_fwd(lora_backend *be, float *x, const int32_t *ids, const float *table,
                              int64_t N, int64_t C);
+void lora__cpu_embedding_bwd(lora_backend *be, float *dtable, const float *dx,
+                             const int32_t *ids, int64_t N, int64_t C);
 void lora__cpu_rmsnorm_fwd(lora_backend *be, float *y, float *rstd, const float *x,
                            const float *w, int64_t N, int64_t C, float eps);
+void lora__cpu_rmsnorm_bwd(lora_backend *be, float *dx, float *dw, const float *dy,
+                           const float *x, const float *w, const float *rstd, int64_t N,
+                           int64_t C);
 void lora__cpu_rope_fwd(lora_backend *be, float *x, const int32_t *pos, const float *cos,
+                        const float *sin, int64_t N, int64_t heads, int64_t D);
+void lora__cpu_rope_bwd(lora_backend *be, float *dx, const int32_t *pos, const float *cos,
                         const float *sin, int64_t N, int64_t heads, int64_t D);
 void lora__cpu_attention_fwd(lora_backend *be, float *out, const float *q, const float *k,
                              const float *v, const lora_attention_shape *shape);
+void lora__cpu_attention_bwd(lora_backend *be, float *dq, float *dk, float *dv,
+                             const float *dout, const float *q, const float *k, const float *v,
+                             const lora_attention_shape *shape);
 void lora__cpu_swiglu_fwd(lora_backend *be, float *h, const float *gate, const float *up,
                           int64_t N, int64_t n_inter);
+void lora__cpu_swiglu_bwd(lora_backend *be, float *dgate, float *dup, const float *dh,
+                          const float *gate, const float *up, int64_t N, int64_t n_inter);
+void lora__cpu_lora_fwd(lora_backend *be, float *y, float *t, const float *x, const float *A,
+                        const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
+                        float scale);
+void lora__cpu_lora_bwd(lora_backend *be, float *dx, float *dA, float *dB, float *u,
+                        const float *dy, const float *x, const float *t, const float *A,
+                        const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
+                        float scale);
 void lora__cpu_residual_fwd(lora_backend *be, float *y, const float *x, int64_t n);
 void lora__cpu_cross_entropy_fwd(lora_backend *be, float *nll, float *lse, const float *logits,
                                  const int32_t *targets, int64_t N, int64_t V);
+void lora__cpu_cross_entropy_bwd(lora_backend *be, float *dlogits, const float *logits,
+                                 const float *lse, const int32_t *targets, const float *dnll,
+                                 int64_t N, int64_t V);
 
 #endif
