@@ -1,0 +1,261 @@
+/* The optimizer step: global gradient norm, skip of non-finite steps, clipping, LoRA+ groups,
+ * the schedule, and torch's AdamW / SGD updates (see optim.h for the formulas). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/error.h"
+#include "train/optim.h"
+
+#define WHERE "lora__optim_create"
+
+int lora__optim_buffers_per_param(const lora_optim_config *cfg)
+{
+    if (cfg->kind == LORA_OPTIM_ADAMW)
+        return 2;
+    return cfg->momentum != 0 ? 1 : 0;
+}
+
+static lora_status check_param(const lora_param *params, size_t i)
+{
+    const lora_param *q = &params[i];
+    if (!q->name || !q->name[0])
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, WHERE ": parameter %zu has no name", i);
+    if (!q->p || !q->g)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, WHERE ": parameter '%s' has a NULL %s",
+                           q->name, q->p ? "gradient" : "value pointer");
+    if (q->n == 0)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, WHERE ": parameter '%s' has no elements",
+                           q->name);
+    if (q->lr_group != 0 && q->lr_group != 1)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, WHERE ": parameter '%s' has lr_group %d "
+                           "(0 or 1)", q->name, q->lr_group);
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(params[j].name, q->name) == 0)
+            return lora__error(LORA_ERR_INVALID_ARGUMENT, WHERE ": parameters %zu and %zu are "
+                               "both named '%s'", j, i, q->name);
+    return LORA_OK;
+}
+
+/* Checks the list and sums the sizes. */
+static lora_status check_params(const lora_param *params, size_t n, size_t *total)
+{
+    *total = 0;
+    for (size_t i = 0; i < n; i++) {
+        lora_status st = check_param(params, i);
+        if (st != LORA_OK)
+            return st;
+        if (__builtin_add_overflow(*total, params[i].n, total))
+            return lora__error(LORA_ERR_INVALID_ARGUMENT, WHERE ": parameter sizes overflow");
+    }
+    return LORA_OK;
+}
+
+static lora_status alloc_state(lora_optim *o, size_t n)
+{
+    int bufs = lora__optim_buffers_per_param(&o->cfg);
+    o->params = calloc(n, sizeof *o->params);
+    o->offset = calloc(n, sizeof *o->offset);
+    if (!o->params || !o->offset)
+        return lora__oom("optimizer parameter list", n * (sizeof *o->params + sizeof(size_t)));
+    /* Zero moments, as torch's lazily created state. */
+    if (bufs >= 1)
+        o->m = calloc(o->total, sizeof(float));
+    if (bufs >= 2)
+        o->v = calloc(o->total, sizeof(float));
+    if ((bufs >= 1 && !o->m) || (bufs >= 2 && !o->v))
+        return lora__oom("optimizer state", (size_t)bufs * o->total * sizeof(float));
+    return LORA_OK;
+}
+
+static lora_status copy_params(lora_optim *o, const lora_param *params, size_t n)
+{
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        o->params[i] = params[i];
+        o->params[i].name = strdup(params[i].name);
+        if (!o->params[i].name)
+            return lora__oom("parameter name", strlen(params[i].name) + 1);
+        o->offset[i] = at;
+        at += params[i].n;
+        o->n = i + 1;
+    }
+    return LORA_OK;
+}
+
+lora_status lora__optim_create(const lora_optim_config *cfg, const lora_param *params, size_t n,
+                               lora_optim **out)
+{
+    if (!out)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, WHERE ": out is NULL");
+    *out = NULL;
+    if (!cfg || !params || n == 0)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, WHERE ": %s", !cfg ? "cfg is NULL"
+                           : !params ? "params is NULL" : "no parameters");
+    size_t total = 0;
+    lora_status st = check_params(params, n, &total);
+    if (st != LORA_OK)
+        return st;
+    lora_optim *o = calloc(1, sizeof *o);
+    if (!o)
+        return lora__oom("optimizer", sizeof *o);
+    o->cfg = *cfg;
+    o->total = total;
+    if ((st = alloc_state(o, n)) == LORA_OK)
+        st = copy_params(o, params, n);
+    if (st != LORA_OK) {
+        lora__optim_free(o);
+        return st;
+    }
+    *out = o;
+    return LORA_OK;
+}
+
+void lora__optim_free(lora_optim *o)
+{
+    if (!o)
+        return;
+    for (size_t i = 0; i < o->n; i++)
+        free((char *)o->params[i].name);
+    free(o->params);
+    free(o->offset);
+    free(o->m);
+    free(o->v);
+    free(o);
+}
+
+/* ---- queries --------------------------------------------------------------------------------- */
+
+/* The scheduled lr of a group; group 1's base is lr * ratio, as LoRA+ builds its param groups. */
+static double group_lr(const lora_optim *o, int group)
+{
+    double base = group ? o->cfg.lr * o->cfg.loraplus_lr_ratio : o->cfg.lr;
+    return base * lora__optim_schedule_factor(&o->cfg, o->step);
+}
+
+double lora__optim_lr(const lora_optim *o)
+{
+    return group_lr(o, 0);
+}
+
+uint64_t lora__optim_step_count(const lora_optim *o)
+{
+    return o->step;
+}
+
+uint64_t lora__optim_skip_count(const lora_optim *o)
+{
+    return o->skips;
+}
+
+const lora_optim_config *lora__optim_config(const lora_optim *o)
+{
+    return &o->cfg;
+}
+
+lora_status lora__optim_set_lr(lora_optim *o, double lr)
+{
+    if (!o)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora__optim_set_lr: optimizer is NULL");
+    if (!(isfinite(lr) && lr > 0))
+        return lora__error(LORA_ERR_CONFIG, "lora__optim_set_lr: lr = %g must be finite and "
+                           "> 0", lr);
+    o->cfg.lr = lr;
+    return LORA_OK;
+}
+
+/* ---- the step -------------------------------------------------------------------------------- */
+
+static double grad_norm(const lora_optim *o)
+{
+    double sum = 0;
+    for (size_t i = 0; i < o->n; i++) {
+        const float *g = o->params[i].g;
+        for (size_t k = 0; k < o->params[i].n; k++)
+            sum += (double)g[k] * g[k];
+    }
+    return sqrt(sum);
+}
+
+/* torch.optim.AdamW, one tensor, t = updates before this one. */
+static void adamw_update(const lora_optim_config *c, const lora_param *q, float *m, float *v,
+                         double lr, double scale, uint64_t t)
+{
+    const double b1 = c->beta1, b2 = c->beta2, eps = c->eps;
+    const double decay = 1.0 - lr * c->weight_decay;
+    const double bc1 = 1.0 - pow(b1, (double)(t + 1));
+    const double bc2_sqrt = sqrt(1.0 - pow(b2, (double)(t + 1)));
+    const double step_size = lr / bc1;
+    for (size_t k = 0; k < q->n; k++) {
+        double g = (double)q->g[k] * scale;
+        double p = (double)q->p[k] * decay;
+        m[k] = (float)(b1 * m[k] + (1.0 - b1) * g);
+        v[k] = (float)(b2 * v[k] + (1.0 - b2) * g * g);
+        double denom = sqrt((double)v[k]) / bc2_sqrt + eps;
+        q->p[k] = (float)(p - step_size * ((double)m[k] / denom));
+    }
+}
+
+/* torch.optim.SGD, one tensor; buf is NULL without momentum. */
+static void sgd_update(const lora_optim_config *c, const lora_param *q, float *buf, double lr,
+                       double scale, uint64_t t)
+{
+    const double wd = c->weight_decay, mu = c->momentum, damp = c->dampening;
+    for (size_t k = 0; k < q->n; k++) {
+        double g = (double)q->g[k] * scale;
+        if (wd != 0)
+            g += wd * q->p[k];
+        if (buf) {
+            buf[k] = (float)(t == 0 ? g : mu * buf[k] + (1.0 - damp) * g);
+            g = c->nesterov ? g + mu * buf[k] : (double)buf[k];
+        }
+        q->p[k] = (float)((double)q->p[k] - lr * g);
+    }
+}
+
+static void update(lora_optim *o, double scale)
+{
+    double lr[2] = {group_lr(o, 0), group_lr(o, 1)};
+    for (size_t i = 0; i < o->n; i++) {
+        const lora_param *q = &o->params[i];
+        float *m = o->m ? o->m + o->offset[i] : NULL;
+        if (o->cfg.kind == LORA_OPTIM_ADAMW)
+            adamw_update(&o->cfg, q, m, o->v + o->offset[i], lr[q->lr_group], scale, o->step);
+        else
+            sgd_update(&o->cfg, q, m, lr[q->lr_group], scale, o->step);
+    }
+}
+
+lora_status lora__optim_step(lora_optim *o, lora_optim_report *rep)
+{
+    if (!o)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora__optim_step: optimizer is NULL");
+    lora_optim_report r = {.grad_norm = grad_norm(o), .clip_coef = 1.0, .lr = lora__optim_lr(o)};
+    lora_status st = LORA_OK;
+    if (!isfinite(r.grad_norm)) {
+        r.skipped = true;
+        o->skips++;
+        o->consecutive_skips++;
+        if (o->consecutive_skips >= (uint64_t)o->cfg.max_consecutive_skips)
+            st = lora__error(LORA_ERR_NUMERIC, "lora__optim_step: the gradient norm is %g, not "
+                             "finite, %llu steps in a row (max_consecutive_skips %lld); "
+                             "stopping", r.grad_norm, (unsigned long long)o->consecutive_skips,
+                             (long long)o->cfg.max_consecutive_skips);
+    } else {
+        if (o->cfg.max_grad_norm > 0) {
+            /* torch.nn.utils.clip_grad_norm_: clamp(max_norm / (norm + 1e-6), max=1). */
+            double coef = o->cfg.max_grad_norm / (r.grad_norm + 1e-6);
+            if (coef < 1.0)
+                r.clip_coef = coef;
+        }
+        update(o, r.clip_coef);
+        o->step++;
+        o->consecutive_skips = 0;
+    }
+    r.step = o->step;
+    r.skips = o->skips;
+    r.consecutive_skips = o->consecutive_skips;
+    if (rep)
+        *rep = r;
+    return st;
+}
