@@ -77,6 +77,8 @@ typedef enum lora_status {
 typedef struct lora_model lora_model;
 typedef struct lora_session lora_session;
 typedef struct lora_sampler lora_sampler;
+typedef struct lora_adapter lora_adapter;
+typedef struct lora_optimizer lora_optimizer;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Version, errors                                                                              */
@@ -318,6 +320,199 @@ LORA_API size_t lora_session_position(const lora_session *session);
  * lora_session_reset -- empties the KV cache. NULL is a no-op. Since: 0.1.0.
  */
 LORA_API void lora_session_reset(lora_session *session);
+
+/* ------------------------------------------------------------------------------------------ */
+/* LoRA adapters                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * lora_adapter_create -- a new LoRA adapter for a model, from PEFT LoraConfig keys.
+ *
+ * IN  model        the model whose projections it adapts; the adapter holds a reference.
+ * IN  config_json  a JSON object with PEFT LoraConfig keys:
+ *       "r"                   rank, default 8
+ *       "lora_alpha"          default 8; scaling = lora_alpha / r
+ *       "use_rslora"          default false; scaling = lora_alpha / sqrt(r)
+ *       "lora_dropout"        [0, 1), default 0 (applied by training only)
+ *       "target_modules"      list of "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+ *                             "up_proj", "down_proj", or the groups "attn" (q, k, v, o) and
+ *                             "ffn" (gate, up, down); or the string "all-linear" (all seven).
+ *                             Default ["q_proj", "v_proj"] (PEFT's default for these models).
+ *       "layers_to_transform" null (all) or a list of layer indices
+ *       "rank_pattern", "alpha_pattern"  objects mapping a module name (e.g. "q_proj") or a
+ *                             layer path (e.g. "model.layers.0.self_attn.q_proj") to r / alpha
+ *       "init_lora_weights"   true (PEFT default: A kaiming-uniform a=sqrt(5), B zero),
+ *                             "gaussian" (A normal with std 1/r, B zero) or false (A and B
+ *                             as for true, then B also kaiming-uniform: a non-identity start)
+ *       "bias"                "none" only
+ *       PEFT bookkeeping keys (peft_type "LORA", task_type, base_model_name_or_path,
+ *       inference_mode, fan_in_fan_out false, revision) are accepted; any other key, and
+ *       features this version lacks (use_dora true, modules_to_save, ...), are refused by name.
+ * IN  seed         seed of the initialisation.
+ * OUT out          the adapter or NULL.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_CONFIG; LORA_ERR_UNSUPPORTED;
+ * LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.2.0.
+ */
+LORA_API lora_status lora_adapter_create(lora_model *model, const char *config_json,
+                                         uint64_t seed, lora_adapter **out);
+
+/**
+ * lora_adapter_load -- loads a PEFT adapter folder (adapter_config.json and
+ * adapter_model.safetensors, tensors named like
+ * "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").
+ * Every tensor is checked against the model and the config: a missing, extra or mis-shaped
+ * tensor is an error naming it and both shapes. A pickled adapter_model.bin is refused.
+ * Returns the statuses of lora_adapter_create plus LORA_ERR_IO, LORA_ERR_FORMAT,
+ * LORA_ERR_SHAPE. Threads: any. Since: 0.2.0.
+ */
+LORA_API lora_status lora_adapter_load(lora_model *model, const char *peft_dir,
+                                       lora_adapter **out);
+
+/**
+ * lora_adapter_save -- writes the adapter as a PEFT folder (created if missing):
+ * adapter_config.json and adapter_model.safetensors (F32), each atomically (temporary file,
+ * fsync, rename). Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_IO;
+ * LORA_ERR_OUT_OF_MEMORY. Threads: not concurrently with training of the same adapter.
+ * Since: 0.2.0.
+ */
+LORA_API lora_status lora_adapter_save(const lora_adapter *adapter, const char *peft_dir);
+
+/** lora_adapter_free -- drops the caller's reference; NULL is a no-op. Since: 0.2.0. */
+LORA_API void lora_adapter_free(lora_adapter *adapter);
+
+/**
+ * lora_adapter_info_json -- what the adapter adapts, as the PEFT report prints it: a JSON
+ * object with "modules" (adapted projections), "trainable_parameters", "total_parameters"
+ * (base + adapter), "trainable_ratio" (percent), "r", "lora_alpha", "scaling",
+ * "target_modules". Owned by the adapter; NULL if adapter is NULL. Since: 0.2.0.
+ */
+LORA_API const char *lora_adapter_info_json(const lora_adapter *adapter);
+
+/**
+ * lora_model_merge -- folds an adapter into the model's weights: W += scale * scaling * B A
+ * for every projection it adapts. The original weights of those projections are kept, so
+ * lora_model_unmerge restores them bit for bit.
+ *
+ * The weights change for every session over the model: call it while no other thread uses the
+ * model, and detach the adapter from sessions that should not apply it twice. One merge at a
+ * time.
+ * IN  probe, n          NULL/0, or a probe sequence of token ids: then *max_logit_change gets
+ *                       the largest |logit| difference between the merged model alone and the
+ *                       unmerged model with the adapter attached at this scale (rounding only,
+ *                       when all is well).
+ * OUT max_logit_change  NULL or the probe's result (0 without a probe).
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL, adapter of another model, non-finite
+ * scale); LORA_ERR_STATE (already merged); LORA_ERR_RANGE (probe id); LORA_ERR_OUT_OF_MEMORY
+ * (nothing changed). Since: 0.2.0.
+ */
+LORA_API lora_status lora_model_merge(lora_model *model, lora_adapter *adapter, float scale,
+                                      const int32_t *probe, size_t n, float *max_logit_change);
+
+/**
+ * lora_model_unmerge -- restores the weights a merge changed, bit for bit.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_STATE (nothing merged). Since: 0.2.0.
+ */
+LORA_API lora_status lora_model_unmerge(lora_model *model);
+
+/**
+ * lora_model_save -- writes the model's current weights (merged ones included) as a Hugging
+ * Face folder that liblora and transformers load: config.json (as loaded, torch_dtype set)
+ * and model.safetensors, each atomically; the folder is created if missing.
+ * IN  dtype  "f32" (default when NULL) or "bf16" (round to nearest even).
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_IO; LORA_ERR_OUT_OF_MEMORY.
+ * Threads: not concurrently with a merge. Since: 0.2.0.
+ */
+LORA_API lora_status lora_model_save(const lora_model *model, const char *dir,
+                                     const char *dtype);
+
+/**
+ * lora_session_set_adapters -- replaces the session's attached adapters. Each adapted
+ * projection computes W x + sum_i scales[i] * scaling_i * B_i A_i x. The base weights are never
+ * touched; n = 0 detaches all. The session holds references to the adapters.
+ * IN  adapters, scales  (n) adapters of this session's model, and their scales (finite).
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL, an adapter of another model, a non-finite
+ * scale); LORA_ERR_OUT_OF_MEMORY. The KV cache is reset (its keys were computed with the old
+ * adapters). Threads: one caller per session. Since: 0.2.0.
+ */
+LORA_API lora_status lora_session_set_adapters(lora_session *session,
+                                               lora_adapter *const *adapters,
+                                               const float *scales, size_t n);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Training                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * lora_optimizer_create -- an optimizer that trains through a session.
+ *
+ * IN  session      the session whose forward and backward it runs; the optimizer holds a
+ *                  reference to it.
+ * IN  config_json  NULL or a JSON object with torch.optim names and Hugging Face
+ *                  TrainingArguments names:
+ *       "train"              "adapters" (default): the LoRA A and B of every adapter attached
+ *                            to the session now (they change in place); "full": every base
+ *                            weight of the model (full fine-tuning: the model's weights change
+ *                            in place, for every session over it)
+ *       "optimizer"          "adamw" (default, torch.optim.AdamW) | "sgd" (torch.optim.SGD)
+ *       "lr", "betas", "eps", "weight_decay", "amsgrad" (false), "momentum", "dampening",
+ *       "nesterov"           as torch (defaults: lr 1e-3, weight_decay 0.01 for adamw)
+ *       "loraplus_lr_ratio"  LoRA+: B matrices learn at this multiple of lr (default 1)
+ *       "max_grad_norm"      global-norm clipping, 0 (default) = off
+ *       "lr_scheduler_type"  "constant" | "linear" | "cosine" | "constant_with_warmup"
+ *       "warmup_steps" | "warmup_ratio", "num_training_steps"   as Hugging Face
+ *       "gradient_accumulation_steps"  micro-batches per update (default 1)
+ *       "recompute"          true: keep only each layer's input and recompute the rest in the
+ *                            backward (less memory, about a third more compute); default false
+ *       "max_consecutive_skips"  non-finite steps in a row before failing (default 10)
+ * OUT out          the optimizer or NULL.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_CONFIG / LORA_ERR_UNSUPPORTED (names the
+ * key); LORA_ERR_STATE ("train": "adapters" with no adapter attached, or an adapter with
+ * lora_dropout > 0, which training does not implement yet); LORA_ERR_OUT_OF_MEMORY.
+ * Threads: the optimizer belongs to its session's thread. Since: 0.2.0.
+ */
+LORA_API lora_status lora_optimizer_create(lora_session *session, const char *config_json,
+                                           lora_optimizer **out);
+
+/** lora_optimizer_free -- drops the optimizer and its reference to the session. NULL is a
+ * no-op. Since: 0.2.0. */
+LORA_API void lora_optimizer_free(lora_optimizer *optimizer);
+
+/**
+ * lora_train_step -- one micro-batch: forward, loss, backward, and, every
+ * gradient_accumulation_steps micro-batches, clipping, the update and the schedule.
+ *
+ * The loss is Hugging Face's causal-LM loss over the micro-batch (labels[t + 1] predicted at t,
+ * -100 not counted, mean over counted tokens); with accumulation each micro-batch's loss is
+ * divided by the number of micro-batches, as the HF Trainer does. A non-finite gradient skips
+ * the update and leaves parameters and optimizer state untouched.
+ *
+ * IN  ids, labels  (B, T) int32.
+ * OUT loss_out     NULL or the micro-batch's loss.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_RANGE (ids, labels); LORA_ERR_STATE (the
+ * session's attached adapters changed since the optimizer was made); LORA_ERR_NUMERIC
+ * (max_consecutive_skips non-finite steps in a row); LORA_ERR_OUT_OF_MEMORY.
+ * Since: 0.2.0.
+ */
+LORA_API lora_status lora_train_step(lora_optimizer *optimizer, const int32_t *ids,
+                                     const int32_t *labels, size_t batch, size_t seq,
+                                     float *loss_out);
+
+/**
+ * lora_optimizer_set_lr -- sets the base learning rate from the next update on (the schedule
+ * still multiplies it). Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_CONFIG.
+ * Since: 0.2.0.
+ */
+LORA_API lora_status lora_optimizer_set_lr(lora_optimizer *optimizer, double lr);
+
+/**
+ * lora_optimizer_stats_json -- the state after the last lora_train_step as a JSON object:
+ * "step" (updates done), "micro_step" (micro-batches since the last update), "lr" (of the next
+ * update), "last_lr" (of the last update), "grad_norm" (before clipping; null when none yet or
+ * not finite), "skipped" (the last update was skipped), "skips" (in total), "tokens" (counted
+ * tokens trained on), "last_loss". Returns a string owned by the optimizer, valid until its next
+ * call; NULL if optimizer is NULL. Since: 0.2.0.
+ */
+LORA_API const char *lora_optimizer_stats_json(lora_optimizer *optimizer);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Sampling and generation                                                                      */

@@ -77,6 +77,17 @@ struct lora_backend_ops {
     void (*swiglu_bwd)(lora_backend *be, float *dgate, float *dup, const float *dh,
                        const float *gate, const float *up, int64_t N, int64_t n_inter);
 
+    /* The LoRA path of one adapted projection, fused:
+     * t (N, r) = x (N, in) @ A (r, in)^T;  y (N, out) += scale * t @ B (out, r)^T.
+     * t is kept for the backward. */
+    void (*lora_fwd)(lora_backend *be, float *y, float *t, const float *x, const float *A,
+                     const float *B, int64_t N, int64_t in, int64_t r, int64_t out, float scale);
+    /* With u (N, r) = scale * dy @ B (scratch the caller provides):
+     * dx (N, in) += u @ A;  dA (r, in) += u^T @ x;  dB (out, r) += scale * dy^T @ t. */
+    void (*lora_bwd)(lora_backend *be, float *dx, float *dA, float *dB, float *u,
+                     const float *dy, const float *x, const float *t, const float *A,
+                     const float *B, int64_t N, int64_t in, int64_t r, int64_t out, float scale);
+
     /* y (n) += x (n); its backward is the identity on the gradient (dx += dy), the same op. */
     void (*residual_fwd)(lora_backend *be, float *y, const float *x, int64_t n);
 

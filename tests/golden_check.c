@@ -1,18 +1,23 @@
 /* tests/golden_check DIR -- checks liblora against a fixture folder (config.json,
  * model.safetensors, adapter/, golden.safetensors; see the README.md of each fixture).
  *
- * One line per quantity with its max relative error (max|x - ref| / max|ref|), quantities this
- * version cannot compute yet reported as skipped, then "N passed, M failed, K skipped".
- * Exit status 1 on any failure. */
+ * One line per quantity with its max relative error (max|x - ref| / max|ref|), over all the
+ * tensors of a group (grad.*, fullgrad.*, adamw1.*, merged.*), then "N passed, M failed,
+ * K skipped". Exit status 1 on any failure. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapter/adapter.h"
 #include "io/safetensors.h"
 #include "lora.h"
+#include "model/session.h"
+#include "model/weights.h"
+#include "train/forward_backward.h"
 
 #define TOL_LOGITS 1e-5
+#define TOL_GRAD 1e-4
 
 typedef struct tally {
     int passed, failed, skipped;
@@ -22,6 +27,10 @@ typedef struct golden {
     lora_st_file *f;
     int32_t *ids, *labels;
     size_t B, T;
+    lora_model *model;
+    lora_adapter *adapter;
+    lora_session *s;
+    size_t V;
 } golden;
 
 static double f64_at(const lora_st_tensor *t, size_t i)
@@ -31,14 +40,18 @@ static double f64_at(const lora_st_tensor *t, size_t i)
     return d;
 }
 
+static int64_t i64_at(const lora_st_tensor *t, size_t i)
+{
+    int64_t x;
+    memcpy(&x, t->data + i * 8, sizeof x);
+    return x;
+}
+
 static int32_t *i64_to_i32(const lora_st_tensor *t)
 {
     int32_t *v = malloc(t->numel * sizeof *v);
-    for (size_t i = 0; v && i < t->numel; i++) {
-        int64_t x;
-        memcpy(&x, t->data + i * 8, sizeof x);
-        v[i] = (int32_t)x;
-    }
+    for (size_t i = 0; v && i < t->numel; i++)
+        v[i] = (int32_t)i64_at(t, i);
     return v;
 }
 
@@ -58,74 +71,253 @@ static void fail(tally *t, const char *name, const char *why)
     t->failed++;
 }
 
-static double rel_err(const float *x, const lora_st_tensor *ref)
+/* Running max |x - ref| and max |ref| over several tensors of one quantity. */
+typedef struct err_acc {
+    double max_ref, max_diff;
+    int bad_shape;
+} err_acc;
+
+static void acc_add(err_acc *e, const float *x, const lora_st_tensor *ref, size_t n)
 {
-    double max_ref = 0.0, max_diff = 0.0;
-    for (size_t i = 0; i < ref->numel; i++) {
-        double r = f64_at(ref, i);
-        double d = fabs((double)x[i] - r);
-        max_ref = fmax(max_ref, fabs(r));
-        max_diff = isnan(d) ? INFINITY : fmax(max_diff, d);
+    if (ref->dtype != LORA_ST_F64 || ref->numel != n) {
+        e->bad_shape = 1;
+        return;
     }
-    return max_ref > 0 ? max_diff / max_ref : max_diff;
+    for (size_t i = 0; i < n; i++) {
+        double r = f64_at(ref, i), d = fabs((double)x[i] - r);
+        e->max_ref = fmax(e->max_ref, fabs(r));
+        e->max_diff = isnan(d) ? INFINITY : fmax(e->max_diff, d);
+    }
 }
 
-static void check_logits_base(tally *t, const golden *g, lora_session *s, size_t V)
+static double acc_err(const err_acc *e)
 {
-    const lora_st_tensor *ref = lora__st_find(g->f, "logits_base");
+    return e->max_ref > 0 ? e->max_diff / e->max_ref : e->max_diff;
+}
+
+static void check_vs(tally *t, const golden *g, const char *name, const float *x, size_t n,
+                     double tol)
+{
+    const lora_st_tensor *ref = lora__st_find(g->f, name);
     if (!ref)
         return;
-    if (ref->dtype != LORA_ST_F64 || ref->numel != g->B * g->T * V) {
-        fail(t, "logits_base", "unexpected dtype or shape in golden file");
-        return;
-    }
-    float *logits = malloc(ref->numel * sizeof *logits);
-    if (lora_session_logits(s, g->ids, NULL, g->B, g->T, logits) != LORA_OK)
-        fail(t, "logits_base", lora_last_error());
+    err_acc e = {0, 0, 0};
+    acc_add(&e, x, ref, n);
+    if (e.bad_shape)
+        fail(t, name, "unexpected dtype or shape in golden file");
     else
-        report(t, "logits_base", rel_err(logits, ref), TOL_LOGITS);
+        report(t, name, acc_err(&e), tol);
+}
+
+static void check_logits(tally *t, const golden *g, const char *name)
+{
+    if (!lora__st_find(g->f, name))
+        return;
+    float *logits = malloc(g->B * g->T * g->V * sizeof *logits);
+    if (lora_session_logits(g->s, g->ids, NULL, g->B, g->T, logits) != LORA_OK)
+        fail(t, name, lora_last_error());
+    else
+        check_vs(t, g, name, logits, g->B * g->T * g->V, TOL_LOGITS);
     free(logits);
 }
 
-static void check_loss_base(tally *t, const golden *g, lora_session *s)
+static void check_loss(tally *t, const golden *g, const char *name)
 {
-    const lora_st_tensor *ref = lora__st_find(g->f, "loss_base");
-    if (!ref)
+    if (!lora__st_find(g->f, name))
         return;
     float loss;
-    if (lora_session_loss(s, g->ids, g->labels, g->B, g->T, &loss, NULL) != LORA_OK)
-        fail(t, "loss_base", lora_last_error());
+    if (lora_session_loss(g->s, g->ids, g->labels, g->B, g->T, &loss, NULL) != LORA_OK)
+        fail(t, name, lora_last_error());
     else
-        report(t, "loss_base", rel_err(&loss, ref), TOL_LOGITS);
+        check_vs(t, g, name, &loss, 1, TOL_LOGITS);
 }
 
-/* Quantities that need adapters or training, grouped by name prefix. */
-static const struct {
-    const char *prefix, *why;
-} pending[] = {
-    {"logits_lora", "needs LoRA adapters (not in this version)"},
-    {"loss_lora", "needs LoRA adapters (not in this version)"},
-    {"grad.", "needs the LoRA backward pass (not in this version)"},
-    {"adamw1.", "needs the AdamW optimizer (not in this version)"},
-    {"fullgrad.", "needs the full backward pass (not in this version)"},
-    {"merged.", "needs adapter merging (not in this version)"},
-    {"logits_merged", "needs adapter merging (not in this version)"},
-    {"greedy_lora_", "needs LoRA adapters (not in this version)"},
-};
-
-static void report_pending(tally *t, const golden *g)
+static int attach(golden *g, int with_adapter)
 {
-    for (size_t p = 0; p < sizeof pending / sizeof *pending; p++) {
-        size_t n = 0;
-        for (size_t i = 0; i < lora__st_count(g->f); i++)
-            n += strncmp(lora__st_at(g->f, i)->name, pending[p].prefix,
-                         strlen(pending[p].prefix)) == 0;
-        if (n) {
-            printf("%-26s skipped: %s (%zu tensor%s)\n", pending[p].prefix, pending[p].why, n,
-                   n > 1 ? "s" : "");
-            t->skipped++;
-        }
+    float one = 1.0f;
+    return lora_session_set_adapters(g->s, &g->adapter, &one, with_adapter ? 1 : 0) == LORA_OK;
+}
+
+/* grad.model.layers.L.<parent>.<proj>.lora_A|B -> the module and A or B */
+static const float *module_slice(const lora_adapter *a, const float *arena, const char *path,
+                                 size_t *n)
+{
+    int layer;
+    char proj[32], which;
+    if (sscanf(path, "model.layers.%d.%*[a-z_].%31[a-z_].lora_%c", &layer, proj, &which) != 3)
+        return NULL;
+    for (int p = 0; p < LORA_PROJ_COUNT; p++) {
+        if (strcmp(proj, lora__proj_name((lora_proj)p)) != 0 || layer >= a->model->cfg.n_layers)
+            continue;
+        const lora_adapter_module *m = lora__adapter_module(a, layer, (lora_proj)p);
+        if (!m)
+            return NULL;
+        const float *w = which == 'A' ? m->A : m->B;
+        *n = (size_t)(which == 'A' ? m->r * m->in : m->out * m->r);
+        return arena + (w - a->arena);
     }
+    return NULL;
+}
+
+/* Compares every golden tensor "prefix<path>" with the slice slice_of(path) returns. */
+static void check_group(tally *t, const golden *g, const char *prefix, double tol,
+                        const float *(*slice_of)(const golden *, const float *, const char *,
+                                                 size_t *),
+                        const float *arena)
+{
+    err_acc e = {0, 0, 0};
+    size_t count = 0, plen = strlen(prefix);
+    for (size_t i = 0; i < lora__st_count(g->f); i++) {
+        const lora_st_tensor *ref = lora__st_at(g->f, i);
+        if (strncmp(ref->name, prefix, plen) != 0)
+            continue;
+        size_t n = 0;
+        const float *x = slice_of(g, arena, ref->name + plen, &n);
+        if (!x) {
+            printf("%-26s FAILED: no tensor for '%s'\n", prefix, ref->name);
+            t->failed++;
+            return;
+        }
+        acc_add(&e, x, ref, n);
+        count++;
+    }
+    if (!count)
+        return;
+    if (e.bad_shape)
+        fail(t, prefix, "unexpected dtype or shape in golden file");
+    else {
+        char name[64];
+        snprintf(name, sizeof name, "%s* (%zu)", prefix, count);
+        report(t, name, acc_err(&e), tol);
+    }
+}
+
+static const float *adapter_slice(const golden *g, const float *arena, const char *path,
+                                  size_t *n)
+{
+    return module_slice(g->adapter, arena, path, n);
+}
+
+static const float *base_slice(const golden *g, const float *arena, const char *name, size_t *n)
+{
+    lora_weight_slot *slots;
+    size_t ns;
+    const float *out = NULL;
+    if (lora__weight_slots(&g->model->cfg, g->model, &slots, &ns) != LORA_OK)
+        return NULL;
+    for (size_t i = 0; i < ns && !out; i++)
+        if (strcmp(slots[i].name, name) == 0) {
+            *n = (size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1));
+            out = arena + (*slots[i].dst - g->model->arena);
+        }
+    /* tied checkpoints: lm_head is the embedding */
+    if (!out && strcmp(name, "lm_head.weight") == 0 && g->model->cfg.tie_embeddings) {
+        *n = (size_t)(g->model->cfg.vocab * g->model->cfg.hidden);
+        out = arena + (g->model->embed - g->model->arena);
+    }
+    free(slots);
+    return out;
+}
+
+static void check_grads(tally *t, golden *g, int full)
+{
+    const char *prefix = full ? "fullgrad." : "grad.";
+    int any = 0;
+    for (size_t i = 0; i < lora__st_count(g->f) && !any; i++)
+        any = strncmp(lora__st_at(g->f, i)->name, prefix, strlen(prefix)) == 0;
+    if (!any)
+        return;
+    size_t n = full ? g->model->arena_floats : g->adapter->arena_floats;
+    float *arena = calloc(n, sizeof *arena);
+    lora_grads grads = {{NULL}, NULL};
+    if (full)
+        grads.base = arena;
+    else
+        grads.adapter[0] = arena;
+    double loss;
+    size_t counted;
+    if (!attach(g, !full) ||
+        lora__forward_backward(g->s, g->ids, g->labels, (int64_t)g->B, (int64_t)g->T, 1.0f,
+                               false, &grads, &loss, &counted) != LORA_OK)
+        fail(t, prefix, lora_last_error());
+    else
+        check_group(t, g, prefix, TOL_GRAD, full ? base_slice : adapter_slice, arena);
+    free(arena);
+}
+
+static void check_greedy(tally *t, golden *g)
+{
+    static const char name[] = "greedy_lora_prompt5_new8";
+    const lora_st_tensor *ref = lora__st_find(g->f, name);
+    if (!ref)
+        return;
+    if (ref->dtype != LORA_ST_I64 || ref->numel != 13) {
+        fail(t, name, "unexpected dtype or shape in golden file");
+        return;
+    }
+    lora_sampler *smp = NULL;
+    int32_t out[8];
+    size_t n = 0;
+    lora_session_reset(g->s);
+    if (!attach(g, 1) || lora_sampler_create("{\"max_new_tokens\": 8}", &smp) != LORA_OK ||
+        lora_generate(g->s, smp, g->ids, 5, out, 8, &n, NULL, NULL) != LORA_OK) {
+        fail(t, name, lora_last_error());
+        lora_sampler_free(smp);
+        return;
+    }
+    lora_sampler_free(smp);
+    int same = n == 8;
+    for (size_t i = 0; same && i < 5; i++)
+        same = i64_at(ref, i) == g->ids[i];
+    for (size_t i = 0; same && i < 8; i++)
+        same = i64_at(ref, 5 + i) == out[i];
+    printf("%-26s exact %s\n", name, same ? "passed" : "FAILED");
+    if (same)
+        t->passed++;
+    else
+        t->failed++;
+}
+
+/* One AdamW step from zero moments with the settings in the golden file's metadata, through
+ * the public optimizer, on a fresh copy of the adapter. */
+static void check_adamw(tally *t, golden *g, const char *dir)
+{
+    const char *settings = lora__st_metadata(g->f, "adamw");
+    if (!settings)
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/adapter", dir);
+    lora_adapter *fresh = NULL;
+    lora_optimizer *o = NULL;
+    float one = 1.0f;
+    if (lora_adapter_load(g->model, path, &fresh) != LORA_OK ||
+        lora_session_set_adapters(g->s, &fresh, &one, 1) != LORA_OK ||
+        lora_optimizer_create(g->s, settings, &o) != LORA_OK ||
+        lora_train_step(o, g->ids, g->labels, g->B, g->T, NULL) != LORA_OK)
+        fail(t, "adamw1.", lora_last_error());
+    else {
+        lora_adapter *keep = g->adapter;
+        g->adapter = fresh; /* adapter_slice reads g->adapter's layout */
+        check_group(t, g, "adamw1.", 1e-6, adapter_slice, fresh->arena);
+        g->adapter = keep;
+    }
+    lora_optimizer_free(o);
+    lora_adapter_free(fresh);
+}
+
+/* The fixture adapter merged at scale 1: the weight and the logits without the adapter. */
+static void check_merge(tally *t, golden *g)
+{
+    if (!lora__st_find(g->f, "logits_merged"))
+        return;
+    if (lora_model_merge(g->model, g->adapter, 1.0f, NULL, 0, NULL) != LORA_OK || !attach(g, 0)) {
+        fail(t, "merged.", lora_last_error());
+        return;
+    }
+    check_group(t, g, "merged.", TOL_LOGITS, base_slice, g->model->arena);
+    check_logits(t, g, "logits_merged");
+    if (lora_model_unmerge(g->model) != LORA_OK)
+        fail(t, "unmerge", lora_last_error());
 }
 
 static int load_golden(const char *dir, golden *g)
@@ -150,6 +342,18 @@ static int load_golden(const char *dir, golden *g)
     return g->ids && g->labels;
 }
 
+static int open_model(const char *dir, golden *g)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/adapter", dir);
+    if (lora_model_load(dir, "{\"threads\": 2}", &g->model) != LORA_OK ||
+        lora_session_create(g->model, NULL, &g->s) != LORA_OK ||
+        lora_adapter_load(g->model, path, &g->adapter) != LORA_OK)
+        return 0;
+    g->V = lora_model_vocab_size(g->model);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -158,21 +362,27 @@ int main(int argc, char **argv)
     }
     tally t = {0, 0, 0};
     golden g = {0};
-    lora_model *m = NULL;
-    lora_session *s = NULL;
     if (!load_golden(argv[1], &g))
         t.failed++;
-    else if (lora_model_load(argv[1], "{\"threads\": 2}", &m) != LORA_OK ||
-             lora_session_create(m, NULL, &s) != LORA_OK)
+    else if (!open_model(argv[1], &g))
         fail(&t, "model", lora_last_error());
     else {
-        check_logits_base(&t, &g, s, lora_model_vocab_size(m));
-        check_loss_base(&t, &g, s);
-        report_pending(&t, &g);
+        check_logits(&t, &g, "logits_base");
+        check_loss(&t, &g, "loss_base");
+        check_grads(&t, &g, 1);
+        if (attach(&g, 1)) {
+            check_logits(&t, &g, "logits_lora");
+            check_loss(&t, &g, "loss_lora");
+        }
+        check_grads(&t, &g, 0);
+        check_greedy(&t, &g);
+        check_merge(&t, &g);
+        check_adamw(&t, &g, argv[1]);
     }
     printf("%d passed, %d failed, %d skipped\n", t.passed, t.failed, t.skipped);
-    lora_session_free(s);
-    lora_model_free(m);
+    lora_session_free(g.s);
+    lora_adapter_free(g.adapter);
+    lora_model_free(g.model);
     free(g.ids);
     free(g.labels);
     lora__st_close(g.f);

@@ -63,6 +63,26 @@ expect_ok "info Qwen2.5-0.5B config folder" '^parameters: 494,032,768$'
 run "$lora" info --model tests/fixtures/qwen2.5-0.5b-config/config.json
 expect_ok "info Qwen2.5-0.5B config.json path" '^parameters: 494,032,768$'
 
+# LoRA report on Qwen2.5-0.5B shapes (hidden 896, q width 896, kv width 128, intermediate 4864),
+# r 8 on all seven projections of 24 layers:
+#   per layer 8 * (2 * (896+896) + 2 * (896+128) + 3 * (896+4864)) = 183,296; * 24 = 4,399,104
+#   all params 494,032,768 + 4,399,104 = 498,431,872; 100 * 4,399,104 / 498,431,872 = 0.8826
+run "$lora" info --model tests/fixtures/qwen2.5-0.5b-config --lora-rank 8 --target-modules all-linear
+expect_ok "info --lora-rank 8 all-linear: adapted modules" '^adapted modules: 168$'
+run "$lora" info --model tests/fixtures/qwen2.5-0.5b-config --lora-rank 8 --target-modules all-linear
+expect_ok "info --lora-rank 8 all-linear: PEFT trainable line" \
+    '^trainable params: 4,399,104 \|\| all params: 498,431,872 \|\| trainable%: 0\.8826$'
+run "$lora" info --model tests/fixtures/qwen2.5-0.5b-config --lora-rank 8 --target-modules attn,ffn \
+    --lora-alpha 16
+expect_ok "info --target-modules attn,ffn equals all-linear" '^trainable params: 4,399,104 '
+run "$lora" info --model tests/fixtures/qwen2.5-0.5b-config --lora-rank 8 --target-modules all-linear \
+    --lora-alpha 16 --json
+expect_ok "info --json with a lora object" '"lora": ?\{"modules": ?168,"trainable_parameters": ?4399104'
+# tiny-qwen2, r 4 on attn: per layer 4 * (2 * (64+64) + 2 * (64+32)) = 1,792; 2 layers = 3,584
+run "$lora" info --model tests/fixtures/tiny-qwen2 --lora-rank 4 --target-modules attn
+expect_ok "info tiny-qwen2 --target-modules attn" \
+    '^trainable params: 3,584 \|\| all params: 114,752 \|\| trainable%: 3\.1233$'
+
 # --- init, then info / generate / bench on the result --------------------------------------------
 # vocab 128, hidden 32, intermediate 64, 2 layers, 4 heads, 2 kv heads (head_dim 8, kv width 16):
 #   embed 128*32 = 4,096; per layer: q 32*32+32 = 1,056; k, v 16*32+16 = 528 each; o 1,024;
@@ -121,6 +141,12 @@ run "$lora" info --model tests/fixtures/tiny-qwen2 --bogus
 expect_error "info with an unknown option" 2 '--bogus'
 run "$lora" info --model
 expect_error "option without its value" 2 '--model'
+run "$lora" info --model tests/fixtures/tiny-qwen2 --target-modules q_proj,lm_head
+expect_error "info with an unknown target module" 2 'lm_head'
+run "$lora" info --model tests/fixtures/tiny-qwen2 --lora-rank 0
+expect_error "info with --lora-rank 0" 2 '--lora-rank'
+run "$lora" info --model tests/fixtures/tiny-qwen2 --lora-alpha -1
+expect_error "info with a negative --lora-alpha" 2 '--lora-alpha'
 run "$lora" init --config "$tmp/small.json" --out "$tmp/d" --dtype f16
 expect_error "init with a bad --dtype" 2 '--dtype'
 run "$lora" init --config "$tmp/missing.json" --out "$tmp/d"
@@ -133,10 +159,12 @@ run "$lora" generate --model "$tmp/a" --prompt-ids 1,2 --top-k many
 expect_error "generate with a non-numeric --top-k" 2 '--top-k'
 run "$lora" generate --model "$tmp/a" --prompt-ids 1,2 --temperature -1
 expect_error "generate with a negative temperature" 1 'temperature'
-run "$lora" bench --model "$tmp/a" --mode train
-expect_error "bench --mode train is not in this version" 1 'train'
-run "$lora" bench --model "$tmp/a" --mode decode --rank 8
-expect_error "bench --rank is not in this version" 1 '--rank'
+run "$lora" bench --model "$tmp/a" --mode train --seq 16 --batch 2 --steps 2 --rank 4 --threads 1
+expect_ok "bench --mode train prints train_tokens_per_s" '^train_tokens_per_s=[0-9]+\.[0-9]$'
+run "$lora" bench --model "$tmp/a" --mode decode --rank 4 --new 8 --threads 1
+expect_ok "bench --mode decode --rank prints decode_tokens_per_s" '^decode_tokens_per_s=[0-9]+\.[0-9]$'
+run "$lora" bench --model "$tmp/a" --mode train --seq 100000
+expect_error "bench --seq past the model's positions" 1 'max_position_embeddings'
 run "$lora" frobnicate
 expect_error "unknown command" 2 'frobnicate'
 

@@ -9,9 +9,6 @@
 #include "model/session.h"
 
 #define IGNORE_INDEX (-100)
-/* Rows of logits computed at once by loss and logprobs: bounds their scratch to 16 MiB
- * whatever the batch, so a (tokens x vocabulary) matrix is never materialised. */
-#define HEAD_CHUNK_FLOATS (1u << 22)
 
 static lora_status parse_session_options(const char *json, const lora_model *m,
                                          int64_t *max_ctx, int *threads)
@@ -58,9 +55,13 @@ static lora_status parse_session_options(const char *json, const lora_model *m,
     return st;
 }
 
-LORA_API void lora_session_free(lora_session *s)
+void lora__session_retain(lora_session *s) { atomic_fetch_add(&s->refs, 1); }
+
+LORA_API void lora_session_free(lora_session *s) { lora__session_release(s); }
+
+void lora__session_release(lora_session *s)
 {
-    if (!s)
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     lora__cpu_backend_free(s->be);
     free(s->tokens);
@@ -70,6 +71,11 @@ LORA_API void lora_session_free(lora_session *s)
     free(s->rope_sin);
     free(s->ws);
     free(s->ws_ids);
+    free(s->head_ws);
+    free(s->train_ws);
+    free(s->train_layers);
+    for (size_t i = 0; i < s->n_adapters; i++)
+        lora__adapter_release(s->adapters[i]);
     lora__model_release(s->model);
     free(s);
 }
@@ -91,6 +97,7 @@ LORA_API lora_status lora_session_create(lora_model *model, const char *config_j
     lora_session *s = calloc(1, sizeof *s);
     if (!s)
         return lora__oom("session", sizeof *s);
+    atomic_init(&s->refs, 1);
     lora__model_retain(model);
     s->model = model;
     s->max_ctx = max_ctx;
@@ -104,7 +111,7 @@ LORA_API lora_status lora_session_create(lora_model *model, const char *config_j
     else
         st = lora__cpu_backend_create(threads, &s->be);
     if (st) {
-        lora_session_free(s);
+        lora__session_release(s);
         return lora__error_prefix(st, "lora_session_create");
     }
     *out = s;
@@ -121,8 +128,8 @@ LORA_API void lora_session_reset(lora_session *s)
 
 /* Validates a (B, T) batch and returns a copy of ids with padded positions set to 0, the one
  * id every vocabulary has, so that the embedding lookup never reads out of range. */
-static lora_status batch_ids(const char *fn, const lora_session *s, const int32_t *ids,
-                             const int32_t *lengths, size_t B, size_t T, int32_t **out)
+lora_status lora__batch_ids(const char *fn, const lora_session *s, const int32_t *ids,
+                           const int32_t *lengths, size_t B, size_t T, int32_t **out)
 {
     *out = NULL;
     if (!s || !ids)
@@ -170,7 +177,7 @@ LORA_API lora_status lora_session_logits(lora_session *s, const int32_t *ids,
 {
     lora__error_clear();
     int32_t *clean;
-    lora_status st = batch_ids("lora_session_logits", s, ids, lengths, batch, seq, &clean);
+    lora_status st = lora__batch_ids("lora_session_logits", s, ids, lengths, batch, seq, &clean);
     if (st)
         return st;
     if (!logits_out) {
@@ -192,27 +199,25 @@ LORA_API lora_status lora_session_logits(lora_session *s, const int32_t *ids,
     return LORA_OK;
 }
 
-/* Runs the model over (B, T) and computes nll[n] = -log p(targets[n] | row n) for every row,
- * chunk by chunk through the output head. */
+lora_status lora__check_labels(const char *fn, const lora_session *s, const int32_t *labels,
+                              size_t B, size_t T)
+{
+    int64_t V = s->model->cfg.vocab;
+    for (size_t i = 0; i < B * T; i++)
+        if (labels[i] != IGNORE_INDEX && (labels[i] < 0 || labels[i] >= V))
+            return lora__error(LORA_ERR_RANGE,
+                               "%s: labels[%zu][%zu] = %d is neither -100 nor a token id (0..%lld)",
+                               fn, i / T, i % T, labels[i], (long long)V - 1);
+    return LORA_OK;
+}
+
+/* Runs the model over (B, T) and computes nll[n] = -log p(targets[n] | row n) for every row. */
 static lora_status head_nll(lora_session *s, const int32_t *ids, size_t B, size_t T,
                             const int32_t *targets, float *nll)
 {
-    const lora_config *c = &s->model->cfg;
-    int64_t N = (int64_t)(B * T), V = c->vocab;
-    int64_t rows = (int64_t)(HEAD_CHUNK_FLOATS / (size_t)V);
-    rows = rows < 1 ? 1 : rows > N ? N : rows;
-    float *hidden, *chunk;
-    lora_status st = lora__decoder_forward(s, ids, (int64_t)B, (int64_t)T, false,
-                                           (size_t)(rows * V), &hidden, &chunk);
-    if (st)
-        return st;
-    for (int64_t r0 = 0; r0 < N; r0 += rows) {
-        int64_t n = N - r0 < rows ? N - r0 : rows;
-        s->be->ops->matmul_fwd(s->be, chunk, hidden + r0 * c->hidden, s->model->lm_head, NULL, n,
-                               V, c->hidden);
-        s->be->ops->cross_entropy_fwd(s->be, nll + r0, NULL, chunk, targets + r0, n, V);
-    }
-    return LORA_OK;
+    float *hidden;
+    lora_status st = lora__decoder_forward(s, ids, (int64_t)B, (int64_t)T, false, 0, &hidden, NULL);
+    return st ? st : lora__head_nll(s, hidden, (int64_t)(B * T), targets, nll, NULL, NULL, NULL);
 }
 
 LORA_API lora_status lora_session_loss(lora_session *s, const int32_t *ids, const int32_t *labels,
@@ -222,7 +227,7 @@ LORA_API lora_status lora_session_loss(lora_session *s, const int32_t *ids, cons
     lora__error_clear();
     static const char fn[] = "lora_session_loss";
     int32_t *clean;
-    lora_status st = batch_ids(fn, s, ids, NULL, batch, seq, &clean);
+    lora_status st = lora__batch_ids(fn, s, ids, NULL, batch, seq, &clean);
     if (st)
         return st;
     if (!labels || !loss_out) {
@@ -231,25 +236,18 @@ LORA_API lora_status lora_session_loss(lora_session *s, const int32_t *ids, cons
                            labels ? "loss_out" : "labels");
     }
     size_t N = batch * seq;
-    int64_t V = s->model->cfg.vocab;
     int32_t *targets = malloc(N * sizeof *targets);
     float *nll = malloc(N * sizeof *nll);
     if (!targets || !nll) {
         st = lora__oom("loss targets", N * 8);
         goto done;
     }
+    if ((st = lora__check_labels(fn, s, labels, batch, seq)))
+        goto done;
     /* Hugging Face shifts inside the loss: the logits at t predict labels[t + 1]. */
     for (size_t b = 0; b < batch; b++)
-        for (size_t t = 0; t < seq; t++) {
-            int32_t lab = t + 1 < seq ? labels[b * seq + t + 1] : IGNORE_INDEX;
-            if (lab != IGNORE_INDEX && (lab < 0 || lab >= V)) {
-                st = lora__error(LORA_ERR_RANGE,
-                                 "%s: labels[%zu][%zu] = %d is neither -100 nor a token id "
-                                 "(0..%lld)", fn, b, t + 1, lab, (long long)V - 1);
-                goto done;
-            }
-            targets[b * seq + t] = lab;
-        }
+        for (size_t t = 0; t < seq; t++)
+            targets[b * seq + t] = t + 1 < seq ? labels[b * seq + t + 1] : IGNORE_INDEX;
     if ((st = head_nll(s, clean, batch, seq, targets, nll))) {
         lora__error_prefix(st, "%s", fn);
         goto done;
@@ -278,7 +276,7 @@ LORA_API lora_status lora_session_logprobs(lora_session *s, const int32_t *ids,
     lora__error_clear();
     static const char fn[] = "lora_session_logprobs";
     int32_t *clean;
-    lora_status st = batch_ids(fn, s, ids, lengths, batch, seq, &clean);
+    lora_status st = lora__batch_ids(fn, s, ids, lengths, batch, seq, &clean);
     if (st)
         return st;
     if (!out) {

@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "args.h"
+#include "bench.h"
 
 #define PROMPT_LEN 16
 
@@ -16,33 +16,28 @@ static const char help[] =
     "greedily generates --new tokens (no end-of-sequence stop) after one untimed warm-up run.\n"
     "Prints prefill_ms= (prompt plus first token) and decode_tokens_per_s= (the tokens after\n"
     "the first, one model step each).\n"
-    "train: needs LoRA training, which this version does not have yet.\n"
+    "train: LoRA of rank --rank (default 16, alpha 2r) on all seven projections, AdamW, random\n"
+    "tokens; one untimed warm-up step, then --steps timed steps of --batch x --seq tokens.\n"
+    "Prints step_ms=, peak_rss_mib= and train_tokens_per_s=.\n"
     "\n"
     "  --model DIR            checkpoint folder (required)\n"
     "  --mode decode|train    what to measure (required)\n"
     "  --new N                tokens to generate, >= 2 (default 128)\n"
     "  --threads N            worker threads (default: all online CPUs)\n"
     "  --device D             cpu (default), auto, cuda or cuda:N\n"
-    "  --rank R               decode with an unmerged random LoRA adapter of rank R\n"
-    "                         (not in this version)\n"
-    "  --seq N, --batch N, --steps N   train mode only\n";
+    "  --rank R               decode: with an unmerged random LoRA adapter of rank R on all\n"
+    "                         seven projections; train: the adapter's rank (default 16)\n"
+    "  --seq N, --batch N, --steps N   train mode only (defaults 256, 4, 5)\n";
 
 typedef struct timing {
     double start, first, last;
     size_t seen;
 } timing;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int on_token(int32_t token, void *user)
 {
     timing *t = user;
-    double now = now_s();
+    double now = bench_now_s();
     if (t->seen++ == 0) t->first = now;
     t->last = now;
     return 0;
@@ -68,7 +63,8 @@ static int model_threads(const lora_model *model)
     return n;
 }
 
-static int decode(const char *dir, const char *device, uint64_t threads, uint64_t n_new)
+static int decode(const char *dir, const char *device, uint64_t threads, uint64_t n_new,
+                  uint64_t rank)
 {
     json_t *opts = json_pack("{s:s}", "device", device);
     if (threads) json_object_set_new(opts, "threads", json_integer((json_int_t)threads));
@@ -91,12 +87,16 @@ static int decode(const char *dir, const char *device, uint64_t threads, uint64_
         make_prompt(prompt, lora_model_vocab_size(model));
         st = lora_session_create(model, cfg, &session);
     }
+    lora_adapter *adapter = NULL;
+    float one = 1.0f;
+    if (st == LORA_OK && rank && !(adapter = bench_adapter(model, rank))) st = LORA_ERR_CONFIG;
+    if (st == LORA_OK && adapter) st = lora_session_set_adapters(session, &adapter, &one, 1);
     if (st == LORA_OK) st = lora_sampler_create(scfg, &sampler);
     if (st == LORA_OK) /* warm-up */
         st = lora_generate(session, sampler, prompt, PROMPT_LEN, out, n_new, &n_out, NULL, NULL);
     if (st == LORA_OK) {
         lora_session_reset(session);
-        t.start = now_s();
+        t.start = bench_now_s();
         st = lora_generate(session, sampler, prompt, PROMPT_LEN, out, n_new, &n_out, on_token,
                            &t);
     }
@@ -107,13 +107,15 @@ static int decode(const char *dir, const char *device, uint64_t threads, uint64_
         rc = cli_fail("bench", CLI_RUNTIME, "generation stopped after %zu of %llu tokens",
                       n_out, (unsigned long long)n_new);
     } else {
-        printf("model=%s parameters=%llu device=%s threads=%d prompt_tokens=%d new_tokens=%llu\n",
-               dir, (unsigned long long)lora_model_num_parameters(model), device,
-               model_threads(model), PROMPT_LEN, (unsigned long long)n_new);
+        printf("model=%s parameters=%llu device=%s threads=%d prompt_tokens=%d new_tokens=%llu "
+               "lora_rank=%llu\n", dir, (unsigned long long)lora_model_num_parameters(model),
+               device, model_threads(model), PROMPT_LEN, (unsigned long long)n_new,
+               (unsigned long long)rank);
         printf("prefill_ms=%.1f\n", 1e3 * (t.first - t.start));
         printf("decode_tokens_per_s=%.1f\n", (double)(n_new - 1) / (t.last - t.first));
     }
     lora_sampler_free(sampler);
+    lora_adapter_free(adapter);
     lora_session_free(session);
     lora_model_free(model);
     free(out);
@@ -141,15 +143,10 @@ int cmd_bench(int argc, char **argv)
             return rc;
     }
     if (strcmp(mode, "train") == 0)
-        return cli_fail("bench", CLI_RUNTIME,
-                        "--mode train needs LoRA training, which liblora %s does not have yet",
-                        lora_version_string());
-    if (v[2])
-        return cli_fail("bench", CLI_RUNTIME,
-                        "--rank needs LoRA adapters, which liblora %s does not have yet",
-                        lora_version_string());
+        return bench_train(model, device, v[1], v[3] ? v[3] : 256, v[4] ? v[4] : 4,
+                           v[5] ? v[5] : 5, v[2] ? v[2] : 16);
     for (int i = 3; i < 6; i++)
         if (v[i])
             return cli_fail("bench", CLI_USAGE, "--%s applies to --mode train only", counts[i]);
-    return decode(model, device, v[1], v[0]);
+    return decode(model, device, v[1], v[0], v[2]);
 }

@@ -1,4 +1,5 @@
-/* The decoder forward pass, written once against the backend op table. */
+/* The decoder forward pass, written once against the backend op table, for inference (shared
+ * buffers, optional KV cache) and for training (activations kept per layer). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,59 +7,97 @@
 #include "api/error.h"
 #include "model/session.h"
 
-typedef struct acts {
-    float *x;     // (N, C) residual stream
-    float *h;     // (N, C) normed input / projection output
-    float *q;     // (N, H*D)
-    float *k;     // (N, KVH*D)
-    float *v;     // (N, KVH*D)
-    float *att;   // (N, H*D)
-    float *gate;  // (N, I), then silu(gate) * up
-    float *up;    // (N, I)
-    float *extra; /* caller's scratch */
-} acts;
+/* Hands out consecutive slices of a float region; with a NULL base it only counts, so that one
+ * function both sizes and lays out a workspace. */
+typedef struct bump {
+    float *base;
+    size_t used;
+} bump;
 
-static size_t decoder_floats(const lora_config *c, int64_t N)
+static float *take(bump *b, int64_t n)
 {
-    int64_t q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
-    return (size_t)N * (size_t)(2 * c->hidden + 2 * q + 2 * kv + 2 * c->inter);
+    float *p = b->base ? b->base + b->used : NULL;
+    b->used += (size_t)n;
+    return p;
 }
 
-static lora_status ensure_ws(lora_session *s, int64_t N, size_t extra, acts *a)
+/* Lays out one set of layer activations for N rows. train: everything the backward reads gets
+ * its own buffer; otherwise aliases keep inference small. */
+static void layout_layer(const lora_session *s, int64_t N, bool train, bump *b,
+                         lora_layer_acts *a)
 {
     const lora_config *c = &s->model->cfg;
-    size_t need = decoder_floats(c, N) + extra;
-    if (need > s->ws_floats) {
-        float *p = realloc(s->ws, need * sizeof(float));
-        if (!p)
-            return lora__oom("activations", need * sizeof(float));
-        s->ws = p;
-        s->ws_floats = need;
+    int64_t C = c->hidden, q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
+    memset(a, 0, sizeof *a);
+    a->x_in = train ? take(b, N * C) : NULL;
+    a->h1 = take(b, N * C);
+    a->q = take(b, N * q);
+    a->k = take(b, N * kv);
+    a->v = take(b, N * kv);
+    a->att = take(b, N * q);
+    a->x_mid = train ? take(b, N * C) : NULL;
+    a->h2 = train ? take(b, N * C) : a->h1;
+    a->gate = take(b, N * c->inter);
+    a->up = take(b, N * c->inter);
+    a->act = train ? take(b, N * c->inter) : a->gate;
+    a->o = take(b, N * C);
+    if (train) {
+        a->rstd1 = take(b, N);
+        a->rstd2 = take(b, N);
     }
-    if ((size_t)N > s->ws_ids_cap) {
-        int32_t *p = realloc(s->ws_ids, (size_t)N * sizeof(int32_t));
+    if (train && c->qk_norm) {
+        a->q_lin = take(b, N * q);
+        a->k_lin = take(b, N * kv);
+        a->rstd_q = take(b, N * c->n_heads);
+        a->rstd_k = take(b, N * c->n_kv_heads);
+    } else {
+        a->q_lin = a->q;
+        a->k_lin = a->k;
+    }
+    /* LoRA intermediates: one shared scratch at inference, one per module when training */
+    float *shared = train ? NULL : take(b, N * s->max_rank);
+    for (size_t i = 0; i < s->n_adapters; i++)
+        for (int p = 0; p < LORA_PROJ_COUNT; p++) {
+            const lora_adapter *ad = s->adapters[i];
+            bool any = false;
+            for (int64_t l = 0; l < c->n_layers && !any; l++)
+                any = lora__adapter_module(ad, l, (lora_proj)p) != NULL;
+            if (any)
+                a->t[p][i] = train ? take(b, N * s->max_rank) : shared;
+        }
+}
+
+static lora_status grow(float **buf, size_t *cap, size_t need, const char *what)
+{
+    if (need <= *cap)
+        return LORA_OK;
+    float *p = realloc(*buf, need * sizeof(float));
+    if (!p)
+        return lora__oom(what, need * sizeof(float));
+    *buf = p;
+    *cap = need;
+    return LORA_OK;
+}
+
+lora_status lora__positions(lora_session *s, int64_t B, int64_t T, int64_t pos0, int32_t **pos)
+{
+    size_t N = (size_t)(B * T);
+    if (N > s->ws_ids_cap) {
+        int32_t *p = realloc(s->ws_ids, N * sizeof(int32_t));
         if (!p)
-            return lora__oom("positions", (size_t)N * sizeof(int32_t));
+            return lora__oom("positions", N * sizeof(int32_t));
         s->ws_ids = p;
-        s->ws_ids_cap = (size_t)N;
+        s->ws_ids_cap = N;
     }
-    int64_t q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
-    float *p = s->ws;
-    a->x = p, p += N * c->hidden;
-    a->h = p, p += N * c->hidden;
-    a->q = p, p += N * q;
-    a->k = p, p += N * kv;
-    a->v = p, p += N * kv;
-    a->att = p, p += N * q;
-    a->gate = p, p += N * c->inter;
-    a->up = p, p += N * c->inter;
-    a->extra = p;
+    for (size_t n = 0; n < N; n++)
+        s->ws_ids[n] = (int32_t)(pos0 + (int64_t)n % T);
+    *pos = s->ws_ids;
     return LORA_OK;
 }
 
 /* cos/sin tables in double precision: the golden results are float64, and the angle
  * pos * inv_freq loses digits in float32 at large positions. */
-static lora_status ensure_rope(lora_session *s, int64_t len)
+lora_status lora__ensure_rope(lora_session *s, int64_t len)
 {
     if (len <= s->rope_len)
         return LORA_OK;
@@ -87,22 +126,44 @@ static lora_status ensure_rope(lora_session *s, int64_t len)
     return LORA_OK;
 }
 
-static void attention_block(lora_session *s, const lora_layer_weights *w, int64_t l, acts *a,
-                            int64_t B, int64_t T, bool use_cache, const int32_t *pos)
+/* y (N, out) += the attached adapters' LoRA paths for projection p of layer l, input x. */
+static void apply_lora(lora_session *s, lora_layer_acts *a, int64_t l, lora_proj p, float *y,
+                       const float *x, int64_t N)
+{
+    for (size_t i = 0; i < s->n_adapters; i++) {
+        const lora_adapter_module *m = lora__adapter_module(s->adapters[i], l, p);
+        if (m)
+            s->be->ops->lora_fwd(s->be, y, a->t[p][i], x, m->A, m->B, N, m->in, m->r, m->out,
+                                 s->scales[i] * m->scaling);
+    }
+}
+
+static void projection(lora_session *s, lora_layer_acts *a, int64_t l, lora_proj p, float *y,
+                       const float *x, const float *w, const float *bias, int64_t N)
+{
+    int64_t out, in;
+    lora__proj_shape(&s->model->cfg, p, &out, &in);
+    s->be->ops->matmul_fwd(s->be, y, x, w, bias, N, out, in);
+    apply_lora(s, a, l, p, y, x, N);
+}
+
+static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
+                            int64_t T, bool use_cache, const int32_t *pos)
 {
     const lora_config *c = &s->model->cfg;
+    const lora_layer_weights *w = &s->model->layers[l];
     const lora_backend_ops *op = s->be->ops;
     lora_backend *be = s->be;
     int64_t N = B * T, C = c->hidden, H = c->n_heads, KVH = c->n_kv_heads, D = c->head_dim;
     float eps = (float)c->rms_eps;
 
-    op->rmsnorm_fwd(be, a->h, NULL, a->x, w->attn_norm, N, C, eps);
-    op->matmul_fwd(be, a->q, a->h, w->wq, w->bq, N, H * D, C);
-    op->matmul_fwd(be, a->k, a->h, w->wk, w->bk, N, KVH * D, C);
-    op->matmul_fwd(be, a->v, a->h, w->wv, w->bv, N, KVH * D, C);
+    op->rmsnorm_fwd(be, a->h1, a->rstd1, x, w->attn_norm, N, C, eps);
+    projection(s, a, l, LORA_PROJ_Q, a->q_lin, a->h1, w->wq, w->bq, N);
+    projection(s, a, l, LORA_PROJ_K, a->k_lin, a->h1, w->wk, w->bk, N);
+    projection(s, a, l, LORA_PROJ_V, a->v, a->h1, w->wv, w->bv, N);
     if (c->qk_norm) {
-        op->rmsnorm_fwd(be, a->q, NULL, a->q, w->q_norm, N * H, D, eps);
-        op->rmsnorm_fwd(be, a->k, NULL, a->k, w->k_norm, N * KVH, D, eps);
+        op->rmsnorm_fwd(be, a->q, a->rstd_q, a->q_lin, w->q_norm, N * H, D, eps);
+        op->rmsnorm_fwd(be, a->k, a->rstd_k, a->k_lin, w->k_norm, N * KVH, D, eps);
     }
     op->rope_fwd(be, a->q, pos, s->rope_cos, s->rope_sin, N, H, D);
     op->rope_fwd(be, a->k, pos, s->rope_cos, s->rope_sin, N, KVH, D);
@@ -121,21 +182,33 @@ static void attention_block(lora_session *s, const lora_layer_weights *w, int64_
         sh.pos0 = s->pos;
     }
     op->attention_fwd(be, a->att, a->q, k, v, &sh);
-    op->matmul_fwd(be, a->h, a->att, w->wo, w->bo, N, C, H * D);
-    op->residual_fwd(be, a->x, a->h, N * C);
+    projection(s, a, l, LORA_PROJ_O, a->o, a->att, w->wo, w->bo, N);
+    op->residual_fwd(be, x, a->o, N * C);
 }
 
-static void mlp_block(lora_session *s, const lora_layer_weights *w, acts *a, int64_t N)
+static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t N)
 {
     const lora_config *c = &s->model->cfg;
+    const lora_layer_weights *w = &s->model->layers[l];
     const lora_backend_ops *op = s->be->ops;
-    lora_backend *be = s->be;
-    op->rmsnorm_fwd(be, a->h, NULL, a->x, w->mlp_norm, N, c->hidden, (float)c->rms_eps);
-    op->matmul_fwd(be, a->gate, a->h, w->w_gate, NULL, N, c->inter, c->hidden);
-    op->matmul_fwd(be, a->up, a->h, w->w_up, NULL, N, c->inter, c->hidden);
-    op->swiglu_fwd(be, a->gate, a->gate, a->up, N, c->inter);
-    op->matmul_fwd(be, a->h, a->gate, w->w_down, NULL, N, c->hidden, c->inter);
-    op->residual_fwd(be, a->x, a->h, N * c->hidden);
+    op->rmsnorm_fwd(s->be, a->h2, a->rstd2, x, w->mlp_norm, N, c->hidden, (float)c->rms_eps);
+    projection(s, a, l, LORA_PROJ_GATE, a->gate, a->h2, w->w_gate, NULL, N);
+    projection(s, a, l, LORA_PROJ_UP, a->up, a->h2, w->w_up, NULL, N);
+    op->swiglu_fwd(s->be, a->act, a->gate, a->up, N, c->inter);
+    projection(s, a, l, LORA_PROJ_DOWN, a->o, a->act, w->w_down, NULL, N);
+    op->residual_fwd(s->be, x, a->o, N * c->hidden);
+}
+
+void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
+                         int64_t T, bool use_cache, const int32_t *pos)
+{
+    size_t bytes = (size_t)(B * T * s->model->cfg.hidden) * sizeof(float);
+    if (a->x_in)
+        memcpy(a->x_in, x, bytes);
+    attention_block(s, l, a, x, B, T, use_cache, pos);
+    if (a->x_mid)
+        memcpy(a->x_mid, x, bytes);
+    mlp_block(s, l, a, x, B * T);
 }
 
 lora_status lora__decoder_forward(lora_session *s, const int32_t *ids, int64_t B, int64_t T,
@@ -146,23 +219,91 @@ lora_status lora__decoder_forward(lora_session *s, const int32_t *ids, int64_t B
     const lora_config *c = &m->cfg;
     int64_t N = B * T;
     int64_t pos0 = use_cache ? s->pos : 0;
-    acts a = {0};
+    lora_layer_acts a;
+    bump count = {NULL, 0};
+    take(&count, N * c->hidden); /* the residual stream */
+    layout_layer(s, N, false, &count, &a);
+    int32_t *pos;
     lora_status st;
-    if ((st = ensure_ws(s, N, extra_floats, &a)) || (st = ensure_rope(s, pos0 + T)))
+    if ((st = grow(&s->ws, &s->ws_floats, count.used + extra_floats, "activations")) ||
+        (st = lora__ensure_rope(s, pos0 + T)) || (st = lora__positions(s, B, T, pos0, &pos)))
         return st;
-    int32_t *pos = s->ws_ids;
-    for (int64_t n = 0; n < N; n++)
-        pos[n] = (int32_t)(pos0 + n % T);
+    bump b = {s->ws, 0};
+    float *x = take(&b, N * c->hidden);
+    layout_layer(s, N, false, &b, &a);
 
-    s->be->ops->embedding_fwd(s->be, a.x, ids, m->embed, N, c->hidden);
-    for (int64_t l = 0; l < c->n_layers; l++) {
-        attention_block(s, &m->layers[l], l, &a, B, T, use_cache, pos);
-        mlp_block(s, &m->layers[l], &a, N);
-    }
-    s->be->ops->rmsnorm_fwd(s->be, a.h, NULL, a.x, m->final_norm, N, c->hidden,
-                            (float)c->rms_eps);
-    *hidden = a.h;
+    s->be->ops->embedding_fwd(s->be, x, ids, m->embed, N, c->hidden);
+    for (int64_t l = 0; l < c->n_layers; l++)
+        lora__layer_forward(s, l, &a, x, B, T, use_cache, pos);
+    s->be->ops->rmsnorm_fwd(s->be, a.h1, NULL, x, m->final_norm, N, c->hidden, (float)c->rms_eps);
+    *hidden = a.h1;
     if (extra)
-        *extra = a.extra;
+        *extra = s->ws + count.used;
+    return LORA_OK;
+}
+
+static lora_status layout_train(lora_session *s, int64_t N, bool recompute, lora_train_acts *t)
+{
+    const lora_config *c = &s->model->cfg;
+    if (c->n_layers > s->train_layers_cap) {
+        lora_layer_acts *p = realloc(s->train_layers, (size_t)c->n_layers * sizeof *p);
+        if (!p)
+            return lora__oom("layer activations", (size_t)c->n_layers * sizeof *p);
+        s->train_layers = p;
+        s->train_layers_cap = c->n_layers;
+    }
+    t->layers = s->train_layers;
+    for (int pass = 0; pass < 2; pass++) {
+        bump b = {pass ? s->train_ws : NULL, 0};
+        for (int64_t l = 0; l < c->n_layers; l++) {
+            if (recompute) {
+                memset(&t->layers[l], 0, sizeof t->layers[l]);
+                t->layers[l].x_in = take(&b, N * c->hidden);
+            } else
+                layout_layer(s, N, true, &b, &t->layers[l]);
+        }
+        if (recompute)
+            layout_layer(s, N, true, &b, &t->scratch);
+        t->x_final = take(&b, N * c->hidden);
+        t->rstd_final = take(&b, N);
+        t->h_final = take(&b, N * c->hidden);
+        if (pass == 0) {
+            lora_status st = grow(&s->train_ws, &s->train_ws_floats, b.used, "training activations");
+            if (st)
+                return st;
+        }
+    }
+    return LORA_OK;
+}
+
+lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids, int64_t B,
+                                        int64_t T, bool recompute, lora_train_acts *acts)
+{
+    const lora_model *m = s->model;
+    const lora_config *c = &m->cfg;
+    int64_t N = B * T;
+    int32_t *pos;
+    lora_status st;
+    if ((st = layout_train(s, N, recompute, acts)) || (st = lora__ensure_rope(s, T)) ||
+        (st = lora__positions(s, B, T, 0, &pos)))
+        return st;
+    acts->B = B;
+    acts->T = T;
+    acts->recompute = recompute;
+    acts->ids = ids;
+    /* the residual stream runs in x_final, which ends up holding the last layer's output */
+    float *x = acts->x_final;
+    s->be->ops->embedding_fwd(s->be, x, ids, m->embed, N, c->hidden);
+    for (int64_t l = 0; l < c->n_layers; l++) {
+        if (recompute) {
+            memcpy(acts->layers[l].x_in, x, (size_t)(N * c->hidden) * sizeof(float));
+            lora_layer_acts tmp = acts->scratch;
+            tmp.x_in = NULL; /* kept above */
+            lora__layer_forward(s, l, &tmp, x, B, T, false, pos);
+        } else
+            lora__layer_forward(s, l, &acts->layers[l], x, B, T, false, pos);
+    }
+    s->be->ops->rmsnorm_fwd(s->be, acts->h_final, acts->rstd_final, x, m->final_norm, N,
+                            c->hidden, (float)c->rms_eps);
     return LORA_OK;
 }

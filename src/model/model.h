@@ -29,6 +29,8 @@ struct lora_model {
     uint64_t n_params;
     char stored_dtype[8];
     char *info_json;
+    char *config_text;  /* config.json as loaded, for lora_model_save */
+    struct lora_merge *merge; /* what lora_model_unmerge restores; NULL when not merged */
 };
 
 void lora__model_retain(lora_model *m);

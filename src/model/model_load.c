@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "model/model_info.h"
 #include "model/weights.h"
+#include "adapter/merge.h"
 #include "util/file.h"
 
 #define MAX_THREADS 64
@@ -25,6 +26,8 @@ void lora__model_release(lora_model *m)
     free(m->arena);
     free(m->layers);
     free(m->info_json);
+    free(m->config_text);
+    lora__merge_free(m->merge);
     free(m);
 }
 
@@ -141,7 +144,10 @@ static lora_status load(const char *path, int threads, lora_model *m)
     char *cfg_path = lora__path_join(path, "config.json");
     if (!cfg_path)
         return lora__oom("path", strlen(path) + 16);
-    lora_status st = lora__config_load(cfg_path, &m->cfg);
+    size_t len;
+    lora_status st = lora__read_file(cfg_path, 16u << 20, &m->config_text, &len);
+    if (!st)
+        st = lora__config_parse(m->config_text, len, cfg_path, &m->cfg);
     free(cfg_path);
     if (st)
         return st;

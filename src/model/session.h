@@ -2,13 +2,50 @@
 #ifndef LORA_MODEL_SESSION_H
 #define LORA_MODEL_SESSION_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "adapter/adapter.h"
 #include "backend.h"
 #include "model/model.h"
 
+#define LORA_MAX_ADAPTERS 8 /* attached to one session at once */
+
+/* One decoder layer's activations. At inference the buffers are shared by every layer and the
+ * ones only a backward needs are NULL (or alias others); a training forward keeps one set per
+ * layer (or, recomputing, only x_in per layer). */
+typedef struct lora_layer_acts {
+    float *x_in;           // (N, C) residual stream entering the layer; NULL at inference
+    float *h1;             // (N, C) input RMSNorm output
+    float *rstd1;          // (N)
+    float *q_lin, *k_lin;  // (N, H*D), (N, KVH*D) projections before q/k RMSNorm (qwen3)
+    float *rstd_q, *rstd_k;// (N*H), (N*KVH)
+    float *q, *k, *v;      // (N, H*D), (N, KVH*D), (N, KVH*D) attention inputs (after RoPE)
+    float *att;            // (N, H*D) attention output
+    float *x_mid;          // (N, C) residual stream after attention; NULL at inference
+    float *h2;             // (N, C) post-attention RMSNorm output
+    float *rstd2;          // (N)
+    float *gate, *up;      // (N, I)
+    float *act;            // (N, I) silu(gate) * up (== gate at inference)
+    float *o;              // (N, C) o_proj / down_proj output before the residual add
+    float *t[LORA_PROJ_COUNT][LORA_MAX_ADAPTERS]; // (N, r) LoRA x A^T per projection, adapter
+} lora_layer_acts;
+
+/* What a training forward keeps for the backward. */
+typedef struct lora_train_acts {
+    int64_t B, T;
+    bool recompute;          /* layers[l] holds only x_in; the rest is recomputed */
+    lora_layer_acts *layers; // (L)
+    lora_layer_acts scratch; /* the shared set a recomputing backward refills */
+    float *x_final;          // (N, C) residual stream entering the final RMSNorm
+    float *rstd_final;       // (N)
+    float *h_final;          // (N, C) final hidden states
+    const int32_t *ids;      // (N)
+} lora_train_acts;
+
 struct lora_session {
+    atomic_int refs;      /* the caller's and each optimizer's */
     lora_model *model;
     lora_backend *be;
     int64_t max_ctx;
@@ -23,6 +60,16 @@ struct lora_session {
     size_t ws_floats;
     int32_t *ws_ids;      /* ids, positions and targets of the current call */
     size_t ws_ids_cap;
+    lora_adapter *adapters[LORA_MAX_ADAPTERS]; /* attached, retained */
+    float scales[LORA_MAX_ADAPTERS];
+    size_t n_adapters;
+    int64_t max_rank;     /* largest r among attached adapters' modules */
+    float *head_ws;       /* output-head chunks: logits and log-sum-exp */
+    size_t head_ws_floats;
+    float *train_ws;      /* saved activations of the last training forward */
+    size_t train_ws_floats;
+    lora_layer_acts *train_layers;
+    int64_t train_layers_cap;
 };
 
 /* Runs the decoder over ids (B, T), leaving the final-normed hidden states (B*T, C) in
@@ -33,5 +80,47 @@ struct lora_session {
 lora_status lora__decoder_forward(lora_session *s, const int32_t *ids, int64_t B, int64_t T,
                                   bool use_cache, size_t extra_floats, float **hidden,
                                   float **extra);
+
+/* Validates a (B, T) batch of ids (lengths may be NULL) and returns a malloc'd copy with
+ * padded positions set to 0. Messages start with fn. */
+lora_status lora__batch_ids(const char *fn, const lora_session *s, const int32_t *ids,
+                           const int32_t *lengths, size_t B, size_t T, int32_t **out);
+/* Every label is -100 or a token id. */
+lora_status lora__check_labels(const char *fn, const lora_session *s, const int32_t *labels,
+                              size_t B, size_t T);
+
+void lora__session_retain(lora_session *s);
+void lora__session_release(lora_session *s);
+
+/* A training forward: like lora__decoder_forward without the cache, keeping in *acts (inside
+ * the session's training workspace) what lora__decoder_backward needs. */
+lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids, int64_t B,
+                                        int64_t T, bool recompute, lora_train_acts *acts);
+
+/* Where a backward writes gradients (accumulating). Each pointer may be NULL. */
+typedef struct lora_grads {
+    float *adapter[LORA_MAX_ADAPTERS]; /* parallel to attached adapter i's arena */
+    float *base;                       /* parallel to the model's weight arena */
+} lora_grads;
+
+/* Backward from dhidden (N, C), the gradient at the final hidden states, to the gradients in
+ * g. dhidden is consumed (overwritten). */
+lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float *dhidden,
+                                   const lora_grads *g);
+
+/* The output head over hidden (N, C), chunk by chunk so that (N, V) logits never exist at once:
+ * nll[n] = -log softmax(hidden[n] lm_head^T)[targets[n]] (0 where the target is -100). With
+ * dnll non-NULL, also the backward of sum_n dnll[n] * nll[n]: dhidden (N, C) += ..., and
+ * dlm_head (V, C) += ... when not NULL. */
+lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
+                           const int32_t *targets, float *nll, const float *dnll, float *dhidden,
+                           float *dlm_head);
+
+/* Layer l's forward over the residual stream x (N, C), in place (shared with backward.c). */
+void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
+                         int64_t T, bool use_cache, const int32_t *pos);
+/* Fills positions pos0 + (n mod T) for the N = B*T rows, in the session's id workspace. */
+lora_status lora__positions(lora_session *s, int64_t B, int64_t T, int64_t pos0, int32_t **pos);
+lora_status lora__ensure_rope(lora_session *s, int64_t len);
 
 #endif

@@ -1,0 +1,179 @@
+/* The decoder backward pass: the forward in forward.c read in reverse, op by op. Gradients
+ * accumulate into arenas parallel to the model's and the adapters' weights, so a parameter's
+ * gradient sits at the same offset in its gradient arena as the parameter in its own. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/error.h"
+#include "model/session.h"
+
+typedef struct grad_bufs {
+    float *dx;           // (N, C) gradient of the residual stream
+    float *dh;           // (N, C) gradient of a normed input
+    float *dq, *dk, *dv; // (N, H*D), (N, KVH*D), (N, KVH*D)
+    float *dq_lin, *dk_lin;
+    float *datt;         // (N, H*D)
+    float *dgate, *dup, *dact; // (N, I)
+    float *u;            // (N, max_rank) LoRA scratch
+} grad_bufs;
+
+typedef struct bwd_ctx {
+    lora_session *s;
+    const lora_grads *g;
+    int64_t N;
+    grad_bufs b;
+} bwd_ctx;
+
+static float *base_grad(const bwd_ctx *c, const float *param)
+{
+    return c->g->base && param ? c->g->base + (param - c->s->model->arena) : NULL;
+}
+
+static void zero(float *p, int64_t n) { memset(p, 0, (size_t)n * sizeof *p); }
+
+/* dx (N, in) += gradient through projection p (base weight w, optional bias, attached LoRA
+ * paths) given dy (N, out) and the projection's input x (N, in). */
+static void projection_bwd(bwd_ctx *c, const lora_layer_acts *a, int64_t l, lora_proj p,
+                           float *dx, const float *dy, const float *x, const float *w,
+                           const float *bias)
+{
+    lora_session *s = c->s;
+    int64_t out, in;
+    lora__proj_shape(&s->model->cfg, p, &out, &in);
+    s->be->ops->matmul_bwd(s->be, dx, base_grad(c, w), base_grad(c, bias), dy, x, w, c->N, out,
+                           in);
+    for (size_t i = 0; i < s->n_adapters; i++) {
+        const lora_adapter *ad = s->adapters[i];
+        const lora_adapter_module *m = lora__adapter_module(ad, l, p);
+        if (!m)
+            continue;
+        float *ga = c->g->adapter[i];
+        s->be->ops->lora_bwd(s->be, dx, ga ? ga + (m->A - ad->arena) : NULL,
+                             ga ? ga + (m->B - ad->arena) : NULL, c->b.u, dy, x, a->t[p][i], m->A,
+                             m->B, c->N, m->in, m->r, m->out, s->scales[i] * m->scaling);
+    }
+}
+
+// dx: gradient at the layer's output in, at its input out
+static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
+{
+    lora_session *s = c->s;
+    const lora_config *cfg = &s->model->cfg;
+    const lora_layer_weights *w = &s->model->layers[l];
+    int64_t N = c->N, I = cfg->inter;
+    grad_bufs *b = &c->b;
+    zero(b->dact, N * I);
+    projection_bwd(c, a, l, LORA_PROJ_DOWN, b->dact, b->dx, a->act, w->w_down, NULL);
+    zero(b->dgate, N * I);
+    zero(b->dup, N * I);
+    s->be->ops->swiglu_bwd(s->be, b->dgate, b->dup, b->dact, a->gate, a->up, N, I);
+    zero(b->dh, N * cfg->hidden);
+    projection_bwd(c, a, l, LORA_PROJ_GATE, b->dh, b->dgate, a->h2, w->w_gate, NULL);
+    projection_bwd(c, a, l, LORA_PROJ_UP, b->dh, b->dup, a->h2, w->w_up, NULL);
+    s->be->ops->rmsnorm_bwd(s->be, b->dx, base_grad(c, w->mlp_norm), b->dh, a->x_mid,
+                            w->mlp_norm, a->rstd2, N, cfg->hidden);
+}
+
+static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64_t B,
+                          int64_t T, const int32_t *pos)
+{
+    lora_session *s = c->s;
+    const lora_config *cfg = &s->model->cfg;
+    const lora_layer_weights *w = &s->model->layers[l];
+    const lora_backend_ops *op = s->be->ops;
+    int64_t N = c->N, C = cfg->hidden, H = cfg->n_heads, KVH = cfg->n_kv_heads,
+            D = cfg->head_dim;
+    grad_bufs *b = &c->b;
+    zero(b->datt, N * H * D);
+    projection_bwd(c, a, l, LORA_PROJ_O, b->datt, b->dx, a->att, w->wo, w->bo);
+    zero(b->dq, N * H * D);
+    zero(b->dk, N * KVH * D);
+    zero(b->dv, N * KVH * D);
+    lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D))};
+    op->attention_bwd(s->be, b->dq, b->dk, b->dv, b->datt, a->q, a->k, a->v, &sh);
+    op->rope_bwd(s->be, b->dq, pos, s->rope_cos, s->rope_sin, N, H, D);
+    op->rope_bwd(s->be, b->dk, pos, s->rope_cos, s->rope_sin, N, KVH, D);
+    float *dq = b->dq, *dk = b->dk;
+    if (cfg->qk_norm) {
+        zero(b->dq_lin, N * H * D);
+        zero(b->dk_lin, N * KVH * D);
+        op->rmsnorm_bwd(s->be, b->dq_lin, base_grad(c, w->q_norm), b->dq, a->q_lin, w->q_norm,
+                        a->rstd_q, N * H, D);
+        op->rmsnorm_bwd(s->be, b->dk_lin, base_grad(c, w->k_norm), b->dk, a->k_lin, w->k_norm,
+                        a->rstd_k, N * KVH, D);
+        dq = b->dq_lin;
+        dk = b->dk_lin;
+    }
+    zero(b->dh, N * C);
+    projection_bwd(c, a, l, LORA_PROJ_Q, b->dh, dq, a->h1, w->wq, w->bq);
+    projection_bwd(c, a, l, LORA_PROJ_K, b->dh, dk, a->h1, w->wk, w->bk);
+    projection_bwd(c, a, l, LORA_PROJ_V, b->dh, b->dv, a->h1, w->wv, w->bv);
+    op->rmsnorm_bwd(s->be, b->dx, base_grad(c, w->attn_norm), b->dh, a->x_in, w->attn_norm,
+                    a->rstd1, N, C);
+}
+
+static lora_status alloc_bufs(bwd_ctx *c)
+{
+    lora_session *s = c->s;
+    const lora_config *cfg = &s->model->cfg;
+    int64_t N = c->N, C = cfg->hidden, q = cfg->n_heads * cfg->head_dim,
+            kv = cfg->n_kv_heads * cfg->head_dim, I = cfg->inter;
+    size_t need = (size_t)(N * (2 * C + 3 * q + 3 * kv + 3 * I + s->max_rank));
+    if (need > s->ws_floats) {
+        float *p = realloc(s->ws, need * sizeof(float));
+        if (!p)
+            return lora__oom("gradient buffers", need * sizeof(float));
+        s->ws = p;
+        s->ws_floats = need;
+    }
+    float *p = s->ws;
+    grad_bufs *b = &c->b;
+    b->dx = p, p += N * C;
+    b->dh = p, p += N * C;
+    b->dq = p, p += N * q;
+    b->dq_lin = p, p += N * q;
+    b->datt = p, p += N * q;
+    b->dk = p, p += N * kv;
+    b->dk_lin = p, p += N * kv;
+    b->dv = p, p += N * kv;
+    b->dgate = p, p += N * I;
+    b->dup = p, p += N * I;
+    b->dact = p, p += N * I;
+    b->u = p;
+    return LORA_OK;
+}
+
+lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float *dhidden,
+                                   const lora_grads *g)
+{
+    const lora_model *m = s->model;
+    const lora_config *cfg = &m->cfg;
+    int64_t B = acts->B, T = acts->T, N = B * T, C = cfg->hidden;
+    bwd_ctx c = {s, g, N, {0}};
+    int32_t *pos;
+    lora_status st;
+    if ((st = alloc_bufs(&c)) || (st = lora__positions(s, B, T, 0, &pos)))
+        return st;
+    zero(c.b.dx, N * C);
+    s->be->ops->rmsnorm_bwd(s->be, c.b.dx, base_grad(&c, m->final_norm), dhidden, acts->x_final,
+                            m->final_norm, acts->rstd_final, N, C);
+    for (int64_t l = cfg->n_layers - 1; l >= 0; l--) {
+        lora_layer_acts *a = &acts->layers[l], tmp;
+        if (acts->recompute) {
+            /* rerun the layer from its kept input, in the scratch set */
+            tmp = acts->scratch;
+            memcpy(tmp.x_in, a->x_in, (size_t)(N * C) * sizeof(float));
+            float *work = tmp.x_in;
+            tmp.x_in = NULL;
+            lora__layer_forward(s, l, &tmp, work, B, T, false, pos);
+            tmp.x_in = a->x_in;
+            a = &tmp;
+        }
+        mlp_bwd(&c, l, a);
+        attention_bwd(&c, l, a, B, T, pos);
+    }
+    if (g->base)
+        s->be->ops->embedding_bwd(s->be, base_grad(&c, m->embed), c.b.dx, acts->ids, N, C);
+    return LORA_OK;
+}

@@ -1,0 +1,52 @@
+#include "train/forward_backward.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/error.h"
+
+#define IGNORE_INDEX (-100)
+
+lora_status lora__forward_backward(lora_session *s, const int32_t *ids, const int32_t *labels,
+                                   int64_t B, int64_t T, float loss_scale, bool recompute,
+                                   const lora_grads *g, double *loss_out, size_t *counted)
+{
+    const lora_model *m = s->model;
+    int64_t N = B * T, C = m->cfg.hidden;
+    int32_t *targets = malloc((size_t)N * sizeof *targets);
+    float *nll = malloc((size_t)N * sizeof *nll), *dnll = malloc((size_t)N * sizeof *dnll);
+    float *dhidden = calloc((size_t)(N * C), sizeof *dhidden);
+    lora_status st = LORA_OK;
+    if (!targets || !nll || !dnll || !dhidden) {
+        st = lora__oom("loss buffers", (size_t)N * (12 + (size_t)C * 4));
+        goto done;
+    }
+    size_t count = 0;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) {
+            int32_t lab = t + 1 < T ? labels[b * T + t + 1] : IGNORE_INDEX;
+            targets[b * T + t] = lab;
+            count += lab != IGNORE_INDEX;
+        }
+    for (int64_t n = 0; n < N; n++)
+        dnll[n] = targets[n] == IGNORE_INDEX || !count ? 0.0f : loss_scale / (float)count;
+    lora_train_acts acts;
+    if ((st = lora__decoder_forward_train(s, ids, B, T, recompute, &acts)))
+        goto done;
+    float *dlm = g->base ? g->base + (m->lm_head - m->arena) : NULL;
+    if ((st = lora__head_nll(s, acts.h_final, N, targets, nll, dnll, dhidden, dlm)))
+        goto done;
+    double sum = 0.0;
+    for (int64_t n = 0; n < N; n++)
+        sum += targets[n] == IGNORE_INDEX ? 0.0 : nll[n];
+    *loss_out = count ? sum / (double)count : 0.0;
+    *counted = count;
+    if (count)
+        st = lora__decoder_backward(s, &acts, dhidden, g);
+done:
+    free(targets);
+    free(nll);
+    free(dnll);
+    free(dhidden);
+    return st;
+}

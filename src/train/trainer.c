@@ -1,0 +1,300 @@
+/* lora_optimizer: the public training handle. It owns the gradient arenas, feeds micro-batches
+ * through lora__forward_backward and steps the optimizer of optim.h every
+ * gradient_accumulation_steps micro-batches. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/error.h"
+#include "model/weights.h"
+#include "train/forward_backward.h"
+#include "train/optim.h"
+
+#define NAME_CAP 128 /* a parameter's name: a PEFT tensor name, maybe an adapter index */
+
+struct lora_optimizer {
+    lora_session *s;                       /* retained */
+    bool full;                             /* full fine-tuning, else the adapters */
+    lora_adapter *adapters[LORA_MAX_ADAPTERS]; /* retained; what the session had at creation */
+    size_t n_adapters;
+    lora_grads grads;                      /* arenas parallel to the trained weights */
+    size_t grad_floats[LORA_MAX_ADAPTERS + 1];
+    lora_optim *optim;
+    int64_t accum;                         /* micro-batches per update */
+    int64_t micro;                         /* micro-batches since the last update */
+    bool recompute;
+    uint64_t tokens;
+    double last_loss;
+    lora_optim_report last;                /* of the last update (step 0: none yet) */
+    char *names;                           /* storage for parameter names */
+    char *stats;                           /* lora_optimizer_stats_json */
+};
+
+/* Splits off the keys this file owns; the rest goes to lora__optim_config_parse. */
+static lora_status parse_own_keys(const char *json, lora_optimizer *o, char **rest)
+{
+    o->accum = 1;
+    *rest = NULL;
+    if (!json)
+        return LORA_OK;
+    json_error_t jerr;
+    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        return lora__error(LORA_ERR_CONFIG, "lora_optimizer_create: options: %s",
+                           root ? "not a JSON object" : jerr.text);
+    }
+    lora_status st = LORA_OK;
+    json_t *v;
+    if ((v = json_object_get(root, "train")) && !json_is_null(v)) {
+        const char *t = json_is_string(v) ? json_string_value(v) : "";
+        if (strcmp(t, "full") == 0)
+            o->full = true;
+        else if (strcmp(t, "adapters") != 0)
+            st = lora__error(LORA_ERR_CONFIG, "lora_optimizer_create: key 'train' must be "
+                             "\"adapters\" or \"full\"");
+    }
+    if (!st && (v = json_object_get(root, "gradient_accumulation_steps")) && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000000)
+            st = lora__error(LORA_ERR_CONFIG, "lora_optimizer_create: key "
+                             "'gradient_accumulation_steps' must be an integer in 1..1000000");
+        else
+            o->accum = json_integer_value(v);
+    }
+    if (!st && (v = json_object_get(root, "recompute")) && !json_is_null(v)) {
+        if (!json_is_boolean(v))
+            st = lora__error(LORA_ERR_CONFIG, "lora_optimizer_create: key 'recompute' must be "
+                             "true or false");
+        else
+            o->recompute = json_is_true(v);
+    }
+    json_object_del(root, "train");
+    json_object_del(root, "gradient_accumulation_steps");
+    json_object_del(root, "recompute");
+    if (!st && !(*rest = json_dumps(root, JSON_COMPACT)))
+        st = lora__oom("optimizer options", strlen(json));
+    json_decref(root);
+    return st;
+}
+
+/* The parameters: every base tensor (full), or every A and B of the adapters. Names are the
+ * Hugging Face / PEFT tensor names (prefixed with the adapter's index when there are several),
+ * so saved optimizer states read like checkpoints. */
+static lora_status collect_params(lora_optimizer *o, lora_param **out, size_t *n_out)
+{
+    lora_model *m = o->s->model;
+    size_t n = 0;
+    lora_weight_slot *slots = NULL;
+    size_t ns = 0;
+    lora_status st;
+    if (o->full && (st = lora__weight_slots(&m->cfg, m, &slots, &ns)))
+        return st;
+    size_t cap = o->full ? ns : 0;
+    for (size_t i = 0; i < o->n_adapters; i++)
+        cap += 2 * o->adapters[i]->n_mods;
+    lora_param *p = calloc(cap, sizeof *p);
+    o->names = calloc(cap, NAME_CAP);
+    if (!p || !o->names) {
+        free(p);
+        free(slots);
+        return lora__oom("parameter list", cap * (NAME_CAP + sizeof *p));
+    }
+    for (size_t i = 0; i < ns; i++, n++) {
+        char *name = o->names + n * NAME_CAP;
+        snprintf(name, NAME_CAP, "%s", slots[i].name);
+        p[n] = (lora_param){name, *slots[i].dst, o->grads.base + (*slots[i].dst - m->arena),
+                            (size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1)),
+                            0};
+    }
+    free(slots);
+    for (size_t i = 0; i < o->n_adapters; i++) {
+        const lora_adapter *a = o->adapters[i];
+        for (size_t k = 0; k < a->n_mods; k++) {
+            const lora_adapter_module *mod = &a->mods[k];
+            for (int which = 0; which < 2; which++, n++) {
+                char *name = o->names + n * NAME_CAP;
+                int k0 = o->n_adapters > 1 ? snprintf(name, NAME_CAP, "%zu.", i) : 0;
+                lora__adapter_tensor_name(mod->layer, mod->proj, which ? 'B' : 'A', name + k0,
+                                          NAME_CAP - (size_t)k0);
+                float *w = which ? mod->B : mod->A;
+                p[n] = (lora_param){name, w, o->grads.adapter[i] + (w - a->arena),
+                                    (size_t)(mod->r * (which ? mod->out : mod->in)), which};
+            }
+        }
+    }
+    *out = p;
+    *n_out = n;
+    return LORA_OK;
+}
+
+static lora_status attach_state(lora_optimizer *o)
+{
+    lora_session *s = o->s;
+    if (o->full) {
+        o->grad_floats[LORA_MAX_ADAPTERS] = s->model->arena_floats;
+        o->grads.base = calloc(s->model->arena_floats, sizeof(float));
+        if (!o->grads.base)
+            return lora__oom("gradients", s->model->arena_floats * sizeof(float));
+        return LORA_OK;
+    }
+    if (s->n_adapters == 0)
+        return lora__error(LORA_ERR_STATE, "lora_optimizer_create: \"train\": \"adapters\" but no "
+                           "adapter is attached to the session (lora_session_set_adapters)");
+    for (size_t i = 0; i < s->n_adapters; i++) {
+        lora_adapter *a = s->adapters[i];
+        if (a->lora_dropout > 0)
+            return lora__error(LORA_ERR_STATE, "lora_optimizer_create: adapter %zu has "
+                               "lora_dropout = %g; training with LoRA dropout is not implemented "
+                               "yet (set it to 0)", i, a->lora_dropout);
+        lora__adapter_retain(a);
+        o->adapters[o->n_adapters++] = a;
+        o->grad_floats[i] = a->arena_floats;
+        o->grads.adapter[i] = calloc(a->arena_floats, sizeof(float));
+        if (!o->grads.adapter[i])
+            return lora__oom("gradients", a->arena_floats * sizeof(float));
+    }
+    return LORA_OK;
+}
+
+LORA_API void lora_optimizer_free(lora_optimizer *o)
+{
+    if (!o)
+        return;
+    lora__optim_free(o->optim);
+    for (size_t i = 0; i < o->n_adapters; i++) {
+        free(o->grads.adapter[i]);
+        lora__adapter_release(o->adapters[i]);
+    }
+    free(o->grads.base);
+    free(o->names);
+    free(o->stats);
+    lora__session_release(o->s);
+    free(o);
+}
+
+LORA_API lora_status lora_optimizer_create(lora_session *session, const char *config_json,
+                                           lora_optimizer **out)
+{
+    lora__error_clear();
+    if (!out)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_optimizer_create: out is NULL");
+    *out = NULL;
+    if (!session)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_optimizer_create: session is NULL");
+    lora_optimizer *o = calloc(1, sizeof *o);
+    if (!o)
+        return lora__oom("optimizer", sizeof *o);
+    lora__session_retain(session);
+    o->s = session;
+    char *rest = NULL;
+    lora_optim_config cfg;
+    lora_param *params = NULL;
+    size_t n = 0;
+    lora_status st;
+    if (!(st = parse_own_keys(config_json, o, &rest)) &&
+        !(st = lora__optim_config_parse(rest, &cfg)) && !(st = attach_state(o)) &&
+        !(st = collect_params(o, &params, &n)))
+        st = lora__optim_create(&cfg, params, n, &o->optim);
+    free(rest);
+    free(params);
+    if (st) {
+        lora_optimizer_free(o);
+        return st;
+    }
+    *out = o;
+    return LORA_OK;
+}
+
+static bool adapters_unchanged(const lora_optimizer *o)
+{
+    if (o->full)
+        return true;
+    if (o->s->n_adapters != o->n_adapters)
+        return false;
+    for (size_t i = 0; i < o->n_adapters; i++)
+        if (o->s->adapters[i] != o->adapters[i])
+            return false;
+    return true;
+}
+
+static void zero_grads(lora_optimizer *o)
+{
+    for (size_t i = 0; i < o->n_adapters; i++)
+        memset(o->grads.adapter[i], 0, o->grad_floats[i] * sizeof(float));
+    if (o->grads.base)
+        memset(o->grads.base, 0, o->grad_floats[LORA_MAX_ADAPTERS] * sizeof(float));
+}
+
+LORA_API lora_status lora_train_step(lora_optimizer *o, const int32_t *ids,
+                                     const int32_t *labels, size_t batch, size_t seq,
+                                     float *loss_out)
+{
+    lora__error_clear();
+    static const char fn[] = "lora_train_step";
+    if (!o || !labels)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
+                           o ? "labels" : "optimizer");
+    if (!adapters_unchanged(o))
+        return lora__error(LORA_ERR_STATE, "%s: the session's attached adapters changed since "
+                           "the optimizer was made", fn);
+    int32_t *clean;
+    lora_status st = lora__batch_ids(fn, o->s, ids, NULL, batch, seq, &clean);
+    if (st)
+        return st;
+    if ((st = lora__check_labels(fn, o->s, labels, batch, seq))) {
+        free(clean);
+        return st;
+    }
+    double loss;
+    size_t counted;
+    st = lora__forward_backward(o->s, clean, labels, (int64_t)batch, (int64_t)seq,
+                                1.0f / (float)o->accum, o->recompute, &o->grads, &loss, &counted);
+    free(clean);
+    if (st)
+        return lora__error_prefix(st, "%s", fn);
+    o->last_loss = loss;
+    o->tokens += counted;
+    if (loss_out)
+        *loss_out = (float)loss;
+    if (++o->micro < o->accum)
+        return LORA_OK;
+    o->micro = 0;
+    st = lora__optim_step(o->optim, &o->last);
+    zero_grads(o); /* also after a skipped step: its non-finite gradients are dropped */
+    return st ? lora__error_prefix(st, "%s", fn) : LORA_OK;
+}
+
+LORA_API lora_status lora_optimizer_set_lr(lora_optimizer *o, double lr)
+{
+    lora__error_clear();
+    if (!o)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_optimizer_set_lr: optimizer is NULL");
+    lora_status st = lora__optim_set_lr(o->optim, lr);
+    return st ? lora__error_prefix(st, "lora_optimizer_set_lr") : LORA_OK;
+}
+
+LORA_API const char *lora_optimizer_stats_json(lora_optimizer *o)
+{
+    if (!o)
+        return NULL;
+    bool any = lora__optim_step_count(o->optim) > 0 || o->last.skipped;
+    json_t *j = json_pack("{s:I, s:I, s:f, s:f, s:o, s:b, s:I, s:I, s:f}", "step",
+                          (json_int_t)lora__optim_step_count(o->optim), "micro_step",
+                          (json_int_t)o->micro, "lr", lora__optim_lr(o->optim), "last_lr",
+                          o->last.lr, "grad_norm",
+                          any && isfinite(o->last.grad_norm) ? json_real(o->last.grad_norm)
+                                                              : json_null(),
+                          "skipped", o->last.skipped, "skips",
+                          (json_int_t)lora__optim_skip_count(o->optim), "tokens",
+                          (json_int_t)o->tokens, "last_loss",
+                          isfinite(o->last_loss) ? o->last_loss : 0.0);
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (!text)
+        return NULL;
+    free(o->stats);
+    o->stats = text;
+    return text;
+}
