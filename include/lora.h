@@ -498,6 +498,33 @@ LORA_API lora_status lora_train_step(lora_optimizer *optimizer, const int32_t *i
                                      float *loss_out);
 
 /**
+ * lora_optimizer_save_checkpoint -- saves what resuming needs into the folder dir: the trained
+ * weights (each adapter as a PEFT folder "adapter_0", ...; or "model" for full fine-tuning),
+ * the optimizer state ("optimizer.safetensors": moments, step, skips, configuration) and
+ * "trainer_state.json" (steps, tokens, and data_position, the caller's place in its data).
+ * The folder is written under a temporary name and swapped in by rename, so dir holds either
+ * the previous checkpoint or the new one, never a mix. Only at an update boundary (no
+ * micro-batch accumulated). A run of N steps equals, bit for bit, N/2 steps, a save, a load
+ * into fresh handles, and N/2 more.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_STATE (mid-accumulation); LORA_ERR_IO;
+ * LORA_ERR_OUT_OF_MEMORY. Since: 0.2.0.
+ */
+LORA_API lora_status lora_optimizer_save_checkpoint(lora_optimizer *optimizer, const char *dir,
+                                                    uint64_t data_position);
+
+/**
+ * lora_optimizer_load_checkpoint -- restores a checkpoint into an optimizer made with the same
+ * configuration over a session with adapters of the same shapes (or, for full fine-tuning,
+ * the same model): weights, optimizer state and counters. Everything is checked before
+ * anything changes.
+ * OUT data_position  NULL or the value given to the save.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_IO; LORA_ERR_FORMAT; LORA_ERR_CONFIG
+ * (names the differing key); LORA_ERR_SHAPE; LORA_ERR_OUT_OF_MEMORY. Since: 0.2.0.
+ */
+LORA_API lora_status lora_optimizer_load_checkpoint(lora_optimizer *optimizer, const char *dir,
+                                                    uint64_t *data_position);
+
+/**
  * lora_optimizer_set_lr -- sets the base learning rate from the next update on (the schedule
  * still multiplies it). Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_CONFIG.
  * Since: 0.2.0.

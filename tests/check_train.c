@@ -175,6 +175,91 @@ START_TEST(recompute_is_exact)
 }
 END_TEST
 
+/* N steps equal N/2 steps, a checkpoint, fresh handles that load it, and N/2 more. */
+static void run_steps(lora_optimizer *o, int from, int to)
+{
+    for (int step = from; step < to; step++) {
+        int32_t ids[2 * T];
+        sample(step % 4, ids);
+        sample((step + 1) % 4, ids + T);
+        for (int micro = 0; micro < 2; micro++)
+            ck_assert_msg(lora_train_step(o, ids + micro * T, ids + micro * T, 1, T, NULL) ==
+                          LORA_OK, "%s", lora_last_error());
+    }
+}
+
+static const char resume_adapter[] = "{\"r\": 4, \"lora_alpha\": 8, \"target_modules\": "
+                                     "\"all-linear\"}";
+static const char resume_opt[] = "{\"lr\": 0.01, \"lr_scheduler_type\": \"cosine\", "
+                                 "\"warmup_steps\": 2, \"num_training_steps\": 8, "
+                                 "\"max_grad_norm\": 1.0, \"loraplus_lr_ratio\": 4, "
+                                 "\"gradient_accumulation_steps\": 2}";
+
+START_TEST(resume_is_bit_exact)
+{
+    char *dir = tu_st_mkdtemp();
+    char ck[1100];
+    snprintf(ck, sizeof ck, "%s/ckpt", dir);
+    /* straight through */
+    lora_adapter *a = new_adapter(resume_adapter, 9);
+    attach(sess, a);
+    lora_optimizer *o;
+    ck_assert_int_eq(lora_optimizer_create(sess, resume_opt, &o), LORA_OK);
+    run_steps(o, 0, 8);
+    float *straight = malloc(a->arena_floats * sizeof *straight);
+    memcpy(straight, a->arena, a->arena_floats * sizeof *straight);
+    lora_optimizer_free(o);
+    lora_adapter_free(a);
+
+    /* half, checkpoint (twice: the second replaces the first), then fresh handles */
+    a = new_adapter(resume_adapter, 9);
+    attach(sess, a);
+    ck_assert_int_eq(lora_optimizer_create(sess, resume_opt, &o), LORA_OK);
+    run_steps(o, 0, 3);
+    ck_assert_int_eq(lora_optimizer_save_checkpoint(o, ck, 3), LORA_OK);
+    run_steps(o, 3, 4);
+    ck_assert_msg(lora_optimizer_save_checkpoint(o, ck, 4) == LORA_OK, "%s", lora_last_error());
+    lora_optimizer_free(o);
+    /* mid-accumulation there is nothing consistent to save */
+    ck_assert_int_eq(lora_optimizer_create(sess, resume_opt, &o), LORA_OK);
+    int32_t ids[T];
+    sample(0, ids);
+    ck_assert_int_eq(lora_train_step(o, ids, ids, 1, T, NULL), LORA_OK);
+    ck_assert_int_eq(lora_optimizer_save_checkpoint(o, dir, 0), LORA_ERR_STATE);
+    ck_assert(strstr(lora_last_error(), "update boundary"));
+    lora_optimizer_free(o);
+    lora_adapter_free(a);
+
+    lora_session *s2;
+    ck_assert_int_eq(lora_session_create(model, NULL, &s2), LORA_OK);
+    lora_adapter *b = new_adapter(resume_adapter, 12345); /* other init: the load overwrites it */
+    attach(s2, b);
+    ck_assert_int_eq(lora_optimizer_create(s2, resume_opt, &o), LORA_OK);
+    uint64_t pos = 0;
+    ck_assert_msg(lora_optimizer_load_checkpoint(o, ck, &pos) == LORA_OK, "%s", lora_last_error());
+    ck_assert_uint_eq(pos, 4);
+    ck_assert_msg(strstr(lora_optimizer_stats_json(o), "\"step\":4"), "%s",
+                  lora_optimizer_stats_json(o));
+    run_steps(o, 4, 8);
+    ck_assert(memcmp(straight, b->arena, b->arena_floats * sizeof *straight) == 0);
+
+    /* a checkpoint of another shape or configuration is refused, nothing changed */
+    memcpy(straight, b->arena, b->arena_floats * sizeof *straight);
+    lora_optimizer *other;
+    ck_assert_int_eq(lora_optimizer_create(s2, "{\"lr\": 0.01}", &other), LORA_OK);
+    ck_assert_int_eq(lora_optimizer_load_checkpoint(other, ck, NULL), LORA_ERR_CONFIG);
+    ck_assert(memcmp(straight, b->arena, b->arena_floats * sizeof *straight) == 0);
+    lora_optimizer_free(other);
+    ck_assert_int_eq(lora_optimizer_load_checkpoint(o, "/nonexistent", NULL), LORA_ERR_IO);
+    free(straight);
+    lora_optimizer_free(o);
+    lora_adapter_free(b);
+    lora_session_free(s2);
+    tu_st_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* A NaN in the embedding row of a token in the batch makes loss and gradients NaN: the step is
  * skipped and neither the adapter nor the optimizer moves. */
 START_TEST(nan_step_is_skipped)
@@ -379,6 +464,7 @@ static Suite *train_suite(void)
     tcase_add_test(core, adapters_sum_with_scales);
     tcase_add_test(core, two_adapters_two_threads);
     tcase_add_test(core, handles_freed_in_any_order);
+    tcase_add_test(core, resume_is_bit_exact);
     suite_add_tcase(s, core);
 
     TCase *fit = tcase_create("overfit");

@@ -10,27 +10,7 @@
 #include "api/error.h"
 #include "model/weights.h"
 #include "train/forward_backward.h"
-#include "train/optim.h"
-
-#define NAME_CAP 128 /* a parameter's name: a PEFT tensor name, maybe an adapter index */
-
-struct lora_optimizer {
-    lora_session *s;                       /* retained */
-    bool full;                             /* full fine-tuning, else the adapters */
-    lora_adapter *adapters[LORA_MAX_ADAPTERS]; /* retained; what the session had at creation */
-    size_t n_adapters;
-    lora_grads grads;                      /* arenas parallel to the trained weights */
-    size_t grad_floats[LORA_MAX_ADAPTERS + 1];
-    lora_optim *optim;
-    int64_t accum;                         /* micro-batches per update */
-    int64_t micro;                         /* micro-batches since the last update */
-    bool recompute;
-    uint64_t tokens;
-    double last_loss;
-    lora_optim_report last;                /* of the last update (step 0: none yet) */
-    char *names;                           /* storage for parameter names */
-    char *stats;                           /* lora_optimizer_stats_json */
-};
+#include "train/trainer.h"
 
 /* Splits off the keys this file owns; the rest goes to lora__optim_config_parse. */
 static lora_status parse_own_keys(const char *json, lora_optimizer *o, char **rest)
