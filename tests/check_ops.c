@@ -759,6 +759,18 @@ START_TEST(attention_null_gradients)
 }
 END_TEST
 
+/* T >= 16 takes the blocked matrix-product path: more than one 64-query block, the KV-cache
+ * layout with a position offset, every NULL-gradient combination, finite differences. */
+START_TEST(attention_blocked_products)
+{
+    attention_case(2, 70, 70, 4, 2, 8, 0, 7, false);
+    attention_case(1, 20, 40, 4, 2, 8, 13, 7, false);
+    for (int mask = 0; mask < 8; mask++)
+        attention_case(1, 17, 17, 2, 1, 4, 0, mask, false);
+    attention_case(1, 18, 18, 2, 2, 4, 0, 7, true);
+}
+END_TEST
+
 START_TEST(attention_split_across_threads)
 {
     attention_case(2, 24, 24, 4, 2, 16, 0, 7, false);
@@ -1168,6 +1180,7 @@ static Suite *ops_suite(void)
     tcase_add_test(lim, rmsnorm_split_across_threads);
     tcase_add_test(lim, rope_split_across_threads);
     tcase_add_test(lim, attention_split_across_threads);
+    tcase_add_test(lim, attention_blocked_products);
     tcase_add_test(lim, swiglu_split_across_threads);
     tcase_add_test(lim, cross_entropy_split_across_threads);
     tcase_add_test(lim, lora_split_across_threads);

@@ -74,8 +74,8 @@ static void attn_rows(void *ctx, int64_t r0, int64_t r1, int tid)
 }
 
 // out (B, T, H, D) = causal softmax(q (B, T, H, D) k^T * scale) v, k/v (B, S, KVH, D)
-void lora__cpu_attention_fwd(lora_backend *be, float *out, const float *q, const float *k,
-                             const float *v, const lora_attention_shape *shape)
+void lora__cpu_attention_fwd_rows(lora_backend *be, float *out, const float *q, const float *k,
+                                  const float *v, const lora_attention_shape *shape)
 {
     attn_job j = {out, q, k, v, shape};
     int64_t rows = shape->B * shape->T * shape->H;
@@ -166,12 +166,31 @@ static void attn_bwd_groups(void *ctx, int64_t g0, int64_t g1, int tid)
 }
 
 // dq (B, T, H, D) +=, dk, dv (B, S, KVH, D) += gradients of the causal attention given dout
-void lora__cpu_attention_bwd(lora_backend *be, float *dq, float *dk, float *dv,
-                             const float *dout, const float *q, const float *k, const float *v,
-                             const lora_attention_shape *shape)
+void lora__cpu_attention_bwd_rows(lora_backend *be, float *dq, float *dk, float *dv,
+                                  const float *dout, const float *q, const float *k,
+                                  const float *v, const lora_attention_shape *shape)
 {
     attn_bwd_job j = {dq, dk, dv, dout, q, k, v, shape};
     int64_t groups = shape->B * shape->KVH;
     int64_t cost = (shape->H / shape->KVH) * shape->T * (shape->pos0 + shape->T) * shape->D * 8;
     lora__pool_run(lora__cpu_pool(be), attn_bwd_groups, &j, groups, lora__cpu_grain(cost));
+}
+
+/* Many queries: blocked matrix products (attention_gemm.c); one or a few (decoding), or no
+ * scratch to be had: the rows above. */
+void lora__cpu_attention_fwd(lora_backend *be, float *out, const float *q, const float *k,
+                             const float *v, const lora_attention_shape *shape)
+{
+    if (shape->T < LORA_CPU_ATTN_GEMM_MIN ||
+        !lora__cpu_attention_fwd_gemm(be, out, q, k, v, shape))
+        lora__cpu_attention_fwd_rows(be, out, q, k, v, shape);
+}
+
+void lora__cpu_attention_bwd(lora_backend *be, float *dq, float *dk, float *dv,
+                             const float *dout, const float *q, const float *k, const float *v,
+                             const lora_attention_shape *shape)
+{
+    if (shape->T < LORA_CPU_ATTN_GEMM_MIN ||
+        !lora__cpu_attention_bwd_gemm(be, dq, dk, dv, dout, q, k, v, shape))
+        lora__cpu_attention_bwd_rows(be, dq, dk, dv, dout, q, k, v, shape);
 }

@@ -29,24 +29,49 @@ lora_status lora__cpu_backend_create(int n_threads, lora_backend **out)
 {
     *out = NULL;
     lora_backend *be = calloc(1, sizeof *be);
-    if (!be)
-        return lora__oom("cpu backend", sizeof *be);
-    lora_pool *pool;
-    lora_status st = lora__pool_create(n_threads, &pool);
+    lora_cpu *cpu = calloc(1, sizeof *cpu);
+    if (!be || !cpu) {
+        free(be);
+        free(cpu);
+        return lora__oom("cpu backend", sizeof *be + sizeof *cpu);
+    }
+    cpu->n_threads = n_threads < 1 ? 1 : n_threads > LORA_CPU_MAX_THREADS ? LORA_CPU_MAX_THREADS
+                                                                            : n_threads;
+    lora_status st = lora__pool_create(cpu->n_threads, &cpu->pool);
     if (st) {
         free(be);
+        free(cpu);
         return st;
     }
     be->ops = &lora__cpu_ops;
-    be->impl = pool;
+    be->impl = cpu;
     *out = be;
     return LORA_OK;
+}
+
+int lora__cpu_reserve_scratch(lora_backend *be, size_t floats)
+{
+    lora_cpu *cpu = be->impl;
+    for (int t = 0; t < cpu->n_threads; t++) {
+        if (cpu->scratch_cap[t] >= floats)
+            continue;
+        float *p = realloc(cpu->scratch[t], floats * sizeof(float));
+        if (!p)
+            return 0;
+        cpu->scratch[t] = p;
+        cpu->scratch_cap[t] = floats;
+    }
+    return 1;
 }
 
 void lora__cpu_backend_free(lora_backend *be)
 {
     if (!be)
         return;
-    lora__pool_free(lora__cpu_pool(be));
+    lora_cpu *cpu = be->impl;
+    lora__pool_free(cpu->pool);
+    for (int t = 0; t < cpu->n_threads; t++)
+        free(cpu->scratch[t]);
+    free(cpu);
     free(be);
 }

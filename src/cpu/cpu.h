@@ -8,11 +8,30 @@
 
 extern const lora_backend_ops lora__cpu_ops;
 
-/* A backend whose impl is a pool of n_threads threads. */
+#define LORA_CPU_MAX_THREADS 64
+
+/* The CPU backend's state: the thread pool and a scratch buffer per thread, kept between ops
+ * (attention's score blocks) and grown on demand. */
+typedef struct lora_cpu {
+    lora_pool *pool;
+    int n_threads;
+    float *scratch[LORA_CPU_MAX_THREADS];
+    size_t scratch_cap[LORA_CPU_MAX_THREADS];
+} lora_cpu;
+
+/* A backend with n_threads threads. */
 lora_status lora__cpu_backend_create(int n_threads, lora_backend **out);
 void lora__cpu_backend_free(lora_backend *be);
 
-static inline lora_pool *lora__cpu_pool(lora_backend *be) { return (lora_pool *)be->impl; }
+static inline lora_pool *lora__cpu_pool(lora_backend *be) { return ((lora_cpu *)be->impl)->pool; }
+
+/* Makes every thread's scratch hold at least floats; 0 when memory ran out (the buffers keep
+ * their old sizes, and the caller takes a path that needs no scratch). */
+int lora__cpu_reserve_scratch(lora_backend *be, size_t floats);
+static inline float *lora__cpu_scratch(lora_backend *be, int tid)
+{
+    return ((lora_cpu *)be->impl)->scratch[tid];
+}
 
 /* Rows per parallel chunk so that a chunk does roughly `work` flops worth of effort. */
 static inline int64_t lora__cpu_grain(int64_t row_cost)
@@ -55,6 +74,20 @@ void lora__cpu_lora_bwd(lora_backend *be, float *dx, float *dA, float *dB, float
                         const float *dy, const float *x, const float *t, const float *A,
                         const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
                         float scale);
+/* The blocked GEMM forms of attention for T >= LORA_CPU_ATTN_GEMM_MIN queries: return 0, having
+ * done nothing, when their scratch cannot be had. */
+#define LORA_CPU_ATTN_GEMM_MIN 16
+/* The per-row forms: the reference, and the path for decoding. */
+void lora__cpu_attention_fwd_rows(lora_backend *be, float *out, const float *q, const float *k,
+                                  const float *v, const lora_attention_shape *shape);
+void lora__cpu_attention_bwd_rows(lora_backend *be, float *dq, float *dk, float *dv,
+                                  const float *dout, const float *q, const float *k,
+                                  const float *v, const lora_attention_shape *shape);
+int lora__cpu_attention_fwd_gemm(lora_backend *be, float *out, const float *q, const float *k,
+                                 const float *v, const lora_attention_shape *shape);
+int lora__cpu_attention_bwd_gemm(lora_backend *be, float *dq, float *dk, float *dv,
+                                 const float *dout, const float *q, const float *k,
+                                 const float *v, const lora_attention_shape *shape);
 void lora__cpu_residual_fwd(lora_backend *be, float *y, const float *x, int64_t n);
 void lora__cpu_cross_entropy_fwd(lora_backend *be, float *nll, float *lse, const float *logits,
                                  const int32_t *targets, int64_t N, int64_t V);
