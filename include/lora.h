@@ -333,7 +333,8 @@ LORA_API void lora_session_reset(lora_session *session);
  *       "r"                   rank, default 8
  *       "lora_alpha"          default 8; scaling = lora_alpha / r
  *       "use_rslora"          default false; scaling = lora_alpha / sqrt(r)
- *       "lora_dropout"        [0, 1), default 0 (applied by training only)
+ *       "lora_dropout"        [0, 1), default 0: dropout on the LoRA path's input while
+ *                             training (lora_train_step), with a mask per projection
  *       "target_modules"      list of "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
  *                             "up_proj", "down_proj", or the groups "attn" (q, k, v, o) and
  *                             "ffn" (gate, up, down); or the string "all-linear" (all seven).
@@ -464,10 +465,12 @@ LORA_API lora_status lora_session_set_adapters(lora_session *session,
  *       "recompute"          true: keep only each layer's input and recompute the rest in the
  *                            backward (less memory, about a third more compute); default false
  *       "max_consecutive_skips"  non-finite steps in a row before failing (default 10)
+ *       "seed"               seed of the adapters' lora_dropout masks (default 0); dropout
+ *                            applies in lora_train_step only, never at inference
  * OUT out          the optimizer or NULL.
  * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_CONFIG / LORA_ERR_UNSUPPORTED (names the
- * key); LORA_ERR_STATE ("train": "adapters" with no adapter attached, or an adapter with
- * lora_dropout > 0, which training does not implement yet); LORA_ERR_OUT_OF_MEMORY.
+ * key); LORA_ERR_STATE ("train": "adapters" with no adapter attached);
+ * LORA_ERR_OUT_OF_MEMORY.
  * Threads: the optimizer belongs to its session's thread. Since: 0.2.0.
  */
 LORA_API lora_status lora_optimizer_create(lora_session *session, const char *config_json,
@@ -504,7 +507,8 @@ LORA_API lora_status lora_train_step(lora_optimizer *optimizer, const int32_t *i
  * "trainer_state.json" (steps, tokens, and data_position, the caller's place in its data).
  * The folder is written under a temporary name and swapped in by rename, so dir holds either
  * the previous checkpoint or the new one, never a mix. Only at an update boundary (no
- * micro-batch accumulated). A run of N steps equals, bit for bit, N/2 steps, a save, a load
+ * micro-batch accumulated). The dropout mask stream resumes where it stopped, so a run of N
+ * steps equals, bit for bit, N/2 steps, a save, a load
  * into fresh handles, and N/2 more.
  * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_STATE (mid-accumulation); LORA_ERR_IO;
  * LORA_ERR_OUT_OF_MEMORY. Since: 0.2.0.

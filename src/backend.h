@@ -88,6 +88,14 @@ struct lora_backend_ops {
                      const float *dy, const float *x, const float *t, const float *A,
                      const float *B, int64_t N, int64_t in, int64_t r, int64_t out, float scale);
 
+    /* Inverted dropout of x (N, n) into out: out = mask * x / (1 - p), the mask of row r a
+     * pure function of (seed, module, r), so the backward regenerates it. */
+    void (*dropout_fwd)(lora_backend *be, float *out, const float *x, int64_t N, int64_t n,
+                        float p, uint64_t seed, uint64_t module);
+    /* dx (N, n) += mask * dy / (1 - p), with the forward's mask. */
+    void (*dropout_bwd)(lora_backend *be, float *dx, const float *dy, int64_t N, int64_t n,
+                        float p, uint64_t seed, uint64_t module);
+
     /* y (n) += x (n); its backward is the identity on the gradient (dx += dy), the same op. */
     void (*residual_fwd)(lora_backend *be, float *y, const float *x, int64_t n);
 

@@ -759,6 +759,39 @@ START_TEST(attention_null_gradients)
 }
 END_TEST
 
+/* Inverted dropout: about p of the entries are zeroed, the rest scaled by 1/(1-p); the
+ * backward applies the very same mask; rows and modules draw different masks. */
+START_TEST(dropout_masks)
+{
+    enum { N = 64, W = 1000 };
+    lora_backend *be;
+    ck_assert_int_eq(lora__cpu_backend_create(2, &be), LORA_OK);
+    float *ones = malloc(N * W * sizeof *ones), *y = malloc(N * W * sizeof *y);
+    float *dx = calloc(N * W, sizeof *dx), *other = malloc(N * W * sizeof *other);
+    for (int i = 0; i < N * W; i++)
+        ones[i] = 1.0f;
+    const float p = 0.3f;
+    be->ops->dropout_fwd(be, y, ones, N, W, p, 11, 3);
+    be->ops->dropout_bwd(be, dx, ones, N, W, p, 11, 3);
+    be->ops->dropout_fwd(be, other, ones, N, W, p, 11, 4);
+    int zeros = 0, same_as_other = 0;
+    for (int i = 0; i < N * W; i++) {
+        ck_assert(y[i] == 0.0f || fabsf(y[i] - 1.0f / 0.7f) < 1e-6f);
+        ck_assert(dx[i] == y[i]); /* the backward's mask is the forward's */
+        zeros += y[i] == 0.0f;
+        same_as_other += (y[i] == 0.0f) == (other[i] == 0.0f);
+    }
+    ck_assert_msg(fabs(zeros / (double)(N * W) - p) < 0.01, "dropped %g", zeros / (double)(N * W));
+    ck_assert(same_as_other < N * W * 0.7); /* another module: another mask (~58% agree) */
+    ck_assert(memcmp(y, y + W, W * sizeof *y) != 0); /* rows differ */
+    free(ones);
+    free(y);
+    free(dx);
+    free(other);
+    lora__cpu_backend_free(be);
+}
+END_TEST
+
 /* T >= 16 takes the blocked matrix-product path: more than one 64-query block, the KV-cache
  * layout with a position offset, every NULL-gradient combination, finite differences. */
 START_TEST(attention_blocked_products)
@@ -1181,6 +1214,7 @@ static Suite *ops_suite(void)
     tcase_add_test(lim, rope_split_across_threads);
     tcase_add_test(lim, attention_split_across_threads);
     tcase_add_test(lim, attention_blocked_products);
+    tcase_add_test(lim, dropout_masks);
     tcase_add_test(lim, swiglu_split_across_threads);
     tcase_add_test(lim, cross_entropy_split_across_threads);
     tcase_add_test(lim, lora_split_across_threads);

@@ -10,6 +10,8 @@
 #include "adapter/adapter.h"
 #include "lora.h"
 #include "model/model.h"
+#include "model/session.h"
+#include "train/forward_backward.h"
 #include "util/st_build.h"
 #include "util/suite.h"
 
@@ -175,6 +177,77 @@ START_TEST(recompute_is_exact)
 }
 END_TEST
 
+/* With a fixed mask stream the training loss is a deterministic function of the adapter:
+ * the analytic gradient under dropout matches central differences. */
+START_TEST(dropout_gradient_matches_differences)
+{
+    lora_adapter *a = new_adapter("{\"r\": 2, \"lora_alpha\": 4, \"lora_dropout\": 0.3, "
+                                  "\"init_lora_weights\": false, \"target_modules\": "
+                                  "[\"q_proj\", \"down_proj\"]}", 4);
+    attach(sess, a);
+    int32_t ids[T];
+    sample(1, ids);
+    float *grad = calloc(a->arena_floats, sizeof *grad);
+    lora_grads g = {{grad}, NULL}, none = {{NULL}, NULL};
+    double loss, plus, minus;
+    size_t counted;
+    sess->dropout_on = true;
+    sess->dropout_seed = 77;
+    ck_assert_int_eq(lora__forward_backward(sess, ids, ids, 1, T, 1.0f, false, &g, &loss, &counted),
+                     LORA_OK);
+    /* dropout really acts: the same adapter without it gives another loss */
+    sess->dropout_on = false;
+    double plain;
+    ck_assert_int_eq(lora__forward_backward(sess, ids, ids, 1, T, 1.0f, false, &none, &plain,
+                                            &counted), LORA_OK);
+    ck_assert(fabs(plain - loss) > 1e-6);
+    sess->dropout_on = true;
+    const size_t probes[3] = {0, 37, a->arena_floats - 1}; /* an A, and the last B */
+    for (int k = 0; k < 3; k++) {
+        float *w = a->arena + probes[k], saved = *w, eps = 1e-2f;
+        *w = saved + eps;
+        ck_assert_int_eq(lora__forward_backward(sess, ids, ids, 1, T, 1.0f, false, &none, &plus,
+                                                &counted), LORA_OK);
+        *w = saved - eps;
+        ck_assert_int_eq(lora__forward_backward(sess, ids, ids, 1, T, 1.0f, false, &none, &minus,
+                                                &counted), LORA_OK);
+        *w = saved;
+        double fd = (plus - minus) / (2 * eps);
+        ck_assert_msg(fabs(fd - grad[probes[k]]) <= 2e-2 * fabs(fd) + 1e-4,
+                      "element %zu: analytic %g, differences %g", probes[k], grad[probes[k]], fd);
+    }
+    sess->dropout_on = false;
+    free(grad);
+    lora_adapter_free(a);
+}
+END_TEST
+
+/* Dropout is a training matter: inference with a dropout adapter is deterministic. */
+START_TEST(dropout_off_at_inference)
+{
+    lora_adapter *a = new_adapter("{\"r\": 4, \"lora_dropout\": 0.5, \"init_lora_weights\": "
+                                  "false}", 2);
+    attach(sess, a);
+    int32_t ids[T];
+    sample(2, ids);
+    float *x = malloc(T * 384 * sizeof *x), *y = malloc(T * 384 * sizeof *y);
+    lora_optimizer *o;
+    ck_assert_int_eq(lora_optimizer_create(sess, "{\"lr\": 1e-9, \"seed\": 5}", &o), LORA_OK);
+    ck_assert_int_eq(lora_session_logits(sess, ids, NULL, 1, T, x), LORA_OK);
+    float loss;
+    ck_assert_int_eq(lora_train_step(o, ids, ids, 1, T, &loss), LORA_OK);
+    float eval;
+    ck_assert_int_eq(lora_session_loss(sess, ids, ids, 1, T, &eval, NULL), LORA_OK);
+    ck_assert(fabsf(eval - loss) > 1e-5); /* the training step saw masked inputs */
+    ck_assert_int_eq(lora_session_logits(sess, ids, NULL, 1, T, y), LORA_OK);
+    ck_assert_double_lt(tu_max_rel_err(y, x, T * 384), 1e-6); /* lr 1e-9: no visible update */
+    free(x);
+    free(y);
+    lora_optimizer_free(o);
+    lora_adapter_free(a);
+}
+END_TEST
+
 /* N steps equal N/2 steps, a checkpoint, fresh handles that load it, and N/2 more. */
 static void run_steps(lora_optimizer *o, int from, int to)
 {
@@ -189,7 +262,7 @@ static void run_steps(lora_optimizer *o, int from, int to)
 }
 
 static const char resume_adapter[] = "{\"r\": 4, \"lora_alpha\": 8, \"target_modules\": "
-                                     "\"all-linear\"}";
+                                     "\"all-linear\", \"lora_dropout\": 0.1}";
 static const char resume_opt[] = "{\"lr\": 0.01, \"lr_scheduler_type\": \"cosine\", "
                                  "\"warmup_steps\": 2, \"num_training_steps\": 8, "
                                  "\"max_grad_norm\": 1.0, \"loraplus_lr_ratio\": 4, "
@@ -311,8 +384,8 @@ START_TEST(optimizer_misuse)
                      LORA_ERR_CONFIG);
     lora_adapter *a = new_adapter("{\"r\": 2, \"lora_dropout\": 0.1}", 1);
     attach(sess, a);
-    ck_assert_int_eq(lora_optimizer_create(sess, NULL, &o), LORA_ERR_STATE);
-    ck_assert(strstr(lora_last_error(), "lora_dropout"));
+    ck_assert_int_eq(lora_optimizer_create(sess, "{\"seed\": -1}", &o), LORA_ERR_CONFIG);
+    ck_assert(strstr(lora_last_error(), "'seed'"));
     lora_adapter *b = new_adapter("{\"r\": 2}", 1);
     attach(sess, b);
     ck_assert_int_eq(lora_optimizer_create(sess, NULL, &o), LORA_OK);
@@ -465,6 +538,8 @@ static Suite *train_suite(void)
     tcase_add_test(core, two_adapters_two_threads);
     tcase_add_test(core, handles_freed_in_any_order);
     tcase_add_test(core, resume_is_bit_exact);
+    tcase_add_test(core, dropout_gradient_matches_differences);
+    tcase_add_test(core, dropout_off_at_inference);
     suite_add_tcase(s, core);
 
     TCase *fit = tcase_create("overfit");

@@ -88,6 +88,10 @@ int lora__cpu_attention_fwd_gemm(lora_backend *be, float *out, const float *q, c
 int lora__cpu_attention_bwd_gemm(lora_backend *be, float *dq, float *dk, float *dv,
                                  const float *dout, const float *q, const float *k,
                                  const float *v, const lora_attention_shape *shape);
+void lora__cpu_dropout_fwd(lora_backend *be, float *out, const float *x, int64_t N, int64_t n,
+                           float p, uint64_t seed, uint64_t module);
+void lora__cpu_dropout_bwd(lora_backend *be, float *dx, const float *dy, int64_t N, int64_t n,
+                           float p, uint64_t seed, uint64_t module);
 void lora__cpu_residual_fwd(lora_backend *be, float *y, const float *x, int64_t n);
 void lora__cpu_cross_entropy_fwd(lora_backend *be, float *nll, float *lse, const float *logits,
                                  const int32_t *targets, int64_t N, int64_t V);

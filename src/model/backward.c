@@ -16,6 +16,7 @@ typedef struct grad_bufs {
     float *datt;         // (N, H*D)
     float *dgate, *dup, *dact; // (N, I)
     float *u;            // (N, max_rank) LoRA scratch
+    float *drop_x, *drop_dx; // (N, max in) LoRA dropout's input and its gradient
 } grad_bufs;
 
 typedef struct bwd_ctx {
@@ -49,9 +50,23 @@ static void projection_bwd(bwd_ctx *c, const lora_layer_acts *a, int64_t l, lora
         if (!m)
             continue;
         float *ga = c->g->adapter[i];
-        s->be->ops->lora_bwd(s->be, dx, ga ? ga + (m->A - ad->arena) : NULL,
-                             ga ? ga + (m->B - ad->arena) : NULL, c->b.u, dy, x, a->t[p][i], m->A,
-                             m->B, c->N, m->in, m->r, m->out, s->scales[i] * m->scaling);
+        float drop = lora__dropout_p(s, i);
+        uint64_t id = lora__dropout_module(s, i, l, p);
+        const float *xin = x;
+        float *dxin = dx;
+        if (drop > 0.0f) { /* the forward's mask, regenerated */
+            s->be->ops->dropout_fwd(s->be, c->b.drop_x, x, c->N, m->in, drop, s->dropout_seed,
+                                    id);
+            zero(c->b.drop_dx, c->N * m->in);
+            xin = c->b.drop_x;
+            dxin = c->b.drop_dx;
+        }
+        s->be->ops->lora_bwd(s->be, dxin, ga ? ga + (m->A - ad->arena) : NULL,
+                             ga ? ga + (m->B - ad->arena) : NULL, c->b.u, dy, xin, a->t[p][i],
+                             m->A, m->B, c->N, m->in, m->r, m->out, s->scales[i] * m->scaling);
+        if (drop > 0.0f)
+            s->be->ops->dropout_bwd(s->be, dx, c->b.drop_dx, c->N, m->in, drop, s->dropout_seed,
+                                    id);
     }
 }
 
@@ -119,7 +134,8 @@ static lora_status alloc_bufs(bwd_ctx *c)
     const lora_config *cfg = &s->model->cfg;
     int64_t N = c->N, C = cfg->hidden, q = cfg->n_heads * cfg->head_dim,
             kv = cfg->n_kv_heads * cfg->head_dim, I = cfg->inter;
-    size_t need = (size_t)(N * (2 * C + 3 * q + 3 * kv + 3 * I + s->max_rank));
+    int64_t drop = s->dropout_on ? 2 * lora__max_proj_in(cfg) : 0;
+    size_t need = (size_t)(N * (2 * C + 3 * q + 3 * kv + 3 * I + s->max_rank + drop));
     if (need > s->ws_floats) {
         float *p = realloc(s->ws, need * sizeof(float));
         if (!p)
@@ -140,7 +156,11 @@ static lora_status alloc_bufs(bwd_ctx *c)
     b->dgate = p, p += N * I;
     b->dup = p, p += N * I;
     b->dact = p, p += N * I;
-    b->u = p;
+    b->u = p, p += N * s->max_rank;
+    if (drop) {
+        b->drop_x = p, p += N * (drop / 2);
+        b->drop_dx = p;
+    }
     return LORA_OK;
 }
 

@@ -126,15 +126,30 @@ lora_status lora__ensure_rope(lora_session *s, int64_t len)
     return LORA_OK;
 }
 
-/* y (N, out) += the attached adapters' LoRA paths for projection p of layer l, input x. */
+int64_t lora__max_proj_in(const lora_config *c)
+{
+    int64_t q = c->n_heads * c->head_dim, m = c->hidden > q ? c->hidden : q;
+    return m > c->inter ? m : c->inter;
+}
+
+/* y (N, out) += the attached adapters' LoRA paths for projection p of layer l, input x; while
+ * training, each path sees its own dropout of x, as PEFT's lora_dropout. */
 static void apply_lora(lora_session *s, lora_layer_acts *a, int64_t l, lora_proj p, float *y,
                        const float *x, int64_t N)
 {
     for (size_t i = 0; i < s->n_adapters; i++) {
         const lora_adapter_module *m = lora__adapter_module(s->adapters[i], l, p);
-        if (m)
-            s->be->ops->lora_fwd(s->be, y, a->t[p][i], x, m->A, m->B, N, m->in, m->r, m->out,
-                                 s->scales[i] * m->scaling);
+        if (!m)
+            continue;
+        const float *xin = x;
+        float drop = lora__dropout_p(s, i);
+        if (drop > 0.0f) {
+            s->be->ops->dropout_fwd(s->be, a->drop_x, x, N, m->in, drop, s->dropout_seed,
+                                    lora__dropout_module(s, i, l, p));
+            xin = a->drop_x;
+        }
+        s->be->ops->lora_fwd(s->be, y, a->t[p][i], xin, m->A, m->B, N, m->in, m->r, m->out,
+                             s->scales[i] * m->scaling);
     }
 }
 
@@ -264,6 +279,11 @@ static lora_status layout_train(lora_session *s, int64_t N, bool recompute, lora
         }
         if (recompute)
             layout_layer(s, N, true, &b, &t->scratch);
+        /* dropout's input is rebuilt wherever it is needed: one region serves every layer */
+        float *drop_x = s->dropout_on ? take(&b, N * lora__max_proj_in(c)) : NULL;
+        for (int64_t l = 0; l < c->n_layers; l++)
+            t->layers[l].drop_x = drop_x;
+        t->scratch.drop_x = drop_x;
         t->x_final = take(&b, N * c->hidden);
         t->rstd_final = take(&b, N);
         t->h_final = take(&b, N * c->hidden);

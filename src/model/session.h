@@ -30,6 +30,7 @@ typedef struct lora_layer_acts {
     float *act;            // (N, I) silu(gate) * up (== gate at inference)
     float *o;              // (N, C) o_proj / down_proj output before the residual add
     float *t[LORA_PROJ_COUNT][LORA_MAX_ADAPTERS]; // (N, r) LoRA x A^T per projection, adapter
+    float *drop_x;         // (N, max in) LoRA dropout's input, when dropout is on
 } lora_layer_acts;
 
 /* What a training forward keeps for the backward. */
@@ -66,6 +67,8 @@ struct lora_session {
     int64_t max_rank;     /* largest r among attached adapters' modules */
     float *head_ws;       /* output-head chunks: logits and log-sum-exp */
     size_t head_ws_floats;
+    bool dropout_on;      /* LoRA dropout: only inside a training step */
+    uint64_t dropout_seed;/* the masks of the current training step */
     float *train_ws;      /* saved activations of the last training forward */
     size_t train_ws_floats;
     lora_layer_acts *train_layers;
@@ -115,6 +118,20 @@ lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float
 lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
                            const int32_t *targets, float *nll, const float *dnll, float *dhidden,
                            float *dlm_head);
+
+/* The largest input width of any projection: max(C, H*D, I). */
+int64_t lora__max_proj_in(const lora_config *c);
+/* The dropout mask stream's id of adapter i's projection p in layer l. */
+static inline uint64_t lora__dropout_module(const lora_session *s, size_t i, int64_t l,
+                                            lora_proj p)
+{
+    return ((uint64_t)i * (uint64_t)s->model->cfg.n_layers + (uint64_t)l) * LORA_PROJ_COUNT + p;
+}
+/* The attached adapter i's dropout probability while training, else 0. */
+static inline float lora__dropout_p(const lora_session *s, size_t i)
+{
+    return s->dropout_on ? (float)s->adapters[i]->lora_dropout : 0.0f;
+}
 
 /* Layer l's forward over the residual stream x (N, C), in place (shared with backward.c). */
 void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,

@@ -45,12 +45,13 @@ static char *sub(const char *dir, const char *fmt, size_t i)
 
 static lora_status write_state(const lora_optimizer *o, const char *dir, uint64_t data_position)
 {
-    json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:s, s:I}", "format", STATE_FORMAT,
+    json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:s, s:I, s:I}", "format", STATE_FORMAT,
                           "format_version", 1, "step",
                           (json_int_t)lora__optim_step_count(o->optim), "tokens",
                           (json_int_t)o->tokens, "data_position", (json_int_t)data_position,
                           "train", o->full ? "full" : "adapters", "adapters",
-                          (json_int_t)o->n_adapters);
+                          (json_int_t)o->n_adapters, "micro_batches",
+                          (json_int_t)o->micro_total);
     char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
     char *path = lora__path_join(dir, "trainer_state.json");
@@ -141,7 +142,7 @@ LORA_API lora_status lora_optimizer_save_checkpoint(lora_optimizer *o, const cha
 /* ---- loading --------------------------------------------------------------------------------- */
 
 typedef struct loaded {
-    uint64_t tokens, data_position;
+    uint64_t tokens, data_position, micro_total;
     lora_adapter *adapters[LORA_MAX_ADAPTERS];
     lora_model *model;
 } loaded;
@@ -153,12 +154,13 @@ static lora_status read_state(const char *dir, const lora_optimizer *o, loaded *
         return lora__oom("path", strlen(dir) + 32);
     lora_status st = lora__read_file(path, MAX_STATE_BYTES, &text, NULL);
     json_t *j = st ? NULL : json_loads(text, JSON_REJECT_DUPLICATES, NULL);
-    json_int_t step = -1, tokens = -1, pos = -1, n = -1;
+    json_int_t step = -1, tokens = -1, pos = -1, n = -1, micro = -1;
     const char *format = "", *train = "";
-    if (!st && (!j || json_unpack(j, "{s:s, s:I, s:I, s:I, s:s, s:I}", "format", &format, "step",
-                                  &step, "tokens", &tokens, "data_position", &pos, "train", &train,
-                                  "adapters", &n) != 0 ||
-                strcmp(format, STATE_FORMAT) != 0 || step < 0 || tokens < 0 || n < 0))
+    if (!st && (!j || json_unpack(j, "{s:s, s:I, s:I, s:I, s:s, s:I, s:I}", "format", &format,
+                                  "step", &step, "tokens", &tokens, "data_position", &pos,
+                                  "train", &train, "adapters", &n, "micro_batches", &micro) != 0 ||
+                strcmp(format, STATE_FORMAT) != 0 || step < 0 || tokens < 0 || n < 0 ||
+                micro < 0))
         st = lora__error(LORA_ERR_FORMAT, "%s: not a liblora trainer state", path);
     else if (!st && (strcmp(train, o->full ? "full" : "adapters") != 0 ||
                      (size_t)n != o->n_adapters))
@@ -167,6 +169,7 @@ static lora_status read_state(const char *dir, const lora_optimizer *o, loaded *
                          o->full ? "full" : "adapters", o->n_adapters);
     if (!st) {
         l->tokens = (uint64_t)tokens;
+        l->micro_total = (uint64_t)micro;
         l->data_position = (uint64_t)pos;
     }
     json_decref(j);
@@ -225,6 +228,7 @@ static lora_status load(lora_optimizer *o, const char *dir, uint64_t *data_posit
         if (o->full)
             memcpy(o->s->model->arena, l.model->arena, l.model->arena_floats * sizeof(float));
         o->tokens = l.tokens;
+        o->micro_total = l.micro_total;
         o->micro = 0;
         if (data_position)
             *data_position = l.data_position;

@@ -11,6 +11,7 @@
 #include "model/weights.h"
 #include "train/forward_backward.h"
 #include "train/trainer.h"
+#include "util/dropout.h"
 
 /* Splits off the keys this file owns; the rest goes to lora__optim_config_parse. */
 static lora_status parse_own_keys(const char *json, lora_optimizer *o, char **rest)
@@ -50,6 +51,14 @@ static lora_status parse_own_keys(const char *json, lora_optimizer *o, char **re
         else
             o->recompute = json_is_true(v);
     }
+    if (!st && (v = json_object_get(root, "seed")) && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            st = lora__error(LORA_ERR_CONFIG, "lora_optimizer_create: key 'seed' must be a "
+                             "non-negative integer");
+        else
+            o->dropout_seed = (uint64_t)json_integer_value(v);
+    }
+    json_object_del(root, "seed");
     json_object_del(root, "train");
     json_object_del(root, "gradient_accumulation_steps");
     json_object_del(root, "recompute");
@@ -124,10 +133,7 @@ static lora_status attach_state(lora_optimizer *o)
                            "adapter is attached to the session (lora_session_set_adapters)");
     for (size_t i = 0; i < s->n_adapters; i++) {
         lora_adapter *a = s->adapters[i];
-        if (a->lora_dropout > 0)
-            return lora__error(LORA_ERR_STATE, "lora_optimizer_create: adapter %zu has "
-                               "lora_dropout = %g; training with LoRA dropout is not implemented "
-                               "yet (set it to 0)", i, a->lora_dropout);
+        o->dropout |= a->lora_dropout > 0;
         lora__adapter_retain(a);
         o->adapters[o->n_adapters++] = a;
         o->grad_floats[i] = a->arena_floats;
@@ -229,8 +235,12 @@ LORA_API lora_status lora_train_step(lora_optimizer *o, const int32_t *ids,
     }
     double loss;
     size_t counted;
+    /* each micro-batch its own masks, from a stream a checkpoint can resume */
+    o->s->dropout_on = o->dropout;
+    o->s->dropout_seed = lora__mix64(o->dropout_seed ^ lora__mix64(o->micro_total++));
     st = lora__forward_backward(o->s, clean, labels, (int64_t)batch, (int64_t)seq,
                                 1.0f / (float)o->accum, o->recompute, &o->grads, &loss, &counted);
+    o->s->dropout_on = false;
     free(clean);
     if (st)
         return lora__error_prefix(st, "%s", fn);

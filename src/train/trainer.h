@@ -22,6 +22,9 @@ struct lora_optimizer {
     int64_t micro;                         /* micro-batches since the last update */
     bool recompute;
     uint64_t tokens;
+    uint64_t dropout_seed;                 /* "seed" */
+    uint64_t micro_total;                  /* micro-batches trained: the dropout stream */
+    bool dropout;                          /* some adapter has lora_dropout > 0 */
     double last_loss;
     lora_optim_report last;                /* of the last update (step 0: none yet) */
     char *names;                           /* storage for parameter names */
