@@ -32,21 +32,17 @@ static float dot(const float *a, const float *b, int64_t n)
     return acc;
 }
 
-static void attn_row(const attn_job *j, int64_t row)
+/* One pass over the keys 0..n_keys-1 of a query row: m = the largest score,
+ * sum = sum_j exp(score_j - m), acc (D) = sum_j exp(score_j - m) v_j, rescaling the running sums
+ * whenever the maximum grows. */
+static void online_softmax(const float *qr, const float *kb, const float *vb, int64_t n_keys,
+                           int64_t kv_stride, int64_t D, float scale, float *acc, float *m_out,
+                           float *sum_out)
 {
-    const lora_attention_shape *s = j->s;
-    int64_t h = row % s->H, t = (row / s->H) % s->T, b = row / (s->H * s->T);
-    int64_t kvh = h / (s->H / s->KVH), D = s->D;
-    int64_t kv_stride = s->KVH * D;
-    const float *qr = j->q + row * D;
-    const float *kb = j->k + (b * s->S) * kv_stride + kvh * D;
-    const float *vb = j->v + (b * s->S) * kv_stride + kvh * D;
-    float acc[MAX_D];
     memset(acc, 0, (size_t)D * sizeof *acc);
     float m = -INFINITY, sum = 0.0f;
-    int64_t n_keys = s->pos0 + t + 1;
     for (int64_t key = 0; key < n_keys; key++) {
-        float score = dot(qr, kb + key * kv_stride, D) * s->scale;
+        float score = dot(qr, kb + key * kv_stride, D) * scale;
         const float *vr = vb + key * kv_stride;
         if (score > m) {
             float r = expf(m - score);
@@ -61,6 +57,21 @@ static void attn_row(const attn_job *j, int64_t row)
                 acc[d] += p * vr[d];
         }
     }
+    *m_out = m;
+    *sum_out = sum;
+}
+
+static void attn_row(const attn_job *j, int64_t row)
+{
+    const lora_attention_shape *s = j->s;
+    int64_t h = row % s->H, t = (row / s->H) % s->T, b = row / (s->H * s->T);
+    int64_t kvh = h / (s->H / s->KVH), D = s->D;
+    int64_t kv_stride = s->KVH * D;
+    const float *qr = j->q + row * D;
+    const float *kb = j->k + (b * s->S) * kv_stride + kvh * D;
+    const float *vb = j->v + (b * s->S) * kv_stride + kvh * D;
+    float acc[MAX_D], m, sum;
+    online_softmax(qr, kb, vb, s->pos0 + t + 1, kv_stride, D, s->scale, acc, &m, &sum);
     float *o = j->out + row * D;
     float inv = 1.0f / sum;
     for (int64_t d = 0; d < D; d++)
@@ -103,25 +114,8 @@ static void attn_bwd_row(const attn_bwd_job *j, int64_t b, int64_t t, int64_t h)
     const float *kb = j->k + kv0, *vb = j->v + kv0;
     int64_t n_keys = s->pos0 + t + 1;
 
-    float acc[MAX_D];
-    memset(acc, 0, (size_t)D * sizeof *acc);
-    float m = -INFINITY, sum = 0.0f;
-    for (int64_t key = 0; key < n_keys; key++) {
-        float score = dot(qr, kb + key * kv_stride, D) * s->scale;
-        const float *vr = vb + key * kv_stride;
-        if (score > m) {
-            float r = expf(m - score);
-            sum = sum * r + 1.0f;
-            for (int64_t d = 0; d < D; d++)
-                acc[d] = acc[d] * r + vr[d];
-            m = score;
-        } else {
-            float p = expf(score - m);
-            sum += p;
-            for (int64_t d = 0; d < D; d++)
-                acc[d] += p * vr[d];
-        }
-    }
+    float acc[MAX_D], m, sum;
+    online_softmax(qr, kb, vb, n_keys, kv_stride, D, s->scale, acc, &m, &sum);
     float lse = m + logf(sum), delta = dot(gr, acc, D) / sum;
 
     float dq_acc[MAX_D];
