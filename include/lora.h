@@ -2,7 +2,7 @@
  * lora.h -- the public interface of liblora.
  *
  * liblora loads Hugging Face decoder-only checkpoints (Qwen2/Qwen2.5, Qwen3, Llama), runs them,
- * and (in later versions) fine-tunes them with LoRA. This header is the only public one;
+ * fine-tunes them with LoRA (or fully), and turns text and JSONL data into tokens. This header is the only public one;
  * anything not declared here is not API.
  *
  * Conventions
@@ -79,6 +79,9 @@ typedef struct lora_session lora_session;
 typedef struct lora_sampler lora_sampler;
 typedef struct lora_adapter lora_adapter;
 typedef struct lora_optimizer lora_optimizer;
+typedef struct lora_tokenizer lora_tokenizer;
+typedef struct lora_detokenizer lora_detokenizer;
+typedef struct lora_dataset lora_dataset;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Version, errors                                                                              */
@@ -501,6 +504,25 @@ LORA_API lora_status lora_train_step(lora_optimizer *optimizer, const int32_t *i
                                      float *loss_out);
 
 /**
+ * lora_train_step_packed -- lora_train_step over packed rows: several samples laid end to end
+ * in one row, none attending to another.
+ *
+ * IN  position_ids  (B, T) int32 or NULL (then 0..T-1 in every row, as lora_train_step). A 0
+ *                   starts a new sample: its tokens attend only to the tokens from that 0 up
+ *                   to themselves, and RoPE rotates each token by its position id. Every other
+ *                   value must be the previous one plus 1 (Hugging Face's packing with
+ *                   position_ids, DataCollatorWithFlattening). Labels are as lora_train_step;
+ *                   a label at the first token of a sample is never predicted across samples
+ *                   because the previous token belongs to another sample: set it to -100
+ *                   (lora_dataset_next_batch does).
+ * Returns as lora_train_step; LORA_ERR_RANGE also for a position id that breaks the rule.
+ * Since: 0.3.0.
+ */
+LORA_API lora_status lora_train_step_packed(lora_optimizer *optimizer, const int32_t *ids,
+                                            const int32_t *labels, const int32_t *position_ids,
+                                            size_t batch, size_t seq, float *loss_out);
+
+/**
  * lora_optimizer_save_checkpoint -- saves what resuming needs into the folder dir: the trained
  * weights (each adapter as a PEFT folder "adapter_0", ...; or "model" for full fine-tuning),
  * the optimizer state ("optimizer.safetensors": moments, step, skips, configuration) and
@@ -636,6 +658,313 @@ typedef int (*lora_token_cb)(int32_t token, void *user);
 LORA_API lora_status lora_generate(lora_session *session, lora_sampler *sampler,
                                    const int32_t *prompt, size_t n, int32_t *out, size_t cap,
                                    size_t *n_out, lora_token_cb cb, void *user);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tokenizer                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Flags of lora_tokenizer_encode. */
+#define LORA_ENCODE_SPECIAL_AS_TEXT 0x1u /* special-token text in the input is plain text
+                                            (user content cannot forge turn markers) */
+#define LORA_ENCODE_UTF8_REPLACE    0x2u /* invalid UTF-8 becomes U+FFFD instead of an error */
+/** Flags of lora_tokenizer_decode and lora_detokenizer_create. */
+#define LORA_DECODE_SKIP_SPECIAL    0x1u /* special tokens produce no text */
+
+/**
+ * lora_tokenizer_load -- loads a Hugging Face tokenizer: a byte-level BPE tokenizer.json
+ * (NFC normalizer, Split pre-tokenizer regex, ByteLevel, added and special tokens) and, when
+ * present beside it, tokenizer_config.json (bos/eos/pad tokens, chat template).
+ *
+ * IN  path         a folder holding tokenizer.json, or the path of a tokenizer.json.
+ * IN  config_json  NULL or a JSON object:
+ *       "chat_template"  "auto" (default: recognised from tokenizer_config.json's template),
+ *                        or a built-in name ("qwen2.5", "qwen3", "llama3", "chatml"), used
+ *                        when the folder's template is not one liblora recognises
+ * OUT out          the tokenizer or NULL. Free with lora_tokenizer_free().
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_IO; LORA_ERR_FORMAT (malformed JSON,
+ * names the key or line); LORA_ERR_UNSUPPORTED (a model, normalizer or pre-tokenizer type
+ * this version lacks, named); LORA_ERR_CONFIG; LORA_ERR_OUT_OF_MEMORY.
+ * Threads: any; a tokenizer is immutable and may be shared by threads. Since: 0.3.0.
+ */
+LORA_API lora_status lora_tokenizer_load(const char *path, const char *config_json,
+                                         lora_tokenizer **out);
+
+/**
+ * lora_model_tokenizer -- the tokenizer found in the model's folder (loaded on first use and
+ * owned by the model). The caller gets a new reference: free it with lora_tokenizer_free().
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_IO (no tokenizer.json in the folder);
+ * the statuses of lora_tokenizer_load. Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_model_tokenizer(lora_model *model, lora_tokenizer **out);
+
+/** lora_tokenizer_free -- drops a reference; NULL is a no-op. Since: 0.3.0. */
+LORA_API void lora_tokenizer_free(lora_tokenizer *tokenizer);
+
+/** lora_tokenizer_vocab_size -- the number of ids (largest id + 1); 0 for NULL. Since: 0.3.0. */
+LORA_API size_t lora_tokenizer_vocab_size(const lora_tokenizer *tokenizer);
+
+/**
+ * lora_tokenizer_info_json -- a JSON object: "vocab_size", "bos_token_id", "eos_token_id",
+ * "pad_token_id" (null when absent), "bos_token", "eos_token", "pad_token", "chat_template"
+ * (the built-in name in use, or null). Owned by the tokenizer; NULL if tokenizer is NULL.
+ * Since: 0.3.0.
+ */
+LORA_API const char *lora_tokenizer_info_json(const lora_tokenizer *tokenizer);
+
+/**
+ * lora_tokenizer_encode -- text to ids, as Hugging Face's tokenizer(text,
+ * add_special_tokens=False).
+ *
+ * IN  text, len  UTF-8 text of len bytes (need not be NUL-terminated).
+ * IN  flags      LORA_ENCODE_* bits.
+ * OUT ids        (cap) ids; may be NULL when cap is 0.
+ * OUT n_out      the number of ids of the whole text, also when they do not fit.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_FORMAT (invalid UTF-8, naming the byte
+ * offset, unless LORA_ENCODE_UTF8_REPLACE); LORA_ERR_RANGE (cap < *n_out: ids holds the first
+ * cap); LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_tokenizer_encode(const lora_tokenizer *tokenizer, const char *text,
+                                           size_t len, unsigned flags, int32_t *ids,
+                                           size_t cap, size_t *n_out);
+
+/**
+ * lora_tokenizer_decode -- ids to text. Byte sequences that are not valid UTF-8 become U+FFFD
+ * (Hugging Face's errors="replace").
+ * OUT text_out  a NUL-terminated string; free it with lora_string_free().
+ * OUT len_out   NULL or its length in bytes.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_RANGE (an id outside the vocabulary,
+ * named with its index); LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_tokenizer_decode(const lora_tokenizer *tokenizer, const int32_t *ids,
+                                           size_t n, unsigned flags, char **text_out,
+                                           size_t *len_out);
+
+/**
+ * lora_tokenizer_token_id -- the id of a token given as its text (an added token such as
+ * "<|im_end|>", or a vocabulary entry in byte-level form).
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_RANGE (no such token). Since: 0.3.0.
+ */
+LORA_API lora_status lora_tokenizer_token_id(const lora_tokenizer *tokenizer,
+                                             const char *token, int32_t *id_out);
+
+/**
+ * lora_detokenizer_create -- a streaming decoder: feed ids one at a time, get text that only
+ * ever holds complete UTF-8 characters (bytes of a character split across tokens are held
+ * back until it is complete). The concatenated output equals lora_tokenizer_decode of all ids.
+ * The detokenizer holds a reference to the tokenizer. Since: 0.3.0.
+ */
+LORA_API lora_status lora_detokenizer_create(lora_tokenizer *tokenizer, unsigned flags,
+                                             lora_detokenizer **out);
+
+/**
+ * lora_detokenizer_push -- adds one id.
+ * OUT text, len  the newly complete text (not NUL-terminated; len may be 0), owned by the
+ *                detokenizer and valid until its next call.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_RANGE (id outside the vocabulary:
+ * nothing changes). Threads: one caller per detokenizer. Since: 0.3.0.
+ */
+LORA_API lora_status lora_detokenizer_push(lora_detokenizer *detok, int32_t id,
+                                           const char **text, size_t *len);
+
+/**
+ * lora_detokenizer_flush -- ends the stream: bytes still held back (an incomplete character)
+ * come out as U+FFFD, and the detokenizer starts afresh. OUT as lora_detokenizer_push.
+ * Since: 0.3.0.
+ */
+LORA_API lora_status lora_detokenizer_flush(lora_detokenizer *detok, const char **text,
+                                            size_t *len);
+
+/** lora_detokenizer_free -- NULL is a no-op. Since: 0.3.0. */
+LORA_API void lora_detokenizer_free(lora_detokenizer *detok);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Chat templates and prompts                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * lora_chat_render -- a conversation as the model's chat template renders it
+ * (tokenizer.apply_chat_template(messages, tokenize=False, ...)).
+ *
+ * The template comes from tokenizer_config.json, recognised as one of the built-in renderers:
+ * "qwen2.5" (ChatML with Qwen2.5's default system prompt when none is given), "qwen3"
+ * (thinking on or off), "llama3"; or "chatml" (ChatML without a default system prompt). An
+ * unrecognised Jinja template is an error that lists the built-in names.
+ *
+ * IN  messages_json  a JSON array of {"role": "system"|"user"|"assistant", "content": "..."}.
+ * IN  options_json   NULL or a JSON object:
+ *       "template"              a built-in name, overriding the tokenizer's
+ *       "format"                instead of a template, a format string with {q} for each user
+ *                               turn's content and {system} for the system message, e.g.
+ *                               "Human: {q} Assistant:"; an assistant turn follows it with a
+ *                               space, then the eos token text
+ *       "add_generation_prompt" false (default) | true: end with the assistant turn's header
+ *       "enable_thinking"       qwen3 only: true (default) | false (an empty think block)
+ * OUT text_out       NUL-terminated; free with lora_string_free().
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_FORMAT (malformed messages: names the
+ * message index, e.g. an unknown role); LORA_ERR_CONFIG; LORA_ERR_UNSUPPORTED (unrecognised
+ * template: lists the built-in names); LORA_ERR_OUT_OF_MEMORY. Since: 0.3.0.
+ */
+LORA_API lora_status lora_chat_render(const lora_tokenizer *tokenizer, const char *messages_json,
+                                      const char *options_json, char **text_out);
+
+/**
+ * lora_prompt_few_shot -- a few-shot prompt: k worked examples, then the question.
+ *
+ * IN  examples_json  a JSON array of {"q": "...", "a": "..."}, possibly empty.
+ * IN  question       UTF-8, NUL-terminated.
+ * IN  options_json   NULL or a JSON object:
+ *       "chat"     true (default when the tokenizer has a chat template): each example is a
+ *                  user turn and an assistant turn, the question a last user turn, with the
+ *                  generation prompt; false: plain text
+ *       "system"   a system message (chat) or a first paragraph (plain)
+ *       "format"   plain text's format of one example, default "Question: {q}\nAnswer: {a}";
+ *                  examples are separated by a blank line, the question ends the prompt with
+ *                  the text before {a} ("Question: ...\nAnswer:")
+ *       and lora_chat_render's "template", "enable_thinking".
+ * OUT text_out       NUL-terminated; free with lora_string_free().
+ * Returns as lora_chat_render. Since: 0.3.0.
+ */
+LORA_API lora_status lora_prompt_few_shot(const lora_tokenizer *tokenizer,
+                                          const char *examples_json, const char *question,
+                                          const char *options_json, char **text_out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Datasets                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * lora_dataset_load -- reads a JSONL file of training samples and tokenizes it.
+ *
+ * Each line is one JSON object: {"messages": [{"role", "content"}, ...]} (system, user and
+ * assistant turns, rendered with the chat template), {"prompt", "completion"}, or {"text"}.
+ * Labels follow TRL's SFTTrainer: with "loss": "assistant" (default) only the assistant turns'
+ * tokens count, each turn's end-of-turn token included (for prompt/completion: the completion
+ * and the eos token; for text: every token); "all" counts every token. Labels are aligned with
+ * ids (labels[t] is ids[t] or -100); the model shifts them.
+ *
+ * IN  tokenizer    the tokenizer (held by the dataset).
+ * IN  path         the JSONL file.
+ * IN  config_json  NULL or a JSON object:
+ *       "format"      "auto" (default: from each line's keys) | "messages" |
+ *                     "prompt_completion" | "text"
+ *       "loss"        "assistant" (default) | "all"
+ *       "max_length"  tokens per sample, longer ones are truncated on the right (default 1024)
+ *       "packing"     false (default) | true: samples laid end to end into rows of
+ *                     max_length, with position ids restarting at each sample
+ *                     (lora_train_step_packed); a sample is never split across rows
+ *       "shuffle"     true (default): a new order every epoch, from "seed" (default 0)
+ *       "strict"      true (default): a bad line fails the load, naming file and line;
+ *                     false: bad lines are skipped and counted
+ *       "chat"        an object of lora_chat_render options ("template", "format",
+ *                     "enable_thinking")
+ * OUT out          the dataset or NULL.
+ * A bad line is invalid JSON or UTF-8, a missing or mistyped field, an unknown role, an empty
+ * assistant turn, or a sample with no token in the loss.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_IO; LORA_ERR_FORMAT (a bad line, strict:
+ * "FILE:LINE: ..."; or no usable line at all); LORA_ERR_CONFIG; LORA_ERR_UNSUPPORTED (chat
+ * template); LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_dataset_load(lora_tokenizer *tokenizer, const char *path,
+                                       const char *config_json, lora_dataset **out);
+
+/**
+ * lora_dataset_split -- splits a dataset into train and test parts, as Hugging Face's
+ * train_test_split: test_size in (0, 1) is a fraction rounded up, >= 1 a count; the split is
+ * a seeded permutation of the samples. Both parts are new datasets with the parent's options.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_CONFIG (a test_size leaving a part
+ * empty); LORA_ERR_OUT_OF_MEMORY. Since: 0.3.0.
+ */
+LORA_API lora_status lora_dataset_split(const lora_dataset *dataset, double test_size,
+                                        uint64_t seed, lora_dataset **train_out,
+                                        lora_dataset **test_out);
+
+/** lora_dataset_free -- NULL is a no-op. Since: 0.3.0. */
+LORA_API void lora_dataset_free(lora_dataset *dataset);
+
+/** lora_dataset_size -- the number of rows (samples, or packed rows); 0 for NULL.
+ * Since: 0.3.0. */
+LORA_API size_t lora_dataset_size(const lora_dataset *dataset);
+
+/**
+ * lora_dataset_stats_json -- a JSON object: "lines", "samples", "skipped" (bad lines in lenient
+ * mode), "truncated", "rows", "tokens", "loss_tokens", "loss_share" (loss_tokens / tokens),
+ * "max_length". Owned by the dataset; NULL if dataset is NULL. Since: 0.3.0.
+ */
+LORA_API const char *lora_dataset_stats_json(const lora_dataset *dataset);
+
+/**
+ * lora_dataset_row -- row i (file order) copied out: ids, labels and position ids of its n
+ * tokens.
+ * OUT ids, labels, position_ids  (cap) each; position_ids may be NULL.
+ * OUT len_out                    n, also when it does not fit.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_RANGE (i >= size, or cap < n).
+ * Since: 0.3.0.
+ */
+LORA_API lora_status lora_dataset_row(const lora_dataset *dataset, size_t i, int32_t *ids,
+                                      int32_t *labels, int32_t *position_ids, size_t cap,
+                                      size_t *len_out);
+
+/**
+ * lora_dataset_next_batch -- the next batch rows of the current epoch's order, right-padded
+ * to the longest of them (pad_token_id, else eos; labels -100; position ids counting on).
+ * At the end of an epoch the batch is cut short; the next call starts the next epoch (with a
+ * new order when shuffling).
+ * OUT ids, labels, position_ids  (cap) each, laid out (rows, seq); position_ids may be NULL.
+ *                                batch * max_length always fits.
+ * OUT seq_out, rows_out          the batch's shape.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_RANGE (cap too small: the position does
+ * not move). Threads: one caller per dataset. Since: 0.3.0.
+ */
+LORA_API lora_status lora_dataset_next_batch(lora_dataset *dataset, size_t batch, int32_t *ids,
+                                             int32_t *labels, int32_t *position_ids, size_t cap,
+                                             size_t *seq_out, size_t *rows_out);
+
+/**
+ * lora_dataset_position, lora_dataset_seek -- where lora_dataset_next_batch stands, as one
+ * number (epoch * size + index), for lora_optimizer_save_checkpoint's data_position: seeking
+ * to a saved position resumes the same order. Seek returns LORA_OK or
+ * LORA_ERR_INVALID_ARGUMENT. Since: 0.3.0.
+ */
+LORA_API uint64_t lora_dataset_position(const lora_dataset *dataset);
+/** See lora_dataset_position(). Since: 0.3.0. */
+LORA_API lora_status lora_dataset_seek(lora_dataset *dataset, uint64_t position);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Time series as text (LLMTIME)                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * lora_llmtime_encode -- a multivariate series as text, as in LLMTIME: every value times alpha
+ * with fixed decimals, "," between the dimensions of a time step, ";" between time steps.
+ *
+ * IN  values        (steps, dims) row-major.
+ * IN  options_json  NULL or a JSON object:
+ *       "alpha"     the scale; default target / max |value| (1 when all are 0)
+ *       "target"    default 10
+ *       "decimals"  0..9, default 2
+ * OUT text_out      NUL-terminated; free with lora_string_free().
+ * OUT alpha_out     NULL or the alpha used (to decode with).
+ * Example: [[1,2],[2,4],[3,6]] gives alpha 10/6 and "1.67,3.33;3.33,6.67;5.00,10.00".
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_NUMERIC (a non-finite value or alpha);
+ * LORA_ERR_CONFIG; LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_llmtime_encode(const float *values, size_t steps, size_t dims,
+                                         const char *options_json, char **text_out,
+                                         double *alpha_out);
+
+/**
+ * lora_llmtime_decode -- text back to values (each divided by alpha). Tolerates a model's
+ * output: it reads time steps in order and stops at the first that does not hold exactly dims
+ * numbers (a truncated last step, stray text), so the result is the well-formed prefix.
+ * OUT values     (cap) row-major (steps, dims).
+ * IN  cap        capacity of values in floats.
+ * OUT steps_out  the number of whole time steps decoded (at most cap / dims).
+ * Returns LORA_OK (also for 0 steps); LORA_ERR_INVALID_ARGUMENT (NULL, dims 0, alpha not
+ * finite and positive). Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_llmtime_decode(const char *text, size_t len, double alpha,
+                                         size_t dims, float *values, size_t cap,
+                                         size_t *steps_out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,24 @@
+/* Chat rendering as the dataset code uses it: the text and where the assistant's loss is. */
+#ifndef LORA_CHAT_CHAT_H
+#define LORA_CHAT_CHAT_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "lora.h"
+
+/* A byte range of rendered text: [start, end). */
+typedef struct lora__span {
+    size_t start, end;
+} lora__span;
+
+/* Renders messages (a JSON array of {"role", "content"}) with options (a JSON object of
+ * lora_chat_render's options, or NULL) into *text (malloc'd, NUL-terminated). *spans gets one
+ * span per assistant turn: its content and its end-of-turn token text (e.g. "<|im_end|>"), not
+ * the newline after it; NULL/0 when spans is NULL. Errors name the message index and start
+ * with no function name (the caller prefixes file:line or its own name). */
+lora_status lora__chat_render(const lora_tokenizer *t, const json_t *messages,
+                              const json_t *options, char **text, lora__span **spans,
+                              size_t *n_spans);
+
+#endif
