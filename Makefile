@@ -25,8 +25,8 @@ BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
 BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-openmp
 BLAS_LIBS := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -fopenmp
 
-# PCRE2 and utf8proc are installed by `make deps` for the tokenizer; link them when it uses them.
-DEPS_PC := jansson
+# jansson parses JSON; the tokenizer's pre-tokenizer regex runs on PCRE2, its NFC on utf8proc.
+DEPS_PC := jansson libpcre2-8 libutf8proc
 DEP_CFLAGS := $(shell pkg-config --cflags $(DEPS_PC) 2>/dev/null)
 DEP_LIBS := $(shell pkg-config --libs $(DEPS_PC) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
