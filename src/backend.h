@@ -28,6 +28,9 @@ typedef struct lora_attention_shape {
     int64_t H, KVH, D;
     int64_t pos0;   /* position of the first query; query t sees keys 0..pos0+t */
     float scale;    /* 1/sqrt(D) */
+    /* (B*T) or NULL (all 0): query (b, t) sees only keys key0[b*T+t]..pos0+t of its sequence,
+     * non-decreasing in t; packed samples attend only within themselves. */
+    const int32_t *key0;
 } lora_attention_shape;
 
 struct lora_backend_ops {

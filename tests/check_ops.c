@@ -608,19 +608,21 @@ END_TEST
 
 /* ---- attention ---------------------------------------------------------------------------- */
 
-/* probabilities of query row (b, t, h) over its n_keys visible keys */
+/* probabilities of query row (b, t, h) over keys 0..n_keys-1 (0 before its first visible key) */
 static int64_t ref_probs(double *p, const double *q, const double *k,
                          const lora_attention_shape *s, int64_t b, int64_t t, int64_t h)
 {
     int64_t kvh = h / (s->H / s->KVH), n_keys = s->pos0 + t + 1;
+    int64_t k0 = s->key0 ? s->key0[b * s->T + t] : 0;
     const double *qr = q + ((b * s->T + t) * s->H + h) * s->D;
     double m = -INFINITY, z = 0;
     for (int64_t j = 0; j < n_keys; j++) {
         p[j] = dot_d(qr, k + ((b * s->S + j) * s->KVH + kvh) * s->D, (size_t)s->D) * s->scale;
-        m = fmax(m, p[j]);
+        if (j >= k0)
+            m = fmax(m, p[j]);
     }
     for (int64_t j = 0; j < n_keys; j++)
-        z += p[j] = exp(p[j] - m);
+        z += p[j] = j >= k0 ? exp(p[j] - m) : 0.0;
     for (int64_t j = 0; j < n_keys; j++)
         p[j] /= z;
     return n_keys;
@@ -705,12 +707,12 @@ static double att_loss(const void *c)
     return dot_d(f->dout, f->out, f->n);
 }
 
-static void attention_case(int64_t B, int64_t T, int64_t S, int64_t H, int64_t KVH, int64_t D,
-                           int64_t pos0, int mask, bool fd)
+static void attention_case_key0(int64_t B, int64_t T, int64_t S, int64_t H, int64_t KVH,
+                                int64_t D, int64_t pos0, int mask, bool fd, const int32_t *key0)
 {
     lora_rng rng;
     lora__rng_seed(&rng, (uint64_t)(B * 7 + T * 11 + S * 13 + pos0 * 17 + mask));
-    lora_attention_shape s = {B, T, S, H, KVH, D, pos0, (float)(1.0 / sqrt((double)D))};
+    lora_attention_shape s = {B, T, S, H, KVH, D, pos0, (float)(1.0 / sqrt((double)D)), key0};
     size_t nq = (size_t)(B * T * H * D), nkv = (size_t)(B * S * KVH * D);
     /* spread wide enough that the softmax is far from uniform */
     float *q = frand(&rng, nq, -2, 2), *k = frand(&rng, nkv, -2, 2), *v = frand(&rng, nkv, -1, 1),
@@ -738,6 +740,44 @@ static void attention_case(int64_t B, int64_t T, int64_t S, int64_t H, int64_t K
     outs_free(o, 4);
     free(q), free(k), free(v), free(dout), free(qd), free(kd), free(vd), free(dod);
 }
+
+static void attention_case(int64_t B, int64_t T, int64_t S, int64_t H, int64_t KVH, int64_t D,
+                           int64_t pos0, int mask, bool fd)
+{
+    attention_case_key0(B, T, S, H, KVH, D, pos0, mask, fd, NULL);
+}
+
+/* Packed rows: samples of the given lengths laid end to end in each of B rows; every query
+ * sees only the keys of its own sample. */
+static void attention_packed(int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D,
+                             const int *lens, int n_lens, int mask, bool fd)
+{
+    int32_t *key0 = malloc((size_t)(B * T) * sizeof *key0);
+    for (int64_t b = 0; b < B; b++) {
+        int64_t t = 0;
+        for (int i = 0; t < T; i = (i + 1) % n_lens) {
+            int64_t start = t;
+            for (int j = 0; j < lens[(i + b) % n_lens] && t < T; j++, t++)
+                key0[b * T + t] = (int32_t)start;
+        }
+    }
+    attention_case_key0(B, T, T, H, KVH, D, 0, mask, fd, key0);
+    free(key0);
+}
+
+START_TEST(attention_packed_rows)
+{
+    const int lens[] = {3, 1, 5, 2};
+    attention_packed(2, 11, 4, 2, 6, lens, 4, 7, true);          /* the row form */
+    const int long_lens[] = {40, 9, 70, 1, 23};
+    attention_packed(2, 150, 4, 2, 8, long_lens, 5, 7, false);   /* blocked products */
+    const int tiny[] = {17, 2};
+    for (int mask = 0; mask < 8; mask++)
+        attention_packed(1, 19, 2, 1, 4, tiny, 2, mask, false);
+    const int fd_lens[] = {7, 11};
+    attention_packed(1, 18, 2, 2, 4, fd_lens, 2, 7, true);
+}
+END_TEST
 
 START_TEST(attention_gqa_batch)
 {
@@ -1197,6 +1237,7 @@ static Suite *ops_suite(void)
     tcase_add_test(core, attention_gqa_batch);
     tcase_add_test(core, attention_kv_cache_layout);
     tcase_add_test(core, attention_null_gradients);
+    tcase_add_test(core, attention_packed_rows);
     tcase_add_test(core, swiglu_small);
     tcase_add_test(core, cross_entropy_ignored_rows);
     tcase_add_test(core, lora_against_reference);

@@ -177,6 +177,92 @@ START_TEST(recompute_is_exact)
 }
 END_TEST
 
+/* Gradients of one packed row against the same samples as a padded batch of two rows. */
+static void packed_vs_batch(bool full, bool recompute)
+{
+    enum { L1 = 4, L2 = 6, P = L1 + L2 };
+    lora_adapter *a = full ? NULL : new_adapter("{\"r\": 2, \"lora_alpha\": 4, "
+                                                "\"init_lora_weights\": false, "
+                                                "\"target_modules\": \"all-linear\"}", 5);
+    attach(sess, a);
+    int32_t all[T], packed[P], plab[P], pos[P], batch[2 * L2], blab[2 * L2];
+    sample(2, all);
+    for (int t = 0; t < P; t++) {
+        packed[t] = all[t];
+        plab[t] = t == L1 ? -100 : all[t]; /* the second sample's first token: not predicted */
+        pos[t] = t < L1 ? t : t - L1;
+    }
+    for (int t = 0; t < L2; t++) {
+        batch[t] = t < L1 ? all[t] : 0;
+        blab[t] = t < L1 ? all[t] : -100;
+        batch[L2 + t] = blab[L2 + t] = all[L1 + t];
+    }
+    size_t n = full ? model->arena_floats : a->arena_floats;
+    float *g1 = calloc(n, sizeof *g1), *g2 = calloc(n, sizeof *g2);
+    lora_grads gp = {{full ? NULL : g1}, full ? g1 : NULL};
+    lora_grads gb = {{full ? NULL : g2}, full ? g2 : NULL};
+    double lp, lb, lmix;
+    size_t cp, cb;
+    ck_assert_int_eq(lora__forward_backward(sess, packed, plab, pos, 1, P, 1.0f, recompute, &gp,
+                                            &lp, &cp), LORA_OK);
+    ck_assert_int_eq(lora__forward_backward(sess, batch, blab, NULL, 2, L2, 1.0f, recompute, &gb,
+                                            &lb, &cb), LORA_OK);
+    ck_assert_uint_eq(cp, cb);
+    ck_assert_msg(fabs(lp - lb) <= 1e-6 * fabs(lb), "packed %.9g, batch %.9g", lp, lb);
+    ck_assert_double_lt(tu_max_rel_err(g1, g2, n), 1e-5);
+    /* without position ids the second sample attends to the first: another loss */
+    lora_grads none = {{NULL}, NULL};
+    ck_assert_int_eq(lora__forward_backward(sess, packed, plab, NULL, 1, P, 1.0f, false, &none,
+                                            &lmix, &cp), LORA_OK);
+    ck_assert(fabs(lmix - lb) > 1e-4);
+    free(g1);
+    free(g2);
+    lora_adapter_free(a);
+}
+
+START_TEST(packed_row_equals_padded_batch)
+{
+    packed_vs_batch(false, false);
+    packed_vs_batch(false, true);
+    packed_vs_batch(true, false);
+}
+END_TEST
+
+/* The public packed step: positions are validated, and the step trains like the plain one
+ * when the row holds a single sample. */
+START_TEST(packed_step_checks_positions)
+{
+    lora_adapter *a = new_adapter("{\"r\": 2}", 1);
+    attach(sess, a);
+    lora_optimizer *o;
+    ck_assert_int_eq(lora_optimizer_create(sess, "{\"lr\": 0.01}", &o), LORA_OK);
+    int32_t ids[T], pos[T];
+    sample(0, ids);
+    for (int t = 0; t < T; t++)
+        pos[t] = t;
+    float lp, l;
+    ck_assert_int_eq(lora_train_step_packed(o, ids, ids, pos, 1, T, &lp), LORA_OK);
+    pos[3] = 7;
+    ck_assert_int_eq(lora_train_step_packed(o, ids, ids, pos, 1, T, &l), LORA_ERR_RANGE);
+    ck_assert_ptr_nonnull(strstr(lora_last_error(), "position_ids[0][3]"));
+    pos[3] = 3;
+    pos[0] = 1;
+    ck_assert_int_eq(lora_train_step_packed(o, ids, ids, pos, 1, T, &l), LORA_ERR_RANGE);
+    ck_assert_int_eq(lora_train_step_packed(NULL, ids, ids, pos, 1, T, &l),
+                     LORA_ERR_INVALID_ARGUMENT);
+    lora_optimizer_free(o);
+    /* a fresh run of plain steps from the same start gives the same first loss */
+    lora_adapter *b = new_adapter("{\"r\": 2}", 1);
+    attach(sess, b);
+    ck_assert_int_eq(lora_optimizer_create(sess, "{\"lr\": 0.01}", &o), LORA_OK);
+    ck_assert_int_eq(lora_train_step(o, ids, ids, 1, T, &l), LORA_OK);
+    ck_assert(l == lp);
+    lora_optimizer_free(o);
+    lora_adapter_free(a);
+    lora_adapter_free(b);
+}
+END_TEST
+
 /* With a fixed mask stream the training loss is a deterministic function of the adapter:
  * the analytic gradient under dropout matches central differences. */
 START_TEST(dropout_gradient_matches_differences)
@@ -193,12 +279,12 @@ START_TEST(dropout_gradient_matches_differences)
     size_t counted;
     sess->dropout_on = true;
     sess->dropout_seed = 77;
-    ck_assert_int_eq(lora__forward_backward(sess, ids, ids, 1, T, 1.0f, false, &g, &loss, &counted),
+    ck_assert_int_eq(lora__forward_backward(sess, ids, ids, NULL, 1, T, 1.0f, false, &g, &loss, &counted),
                      LORA_OK);
     /* dropout really acts: the same adapter without it gives another loss */
     sess->dropout_on = false;
     double plain;
-    ck_assert_int_eq(lora__forward_backward(sess, ids, ids, 1, T, 1.0f, false, &none, &plain,
+    ck_assert_int_eq(lora__forward_backward(sess, ids, ids, NULL, 1, T, 1.0f, false, &none, &plain,
                                             &counted), LORA_OK);
     ck_assert(fabs(plain - loss) > 1e-6);
     sess->dropout_on = true;
@@ -206,10 +292,10 @@ START_TEST(dropout_gradient_matches_differences)
     for (int k = 0; k < 3; k++) {
         float *w = a->arena + probes[k], saved = *w, eps = 1e-2f;
         *w = saved + eps;
-        ck_assert_int_eq(lora__forward_backward(sess, ids, ids, 1, T, 1.0f, false, &none, &plus,
+        ck_assert_int_eq(lora__forward_backward(sess, ids, ids, NULL, 1, T, 1.0f, false, &none, &plus,
                                                 &counted), LORA_OK);
         *w = saved - eps;
-        ck_assert_int_eq(lora__forward_backward(sess, ids, ids, 1, T, 1.0f, false, &none, &minus,
+        ck_assert_int_eq(lora__forward_backward(sess, ids, ids, NULL, 1, T, 1.0f, false, &none, &minus,
                                                 &counted), LORA_OK);
         *w = saved;
         double fd = (plus - minus) / (2 * eps);
@@ -534,6 +620,8 @@ static Suite *train_suite(void)
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_test(core, accumulation_matches_one_batch);
     tcase_add_test(core, recompute_is_exact);
+    tcase_add_test(core, packed_row_equals_padded_batch);
+    tcase_add_test(core, packed_step_checks_positions);
     tcase_add_test(core, adapters_sum_with_scales);
     tcase_add_test(core, two_adapters_two_threads);
     tcase_add_test(core, handles_freed_in_any_order);

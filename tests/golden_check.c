@@ -237,7 +237,7 @@ static void check_grads(tally *t, golden *g, int full)
     double loss;
     size_t counted;
     if (!attach(g, !full) ||
-        lora__forward_backward(g->s, g->ids, g->labels, (int64_t)g->B, (int64_t)g->T, 1.0f,
+        lora__forward_backward(g->s, g->ids, g->labels, NULL, (int64_t)g->B, (int64_t)g->T, 1.0f,
                                false, &grads, &loss, &counted) != LORA_OK)
         fail(t, prefix, lora_last_error());
     else

@@ -61,17 +61,23 @@ static void online_softmax(const float *qr, const float *kb, const float *vb, in
     *sum_out = sum;
 }
 
+/* The first key query (b, t) sees. */
+static int64_t first_key(const lora_attention_shape *s, int64_t b, int64_t t)
+{
+    return s->key0 ? s->key0[b * s->T + t] : 0;
+}
+
 static void attn_row(const attn_job *j, int64_t row)
 {
     const lora_attention_shape *s = j->s;
     int64_t h = row % s->H, t = (row / s->H) % s->T, b = row / (s->H * s->T);
     int64_t kvh = h / (s->H / s->KVH), D = s->D;
-    int64_t kv_stride = s->KVH * D;
+    int64_t kv_stride = s->KVH * D, k0 = first_key(s, b, t);
     const float *qr = j->q + row * D;
-    const float *kb = j->k + (b * s->S) * kv_stride + kvh * D;
-    const float *vb = j->v + (b * s->S) * kv_stride + kvh * D;
+    const float *kb = j->k + (b * s->S + k0) * kv_stride + kvh * D;
+    const float *vb = j->v + (b * s->S + k0) * kv_stride + kvh * D;
     float acc[MAX_D], m, sum;
-    online_softmax(qr, kb, vb, s->pos0 + t + 1, kv_stride, D, s->scale, acc, &m, &sum);
+    online_softmax(qr, kb, vb, s->pos0 + t + 1 - k0, kv_stride, D, s->scale, acc, &m, &sum);
     float *o = j->out + row * D;
     float inv = 1.0f / sum;
     for (int64_t d = 0; d < D; d++)
@@ -108,11 +114,11 @@ static void attn_bwd_row(const attn_bwd_job *j, int64_t b, int64_t t, int64_t h)
 {
     const lora_attention_shape *s = j->s;
     int64_t kvh = h / (s->H / s->KVH), D = s->D;
-    int64_t kv_stride = s->KVH * D, row = (b * s->T + t) * s->H + h;
-    int64_t kv0 = (b * s->S) * kv_stride + kvh * D;
+    int64_t kv_stride = s->KVH * D, row = (b * s->T + t) * s->H + h, k0 = first_key(s, b, t);
+    int64_t kv0 = (b * s->S + k0) * kv_stride + kvh * D;
     const float *qr = j->q + row * D, *gr = j->dout + row * D;
     const float *kb = j->k + kv0, *vb = j->v + kv0;
-    int64_t n_keys = s->pos0 + t + 1;
+    int64_t n_keys = s->pos0 + t + 1 - k0;
 
     float acc[MAX_D], m, sum;
     online_softmax(qr, kb, vb, n_keys, kv_stride, D, s->scale, acc, &m, &sum);

@@ -22,30 +22,37 @@ typedef struct gemm_job {
 
 static int64_t n_blocks(const lora_attention_shape *s) { return (s->T + QBLOCK - 1) / QBLOCK; }
 
-/* P (tq, n_keys) = causal softmax of scale * Q K^T for queries t0..t0+tq-1 of head h. */
+static int64_t first_key(const lora_attention_shape *s, int64_t b, int64_t t)
+{
+    return s->key0 ? s->key0[b * s->T + t] : 0;
+}
+
+/* P (tq, n_keys - lo) = causal softmax of scale * Q K^T for queries t0..t0+tq-1 of head h over
+ * keys lo..n_keys-1, lo being the block's first visible key (key0 never decreases in t). */
 static void scores(const gemm_job *j, int64_t b, int64_t h, int64_t t0, int64_t tq,
-                   int64_t n_keys, float *P)
+                   int64_t lo, int64_t n_keys, float *P)
 {
     const lora_attention_shape *s = j->s;
-    int64_t kvh = h / (s->H / s->KVH);
+    int64_t kvh = h / (s->H / s->KVH), w = n_keys - lo;
     const float *Q = j->q + ((b * s->T + t0) * s->H + h) * s->D;
-    const float *K = j->k + (b * s->S * s->KVH + kvh) * s->D;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)tq, (blasint)n_keys,
+    const float *K = j->k + ((b * s->S + lo) * s->KVH + kvh) * s->D;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)tq, (blasint)w,
                 (blasint)s->D, s->scale, Q, (blasint)(s->H * s->D), K, (blasint)(s->KVH * s->D),
-                0.0f, P, (blasint)n_keys);
+                0.0f, P, (blasint)w);
     for (int64_t i = 0; i < tq; i++) {
-        float *row = P + i * n_keys;
-        int64_t visible = s->pos0 + t0 + i + 1;
-        float m = row[0];
-        for (int64_t c = 1; c < visible; c++)
+        float *row = P + i * w;
+        int64_t from = first_key(s, b, t0 + i) - lo, visible = s->pos0 + t0 + i + 1 - lo;
+        float m = row[from];
+        for (int64_t c = from + 1; c < visible; c++)
             m = row[c] > m ? row[c] : m;
         float sum = 0.0f;
-        for (int64_t c = 0; c < visible; c++)
+        for (int64_t c = from; c < visible; c++)
             sum += row[c] = expf(row[c] - m);
         float inv = 1.0f / sum;
-        for (int64_t c = 0; c < visible; c++)
+        for (int64_t c = from; c < visible; c++)
             row[c] *= inv;
-        memset(row + visible, 0, (size_t)(n_keys - visible) * sizeof *row);
+        memset(row, 0, (size_t)from * sizeof *row);
+        memset(row + visible, 0, (size_t)(w - visible) * sizeof *row);
     }
 }
 
@@ -59,11 +66,12 @@ static void fwd_tasks(void *ctx, int64_t t0, int64_t t1, int tid)
         int64_t b = task / (n_blocks(s) * s->H);
         int64_t q0 = blk * QBLOCK, tq = s->T - q0 < QBLOCK ? s->T - q0 : QBLOCK;
         int64_t n_keys = s->pos0 + q0 + tq, kvh = h / (s->H / s->KVH);
-        scores(j, b, h, q0, tq, n_keys, P);
-        // O (tq, D) = P (tq, n_keys) @ V (n_keys, D)
+        int64_t lo = first_key(s, b, q0), w = n_keys - lo;
+        scores(j, b, h, q0, tq, lo, n_keys, P);
+        // O (tq, D) = P (tq, w) @ V (w, D)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)tq, (blasint)s->D,
-                    (blasint)n_keys, 1.0f, P, (blasint)n_keys,
-                    j->v + (b * s->S * s->KVH + kvh) * s->D, (blasint)(s->KVH * s->D), 0.0f,
+                    (blasint)w, 1.0f, P, (blasint)w,
+                    j->v + ((b * s->S + lo) * s->KVH + kvh) * s->D, (blasint)(s->KVH * s->D), 0.0f,
                     j->out + ((b * s->T + q0) * s->H + h) * s->D, (blasint)(s->H * s->D));
     }
 }
@@ -85,35 +93,34 @@ static void bwd_block(const gemm_job *j, int64_t b, int64_t h, int64_t q0, float
     const lora_attention_shape *s = j->s;
     int64_t tq = s->T - q0 < QBLOCK ? s->T - q0 : QBLOCK;
     int64_t n_keys = s->pos0 + q0 + tq, kvh = h / (s->H / s->KVH);
+    int64_t lo = first_key(s, b, q0), w = n_keys - lo;
     blasint ldq = (blasint)(s->H * s->D), ldk = (blasint)(s->KVH * s->D);
     const float *Q = j->q + ((b * s->T + q0) * s->H + h) * s->D;
     const float *dO = j->dout + ((b * s->T + q0) * s->H + h) * s->D;
-    const float *K = j->k + (b * s->S * s->KVH + kvh) * s->D;
-    const float *V = j->v + (b * s->S * s->KVH + kvh) * s->D;
-    scores(j, b, h, q0, tq, n_keys, P);
-    // dP (tq, n_keys) = dO (tq, D) @ V (n_keys, D)^T
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)tq, (blasint)n_keys,
-                (blasint)s->D, 1.0f, dO, ldq, V, ldk, 0.0f, dP, (blasint)n_keys);
+    int64_t kv0 = ((b * s->S + lo) * s->KVH + kvh) * s->D;
+    const float *K = j->k + kv0, *V = j->v + kv0;
+    scores(j, b, h, q0, tq, lo, n_keys, P);
+    // dP (tq, w) = dO (tq, D) @ V (w, D)^T
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)tq, (blasint)w,
+                (blasint)s->D, 1.0f, dO, ldq, V, ldk, 0.0f, dP, (blasint)w);
     for (int64_t i = 0; i < tq; i++) {
-        float *p = P + i * n_keys, *d = dP + i * n_keys;
+        float *p = P + i * w, *d = dP + i * w;
         float delta = 0.0f;
-        for (int64_t c = 0; c < n_keys; c++)
+        for (int64_t c = 0; c < w; c++)
             delta += p[c] * d[c];
-        for (int64_t c = 0; c < n_keys; c++)
+        for (int64_t c = 0; c < w; c++)
             d[c] = p[c] * (d[c] - delta) * s->scale; /* masked entries have p = 0 */
     }
-    if (j->dq) // dQ (tq, D) += dS (tq, n_keys) @ K (n_keys, D)
+    if (j->dq) // dQ (tq, D) += dS (tq, w) @ K (w, D)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)tq, (blasint)s->D,
-                    (blasint)n_keys, 1.0f, dP, (blasint)n_keys, K, ldk, 1.0f,
+                    (blasint)w, 1.0f, dP, (blasint)w, K, ldk, 1.0f,
                     j->dq + ((b * s->T + q0) * s->H + h) * s->D, ldq);
-    if (j->dk) // dK (n_keys, D) += dS^T @ Q (tq, D)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)n_keys, (blasint)s->D,
-                    (blasint)tq, 1.0f, dP, (blasint)n_keys, Q, ldq, 1.0f,
-                    j->dk + (b * s->S * s->KVH + kvh) * s->D, ldk);
-    if (j->dv) // dV (n_keys, D) += P^T @ dO (tq, D)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)n_keys, (blasint)s->D,
-                    (blasint)tq, 1.0f, P, (blasint)n_keys, dO, ldq, 1.0f,
-                    j->dv + (b * s->S * s->KVH + kvh) * s->D, ldk);
+    if (j->dk) // dK (w, D) += dS^T @ Q (tq, D)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)w, (blasint)s->D,
+                    (blasint)tq, 1.0f, dP, (blasint)w, Q, ldq, 1.0f, j->dk + kv0, ldk);
+    if (j->dv) // dV (w, D) += P^T @ dO (tq, D)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)w, (blasint)s->D,
+                    (blasint)tq, 1.0f, P, (blasint)w, dO, ldq, 1.0f, j->dv + kv0, ldk);
 }
 
 /* A task is one (sequence, kv head): it alone writes that head's dk and dv rows. */

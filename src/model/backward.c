@@ -91,7 +91,7 @@ static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
 }
 
 static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64_t B,
-                          int64_t T, const int32_t *pos)
+                          int64_t T, const int32_t *pos, const int32_t *key0)
 {
     lora_session *s = c->s;
     const lora_config *cfg = &s->model->cfg;
@@ -105,7 +105,7 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     zero(b->dq, N * H * D);
     zero(b->dk, N * KVH * D);
     zero(b->dv, N * KVH * D);
-    lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D))};
+    lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0};
     op->attention_bwd(s->be, b->dq, b->dk, b->dv, b->datt, a->q, a->k, a->v, &sh);
     op->rope_bwd(s->be, b->dq, pos, s->rope_cos, s->rope_sin, N, H, D);
     op->rope_bwd(s->be, b->dk, pos, s->rope_cos, s->rope_sin, N, KVH, D);
@@ -171,10 +171,13 @@ lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float
     const lora_config *cfg = &m->cfg;
     int64_t B = acts->B, T = acts->T, N = B * T, C = cfg->hidden;
     bwd_ctx c = {s, g, N, {0}};
-    int32_t *pos;
+    const int32_t *pos = acts->pos;
+    int32_t *own_pos;
     lora_status st;
-    if ((st = alloc_bufs(&c)) || (st = lora__positions(s, B, T, 0, &pos)))
+    if ((st = alloc_bufs(&c)) || (!pos && (st = lora__positions(s, B, T, 0, &own_pos))))
         return st;
+    if (!pos)
+        pos = own_pos;
     zero(c.b.dx, N * C);
     s->be->ops->rmsnorm_bwd(s->be, c.b.dx, base_grad(&c, m->final_norm), dhidden, acts->x_final,
                             m->final_norm, acts->rstd_final, N, C);
@@ -186,12 +189,12 @@ lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float
             memcpy(tmp.x_in, a->x_in, (size_t)(N * C) * sizeof(float));
             float *work = tmp.x_in;
             tmp.x_in = NULL;
-            lora__layer_forward(s, l, &tmp, work, B, T, false, pos);
+            lora__layer_forward(s, l, &tmp, work, B, T, false, pos, acts->key0);
             tmp.x_in = a->x_in;
             a = &tmp;
         }
         mlp_bwd(&c, l, a);
-        attention_bwd(&c, l, a, B, T, pos);
+        attention_bwd(&c, l, a, B, T, pos, acts->key0);
     }
     if (g->base)
         s->be->ops->embedding_bwd(s->be, base_grad(&c, m->embed), c.b.dx, acts->ids, N, C);

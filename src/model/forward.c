@@ -163,7 +163,7 @@ static void projection(lora_session *s, lora_layer_acts *a, int64_t l, lora_proj
 }
 
 static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
-                            int64_t T, bool use_cache, const int32_t *pos)
+                            int64_t T, bool use_cache, const int32_t *pos, const int32_t *key0)
 {
     const lora_config *c = &s->model->cfg;
     const lora_layer_weights *w = &s->model->layers[l];
@@ -183,7 +183,7 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     op->rope_fwd(be, a->q, pos, s->rope_cos, s->rope_sin, N, H, D);
     op->rope_fwd(be, a->k, pos, s->rope_cos, s->rope_sin, N, KVH, D);
 
-    lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D))};
+    lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0};
     const float *k = a->k, *v = a->v;
     if (use_cache) {
         size_t row = (size_t)(KVH * D);
@@ -215,12 +215,12 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
 }
 
 void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
-                         int64_t T, bool use_cache, const int32_t *pos)
+                         int64_t T, bool use_cache, const int32_t *pos, const int32_t *key0)
 {
     size_t bytes = (size_t)(B * T * s->model->cfg.hidden) * sizeof(float);
     if (a->x_in)
         memcpy(a->x_in, x, bytes);
-    attention_block(s, l, a, x, B, T, use_cache, pos);
+    attention_block(s, l, a, x, B, T, use_cache, pos, key0);
     if (a->x_mid)
         memcpy(a->x_mid, x, bytes);
     mlp_block(s, l, a, x, B * T);
@@ -249,7 +249,7 @@ lora_status lora__decoder_forward(lora_session *s, const int32_t *ids, int64_t B
 
     s->be->ops->embedding_fwd(s->be, x, ids, m->embed, N, c->hidden);
     for (int64_t l = 0; l < c->n_layers; l++)
-        lora__layer_forward(s, l, &a, x, B, T, use_cache, pos);
+        lora__layer_forward(s, l, &a, x, B, T, use_cache, pos, NULL);
     s->be->ops->rmsnorm_fwd(s->be, a.h1, NULL, x, m->final_norm, N, c->hidden, (float)c->rms_eps);
     *hidden = a.h1;
     if (extra)
@@ -296,21 +296,26 @@ static lora_status layout_train(lora_session *s, int64_t N, bool recompute, lora
     return LORA_OK;
 }
 
-lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids, int64_t B,
-                                        int64_t T, bool recompute, lora_train_acts *acts)
+lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
+                                        const int32_t *packed_pos, const int32_t *key0,
+                                        int64_t B, int64_t T, bool recompute,
+                                        lora_train_acts *acts)
 {
     const lora_model *m = s->model;
     const lora_config *c = &m->cfg;
     int64_t N = B * T;
-    int32_t *pos;
+    int32_t *own_pos = NULL;
     lora_status st;
     if ((st = layout_train(s, N, recompute, acts)) || (st = lora__ensure_rope(s, T)) ||
-        (st = lora__positions(s, B, T, 0, &pos)))
+        (!packed_pos && (st = lora__positions(s, B, T, 0, &own_pos))))
         return st;
+    const int32_t *pos = packed_pos ? packed_pos : own_pos;
     acts->B = B;
     acts->T = T;
     acts->recompute = recompute;
     acts->ids = ids;
+    acts->pos = packed_pos;
+    acts->key0 = key0;
     /* the residual stream runs in x_final, which ends up holding the last layer's output */
     float *x = acts->x_final;
     s->be->ops->embedding_fwd(s->be, x, ids, m->embed, N, c->hidden);
@@ -319,9 +324,9 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids, int
             memcpy(acts->layers[l].x_in, x, (size_t)(N * c->hidden) * sizeof(float));
             lora_layer_acts tmp = acts->scratch;
             tmp.x_in = NULL; /* kept above */
-            lora__layer_forward(s, l, &tmp, x, B, T, false, pos);
+            lora__layer_forward(s, l, &tmp, x, B, T, false, pos, key0);
         } else
-            lora__layer_forward(s, l, &acts->layers[l], x, B, T, false, pos);
+            lora__layer_forward(s, l, &acts->layers[l], x, B, T, false, pos, key0);
     }
     s->be->ops->rmsnorm_fwd(s->be, acts->h_final, acts->rstd_final, x, m->final_norm, N,
                             c->hidden, (float)c->rms_eps);

@@ -43,6 +43,8 @@ typedef struct lora_train_acts {
     float *rstd_final;       // (N)
     float *h_final;          // (N, C) final hidden states
     const int32_t *ids;      // (N)
+    const int32_t *pos;      // (N) the caller's position ids (packed rows), or NULL
+    const int32_t *key0;     // (N) each token's first visible key (packed rows), or NULL
 } lora_train_acts;
 
 struct lora_session {
@@ -96,9 +98,12 @@ void lora__session_retain(lora_session *s);
 void lora__session_release(lora_session *s);
 
 /* A training forward: like lora__decoder_forward without the cache, keeping in *acts (inside
- * the session's training workspace) what lora__decoder_backward needs. */
-lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids, int64_t B,
-                                        int64_t T, bool recompute, lora_train_acts *acts);
+ * the session's training workspace) what lora__decoder_backward needs. pos and key0 (N), both
+ * NULL or both given and alive until the backward: packed rows' positions and first visible
+ * keys (see lora_attention_shape). */
+lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids, const int32_t *pos,
+                                        const int32_t *key0, int64_t B, int64_t T,
+                                        bool recompute, lora_train_acts *acts);
 
 /* Where a backward writes gradients (accumulating). Each pointer may be NULL. */
 typedef struct lora_grads {
@@ -133,9 +138,10 @@ static inline float lora__dropout_p(const lora_session *s, size_t i)
     return s->dropout_on ? (float)s->adapters[i]->lora_dropout : 0.0f;
 }
 
-/* Layer l's forward over the residual stream x (N, C), in place (shared with backward.c). */
+/* Layer l's forward over the residual stream x (N, C), in place (shared with backward.c).
+ * key0 NULL, or (N) first visible keys (never with use_cache). */
 void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
-                         int64_t T, bool use_cache, const int32_t *pos);
+                         int64_t T, bool use_cache, const int32_t *pos, const int32_t *key0);
 /* Fills positions pos0 + (n mod T) for the N = B*T rows, in the session's id workspace. */
 lora_status lora__positions(lora_session *s, int64_t B, int64_t T, int64_t pos0, int32_t **pos);
 lora_status lora__ensure_rope(lora_session *s, int64_t len);

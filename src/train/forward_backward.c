@@ -7,20 +7,40 @@
 
 #define IGNORE_INDEX (-100)
 
+lora_status lora__check_packed_positions(const char *fn, const int32_t *position_ids, size_t B,
+                                         size_t T)
+{
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++) {
+            int32_t p = position_ids[b * T + t];
+            int32_t prev = t ? position_ids[b * T + t - 1] : -1;
+            if (p != 0 && (t == 0 || p != prev + 1))
+                return lora__error(LORA_ERR_RANGE, "%s: position_ids[%zu][%zu] is %d; a row "
+                                   "starts at 0 and each id is 0 or the previous one plus 1",
+                                   fn, b, t, p);
+        }
+    return LORA_OK;
+}
+
 lora_status lora__forward_backward(lora_session *s, const int32_t *ids, const int32_t *labels,
-                                   int64_t B, int64_t T, float loss_scale, bool recompute,
-                                   const lora_grads *g, double *loss_out, size_t *counted)
+                                   const int32_t *position_ids, int64_t B, int64_t T,
+                                   float loss_scale, bool recompute, const lora_grads *g,
+                                   double *loss_out, size_t *counted)
 {
     const lora_model *m = s->model;
     int64_t N = B * T, C = m->cfg.hidden;
     int32_t *targets = malloc((size_t)N * sizeof *targets);
+    int32_t *key0 = position_ids ? malloc((size_t)N * sizeof *key0) : NULL;
     float *nll = malloc((size_t)N * sizeof *nll), *dnll = malloc((size_t)N * sizeof *dnll);
     float *dhidden = calloc((size_t)(N * C), sizeof *dhidden);
     lora_status st = LORA_OK;
-    if (!targets || !nll || !dnll || !dhidden) {
-        st = lora__oom("loss buffers", (size_t)N * (12 + (size_t)C * 4));
+    if (!targets || !nll || !dnll || !dhidden || (position_ids && !key0)) {
+        st = lora__oom("loss buffers", (size_t)N * (16 + (size_t)C * 4));
         goto done;
     }
+    /* a sample that starts at column t0 has position ids 0, 1, ... from there */
+    for (int64_t n = 0; position_ids && n < N; n++)
+        key0[n] = (int32_t)(n % T) - position_ids[n];
     size_t count = 0;
     for (int64_t b = 0; b < B; b++)
         for (int64_t t = 0; t < T; t++) {
@@ -31,7 +51,7 @@ lora_status lora__forward_backward(lora_session *s, const int32_t *ids, const in
     for (int64_t n = 0; n < N; n++)
         dnll[n] = targets[n] == IGNORE_INDEX || !count ? 0.0f : loss_scale / (float)count;
     lora_train_acts acts;
-    if ((st = lora__decoder_forward_train(s, ids, B, T, recompute, &acts)))
+    if ((st = lora__decoder_forward_train(s, ids, position_ids, key0, B, T, recompute, &acts)))
         goto done;
     float *dlm = g->base ? g->base + (m->lm_head - m->arena) : NULL;
     if ((st = lora__head_nll(s, acts.h_final, N, targets, nll, dnll, dhidden, dlm)))
@@ -45,6 +65,7 @@ lora_status lora__forward_backward(lora_session *s, const int32_t *ids, const in
         st = lora__decoder_backward(s, &acts, dhidden, g);
 done:
     free(targets);
+    free(key0);
     free(nll);
     free(dnll);
     free(dhidden);

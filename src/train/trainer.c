@@ -213,12 +213,10 @@ static void zero_grads(lora_optimizer *o)
         memset(o->grads.base, 0, o->grad_floats[LORA_MAX_ADAPTERS] * sizeof(float));
 }
 
-LORA_API lora_status lora_train_step(lora_optimizer *o, const int32_t *ids,
-                                     const int32_t *labels, size_t batch, size_t seq,
-                                     float *loss_out)
+static lora_status train_step(const char *fn, lora_optimizer *o, const int32_t *ids,
+                              const int32_t *labels, const int32_t *position_ids, size_t batch,
+                              size_t seq, float *loss_out)
 {
-    lora__error_clear();
-    static const char fn[] = "lora_train_step";
     if (!o || !labels)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
                            o ? "labels" : "optimizer");
@@ -229,7 +227,8 @@ LORA_API lora_status lora_train_step(lora_optimizer *o, const int32_t *ids,
     lora_status st = lora__batch_ids(fn, o->s, ids, NULL, batch, seq, &clean);
     if (st)
         return st;
-    if ((st = lora__check_labels(fn, o->s, labels, batch, seq))) {
+    if ((st = lora__check_labels(fn, o->s, labels, batch, seq)) ||
+        (position_ids && (st = lora__check_packed_positions(fn, position_ids, batch, seq)))) {
         free(clean);
         return st;
     }
@@ -238,7 +237,7 @@ LORA_API lora_status lora_train_step(lora_optimizer *o, const int32_t *ids,
     /* each micro-batch its own masks, from a stream a checkpoint can resume */
     o->s->dropout_on = o->dropout;
     o->s->dropout_seed = lora__mix64(o->dropout_seed ^ lora__mix64(o->micro_total++));
-    st = lora__forward_backward(o->s, clean, labels, (int64_t)batch, (int64_t)seq,
+    st = lora__forward_backward(o->s, clean, labels, position_ids, (int64_t)batch, (int64_t)seq,
                                 1.0f / (float)o->accum, o->recompute, &o->grads, &loss, &counted);
     o->s->dropout_on = false;
     free(clean);
@@ -254,6 +253,23 @@ LORA_API lora_status lora_train_step(lora_optimizer *o, const int32_t *ids,
     st = lora__optim_step(o->optim, &o->last);
     zero_grads(o); /* also after a skipped step: its non-finite gradients are dropped */
     return st ? lora__error_prefix(st, "%s", fn) : LORA_OK;
+}
+
+LORA_API lora_status lora_train_step(lora_optimizer *o, const int32_t *ids,
+                                     const int32_t *labels, size_t batch, size_t seq,
+                                     float *loss_out)
+{
+    lora__error_clear();
+    return train_step("lora_train_step", o, ids, labels, NULL, batch, seq, loss_out);
+}
+
+LORA_API lora_status lora_train_step_packed(lora_optimizer *o, const int32_t *ids,
+                                            const int32_t *labels, const int32_t *position_ids,
+                                            size_t batch, size_t seq, float *loss_out)
+{
+    lora__error_clear();
+    return train_step("lora_train_step_packed", o, ids, labels, position_ids, batch, seq,
+                      loss_out);
 }
 
 LORA_API lora_status lora_optimizer_set_lr(lora_optimizer *o, double lr)
