@@ -140,6 +140,11 @@ build/tests/%: tests/%.c $(STATIC) $(TEST_UTIL_SRC:%.c=build/%.o)
 $(GOLDEN): tests/golden_check.c $(STATIC)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
 
+RESUME := build/tests/resume_run
+$(RESUME): tests/resume/resume_run.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
+
 build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -MMD -MP -c $< -o $@
@@ -153,13 +158,14 @@ build/asan-tests/%: tests/%.c build/asan/liblora.a $(TEST_UTIL_SRC)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(SAN_FLAGS) -o $@ $< $(TEST_UTIL_SRC) \
 	    build/asan/liblora.a $(CHECK_LIBS) $(LIBS)
 
-check-build: all $(CHECKS) $(GOLDEN)
+check-build: all $(CHECKS) $(GOLDEN) $(RESUME)
 
 # Every suite runs even when an earlier one fails; the summary's exit status is the verdict.
 test: check-build abi-check $(ASAN_CHECKS)
 	@rm -rf build/results && mkdir -p build/results
 	@tests/run_checks.sh build/results/c $(CHECKS) || true
 	@tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
+	@tests/run_resume.sh build/results/resume $(RESUME) tests/fixtures/tiny-qwen2 || true
 	@tests/run_cli.sh build/results/cli $(CLI) || true
 	@tests/run_install.sh build/results/install || true
 	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS) || true
