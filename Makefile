@@ -1,7 +1,7 @@
 # liblora -- build, test, install.   `make help` lists the targets.
 
 VERSION_MAJOR := 0
-VERSION_MINOR := 2
+VERSION_MINOR := 3
 VERSION_PATCH := 0
 VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 ABI := 0

@@ -46,9 +46,9 @@ extern "C" {
 
 /** Library version of this header. Compare with lora_version_*() for the loaded library. */
 #define LORA_VERSION_MAJOR 0
-#define LORA_VERSION_MINOR 2
+#define LORA_VERSION_MINOR 3
 #define LORA_VERSION_PATCH 0
-#define LORA_VERSION_STRING "0.2.0"
+#define LORA_VERSION_STRING "0.3.0"
 /** ABI version: the SONAME is liblora.so.<LORA_ABI_VERSION>. Bumped on incompatible change. */
 #define LORA_ABI_VERSION 0
 
