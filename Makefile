@@ -62,7 +62,7 @@ STATIC := lib/liblora.a
 CLI := bin/lora
 GOLDEN := tests/golden_check
 
-.PHONY: all deps test test-c test-asan test-cli test-install golden check-build install uninstall abi-check \
+.PHONY: all deps test test-c test-asan test-cli test-python test-install golden check-build install uninstall abi-check \
         abi-update clean help bench
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
@@ -167,6 +167,7 @@ test: check-build abi-check $(ASAN_CHECKS)
 	@tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
 	@tests/run_resume.sh build/results/resume $(RESUME) tests/fixtures/tiny-qwen2 || true
 	@tests/run_cli.sh build/results/cli $(CLI) || true
+	@tests/run_python.sh build/results/python || true
 	@tests/run_install.sh build/results/install || true
 	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS) || true
 	@tests/summary.sh build/results
@@ -182,6 +183,10 @@ golden: $(GOLDEN)
 test-cli: $(CLI)
 	@mkdir -p build/results
 	@tests/run_cli.sh build/results/cli $(CLI)
+
+test-python: lib/$(SONAME)
+	@mkdir -p build/results
+	@tests/run_python.sh build/results/python
 
 test-install: all
 	@mkdir -p build/results
