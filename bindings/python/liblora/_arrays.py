@@ -97,7 +97,7 @@ def _extend(out, values, code):
 
 
 def _is_scalar(v):
-    return isinstance(v, (numbers.Number, str, bytes)) or (
+    return isinstance(v, (numbers.Number, str)) or (
         is_numpy(v) and v.ndim == 0) or not hasattr(v, "__iter__")
 
 

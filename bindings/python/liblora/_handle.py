@@ -1,5 +1,6 @@
 """The base of every class that owns a C handle."""
 
+from ._errors import LoraStateError
 from ._lib import closed_error
 
 
@@ -25,6 +26,10 @@ class Handle:
         """The C pointer, for a call named `what`; raises LoraStateError if closed."""
         if not self._ptr or self._close_pending:
             raise closed_error(what or type(self).__name__)
+        if self._busy:
+            raise LoraStateError("%s: a stream is running over this %s; finish or close it "
+                                 "first" % (what or type(self).__name__,
+                                            type(self).__name__.lower()))
         return self._ptr
 
     @property

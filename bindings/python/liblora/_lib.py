@@ -1,8 +1,10 @@
 """Finding and loading liblora.so, and the prototype of every C function the bindings call.
 
-Search order: $LIBLORA_PATH (the library file, or a folder holding liblora.so.<ABI>); the build
-tree this package sits in (<repo>/lib/liblora.so.<ABI>); the system loader (LD_LIBRARY_PATH,
-the ldconfig cache); finally <sys.prefix>/lib and /usr/local/lib, where `make install` puts it.
+Search order: $LIBLORA_PATH (the library file, or a folder holding liblora.so.<ABI>; when set,
+nothing else is tried); the build tree when the package is run from the repository
+(<repo>/lib/liblora.so.<ABI>); the system loader (LD_LIBRARY_PATH, the ldconfig cache, then
+ctypes.util.find_library("lora")); finally <sys.prefix>/lib and /usr/local/lib, where
+`make install PREFIX=...` puts it.
 """
 
 import ctypes
@@ -172,8 +174,12 @@ def _candidates():
     if env:
         # An explicit choice is never silently replaced by another library.
         return [os.path.join(env, SONAME) if os.path.isdir(env) else env], True
-    here = os.path.dirname(os.path.abspath(__file__))
-    found = [os.path.join(here, os.pardir, os.pardir, os.pardir, "lib", SONAME), SONAME]
+    repo = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                         os.pardir, os.pardir, os.pardir))
+    found = []
+    if os.path.exists(os.path.join(repo, "include", "lora.h")):  # run from the repository
+        found.append(os.path.join(repo, "lib", SONAME))
+    found.append(SONAME)
     name = ctypes.util.find_library("lora")
     if name:
         found.append(name)
@@ -205,7 +211,8 @@ def _load():
             raise ImportError("liblora: %s has ABI version %d; these bindings need %d"
                               % (path, abi, ABI_VERSION))
         return Library(cdll, os.path.normpath(path) if os.sep in path else path)
-    hint = ("LIBLORA_PATH=%s" % os.environ.get("LIBLORA_PATH") if explicit else
+    hint = ("LIBLORA_PATH=%s is set: it must name %s or a folder holding it"
+            % (os.environ.get("LIBLORA_PATH"), SONAME) if explicit else
             "set LIBLORA_PATH to the library file or its folder, or run `make` in the "
             "repository, or `make install`")
     raise ImportError("liblora: cannot load %s; tried: %s. %s"

@@ -5,7 +5,6 @@ import threading
 from ctypes import POINTER, byref, c_float, c_size_t
 
 from ._arrays import Ints, Out, config_json, want_numpy
-from ._errors import LoraStateError
 from ._handle import Handle
 from ._lib import TOKEN_CB, AdapterP, SessionP, check, last_error, lib, status_error
 from .sampler import Sampler
@@ -36,12 +35,6 @@ class Session(Handle):
         self.adapters = ()
         if adapters:
             self.set_adapters(adapters)
-
-    def _h(self, what=None):
-        if self._busy:
-            raise LoraStateError("%s: a stream is running over this session; finish or close "
-                                 "it first" % (what or "Session"))
-        return super()._h(what)
 
     # --- forward passes -----------------------------------------------------------------------
     def logits(self, ids, lengths=None, as_numpy=None):
