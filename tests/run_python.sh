@@ -29,7 +29,8 @@ if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; echo "FAIL - unittest 
 passed=$((ran - failures - errors - skipped - unexpected))
 [ "$passed" -lt 0 ] && passed=0
 
-sed -n "s/^\(.*\) \.\.\. skipped '\(.*\)'$/skipped: \2 (\1)/p" "$tmp"
+sed -n -e "s/^[^ ]* (\([^)]*\)) \.\.\. skipped '\(.*\)'$/skipped: \2 (\1)/p" -e t \
+    -e "s/^\(.*\) \.\.\. skipped '\(.*\)'$/skipped: \2 (\1)/p" "$tmp"
 echo "python: $passed passed, $failed failed, $skipped skipped"
 echo "$passed $failed $skipped" > "$result"
 [ "$failed" -eq 0 ]

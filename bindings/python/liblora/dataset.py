@@ -72,6 +72,9 @@ class Dataset(Handle):
         return tuple(o.result((n.value,)) for o in (ids, labels, pos))
 
     def __getitem__(self, i):
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError("Dataset index %d out of range (%d rows)" % (i, n))
         return self.row(i)
 
     def next_batch(self, batch, as_numpy=False):

@@ -1,6 +1,5 @@
 """Model: an immutable base checkpoint, shareable by threads."""
 
-import ctypes
 import json
 import os
 from ctypes import byref, c_float, c_void_p

@@ -1,12 +1,15 @@
 """Session: one thread's forward passes, KV cache, attached adapters and generation."""
 
+import atexit
 import queue
+import sys
 import threading
-from ctypes import POINTER, byref, c_float, c_size_t
+from ctypes import byref, c_float, c_size_t
 
 from ._arrays import Ints, Out, config_json, want_numpy
 from ._handle import Handle
 from ._lib import TOKEN_CB, AdapterP, SessionP, check, last_error, lib, status_error
+from .adapter import Adapter
 from .sampler import Sampler
 
 IGNORE_INDEX = -100  # labels that are not counted
@@ -82,7 +85,7 @@ class Session(Handle):
     def set_adapters(self, adapters):
         """Replaces the attached adapters: a list of adapters or (adapter, scale) pairs; [] detaches
         all. Resets the KV cache."""
-        pairs = [(a, 1.0) if not isinstance(a, tuple) else a for a in adapters]
+        pairs = [(a, 1.0) if isinstance(a, Adapter) else tuple(a) for a in adapters]
         n = len(pairs)
         ptrs = (AdapterP * max(n, 1))(*[a._h("Session.set_adapters") for a, _ in pairs])
         scales = (c_float * max(n, 1))(*[s for _, s in pairs])
@@ -152,56 +155,86 @@ class Session(Handle):
             if owned:
                 smp.close()
             raise
-        handoff = queue.Queue(maxsize=1)
-        stop = threading.Event()
-
-        def on_token(token, _user):
-            if stop.is_set():
-                return 1
-            handoff.put(("token", token))
-            return 1 if stop.is_set() else 0
-
-        callback = TOKEN_CB(on_token)  # referenced until the worker has returned
-
-        def work():
-            try:
-                cap = smp.max_new_tokens
-                out = Out((cap,), "i", False)
-                n = c_size_t()
-                st = lib.lora_generate(session_ptr, sampler_ptr, p.ptr, p.cols, out.ptr, cap,
-                                       byref(n), callback, None)
-                handoff.put(("end", st, last_error() if st else ""))
-            except BaseException as e:  # handed to the consumer, raised there
-                handoff.put(("raise", e))
-
         self._acquire()
         smp._acquire()
-        worker = threading.Thread(target=work, name="liblora-generate", daemon=True)
-        worker.start()
+        gen = _Generation(session_ptr, sampler_ptr, p, smp.max_new_tokens)
         try:
-            while True:
-                item = handoff.get()
-                if item[0] == "token":
-                    yield item[1]
-                elif item[0] == "raise":
-                    raise item[1]
-                else:
-                    _, st, message = item
-                    if st:
-                        raise status_error(st, message)
-                    return
+            yield from gen.tokens()
         finally:
-            stop.set()
-            while worker.is_alive():
-                try:
-                    handoff.get(timeout=0.05)
-                except queue.Empty:
-                    pass
-            worker.join()
-            self._release()
-            smp._release()
-            if owned:
-                smp.close()
+            if gen.stop():
+                self._release()
+                smp._release()
+                if owned:
+                    smp.close()
+
+
+class _Generation:
+    """One lora_generate call in a worker thread, handing tokens over one at a time through a
+    queue of one: the worker waits until the consumer has taken each token."""
+
+    def __init__(self, session_ptr, sampler_ptr, prompt, cap):
+        self.handoff = queue.Queue(maxsize=1)
+        self.stopping = threading.Event()
+        self.callback = TOKEN_CB(self._on_token)  # referenced until the worker has returned
+        self.worker = threading.Thread(target=self._work, name="liblora-generate", daemon=True,
+                                       args=(session_ptr, sampler_ptr, prompt, cap))
+        _running.add(self)
+        self.worker.start()
+
+    def _on_token(self, token, _user):
+        if self.stopping.is_set():
+            return 1
+        self.handoff.put(("token", token))
+        return 1 if self.stopping.is_set() else 0
+
+    def _work(self, session_ptr, sampler_ptr, prompt, cap):
+        try:
+            out = Out((cap,), "i", False)
+            n = c_size_t()
+            st = lib.lora_generate(session_ptr, sampler_ptr, prompt.ptr, prompt.cols, out.ptr,
+                                   cap, byref(n), self.callback, None)
+            self.handoff.put(("end", st, last_error() if st else ""))
+        except BaseException as e:  # handed to the consumer, raised there
+            self.handoff.put(("raise", e))
+
+    def tokens(self):
+        while True:
+            item = self.handoff.get()
+            if item[0] == "token":
+                yield item[1]
+            elif item[0] == "raise":
+                raise item[1]
+            else:
+                _, st, message = item
+                if st:
+                    raise status_error(st, message)
+                return
+
+    def stop(self):
+        """Asks the worker to stop after its current token and waits for it; False when it
+        cannot be waited for (the interpreter is shutting down its threads)."""
+        self.stopping.set()
+        while self.worker.is_alive():
+            if sys.is_finalizing():
+                return False
+            try:
+                self.handoff.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self.worker.join()
+        _running.discard(self)
+        return True
+
+
+# Streams still running at exit are stopped while threads can still run: later, during the
+# interpreter's finalisation, a daemon worker could never finish.
+_running = set()
+
+
+@atexit.register
+def _stop_running_streams():
+    for gen in list(_running):
+        gen.stop()
 
 
 def _sampler(sampler, options):
