@@ -61,7 +61,7 @@ def _json_default(o):
     raise TypeError("value %r of type %s is not JSON" % (o, type(o).__name__))
 
 
-def _buffer_values(x, code):
+def _buffer_values(x, code, what):
     """A memoryview's values in C order as array.array(code), or None if x is no buffer."""
     try:
         mv = memoryview(x)
@@ -80,20 +80,20 @@ def _buffer_values(x, code):
             values = [v for row in values for v in row]
         if mv.ndim == 0:
             values = [values]
-        _extend(out, values, code)
+        _extend(out, values, code, what)
     return out, shape
 
 
-def _extend(out, values, code):
+def _extend(out, values, code, what):
     try:
         out.extend(values)
     except TypeError:
         if code == "i":
-            raise TypeError("token ids must be integers, got %r"
-                            % next(v for v in values if not isinstance(v, numbers.Integral)))
+            bad = next((v for v in values if not isinstance(v, numbers.Integral)), None)
+            raise TypeError("%s: token ids must be integers, got %r" % (what, bad)) from None
         raise
     except OverflowError:
-        raise OverflowError("a value does not fit in int32") from None
+        raise OverflowError("%s: a value does not fit in int32" % what) from None
 
 
 def _is_scalar(v):
@@ -126,7 +126,7 @@ class Ints:
             self.rows, self.cols = a.shape
             self.ptr = a.ctypes.data_as(POINTER(c_int32))
             return
-        flat, shape = _buffer_values(x, "i")
+        flat, shape = _buffer_values(x, "i", what)
         if flat is not None:
             if len(shape) > 2 or (ndim == 1 and len(shape) != 1):
                 raise ValueError("%s: expected a %d-D buffer, got shape %s" % (what, ndim, shape))
@@ -161,7 +161,7 @@ class Ints:
 
 
 def _row(r, what):
-    out, shape = _buffer_values(r, "i")
+    out, shape = _buffer_values(r, "i", what)
     if out is not None:
         if len(shape) != 1:
             raise ValueError("%s: a row must be 1-D, got shape %s" % (what, shape))
@@ -169,7 +169,7 @@ def _row(r, what):
     if is_numpy(r):
         return array.array("i", Ints(r, what, ndim=1)._keep.ravel().tolist())
     out = array.array("i")
-    _extend(out, r, "i")
+    _extend(out, list(r), "i", what)
     return out
 
 
@@ -187,11 +187,11 @@ class Floats:
             self._keep, self.shape = a, tuple(a.shape)
             self.ptr = a.ctypes.data_as(POINTER(c_float))
             return
-        flat, shape = _buffer_values(x, "f")
+        flat, shape = _buffer_values(x, "f", what)
         if flat is None:
             seq = list(x)
             if seq and not _is_scalar(seq[0]):
-                rows = [_float_row(r) for r in seq]
+                rows = [_float_row(r, what) for r in seq]
                 if any(len(r) != len(rows[0]) for r in rows):
                     raise ValueError("%s: rows of different lengths" % what)
                 shape = (len(rows), len(rows[0]))
@@ -211,8 +211,8 @@ class Floats:
         return n
 
 
-def _float_row(r):
-    out, shape = _buffer_values(r, "f")
+def _float_row(r, what):
+    out, shape = _buffer_values(r, "f", what)
     if out is not None:
         return out
     if is_numpy(r):
