@@ -40,7 +40,7 @@ run "$lora" version
 expect_ok "lora version" '^lora [0-9]+\.[0-9]+\.[0-9]+'
 run "$lora" --help
 expect_ok "lora --help" '^usage: lora'
-for cmd in info init generate bench; do
+for cmd in info init generate merge bench; do
     run "$lora" "$cmd" --help
     expect_ok "lora $cmd --help" "^usage: lora $cmd"
 done
@@ -128,6 +128,30 @@ run "$lora" generate --model "$tmp/a" --prompt-ids "5, 6" --max-new-tokens 12 --
 if [ "$rc" -eq 0 ] && [ -s "$tmp/out" ] && cmp -s "$tmp/out" "$tmp/sampled1"; then
     pass "generate sampled: same seed, same ids"
 else fail "generate sampled: same seed, same ids" "$(cat "$tmp/sampled1") vs $(cat "$tmp/out")"; fi
+
+# --- merge: a Hugging Face folder whose logits match the attached adapter's -----------------------
+mkdir -p "$tmp/qwen2" && cp tests/fixtures/tiny-qwen2/config.json tests/fixtures/tiny-qwen2/model.safetensors "$tmp/qwen2/"
+printf '{"bos_token": null}' > "$tmp/qwen2/tokenizer_config.json"
+run "$lora" merge --model "$tmp/qwen2" --adapter tests/fixtures/tiny-qwen2/adapter --out "$tmp/merged"
+expect_ok "merge tiny-qwen2 with its adapter" 'max logit change on a 16-token probe: [0-9.e-]+$'
+if [ "$rc" -eq 0 ] && awk '{ v = $NF + 0; exit !(v < 1e-4) }' "$tmp/out"; then
+    pass "merge: probe logits agree to rounding"
+else fail "merge: probe logits agree to rounding" "$(cat "$tmp/out")"; fi
+if cmp -s "$tmp/qwen2/tokenizer_config.json" "$tmp/merged/tokenizer_config.json"; then
+    pass "merge copies the tokenizer files"
+else fail "merge copies the tokenizer files" "tokenizer_config.json missing or changed"; fi
+run "$lora" info --model "$tmp/merged"
+expect_ok "info on the merged folder" '^parameters: 111,168$'
+run "$lora" merge --model "$tmp/qwen2" --adapter tests/fixtures/tiny-qwen2/adapter --out "$tmp/merged16" --dtype bf16 --scale 0.5
+expect_ok "merge --dtype bf16 --scale 0.5" 'at scale 0.5; wrote .* \(bf16\)'
+run "$lora" merge --model "$tmp/qwen2" --out "$tmp/m3"
+expect_error "merge without --adapter" 2 '--adapter'
+run "$lora" merge --model "$tmp/qwen2" --adapter "$tmp/no-adapter" --out "$tmp/m3"
+expect_error "merge with a missing adapter folder" 1 'no-adapter'
+run "$lora" merge --model "$tmp/qwen2" --adapter tests/fixtures/tiny-llama/adapter --out "$tmp/m3"
+expect_error "merge with another model's adapter" 1 'shape|dimension|layer|q_proj'
+if [ ! -e "$tmp/m3" ]; then pass "a failed merge writes nothing"
+else fail "a failed merge writes nothing" "$tmp/m3 exists"; fi
 
 run "$lora" bench --model "$tmp/a" --mode decode --new 8 --threads 1
 expect_ok "bench decode" '^decode_tokens_per_s=[0-9]+\.[0-9]$'

@@ -11,7 +11,8 @@ static const char usage[] =
     "  info      describe a checkpoint folder (or a config.json) without loading its weights\n"
     "  init      write a randomly initialised checkpoint from a config.json\n"
     "  generate  generate token ids from a prompt of token ids\n"
-    "  bench     measure decoding speed\n"
+    "  merge     fold a PEFT adapter into a model and write a Hugging Face folder\n"
+    "  bench     measure decoding and training speed\n"
     "  version   print the version\n"
     "\n"
     "Run 'lora <command> --help' for a command's options.\n"
@@ -24,6 +25,7 @@ static const struct {
     {"info", cmd_info},
     {"init", cmd_init},
     {"generate", cmd_generate},
+    {"merge", cmd_merge},
     {"bench", cmd_bench},
 };
 
