@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static cli_opt *find(cli_opt *opts, const char *name, size_t len)
 {
@@ -52,6 +53,19 @@ const char *cli_get(const cli_opt *opts, const char *name)
     for (const cli_opt *o = opts; o->name; o++)
         if (strcmp(o->name, name) == 0) return o->value;
     return NULL;
+}
+
+int cli_get_all(int argc, char **argv, const char *name, const char **out, int max)
+{
+    size_t len = strlen(name);
+    int n = 0;
+    for (int i = 0; i < argc && n < max; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || strncmp(a + 2, name, len) != 0) continue;
+        if (a[2 + len] == '=') out[n++] = a + 3 + len;
+        else if (a[2 + len] == '\0' && i + 1 < argc) out[n++] = argv[++i];
+    }
+    return n;
 }
 
 int cli_fail(const char *cmd, int status, const char *fmt, ...)
@@ -115,4 +129,11 @@ char *cli_read_file(const char *path)
     if (buf && err) { free(buf); buf = NULL; errno = err; }
     if (buf) buf[len] = '\0';
     return buf;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

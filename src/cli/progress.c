@@ -1,17 +1,10 @@
 #include "progress.h"
 
 #include <stdarg.h>
-#include <time.h>
+#include "args.h"
 #include <unistd.h>
 
 #define BAR 24 /* cells */
-
-double cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 void cli_progress_start(cli_progress *p, FILE *out, uint64_t total)
 {

@@ -15,9 +15,6 @@ typedef struct cli_progress {
     int drawn;          /* a bar is on the current line */
 } cli_progress;
 
-/* Monotonic seconds. */
-double cli_now(void);
-
 void cli_progress_start(cli_progress *p, FILE *out, uint64_t total);
 /* After update `step` (1-based): loss, learning rate, tokens per second. */
 void cli_progress_step(cli_progress *p, uint64_t step, double loss, double lr, double tok_s);
