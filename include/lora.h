@@ -859,7 +859,9 @@ LORA_API lora_status lora_prompt_few_shot(const lora_tokenizer *tokenizer,
  *                     "enable_thinking")
  * OUT out          the dataset or NULL.
  * A bad line is invalid JSON or UTF-8, a missing or mistyped field, an unknown role, an empty
- * assistant turn, or a sample with no token in the loss.
+ * assistant turn, a sample with no token in the loss after its first (once truncated), or a
+ * line over 4 MiB. Blank lines are skipped; CRLF endings are accepted. Packing is best-fit
+ * decreasing; a packed sample's first label is -100. See docs/datasets.md.
  * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_IO; LORA_ERR_FORMAT (a bad line, strict:
  * "FILE:LINE: ..."; or no usable line at all); LORA_ERR_CONFIG; LORA_ERR_UNSUPPORTED (chat
  * template); LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.3.0.
@@ -870,7 +872,9 @@ LORA_API lora_status lora_dataset_load(lora_tokenizer *tokenizer, const char *pa
 /**
  * lora_dataset_split -- splits a dataset into train and test parts, as Hugging Face's
  * train_test_split: test_size in (0, 1) is a fraction rounded up, >= 1 a count; the split is
- * a seeded permutation of the samples. Both parts are new datasets with the parent's options.
+ * a seeded permutation of the samples (its first n_test are the test part). Both parts are new
+ * datasets with the parent's options, their rows in file order, sharing the parent's
+ * tokenized samples (either may be freed first).
  * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_CONFIG (a test_size leaving a part
  * empty); LORA_ERR_OUT_OF_MEMORY. Since: 0.3.0.
  */
@@ -886,9 +890,11 @@ LORA_API void lora_dataset_free(lora_dataset *dataset);
 LORA_API size_t lora_dataset_size(const lora_dataset *dataset);
 
 /**
- * lora_dataset_stats_json -- a JSON object: "lines", "samples", "skipped" (bad lines in lenient
- * mode), "truncated", "rows", "tokens", "loss_tokens", "loss_share" (loss_tokens / tokens),
- * "max_length". Owned by the dataset; NULL if dataset is NULL. Since: 0.3.0.
+ * lora_dataset_stats_json -- a JSON object: "lines" (non-blank lines of the file), "samples",
+ * "skipped" (bad lines in lenient mode), "truncated", "rows", "tokens", "loss_tokens" (labels
+ * other than -100 in the rows), "loss_share" (loss_tokens / tokens), "max_length",
+ * "first_errors" (the messages of the first 5 bad lines skipped). Owned by the dataset; NULL
+ * if dataset is NULL. Since: 0.3.0.
  */
 LORA_API const char *lora_dataset_stats_json(const lora_dataset *dataset);
 
@@ -911,9 +917,10 @@ LORA_API lora_status lora_dataset_row(const lora_dataset *dataset, size_t i, int
  * new order when shuffling).
  * OUT ids, labels, position_ids  (cap) each, laid out (rows, seq); position_ids may be NULL.
  *                                batch * max_length always fits.
- * OUT seq_out, rows_out          the batch's shape.
- * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_RANGE (cap too small: the position does
- * not move). Threads: one caller per dataset. Since: 0.3.0.
+ * OUT seq_out, rows_out          the batch's shape (also on LORA_ERR_RANGE: the shape that
+ *                                did not fit).
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL, batch 0); LORA_ERR_RANGE (cap too small:
+ * the position does not move). Threads: one caller per dataset. Since: 0.3.0.
  */
 LORA_API lora_status lora_dataset_next_batch(lora_dataset *dataset, size_t batch, int32_t *ids,
                                              int32_t *labels, int32_t *position_ids, size_t cap,

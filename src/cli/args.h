@@ -62,5 +62,6 @@ int cmd_merge(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static const char usage[] =
     "  train     fine-tune a model (LoRA or full) on a JSONL file\n"
     "  eval      loss and perplexity on a JSONL dataset\n"
     "  merge     fold a PEFT adapter into a model and write a Hugging Face folder\n"
+    "  tokenize  text to token ids; check a tokenizer against a golden file\n"
     "  bench     measure decoding and training speed\n"
     "  version   print the version\n"
     "\n"
@@ -32,6 +33,7 @@ static const struct {
     {"eval", cmd_eval},
     {"train", cmd_train},
     {"merge", cmd_merge},
+    {"tokenize", cmd_tokenize},
     {"bench", cmd_bench},
 };
 
