@@ -123,8 +123,8 @@ int cli_svg_plot(const char *path, const char *title, const char *xlabel, const 
                     PY(s->y[k]), s->color);
         double ly = TOP + 16 + 16.0 * (double)i;
         put(&b, "<line x1=\"%d\" y1=\"%.0f\" x2=\"%d\" y2=\"%.0f\" stroke=\"%s\" "
-                "stroke-width=\"2\"/><text x=\"%d\" y=\"%.0f\">", W - RIGHT - 150, ly,
-            W - RIGHT - 130, ly, s->color, W - RIGHT - 124, ly + 4);
+                "stroke-width=\"2\"/><text x=\"%d\" y=\"%.0f\">", W - RIGHT - 190, ly,
+            W - RIGHT - 170, ly, s->color, W - RIGHT - 164, ly + 4);
         put_escaped(&b, s->name);
         put(&b, "</text>\n");
     }
