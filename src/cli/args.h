@@ -47,6 +47,9 @@ int cli_uint(const char *cmd, const char *opt, const char *s, uint64_t min, uint
 /* Parses a finite number: returns 0, or prints a usage error and returns CLI_USAGE. */
 int cli_double(const char *cmd, const char *opt, const char *s, double *out);
 
+/* 494032768 -> "494,032,768" in buf, which it returns. */
+const char *cli_thousands(uint64_t n, char buf[32]);
+
 /* Monotonic seconds, for rates and timings. */
 double cli_now(void);
 

@@ -223,14 +223,16 @@ static void describe(const train_run *r)
     if (r->eval) printf("eval: %s\n", lora_dataset_stats_json(r->eval));
     if (r->adapter) {
         json_t *info = json_loads(lora_adapter_info_json(r->adapter), 0, NULL);
-        printf("trainable params: %lld || all params: %lld || trainable%%: %.4f\n",
-               (long long)json_integer_value(json_object_get(info, "trainable_parameters")),
-               (long long)json_integer_value(json_object_get(info, "total_parameters")),
+        char b1[32], b2[32];
+        printf("trainable params: %s || all params: %s || trainable%%: %.4f\n",
+               cli_thousands((uint64_t)json_integer_value(json_object_get(info, "trainable_parameters")), b1),
+               cli_thousands((uint64_t)json_integer_value(json_object_get(info, "total_parameters")), b2),
                json_number_value(json_object_get(info, "trainable_ratio")));
         json_decref(info);
     } else {
-        printf("full fine-tuning: %llu parameters\n",
-               (unsigned long long)lora_model_num_parameters(r->model));
+        char b[32];
+        printf("full fine-tuning: %s parameters\n",
+               cli_thousands(lora_model_num_parameters(r->model), b));
     }
     fflush(stdout);
 }
