@@ -11,6 +11,7 @@ static const char usage[] =
     "  info      describe a checkpoint folder (or a config.json) without loading its weights\n"
     "  init      write a randomly initialised checkpoint from a config.json\n"
     "  generate  generate token ids from a prompt of token ids\n"
+    "  tokenize  text to token ids; check a tokenizer against a golden file\n"
     "  bench     measure decoding speed\n"
     "  version   print the version\n"
     "\n"
@@ -24,6 +25,7 @@ static const struct {
     {"info", cmd_info},
     {"init", cmd_init},
     {"generate", cmd_generate},
+    {"tokenize", cmd_tokenize},
     {"bench", cmd_bench},
 };
 
