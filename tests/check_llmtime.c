@@ -284,15 +284,36 @@ START_TEST(misuse)
 }
 END_TEST
 
+/* The coursework's ids of the known answer with the Qwen tokenizer: one token per digit. */
+START_TEST(qwen_token_ids)
+{
+    lora_tokenizer *t = NULL;
+    ck_assert_msg(lora_tokenizer_load("tests/fixtures/qwen-tokenizer", NULL, &t) == LORA_OK, "%s",
+                  lora_last_error());
+    const char *text = "1.67,3.33;3.33,6.67;5.00,10.00";
+    static const int32_t want[] = {16, 13, 21, 22, 11, 18, 13, 18, 18, 26, 18, 13, 18, 18, 11,
+                                   21, 13, 21, 22, 26, 20, 13, 15, 15, 11, 16, 15, 13, 15, 15};
+    int32_t ids[64];
+    size_t n = 0;
+    ck_assert_int_eq(lora_tokenizer_encode(t, text, strlen(text), 0, ids, 64, &n), LORA_OK);
+    ck_assert_uint_eq(n, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(ids[i] == want[i], "id %zu: %d, want %d", i, ids[i], want[i]);
+    lora_tokenizer_free(t);
+}
+END_TEST
+
 static Suite *llmtime_suite(void)
 {
     Suite *suite = suite_create("llmtime");
     TCase *enc = tcase_create("encode");
     tcase_set_tags(enc, "core");
+    tcase_set_timeout(enc, 60);
     tcase_add_test(enc, known_answer);
     tcase_add_test(enc, rounding_is_printf);
     tcase_add_test(enc, all_zero_series_has_alpha_one);
     tcase_add_test(enc, round_trip_random);
+    tcase_add_test(enc, qwen_token_ids);
     suite_add_tcase(suite, enc);
 
     TCase *dec = tcase_create("decode");
