@@ -513,6 +513,131 @@ START_TEST(public_render_arguments)
 }
 END_TEST
 
+/* ---- with the real Qwen3 tokenizer ------------------------------------------------------------ */
+
+#define QWEN_TOK "tests/fixtures/qwen-tokenizer"
+
+static lora_tokenizer *qwen_tokenizer(const char *config)
+{
+    lora_tokenizer *t = NULL;
+    ck_assert_msg(lora_tokenizer_load(QWEN_TOK, config, &t) == LORA_OK, "%s", lora_last_error());
+    return t;
+}
+
+START_TEST(public_render_with_tokenizer)
+{
+    lora_tokenizer *t = qwen_tokenizer(NULL);
+    char *text = NULL;
+    const char *msgs = "[{\"role\":\"system\",\"content\":\"S\"},"
+                       "{\"role\":\"user\",\"content\":\"Q\"}]";
+    ck_assert_int_eq(lora_chat_render(t, msgs, "{\"add_generation_prompt\":true,"
+                                      "\"enable_thinking\":false}", &text), LORA_OK);
+    ck_assert_str_eq(text, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n"
+                     "<|im_start|>assistant\n<think>\n\n</think>\n\n");
+    lora_string_free(text);
+    /* format strings end replies with the tokenizer's eos text */
+    ck_assert_int_eq(lora_chat_render(t, "[{\"role\":\"user\",\"content\":\"Q\"},"
+                                      "{\"role\":\"assistant\",\"content\":\"A\"}]",
+                                      "{\"format\":\"Human: {q} Assistant:\"}", &text), LORA_OK);
+    ck_assert_str_eq(text, "Human: Q Assistant: A<|im_end|>");
+    lora_string_free(text);
+    text = (char *)"unset";
+    ck_assert_int_eq(lora_chat_render(t, "[{\"role\":\"bot\",\"content\":\"x\"}]", NULL, &text),
+                     LORA_ERR_FORMAT);
+    ck_assert_ptr_null(text);
+    ck_assert_str_eq(lora_last_error(), "lora_chat_render: message 0: unknown role 'bot' "
+                     "(system, user or assistant)");
+    ck_assert_int_eq(lora_chat_render(t, "[{", NULL, &text), LORA_ERR_FORMAT);
+    ck_assert_int_eq(lora_chat_render(t, msgs, "{", &text), LORA_ERR_CONFIG);
+    ck_assert_int_eq(lora_chat_render(t, msgs, "{\"x\":1}", &text), LORA_ERR_CONFIG);
+    ck_assert_str_eq(lora_last_error(), "lora_chat_render: unknown key 'x' (template, format, "
+                     "add_generation_prompt, enable_thinking, date_string)");
+    lora_tokenizer_free(t);
+}
+END_TEST
+
+/* The tokenizer's load option forces a built-in over the folder's own template. */
+START_TEST(tokenizer_option_forces_template)
+{
+    lora_tokenizer *t = qwen_tokenizer("{\"chat_template\":\"qwen2.5\"}");
+    char *text = NULL;
+    ck_assert_int_eq(lora_chat_render(t, "[{\"role\":\"user\",\"content\":\"Q\"}]", NULL,
+                                      &text), LORA_OK);
+    ck_assert_str_eq(text, "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are "
+                     "a helpful assistant.<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n");
+    lora_string_free(text);
+    lora_tokenizer_free(t);
+}
+END_TEST
+
+/* Each span, tokenized, is the reply's tokens and its <|im_end|>: what the dataset trains on. */
+START_TEST(spans_align_with_tokens)
+{
+    lora_tokenizer *t = qwen_tokenizer(NULL);
+    json_t *m = parse("[{\"role\":\"user\",\"content\":\"Capital of France?\"},"
+                      "{\"role\":\"assistant\",\"content\":\"Paris.\"},"
+                      "{\"role\":\"user\",\"content\":\"Italy?\"},"
+                      "{\"role\":\"assistant\",\"content\":\"Rome.\"}]");
+    char *text = NULL;
+    lora__span *spans = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(lora__chat_render(t, m, NULL, &text, &spans, &n), LORA_OK);
+    ck_assert_uint_eq(n, 2);
+    int32_t im_end = -1;
+    ck_assert_int_eq(lora_tokenizer_token_id(t, "<|im_end|>", &im_end), LORA_OK);
+    for (size_t k = 0; k < n; k++) {
+        int32_t ids[16];
+        size_t got = 0;
+        ck_assert_int_eq(lora_tokenizer_encode(t, text + spans[k].start,
+                                               spans[k].end - spans[k].start, 0, ids, 16, &got),
+                         LORA_OK);
+        ck_assert_uint_ge(got, 2);
+        ck_assert_int_eq(ids[got - 1], im_end);
+        char *dec = NULL;
+        ck_assert_int_eq(lora_tokenizer_decode(t, ids, got - 1, 0, &dec, NULL), LORA_OK);
+        /* Qwen3 writes an (empty) think block into the final reply, as its template does */
+        ck_assert_str_eq(dec, k ? "<think>\n\n</think>\n\nRome." : "Paris.");
+        lora_string_free(dec);
+    }
+    free(spans);
+    free(text);
+    json_decref(m);
+    lora_tokenizer_free(t);
+}
+END_TEST
+
+START_TEST(few_shot_chat)
+{
+    lora_tokenizer *t = qwen_tokenizer(NULL);
+    char *text = NULL;
+    const char *ex = "[{\"q\":\"2+2\",\"a\":\"4\"}]";
+    ck_assert_int_eq(lora_prompt_few_shot(t, ex, "3+3", "{\"system\":\"Add.\","
+                                          "\"enable_thinking\":false}", &text), LORA_OK);
+    ck_assert_str_eq(text, "<|im_start|>system\nAdd.<|im_end|>\n<|im_start|>user\n2+2<|im_end|>\n"
+                     "<|im_start|>assistant\n4<|im_end|>\n<|im_start|>user\n3+3<|im_end|>\n"
+                     "<|im_start|>assistant\n<think>\n\n</think>\n\n");
+    lora_string_free(text);
+    ck_assert_int_eq(lora_prompt_few_shot(t, ex, "3+3", "{\"template\":\"llama3\","
+                                          "\"date_string\":\"01 Jan 2025\"}", &text), LORA_OK);
+    ck_assert_str_eq(text, "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: "
+                     "December 2023\nToday Date: 01 Jan 2025\n\n<|eot_id|>"
+                     "<|start_header_id|>user<|end_header_id|>\n\n2+2<|eot_id|>"
+                     "<|start_header_id|>assistant<|end_header_id|>\n\n4<|eot_id|>"
+                     "<|start_header_id|>user<|end_header_id|>\n\n3+3<|eot_id|>"
+                     "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    lora_string_free(text);
+    /* a format string means plain text unless chat is asked for */
+    ck_assert_int_eq(lora_prompt_few_shot(t, ex, "3+3", "{\"format\":\"{q}={a}\"}", &text),
+                     LORA_OK);
+    ck_assert_str_eq(text, "2+2=4\n\n3+3=");
+    lora_string_free(text);
+    ck_assert_int_eq(lora_prompt_few_shot(t, ex, "3+3", "{\"enable_thinking\":1}", &text),
+                     LORA_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(lora_last_error(), "lora_prompt_few_shot: key 'enable_thinking'"));
+    lora_tokenizer_free(t);
+}
+END_TEST
+
 static Suite *chat_suite(void)
 {
     Suite *suite = suite_create("chat");
@@ -538,6 +663,15 @@ static Suite *chat_suite(void)
     tcase_add_test(fmt, format_multi_turn_and_system);
     tcase_add_test(fmt, few_shot_plain);
     suite_add_tcase(suite, fmt);
+
+    TCase *tok = tcase_create("tokenizer");
+    tcase_set_tags(tok, "core");
+    tcase_set_timeout(tok, 60);
+    tcase_add_test(tok, public_render_with_tokenizer);
+    tcase_add_test(tok, tokenizer_option_forces_template);
+    tcase_add_test(tok, spans_align_with_tokens);
+    tcase_add_test(tok, few_shot_chat);
+    suite_add_tcase(suite, tok);
 
     TCase *mis = tcase_create("misuse");
     tcase_set_tags(mis, "misuse");

@@ -17,6 +17,12 @@ typedef struct few_opts {
     json_t *chat_options;     /* the keys passed on to the chat template */
 } few_opts;
 
+/* jansson does not say how much it failed to allocate */
+static lora_status no_memory(const char *what)
+{
+    return lora__error(LORA_ERR_OUT_OF_MEMORY, "out of memory building %s", what);
+}
+
 static const char *const CHAT_KEYS[] = {"template", "enable_thinking", "date_string"};
 
 static lora_status want_string(const char *key, const json_t *v, const char **out)
@@ -32,7 +38,7 @@ static lora_status parse_key(const char *key, json_t *v, few_opts *o)
     for (size_t i = 0; i < sizeof CHAT_KEYS / sizeof CHAT_KEYS[0]; i++)
         if (strcmp(key, CHAT_KEYS[i]) == 0)
             return json_is_null(v) || json_object_set(o->chat_options, key, v) == 0
-                       ? LORA_OK : lora__oom("options", sizeof(json_t));
+                       ? LORA_OK : no_memory("the chat options");
     int known = !strcmp(key, "chat") || !strcmp(key, "system") || !strcmp(key, "format");
     if (!known)
         return lora__error(LORA_ERR_CONFIG, "unknown key '%s' (chat, system, format, template, "
@@ -133,7 +139,7 @@ static lora_status chat_prompt(const lora_tokenizer *t, const json_t *ex, json_t
              push(messages, "assistant", json_object_get(e, "a"));
     ok = ok && push(messages, "user", q);
     lora_status st = ok ? lora__chat_render(t, messages, o->chat_options, text, NULL, NULL)
-                        : lora__oom("the few-shot conversation", 0);
+                        : no_memory("the few-shot conversation");
     json_decref(messages);
     return st;
 }
@@ -189,7 +195,7 @@ static lora_status few_shot(const lora_tokenizer *t, const char *examples_json,
                            "column %d)", err.text, err.line, err.column);
     json_t *root = NULL, *q = json_string(question);
     few_opts o = {.chat = -1, .chat_options = json_object()};
-    lora_status st = o.chat_options ? check_examples(ex) : lora__oom("options", 0);
+    lora_status st = o.chat_options ? check_examples(ex) : no_memory("the chat options");
     if (st == LORA_OK && !q)
         st = lora__error(LORA_ERR_FORMAT, "question is not valid UTF-8");
     if (st == LORA_OK && options_json &&
