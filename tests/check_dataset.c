@@ -980,7 +980,8 @@ END_TEST
 /* A bad chat option is the configuration's fault, not a line's: it fails lenient loads too. */
 START_TEST(bad_chat_option_fails_the_load)
 {
-    lora_status st = load_fails(DATA "chat.jsonl", "{\"strict\": false, \"chat\": {\"colour\": 1}}");
+    lora_status st =
+        load_fails(DATA "chat.jsonl", "{\"strict\": false, \"chat\": {\"colour\": 1}}");
     ck_assert_int_eq(st, LORA_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(lora_last_error(), "colour"));
 }
