@@ -18,21 +18,33 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static lora_tokenizer *tok(void)
+/* Loaded once in the parent process (an unchecked fixture): every test's child shares it. */
+static lora_tokenizer *TOKENIZER;
+
+static void tokenizer_setup(void)
 {
-    lora_tokenizer *t = NULL;
-    lora_status st = lora_tokenizer_load(TOK, NULL, &t);
+    lora_status st = lora_tokenizer_load(TOK, NULL, &TOKENIZER);
     ck_assert_msg(st == LORA_OK, "tokenizer: %s", lora_last_error());
-    return t;
 }
 
-/* Loads path with options; the tokenizer reference is dropped (the dataset holds one). */
+static void tokenizer_teardown(void)
+{
+    lora_tokenizer_free(TOKENIZER);
+    TOKENIZER = NULL;
+}
+
+static lora_tokenizer *tok(void)
+{
+    ck_assert_ptr_nonnull(TOKENIZER);
+    return TOKENIZER;
+}
+
+/* Loads path with options. */
 static lora_dataset *load(const char *path, const char *json)
 {
     lora_tokenizer *t = tok();
     lora_dataset *d = NULL;
     lora_status st = lora_dataset_load(t, path, json, &d);
-    lora_tokenizer_free(t);
     ck_assert_msg(st == LORA_OK, "load %s %s: %s", path, json ? json : "NULL", lora_last_error());
     ck_assert_ptr_nonnull(d);
     return d;
@@ -44,7 +56,6 @@ static lora_status load_fails(const char *path, const char *json)
     lora_tokenizer *t = tok();
     lora_dataset *d = (lora_dataset *)1;
     lora_status st = lora_dataset_load(t, path, json, &d);
-    lora_tokenizer_free(t);
     ck_assert_msg(st != LORA_OK, "load %s %s succeeded", path, json ? json : "NULL");
     ck_assert_ptr_null(d);
     return st;
@@ -267,7 +278,6 @@ START_TEST(chat_options_are_used)
     ck_assert_ptr_nonnull(strstr(text, "Q: What is 2+2? A:"));
     free_row(&r);
     lora_string_free(text);
-    lora_tokenizer_free(t);
     lora_dataset_free(d);
     drop_file(path);
 }
@@ -970,7 +980,8 @@ END_TEST
 /* A bad chat option is the configuration's fault, not a line's: it fails lenient loads too. */
 START_TEST(bad_chat_option_fails_the_load)
 {
-    lora_status st = load_fails(DATA "chat.jsonl", "{\"strict\": false, \"chat\": {\"colour\": 1}}");
+    lora_status st =
+        load_fails(DATA "chat.jsonl", "{\"strict\": false, \"chat\": {\"colour\": 1}}");
     ck_assert_int_eq(st, LORA_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(lora_last_error(), "colour"));
 }
@@ -990,7 +1001,6 @@ START_TEST(load_misuse)
     ck_assert_ptr_null(d);
     ck_assert_int_eq(lora_dataset_load(t, DATA "text.jsonl", NULL, NULL),
                      LORA_ERR_INVALID_ARGUMENT);
-    lora_tokenizer_free(t);
     lora_dataset_free(NULL);
     ck_assert_uint_eq(lora_dataset_size(NULL), 0);
     ck_assert_ptr_null(lora_dataset_stats_json(NULL));
@@ -1051,6 +1061,7 @@ static Suite *dataset_suite(void)
 {
     Suite *suite = suite_create("dataset");
     TCase *fmt = tcase_create("formats");
+    tcase_add_unchecked_fixture(fmt, tokenizer_setup, tokenizer_teardown);
     tcase_set_tags(fmt, "core");
     tcase_set_timeout(fmt, 60);
     tcase_add_test(fmt, ids_and_labels_match_hf);
@@ -1062,6 +1073,7 @@ static Suite *dataset_suite(void)
     suite_add_tcase(suite, fmt);
 
     TCase *len = tcase_create("lengths");
+    tcase_add_unchecked_fixture(len, tokenizer_setup, tokenizer_teardown);
     tcase_set_tags(len, "core");
     tcase_set_timeout(len, 60);
     tcase_add_test(len, truncation_keeps_the_prefix);
@@ -1073,6 +1085,7 @@ static Suite *dataset_suite(void)
     suite_add_tcase(suite, len);
 
     TCase *order = tcase_create("order");
+    tcase_add_unchecked_fixture(order, tokenizer_setup, tokenizer_teardown);
     tcase_set_tags(order, "core");
     tcase_set_timeout(order, 60);
     tcase_add_test(order, shuffle_is_seeded_and_changes_per_epoch);
@@ -1084,6 +1097,7 @@ static Suite *dataset_suite(void)
     suite_add_tcase(suite, order);
 
     TCase *bad = tcase_create("bad_lines");
+    tcase_add_unchecked_fixture(bad, tokenizer_setup, tokenizer_teardown);
     tcase_set_tags(bad, "limits");
     tcase_set_timeout(bad, 60);
     tcase_add_loop_test(bad, bad_line_strict, 0, N_BAD);
@@ -1096,6 +1110,7 @@ static Suite *dataset_suite(void)
     suite_add_tcase(suite, bad);
 
     TCase *opt = tcase_create("options");
+    tcase_add_unchecked_fixture(opt, tokenizer_setup, tokenizer_teardown);
     tcase_set_tags(opt, "misuse");
     tcase_set_timeout(opt, 60);
     tcase_add_loop_test(opt, bad_option_names_the_key, 0, N_BAD_OPTIONS);

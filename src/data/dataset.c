@@ -45,7 +45,8 @@ void lora__dataset_copy_row(const lora_dataset *d, size_t r, int32_t *ids, int32
     }
 }
 
-lora_status lora__dataset_finish(lora_dataset *d)
+/* The rows, the order buffer and the stats of d, once its samples, store and options are set. */
+static lora_status finish(lora_dataset *d)
 {
     lora_status st = d->cfg.packing
                          ? lora__rows_pack(d->store, d->samples, d->n_samples,
@@ -92,7 +93,7 @@ static lora_status make(lora_tokenizer *t, lora__store *store, const lora__datas
     d->samples = samples;
     d->n_samples = n;
     d->pad_id = pad_id(t);
-    lora_status st = lora__dataset_finish(d);
+    lora_status st = finish(d);
     if (st != LORA_OK) {
         lora_dataset_free(d);
         return st;

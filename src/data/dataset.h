@@ -153,8 +153,6 @@ struct lora_dataset {
     int perm_valid;
 };
 
-/* Builds the rows and stats of d (samples, store, cfg set). */
-lora_status lora__dataset_finish(lora_dataset *d);
 /* Copies row r into ids, labels, position_ids (any may be NULL) from index 0. */
 void lora__dataset_copy_row(const lora_dataset *d, size_t r, int32_t *ids, int32_t *labels,
                             int32_t *position_ids);

@@ -78,10 +78,10 @@ static char *concat(const char *const parts[4], size_t *len)
     return s;
 }
 
-/* bos (when the tokenizer names one, as Hugging Face's tokenizer(text) adds it), the strings,
- * then eos. The loss span is from the start of `from` (or everything when from is NULL). */
-static lora_status plain_text(const lora_tokenizer *t, const char *from, const char *a,
-                              const char *b, char **text, size_t *len, lora__span *span)
+/* bos (when the tokenizer names one, as Hugging Face's tokenizer(text) adds it), a, b, then
+ * eos. The loss span is everything, or with a completion b, b and the eos. */
+static lora_status plain_text(const lora_tokenizer *t, const char *a, const char *b,
+                              char **text, size_t *len, lora__span *span)
 {
     const char *bos = lora__tokenizer_special_text(t, LORA__BOS);
     const char *eos = lora__tokenizer_special_text(t, LORA__EOS);
@@ -89,7 +89,7 @@ static lora_status plain_text(const lora_tokenizer *t, const char *from, const c
     *text = concat(parts, len);
     if (!*text)
         return lora__oom("a sample's text", strlen(a) + (b ? strlen(b) : 0));
-    span->start = from ? (bos ? strlen(bos) : 0) + strlen(a) : 0;
+    span->start = b ? (bos ? strlen(bos) : 0) + strlen(a) : 0;
     span->end = *len;
     return LORA_OK;
 }
@@ -132,12 +132,12 @@ static lora_status render(const lora_tokenizer *t, const lora__dataset_config *c
     if (format == LORA__FORMAT_TEXT) {
         if ((st = get_string(line, "text", &a)) != LORA_OK)
             return st;
-        return plain_text(t, NULL, a, NULL, text, len, *spans);
+        return plain_text(t, a, NULL, text, len, *spans);
     }
     if ((st = get_string(line, "prompt", &a)) != LORA_OK ||
         (st = get_string(line, "completion", &b)) != LORA_OK)
         return st;
-    return plain_text(t, b, a, b, text, len, *spans);
+    return plain_text(t, a, b, text, len, *spans);
 }
 
 lora_status lora__sample_make(const lora_tokenizer *t, const lora__dataset_config *cfg,
@@ -162,7 +162,7 @@ lora_status lora__sample_make(const lora_tokenizer *t, const lora__dataset_confi
         if (!out->loss) {
             st = lora__oom("a loss mask", e.n);
         } else {
-            if (cfg->loss_all || format == LORA__FORMAT_TEXT)
+            if (cfg->loss_all)
                 memset(out->loss, 1, e.n);
             else
                 mark_loss(&e, spans, n_spans, out->loss);
