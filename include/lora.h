@@ -721,7 +721,8 @@ LORA_API const char *lora_tokenizer_info_json(const lora_tokenizer *tokenizer);
  * OUT n_out      the number of ids of the whole text, also when they do not fit.
  * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_FORMAT (invalid UTF-8, naming the byte
  * offset, unless LORA_ENCODE_UTF8_REPLACE); LORA_ERR_RANGE (cap < *n_out: ids holds the first
- * cap); LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.3.0.
+ * cap; or the pre-tokenizer regex hit its match limit, which only a pathological pattern in a
+ * hand-made tokenizer.json can); LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.3.0.
  */
 LORA_API lora_status lora_tokenizer_encode(const lora_tokenizer *tokenizer, const char *text,
                                            size_t len, unsigned flags, int32_t *ids,

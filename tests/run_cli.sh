@@ -40,7 +40,7 @@ run "$lora" version
 expect_ok "lora version" '^lora [0-9]+\.[0-9]+\.[0-9]+'
 run "$lora" --help
 expect_ok "lora --help" '^usage: lora'
-for cmd in info init generate chat train eval merge bench; do
+for cmd in info init generate chat train eval merge bench tokenize; do
     run "$lora" "$cmd" --help
     expect_ok "lora $cmd --help" "^usage: lora $cmd"
 done
@@ -251,6 +251,35 @@ expect_error "eval without --data" 2 '--data'
 run "$lora" chat --model "$tmp/tq" --adapter "$tmp/no-adapter"
 expect_error "chat with a missing adapter" 1 'no-adapter'
 
+# --- tokenize ------------------------------------------------------------------------------------
+tokdir=tests/fixtures/qwen-tokenizer
+run "$lora" tokenize --tokenizer "$tokdir" --check "$tokdir/golden_encodings.jsonl"
+expect_ok "tokenize --check golden_encodings.jsonl" '^40 passed, 0 failed$'
+run "$lora" tokenize --tokenizer "$tokdir" --check "$tokdir/golden_random.jsonl"
+expect_ok "tokenize --check golden_random.jsonl" '^[0-9]+ passed, 0 failed$'
+# a golden file with one wrong id and one wrong decoding: two failure lines, exit 1
+printf '%s\n' '{"text":"Hello World","ids":[9707,4337],"decoded":"Hello World"}' \
+    '{"text":"Hello World","ids":[9707,4338],"decoded":"Hello World"}' \
+    '{"text":"a","ids":[64],"decoded":"b"}' > "$tmp/bad.jsonl"
+run "$lora" tokenize --tokenizer "$tokdir" --check "$tmp/bad.jsonl"
+if [ "$rc" -eq 1 ] && [ "$(tail -n 1 "$tmp/out")" = "1 passed, 2 failed" ] &&
+   grep -q '^line 2: ids differ at index 1: got 4337, expected 4338' "$tmp/out" &&
+   grep -q '^line 3: decoded text differs' "$tmp/out" && [ "$(wc -l < "$tmp/out")" -eq 3 ]; then
+    pass "tokenize --check reports each failing case"
+else fail "tokenize --check reports each failing case" "exit $rc: $(cat "$tmp/out")"; fi
+printf 'Hello World\n\nx<|im_end|>y\n' > "$tmp/lines.txt"
+run "$lora" tokenize --tokenizer "$tokdir" "$tmp/lines.txt"
+if [ "$rc" -eq 0 ] && [ "$(cat "$tmp/out")" = "$(printf '9707,4337\n\n87,151645,88')" ]; then
+    pass "tokenize FILE: ids per line"
+else fail "tokenize FILE: ids per line" "exit $rc: $(cat "$tmp/out")"; fi
+run sh -c "printf 'x<|im_end|>y\n' | '$lora' tokenize --tokenizer '$tokdir/tokenizer.json' --special-as-text"
+expect_ok "tokenize stdin --special-as-text" '^87,27,91,318,6213,91,29,88$'
+printf 'ab\377cd\n' > "$tmp/invalid.txt"
+run "$lora" tokenize --tokenizer "$tokdir" --replace-invalid "$tmp/invalid.txt"
+expect_ok "tokenize --replace-invalid" '^370,5691,4385$'
+run "$lora" tokenize --tokenizer "$tokdir" --bench "$tokdir/make_golden.py"
+expect_ok "tokenize --bench prints tokenize_mb_per_s" '^tokenize_mb_per_s=[0-9]+\.[0-9]+$'
+
 # --- errors: one stderr line, exit 2 for usage and 1 for runtime errors --------------------------
 run "$lora" info
 expect_error "info without --model" 2 '--model'
@@ -286,6 +315,26 @@ run "$lora" bench --model "$tmp/a" --mode train --seq 100000
 expect_error "bench --seq past the model's positions" 1 'max_position_embeddings'
 run "$lora" frobnicate
 expect_error "unknown command" 2 'frobnicate'
+run "$lora" tokenize --check x.jsonl
+expect_error "tokenize without --tokenizer" 2 '--tokenizer'
+run "$lora" tokenize --tokenizer "$tmp/no-such-tokenizer"
+expect_error "tokenize on a missing folder" 1 'no-such-tokenizer'
+run "$lora" tokenize --tokenizer "$tmp" --check tests/fixtures/qwen-tokenizer/golden_encodings.jsonl
+expect_error "tokenize on a folder without tokenizer.json" 1 'tokenizer.json'
+printf '{"model": {' > "$tmp/tokenizer.json"
+run "$lora" tokenize --tokenizer "$tmp/tokenizer.json"
+expect_error "tokenize with a truncated tokenizer.json" 1 'tokenizer.json: line 1'
+rm -f "$tmp/tokenizer.json"
+run "$lora" tokenize --tokenizer tests/fixtures/qwen-tokenizer --check "$tmp/missing.jsonl"
+expect_error "tokenize --check on a missing file" 1 'missing.jsonl'
+run "$lora" tokenize --tokenizer tests/fixtures/qwen-tokenizer "$tmp/missing.txt"
+expect_error "tokenize on a missing input file" 1 'missing.txt'
+run "$lora" tokenize --tokenizer tests/fixtures/qwen-tokenizer "$tmp/invalid.txt"
+expect_error "tokenize on invalid UTF-8" 1 'byte 2'
+run "$lora" tokenize --tokenizer tests/fixtures/qwen-tokenizer a.txt b.txt
+expect_error "tokenize with two files" 2 'b.txt'
+run "$lora" tokenize --tokenizer tests/fixtures/qwen-tokenizer --check a.jsonl --bench b.txt
+expect_error "tokenize --check with --bench" 2 'exclude'
 
 echo "$passed $failed $skipped" > "$result"
 echo "cli: $passed passed, $failed failed, $skipped skipped"

@@ -162,7 +162,7 @@ LORA_API lora_status lora_tokenizer_encode(const lora_tokenizer *tokenizer, cons
     if ((st = lora__encode(tokenizer, text ? text : "", len, flags, 0, &e)))
         return lora__error_prefix(st, "lora_tokenizer_encode");
     *n_out = e.n;
-    if (e.n)
+    if (e.n && cap)
         memcpy(ids, e.ids, (e.n < cap ? e.n : cap) * sizeof *ids);
     if (cap < e.n)
         st = lora__error(LORA_ERR_RANGE, "lora_tokenizer_encode: %zu ids do not fit in cap %zu",

@@ -53,7 +53,8 @@ static lora_status show(lora_detokenizer *d, size_t keep, const char **text, siz
     lora_status st = lora__utf8_append_lossy(&d->text, d->pending.p, n);
     if (st)
         return st;
-    memmove(d->pending.p, d->pending.p + n, keep);
+    if (keep)
+        memmove(d->pending.p, d->pending.p + n, keep);
     d->pending.len = keep;
     *text = d->text.p ? (const char *)d->text.p : "";
     *len = d->text.len;
