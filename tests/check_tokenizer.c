@@ -281,7 +281,7 @@ START_TEST(accessors_and_info)
     ck_assert(json_is_null(json_object_get(info, "bos_token_id")));
     ck_assert(json_is_null(json_object_get(info, "bos_token")));
     ck_assert_str_eq(json_string_value(json_object_get(info, "eos_token")), "<|im_end|>");
-    ck_assert_str_eq(json_string_value(json_object_get(info, "chat_template")), "custom");
+    ck_assert_str_eq(json_string_value(json_object_get(info, "chat_template")), "qwen3");
     json_decref(info);
     int32_t id = -5;
     ck_assert_int_eq(lora_tokenizer_token_id(qwen, "<|im_end|>", &id), LORA_OK);
@@ -291,6 +291,28 @@ START_TEST(accessors_and_info)
     ck_assert_int_eq(lora_tokenizer_token_id(qwen, "no such token at all", &id), LORA_ERR_RANGE);
     ck_assert_int_eq(id, -1);
     ck_assert_ptr_nonnull(strstr(lora_last_error(), "no such token"));
+}
+END_TEST
+
+/* info_json names the renderer a folder's template gets: none, or "custom" for a template no
+ * built-in renders. */
+START_TEST(info_names_custom_templates)
+{
+    char *json = tiny_json(0);
+    lora_status st;
+    lora_tokenizer *t = load_text(json, "{\"chat_template\": \"{{ messages }}\"}", &st);
+    ck_assert_msg(st == LORA_OK, "%s", lora_last_error());
+    json_t *info = json_loads(lora_tokenizer_info_json(t), 0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(info, "chat_template")), "custom");
+    json_decref(info);
+    lora_tokenizer_free(t);
+    t = load_text(json, NULL, &st);
+    ck_assert_int_eq(st, LORA_OK);
+    info = json_loads(lora_tokenizer_info_json(t), 0, NULL);
+    ck_assert(json_is_null(json_object_get(info, "chat_template")));
+    json_decref(info);
+    lora_tokenizer_free(t);
+    free(json);
 }
 END_TEST
 
@@ -1075,6 +1097,7 @@ static Suite *tokenizer_suite(void)
     tcase_add_test(core, golden_random);
     tcase_add_test(core, accessors_and_info);
     tcase_add_test(core, template_override_option);
+    tcase_add_test(core, info_names_custom_templates);
     tcase_add_test(core, special_as_text);
     tcase_add_test(core, merges_both_forms);
     tcase_add_test(core, added_token_flags);

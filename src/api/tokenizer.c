@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "chat/render.h"
 #include "model/model.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/internal.h"
@@ -23,6 +24,19 @@ static char *folder_of(const char *file)
         d[n] = '\0';
     }
     return d;
+}
+
+/* The chat template the renderer will use: a forced built-in, the recognised folder's template,
+ * "custom" for a folder's template no built-in renders, NULL when there is none. */
+static const char *template_name(const lora_tokenizer *t)
+{
+    lora__chat_style style;
+    if (t->template_override)
+        return t->template_override;
+    if (!t->chat_template)
+        return NULL;
+    return lora__chat_style_recognise(t->chat_template, &style) ? lora__chat_kind_name(style.kind)
+                                                                : "custom";
 }
 
 static lora_status load(const char *path, const char *config_json, lora_tokenizer *t)
@@ -48,7 +62,7 @@ static lora_status load(const char *path, const char *config_json, lora_tokenize
     if (!st)
         st = lora__tokenizer_options(t, config_json);
     if (!st)
-        st = lora__tokenizer_info_build(t);
+        st = lora__tokenizer_info_build(t, template_name(t));
     free(file);
     free(dir);
     free(cfg);

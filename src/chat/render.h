@@ -68,6 +68,8 @@ typedef struct lora__chat_style {
 extern const char lora__chat_builtin_names[];
 /* 1 and *out when name is a built-in renderer's name, else 0. */
 int lora__chat_style_named(const char *name, lora__chat_style *out);
+/* The built-in name of a kind ("qwen2.5", ...). */
+const char *lora__chat_kind_name(lora__chat_kind kind);
 /* 1 and *out when template_text is one of the known templates, else 0. */
 int lora__chat_style_recognise(const char *template_text, lora__chat_style *out);
 

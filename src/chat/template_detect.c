@@ -40,6 +40,14 @@ static const struct {
     {196, 0x88bf4138d5c826f0ull, {LORA__CHAT_CHATML, LORA__LLAMA3_NO_PREAMBLE}},
 };
 
+const char *lora__chat_kind_name(lora__chat_kind kind)
+{
+    for (size_t i = 0; i < sizeof NAMED / sizeof NAMED[0]; i++)
+        if (NAMED[i].style.kind == kind)
+            return NAMED[i].name;
+    return "custom";
+}
+
 int lora__chat_style_named(const char *name, lora__chat_style *out)
 {
     for (size_t i = 0; i < sizeof NAMED / sizeof NAMED[0]; i++)

@@ -71,7 +71,8 @@ lora_status lora__tokenizer_parse(lora_tokenizer *t, const char *text, size_t le
 lora_status lora__tokenizer_config_read(lora_tokenizer *t, const char *path);
 /* The load options {"chat_template": ...}. */
 lora_status lora__tokenizer_options(lora_tokenizer *t, const char *json);
-lora_status lora__tokenizer_info_build(lora_tokenizer *t);
+/* template_name: the chat template in use (a built-in name, "custom") or NULL for none. */
+lora_status lora__tokenizer_info_build(lora_tokenizer *t, const char *template_name);
 /* The id of a token text: an added token's content or a vocabulary entry; -1 when none. */
 int32_t lora__tokenizer_lookup(const lora_tokenizer *t, const char *text, size_t len);
 void lora__tokenizer_release(lora_tokenizer *t);

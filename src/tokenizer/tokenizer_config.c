@@ -146,7 +146,7 @@ lora_status lora__tokenizer_options(lora_tokenizer *t, const char *json)
     return st;
 }
 
-lora_status lora__tokenizer_info_build(lora_tokenizer *t)
+lora_status lora__tokenizer_info_build(lora_tokenizer *t, const char *template_name)
 {
     json_t *o = json_object();
     if (!o)
@@ -162,12 +162,8 @@ lora_status lora__tokenizer_info_build(lora_tokenizer *t)
         json_object_set_new(o, special_keys[i], t->special_text[i]
                                                     ? json_string(t->special_text[i])
                                                     : json_null());
-    /* the template in use: a forced built-in, else "custom" for the folder's own text (the
-     * chat renderer decides whether it recognises it) */
     json_object_set_new(o, "chat_template",
-                        t->template_override ? json_string(t->template_override)
-                        : t->chat_template   ? json_string("custom")
-                                             : json_null());
+                        template_name ? json_string(template_name) : json_null());
     t->info_json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return t->info_json ? LORA_OK : lora__oom("tokenizer info", 256);
