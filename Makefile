@@ -125,7 +125,7 @@ $(CLI): $(CLI_OBJ) $(STATIC)
 # --- examples: linked against the shared library, as a host program would ---------------------
 build/examples/%: examples/%.c lib/liblora.so
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -Wall -Wextra $(CFLAGS) -Iinclude -o $@ $< -Llib -Wl,-rpath,$(CURDIR)/lib -llora
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS) -Iinclude -o $@ $< -Llib -Wl,-rpath,$(CURDIR)/lib -llora -pthread
 
 # --- tests -------------------------------------------------------------------------------------
 build/tests/util/%.o: tests/util/%.c
@@ -167,6 +167,7 @@ test: check-build abi-check $(ASAN_CHECKS)
 	@tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
 	@tests/run_resume.sh build/results/resume $(RESUME) tests/fixtures/tiny-qwen2 || true
 	@tests/run_cli.sh build/results/cli $(CLI) || true
+	@tests/run_examples.sh build/results/examples $(CLI) || true
 	@tests/run_python.sh build/results/python || true
 	@tests/run_install.sh build/results/install || true
 	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS) || true

@@ -721,7 +721,8 @@ LORA_API const char *lora_tokenizer_info_json(const lora_tokenizer *tokenizer);
  * OUT n_out      the number of ids of the whole text, also when they do not fit.
  * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_FORMAT (invalid UTF-8, naming the byte
  * offset, unless LORA_ENCODE_UTF8_REPLACE); LORA_ERR_RANGE (cap < *n_out: ids holds the first
- * cap); LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.3.0.
+ * cap; or the pre-tokenizer regex hit its match limit, which only a pathological pattern in a
+ * hand-made tokenizer.json can); LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.3.0.
  */
 LORA_API lora_status lora_tokenizer_encode(const lora_tokenizer *tokenizer, const char *text,
                                            size_t len, unsigned flags, int32_t *ids,
@@ -783,26 +784,50 @@ LORA_API void lora_detokenizer_free(lora_detokenizer *detok);
 
 /**
  * lora_chat_render -- a conversation as the model's chat template renders it
- * (tokenizer.apply_chat_template(messages, tokenize=False, ...)).
+ * (tokenizer.apply_chat_template(messages, tokenize=False, ...)), byte for byte.
  *
- * The template comes from tokenizer_config.json, recognised as one of the built-in renderers:
- * "qwen2.5" (ChatML with Qwen2.5's default system prompt when none is given), "qwen3"
- * (thinking on or off), "llama3"; or "chatml" (ChatML without a default system prompt). An
- * unrecognised Jinja template is an error that lists the built-in names.
+ * Built-in renderers: "qwen2.5" (ChatML; Qwen2.5's default system prompt "You are Qwen, created
+ * by Alibaba Cloud. You are a helpful assistant." when none is given), "qwen3" (ChatML; an
+ * assistant turn after the last user question shows its reasoning in a <think> block, taken
+ * from "reasoning_content" or from the content's "<think>...</think>"; earlier turns lose
+ * theirs), "llama3" (Llama 3.1/3.3 Instruct: bos, a system header with "Cutting Knowledge
+ * Date: December 2023" and "Today Date: 26 Jul 2024", contents trimmed), "chatml" (ChatML, no
+ * default system prompt). The tokenizer's template is recognised when its text (surrounding
+ * whitespace aside) is exactly one of those of Qwen2.5-Instruct, Qwen3, Meta-Llama-3-Instruct
+ * (3.0: no system header of its own), Llama-3.1/3.3-Instruct, Llama-3.2-Instruct (today's local
+ * date, as transformers' strftime_now) or transformers' ChatML example; any other text is
+ * LORA_ERR_UNSUPPORTED, whose message lists the built-in names.
  *
- * IN  messages_json  a JSON array of {"role": "system"|"user"|"assistant", "content": "..."}.
- * IN  options_json   NULL or a JSON object:
- *       "template"              a built-in name, overriding the tokenizer's
- *       "format"                instead of a template, a format string with {q} for each user
- *                               turn's content and {system} for the system message, e.g.
- *                               "Human: {q} Assistant:"; an assistant turn follows it with a
- *                               space, then the eos token text
+ * IN  tokenizer      the tokenizer (its template, bos and eos token texts).
+ * IN  messages_json  a non-empty JSON array of {"role": "system"|"user"|"assistant",
+ *                    "content": "..."}; a system message only first. Assistant messages may
+ *                    have "reasoning_content" (a string or null; used by qwen3). Tool roles
+ *                    ("tool", "ipython", "function") and "tool_calls" are LORA_ERR_UNSUPPORTED;
+ *                    other keys are ignored, as the templates ignore them.
+ * IN  options_json   NULL or a JSON object (null values mean the default):
+ *       "template"              a built-in name, overriding the tokenizer's template (and its
+ *                               load option "chat_template")
+ *       "format"                instead of a template, a format string: each user turn is the
+ *                               format with {q} its content and {system} the system message
+ *                               (in the first user turn; empty elsewhere and when there is
+ *                               none); each assistant turn is " " + content + the eos token
+ *                               text; turns follow each other with nothing between. E.g.
+ *                               "Human: {q} Assistant:" gives "Human: Hi Assistant: Hello<eos>".
+ *                               {q} is required; a system message needs {system} in the format
+ *                               and a user turn after it.
  *       "add_generation_prompt" false (default) | true: end with the assistant turn's header
- *       "enable_thinking"       qwen3 only: true (default) | false (an empty think block)
- * OUT text_out       NUL-terminated; free with lora_string_free().
- * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_FORMAT (malformed messages: names the
- * message index, e.g. an unknown role); LORA_ERR_CONFIG; LORA_ERR_UNSUPPORTED (unrecognised
- * template: lists the built-in names); LORA_ERR_OUT_OF_MEMORY. Since: 0.3.0.
+ *                               (nothing for a format string: a user turn ends where the reply
+ *                               starts)
+ *       "enable_thinking"       qwen3: true (default) | false (the generation prompt gets an
+ *                               empty think block); other templates ignore it
+ *       "date_string"           llama3: the "Today Date" (e.g. "26 Jul 2024"), as transformers'
+ *                               date_string argument; other templates ignore it
+ * OUT text_out       NUL-terminated; free with lora_string_free(). NULL on failure.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL); LORA_ERR_FORMAT (messages_json is not JSON,
+ * or a malformed message: names its index, e.g. an unknown role); LORA_ERR_CONFIG (options:
+ * names the key); LORA_ERR_UNSUPPORTED (unrecognised or missing template: lists the built-in
+ * names and how to pick one; tool calling); LORA_ERR_OUT_OF_MEMORY. Threads: any.
+ * Since: 0.3.0.
  */
 LORA_API lora_status lora_chat_render(const lora_tokenizer *tokenizer, const char *messages_json,
                                       const char *options_json, char **text_out);
@@ -810,19 +835,23 @@ LORA_API lora_status lora_chat_render(const lora_tokenizer *tokenizer, const cha
 /**
  * lora_prompt_few_shot -- a few-shot prompt: k worked examples, then the question.
  *
- * IN  examples_json  a JSON array of {"q": "...", "a": "..."}, possibly empty.
+ * IN  tokenizer      the tokenizer; may be NULL for a plain prompt.
+ * IN  examples_json  a JSON array of {"q": "...", "a": "..."} (no other keys), possibly empty.
  * IN  question       UTF-8, NUL-terminated.
  * IN  options_json   NULL or a JSON object:
- *       "chat"     true (default when the tokenizer has a chat template): each example is a
- *                  user turn and an assistant turn, the question a last user turn, with the
- *                  generation prompt; false: plain text
+ *       "chat"     true: each example is a user turn and an assistant turn, the question a
+ *                  last user turn, rendered by lora_chat_render with the generation prompt;
+ *                  false: plain text. Default: true when there is a tokenizer with a chat
+ *                  template (or a "template" option) and no "format" option.
  *       "system"   a system message (chat) or a first paragraph (plain)
- *       "format"   plain text's format of one example, default "Question: {q}\nAnswer: {a}";
- *                  examples are separated by a blank line, the question ends the prompt with
- *                  the text before {a} ("Question: ...\nAnswer:")
- *       and lora_chat_render's "template", "enable_thinking".
+ *       "format"   plain text's format of one example, default "Question: {q}\nAnswer: {a}",
+ *                  {q} before {a}; examples are separated by a blank line, and the question
+ *                  ends the prompt with the format's text before {a}, less trailing spaces
+ *                  and tabs ("Question: ...\nAnswer:")
+ *       and, for chat, lora_chat_render's "template", "enable_thinking", "date_string".
  * OUT text_out       NUL-terminated; free with lora_string_free().
- * Returns as lora_chat_render. Since: 0.3.0.
+ * Returns as lora_chat_render (LORA_ERR_FORMAT for malformed examples, naming the index;
+ * LORA_ERR_CONFIG for options that contradict "chat"). Threads: any. Since: 0.3.0.
  */
 LORA_API lora_status lora_prompt_few_shot(const lora_tokenizer *tokenizer,
                                           const char *examples_json, const char *question,
@@ -859,7 +888,9 @@ LORA_API lora_status lora_prompt_few_shot(const lora_tokenizer *tokenizer,
  *                     "enable_thinking")
  * OUT out          the dataset or NULL.
  * A bad line is invalid JSON or UTF-8, a missing or mistyped field, an unknown role, an empty
- * assistant turn, or a sample with no token in the loss.
+ * assistant turn, a sample with no token in the loss after its first (once truncated), or a
+ * line over 4 MiB. Blank lines are skipped; CRLF endings are accepted. Packing is best-fit
+ * decreasing; a packed sample's first label is -100. See docs/datasets.md.
  * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_IO; LORA_ERR_FORMAT (a bad line, strict:
  * "FILE:LINE: ..."; or no usable line at all); LORA_ERR_CONFIG; LORA_ERR_UNSUPPORTED (chat
  * template); LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.3.0.
@@ -870,7 +901,9 @@ LORA_API lora_status lora_dataset_load(lora_tokenizer *tokenizer, const char *pa
 /**
  * lora_dataset_split -- splits a dataset into train and test parts, as Hugging Face's
  * train_test_split: test_size in (0, 1) is a fraction rounded up, >= 1 a count; the split is
- * a seeded permutation of the samples. Both parts are new datasets with the parent's options.
+ * a seeded permutation of the samples (its first n_test are the test part). Both parts are new
+ * datasets with the parent's options, their rows in file order, sharing the parent's
+ * tokenized samples (either may be freed first).
  * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_CONFIG (a test_size leaving a part
  * empty); LORA_ERR_OUT_OF_MEMORY. Since: 0.3.0.
  */
@@ -886,9 +919,11 @@ LORA_API void lora_dataset_free(lora_dataset *dataset);
 LORA_API size_t lora_dataset_size(const lora_dataset *dataset);
 
 /**
- * lora_dataset_stats_json -- a JSON object: "lines", "samples", "skipped" (bad lines in lenient
- * mode), "truncated", "rows", "tokens", "loss_tokens", "loss_share" (loss_tokens / tokens),
- * "max_length". Owned by the dataset; NULL if dataset is NULL. Since: 0.3.0.
+ * lora_dataset_stats_json -- a JSON object: "lines" (non-blank lines of the file), "samples",
+ * "skipped" (bad lines in lenient mode), "truncated", "rows", "tokens", "loss_tokens" (labels
+ * other than -100 in the rows), "loss_share" (loss_tokens / tokens), "max_length",
+ * "first_errors" (the messages of the first 5 bad lines skipped). Owned by the dataset; NULL
+ * if dataset is NULL. Since: 0.3.0.
  */
 LORA_API const char *lora_dataset_stats_json(const lora_dataset *dataset);
 
@@ -911,9 +946,10 @@ LORA_API lora_status lora_dataset_row(const lora_dataset *dataset, size_t i, int
  * new order when shuffling).
  * OUT ids, labels, position_ids  (cap) each, laid out (rows, seq); position_ids may be NULL.
  *                                batch * max_length always fits.
- * OUT seq_out, rows_out          the batch's shape.
- * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_RANGE (cap too small: the position does
- * not move). Threads: one caller per dataset. Since: 0.3.0.
+ * OUT seq_out, rows_out          the batch's shape (also on LORA_ERR_RANGE: the shape that
+ *                                did not fit).
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL, batch 0); LORA_ERR_RANGE (cap too small:
+ * the position does not move). Threads: one caller per dataset. Since: 0.3.0.
  */
 LORA_API lora_status lora_dataset_next_batch(lora_dataset *dataset, size_t batch, int32_t *ids,
                                              int32_t *labels, int32_t *position_ids, size_t cap,
@@ -937,16 +973,20 @@ LORA_API lora_status lora_dataset_seek(lora_dataset *dataset, uint64_t position)
  * lora_llmtime_encode -- a multivariate series as text, as in LLMTIME: every value times alpha
  * with fixed decimals, "," between the dimensions of a time step, ";" between time steps.
  *
- * IN  values        (steps, dims) row-major.
+ * IN  values        (steps, dims) row-major; steps, dims > 0.
  * IN  options_json  NULL or a JSON object:
- *       "alpha"     the scale; default target / max |value| (1 when all are 0)
- *       "target"    default 10
+ *       "alpha"     the scale (> 0); default target / max |value| (1 when all are 0)
+ *       "target"    default 10 (> 0); not together with "alpha"
  *       "decimals"  0..9, default 2
  * OUT text_out      NUL-terminated; free with lora_string_free().
  * OUT alpha_out     NULL or the alpha used (to decode with).
+ * Each number is printf("%.*f", decimals, (double)value * alpha): the decimal nearest to that
+ * double, exact binary ties to even (as Python's format), a '-' kept for negative values, even
+ * those that round to zero ("-0.00").
  * Example: [[1,2],[2,4],[3,6]] gives alpha 10/6 and "1.67,3.33;3.33,6.67;5.00,10.00".
- * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_NUMERIC (a non-finite value or alpha);
- * LORA_ERR_CONFIG; LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.3.0.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_NUMERIC (a non-finite value or alpha, or
+ * a value times alpha overflowing, named by step and dim); LORA_ERR_CONFIG (names the key);
+ * LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.3.0.
  */
 LORA_API lora_status lora_llmtime_encode(const float *values, size_t steps, size_t dims,
                                          const char *options_json, char **text_out,
@@ -954,9 +994,15 @@ LORA_API lora_status lora_llmtime_encode(const float *values, size_t steps, size
 
 /**
  * lora_llmtime_decode -- text back to values (each divided by alpha). Tolerates a model's
- * output: it reads time steps in order and stops at the first that does not hold exactly dims
- * numbers (a truncated last step, stray text), so the result is the well-formed prefix.
- * OUT values     (cap) row-major (steps, dims).
+ * output: it reads time steps in order and stops at the first that is not well formed, so the
+ * result is the well-formed prefix. A step is dims numbers separated by ",", ended by ";" or
+ * the end of the text; spaces, tabs and newlines around numbers are allowed. A number is
+ * [+-]digits[.digits] (no exponent, read without the locale) with as many decimals as the
+ * text's first number: the encoder writes fixed decimals, so "1.67,3.3" (dims 2) is a cut-off
+ * number and decodes to 0 steps, "1.67,3.33;3.3" to 1. Anything else (stray text, a step with
+ * too few or too many numbers, a value beyond float range) ends the decoding before its step.
+ * IN  text, len  len bytes of text (need not be NUL-terminated).
+ * OUT values     (cap) row-major (steps, dims); floats past the decoded steps are untouched.
  * IN  cap        capacity of values in floats.
  * OUT steps_out  the number of whole time steps decoded (at most cap / dims).
  * Returns LORA_OK (also for 0 steps); LORA_ERR_INVALID_ARGUMENT (NULL, dims 0, alpha not

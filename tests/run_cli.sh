@@ -40,7 +40,7 @@ run "$lora" version
 expect_ok "lora version" '^lora [0-9]+\.[0-9]+\.[0-9]+'
 run "$lora" --help
 expect_ok "lora --help" '^usage: lora'
-for cmd in info init generate bench; do
+for cmd in info init generate chat train eval merge bench tokenize; do
     run "$lora" "$cmd" --help
     expect_ok "lora $cmd --help" "^usage: lora $cmd"
 done
@@ -129,8 +129,156 @@ if [ "$rc" -eq 0 ] && [ -s "$tmp/out" ] && cmp -s "$tmp/out" "$tmp/sampled1"; th
     pass "generate sampled: same seed, same ids"
 else fail "generate sampled: same seed, same ids" "$(cat "$tmp/sampled1") vs $(cat "$tmp/out")"; fi
 
+# --- merge: a Hugging Face folder whose logits match the attached adapter's -----------------------
+mkdir -p "$tmp/qwen2" && cp tests/fixtures/tiny-qwen2/config.json tests/fixtures/tiny-qwen2/model.safetensors "$tmp/qwen2/"
+printf '{"bos_token": null}' > "$tmp/qwen2/tokenizer_config.json"
+run "$lora" merge --model "$tmp/qwen2" --adapter tests/fixtures/tiny-qwen2/adapter --out "$tmp/merged"
+expect_ok "merge tiny-qwen2 with its adapter" 'max logit change on a 16-token probe: [0-9.e-]+$'
+if [ "$rc" -eq 0 ] && awk '{ v = $NF + 0; exit !(v < 1e-4) }' "$tmp/out"; then
+    pass "merge: probe logits agree to rounding"
+else fail "merge: probe logits agree to rounding" "$(cat "$tmp/out")"; fi
+if cmp -s "$tmp/qwen2/tokenizer_config.json" "$tmp/merged/tokenizer_config.json"; then
+    pass "merge copies the tokenizer files"
+else fail "merge copies the tokenizer files" "tokenizer_config.json missing or changed"; fi
+run "$lora" info --model "$tmp/merged"
+expect_ok "info on the merged folder" '^parameters: 111,168$'
+run "$lora" merge --model "$tmp/qwen2" --adapter tests/fixtures/tiny-qwen2/adapter --out "$tmp/merged16" --dtype bf16 --scale 0.5
+expect_ok "merge --dtype bf16 --scale 0.5" 'at scale 0.5; wrote .* \(bf16\)'
+run "$lora" merge --model "$tmp/qwen2" --out "$tmp/m3"
+expect_error "merge without --adapter" 2 '--adapter'
+run "$lora" merge --model "$tmp/qwen2" --adapter "$tmp/no-adapter" --out "$tmp/m3"
+expect_error "merge with a missing adapter folder" 1 'no-adapter'
+run "$lora" merge --model "$tmp/qwen2" --adapter tests/fixtures/tiny-llama/adapter --out "$tmp/m3"
+expect_error "merge with another model's adapter" 1 'shape|dimension|layer|q_proj'
+if [ ! -e "$tmp/m3" ]; then pass "a failed merge writes nothing"
+else fail "a failed merge writes nothing" "$tmp/m3 exists"; fi
+
 run "$lora" bench --model "$tmp/a" --mode decode --new 8 --threads 1
 expect_ok "bench decode" '^decode_tokens_per_s=[0-9]+\.[0-9]$'
+
+# --- text: train, eval, generate and chat on a tiny model with the real Qwen tokenizer --------------
+cat > "$tmp/qwen-vocab.json" <<'JSON'
+{"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "vocab_size": 151936,
+ "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+ "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
+ "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "tie_word_embeddings": true,
+ "hidden_act": "silu", "torch_dtype": "float32"}
+JSON
+"$lora" init --config "$tmp/qwen-vocab.json" --out "$tmp/tq" --seed 3 >/dev/null
+cp tests/fixtures/qwen-tokenizer/tokenizer.json tests/fixtures/qwen-tokenizer/tokenizer_config.json "$tmp/tq/"
+python3 - "$tmp/sft.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(10):
+        a, b = i + 3, 2 * i + 1
+        f.write(json.dumps({"messages": [
+            {"role": "user", "content": f"What is {a} plus {b}?"},
+            {"role": "assistant", "content": f"The answer is \\boxed{{{a + b}}}."}]}) + "\n")
+PY
+train_args="--model $tmp/tq --data $tmp/sft.jsonl --epochs 4 --batch-size 2 --grad-accum 2 --lr 0.02 --lora-r 4 --threads 1 --seed 5"
+run "$lora" train $train_args --out "$tmp/run" --eval-split 0.2
+expect_ok "train: LoRA on a JSONL with an eval split" '^wrote .*PEFT adapter'
+n_steps=$(grep -c '"loss"' "$tmp/run/metrics.jsonl" 2>/dev/null)
+n_eval=$(grep -c '"eval_loss"' "$tmp/run/metrics.jsonl" 2>/dev/null)
+# 8 rows in batches of 2: 4 micro-batches an epoch, 16 in all, one update per 2
+if [ "$n_steps" = 8 ] && [ "$n_eval" = 4 ]; then pass "train: one log line per update and per epoch"
+else fail "train: one log line per update and per epoch" "$n_steps updates, $n_eval evaluations"; fi
+if python3 -c "import sys, xml.dom.minidom as m; d = m.parse(sys.argv[1]); assert d.getElementsByTagName('polyline')" "$tmp/run/loss.svg" 2>/dev/null; then
+    pass "train: loss.svg is an SVG with a curve"
+else fail "train: loss.svg is an SVG with a curve" "missing or malformed"; fi
+if python3 - "$tmp/run/metrics.jsonl" <<'PY'
+import json, sys
+ev = [json.loads(l)["eval_loss"] for l in open(sys.argv[1]) if "eval_loss" in l]
+sys.exit(0 if all(b < a for a, b in zip(ev, ev[1:])) else 1)
+PY
+then pass "train: eval loss falls every epoch"; else fail "train: eval loss falls every epoch" "$(grep eval_loss "$tmp/run/metrics.jsonl")"; fi
+run "$lora" eval --model "$tmp/tq" --data "$tmp/sft.jsonl" --json
+base_loss=$(sed -E 's/.*"loss": ([0-9.]+).*/\1/' "$tmp/out")
+run "$lora" eval --model "$tmp/tq" --data "$tmp/sft.jsonl" --adapter "$tmp/run" --json
+expect_ok "eval --adapter --json" '"perplexity": [0-9.]+'
+tuned_loss=$(sed -E 's/.*"loss": ([0-9.]+).*/\1/' "$tmp/out")
+if awk -v a="$tuned_loss" -v b="$base_loss" 'BEGIN { exit !(a + 0 < b + 0) }'; then
+    pass "eval: the trained adapter lowers the loss ($base_loss -> $tuned_loss)"
+else fail "eval: the trained adapter lowers the loss" "$base_loss -> $tuned_loss"; fi
+
+# Ctrl-C at a random point, then --resume: the adapter equals an uninterrupted run's, byte for byte
+run "$lora" train $train_args --out "$tmp/straight" --lora-dropout 0.1
+"$lora" train $train_args --out "$tmp/cut" --lora-dropout 0.1 >"$tmp/cut.out" 2>&1 &
+pid=$!
+for i in $(seq 1 300); do
+    [ "$(cat "$tmp/cut/metrics.jsonl" 2>/dev/null | grep -c '"loss"')" -ge 3 ] && break; sleep 0.05
+done
+kill -INT "$pid" 2>/dev/null; wait "$pid"; cut_rc=$?
+if [ "$cut_rc" = 130 ] && [ -f "$tmp/cut/checkpoint/trainer_state.json" ]; then
+    pass "train: Ctrl-C saves a checkpoint and exits 130"
+    run "$lora" train $train_args --out "$tmp/cut" --lora-dropout 0.1 --resume "$tmp/cut/checkpoint"
+    expect_ok "train --resume finishes the run" '^wrote '
+    if cmp -s "$tmp/straight/adapter_model.safetensors" "$tmp/cut/adapter_model.safetensors"; then
+        pass "train: interrupted and resumed equals uninterrupted, byte for byte"
+    else fail "train: interrupted and resumed equals uninterrupted, byte for byte" "adapters differ"; fi
+elif [ "$cut_rc" = 0 ]; then
+    skipped=$((skipped + 1)); echo "skipped: Ctrl-C test: the run finished before the signal"
+else fail "train: Ctrl-C saves a checkpoint and exits 130" "exit $cut_rc: $(tail -n 2 "$tmp/cut.out")"; fi
+
+run "$lora" train $train_args --out "$tmp/full" --full --epochs 1 --lr 1e-3
+expect_ok "train --full writes a model folder" '^wrote .*model.safetensors'
+run "$lora" info --model "$tmp/full"
+expect_ok "info on the fully fine-tuned folder" '^architecture: qwen2$'
+run "$lora" train $train_args --out "$tmp/packed" --packing --max-length 64 --epochs 1 --grad-accum 1
+expect_ok "train --packing" '"rows":[0-9]+'
+
+run "$lora" generate --model "$tmp/tq" --prompt "What is 3 plus 4?" --max-new-tokens 6 --adapter "$tmp/run:0.5"
+expect_ok "generate --prompt with an adapter" '^'
+run "$lora" generate --model "$tmp/tq" --prompt "2+2=" --raw --max-new-tokens 4 --do-sample --seed 1
+expect_ok "generate --raw sampled" '^'
+printf '[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]' > "$tmp/msgs.json"
+run "$lora" generate --model "$tmp/tq" --messages "$tmp/msgs.json" --max-new-tokens 4
+expect_ok "generate --messages" '^'
+printf 'What is 1 plus 1?\n/adapters\n/adapter none\n/adapter 1\n/adapter nope\n/system Answer with a number.\nAgain?\n/reset\n/quit\nnever read\n' > "$tmp/chat.in"
+run sh -c "'$lora' chat --model '$tmp/tq' --adapter '$tmp/run' --max-new-tokens 4 < '$tmp/chat.in'"
+expect_ok "chat: /adapter none" '^adapter: none$'
+expect_ok "chat: /adapter 1" '^adapter: 1$'
+expect_ok "chat: an unknown adapter is reported" "^no adapter 'nope'"
+expect_ok "chat: /reset" '^history cleared$'
+run "$lora" generate --model "$tmp/tq" --prompt hi --prompt-ids 1,2
+expect_error "generate with --prompt and --prompt-ids" 2 'exactly one'
+run "$lora" train --model "$tmp/tq" --data "$tmp/no-such.jsonl" --out "$tmp/bad"
+expect_error "train with a missing data file" 1 'no-such.jsonl'
+run "$lora" train $train_args --out "$tmp/bad" --eval-split 0.2 --eval-data "$tmp/sft.jsonl"
+expect_error "train with --eval-split and --eval-data" 2 'exclude'
+run "$lora" eval --model "$tmp/tq"
+expect_error "eval without --data" 2 '--data'
+run "$lora" chat --model "$tmp/tq" --adapter "$tmp/no-adapter"
+expect_error "chat with a missing adapter" 1 'no-adapter'
+
+# --- tokenize ------------------------------------------------------------------------------------
+tokdir=tests/fixtures/qwen-tokenizer
+run "$lora" tokenize --tokenizer "$tokdir" --check "$tokdir/golden_encodings.jsonl"
+expect_ok "tokenize --check golden_encodings.jsonl" '^40 passed, 0 failed$'
+run "$lora" tokenize --tokenizer "$tokdir" --check "$tokdir/golden_random.jsonl"
+expect_ok "tokenize --check golden_random.jsonl" '^[0-9]+ passed, 0 failed$'
+# a golden file with one wrong id and one wrong decoding: two failure lines, exit 1
+printf '%s\n' '{"text":"Hello World","ids":[9707,4337],"decoded":"Hello World"}' \
+    '{"text":"Hello World","ids":[9707,4338],"decoded":"Hello World"}' \
+    '{"text":"a","ids":[64],"decoded":"b"}' > "$tmp/bad.jsonl"
+run "$lora" tokenize --tokenizer "$tokdir" --check "$tmp/bad.jsonl"
+if [ "$rc" -eq 1 ] && [ "$(tail -n 1 "$tmp/out")" = "1 passed, 2 failed" ] &&
+   grep -q '^line 2: ids differ at index 1: got 4337, expected 4338' "$tmp/out" &&
+   grep -q '^line 3: decoded text differs' "$tmp/out" && [ "$(wc -l < "$tmp/out")" -eq 3 ]; then
+    pass "tokenize --check reports each failing case"
+else fail "tokenize --check reports each failing case" "exit $rc: $(cat "$tmp/out")"; fi
+printf 'Hello World\n\nx<|im_end|>y\n' > "$tmp/lines.txt"
+run "$lora" tokenize --tokenizer "$tokdir" "$tmp/lines.txt"
+if [ "$rc" -eq 0 ] && [ "$(cat "$tmp/out")" = "$(printf '9707,4337\n\n87,151645,88')" ]; then
+    pass "tokenize FILE: ids per line"
+else fail "tokenize FILE: ids per line" "exit $rc: $(cat "$tmp/out")"; fi
+run sh -c "printf 'x<|im_end|>y\n' | '$lora' tokenize --tokenizer '$tokdir/tokenizer.json' --special-as-text"
+expect_ok "tokenize stdin --special-as-text" '^87,27,91,318,6213,91,29,88$'
+printf 'ab\377cd\n' > "$tmp/invalid.txt"
+run "$lora" tokenize --tokenizer "$tokdir" --replace-invalid "$tmp/invalid.txt"
+expect_ok "tokenize --replace-invalid" '^370,5691,4385$'
+run "$lora" tokenize --tokenizer "$tokdir" --bench "$tokdir/make_golden.py"
+expect_ok "tokenize --bench prints tokenize_mb_per_s" '^tokenize_mb_per_s=[0-9]+\.[0-9]+$'
 
 # --- errors: one stderr line, exit 2 for usage and 1 for runtime errors --------------------------
 run "$lora" info
@@ -167,6 +315,26 @@ run "$lora" bench --model "$tmp/a" --mode train --seq 100000
 expect_error "bench --seq past the model's positions" 1 'max_position_embeddings'
 run "$lora" frobnicate
 expect_error "unknown command" 2 'frobnicate'
+run "$lora" tokenize --check x.jsonl
+expect_error "tokenize without --tokenizer" 2 '--tokenizer'
+run "$lora" tokenize --tokenizer "$tmp/no-such-tokenizer"
+expect_error "tokenize on a missing folder" 1 'no-such-tokenizer'
+run "$lora" tokenize --tokenizer "$tmp" --check tests/fixtures/qwen-tokenizer/golden_encodings.jsonl
+expect_error "tokenize on a folder without tokenizer.json" 1 'tokenizer.json'
+printf '{"model": {' > "$tmp/tokenizer.json"
+run "$lora" tokenize --tokenizer "$tmp/tokenizer.json"
+expect_error "tokenize with a truncated tokenizer.json" 1 'tokenizer.json: line 1'
+rm -f "$tmp/tokenizer.json"
+run "$lora" tokenize --tokenizer tests/fixtures/qwen-tokenizer --check "$tmp/missing.jsonl"
+expect_error "tokenize --check on a missing file" 1 'missing.jsonl'
+run "$lora" tokenize --tokenizer tests/fixtures/qwen-tokenizer "$tmp/missing.txt"
+expect_error "tokenize on a missing input file" 1 'missing.txt'
+run "$lora" tokenize --tokenizer tests/fixtures/qwen-tokenizer "$tmp/invalid.txt"
+expect_error "tokenize on invalid UTF-8" 1 'byte 2'
+run "$lora" tokenize --tokenizer tests/fixtures/qwen-tokenizer a.txt b.txt
+expect_error "tokenize with two files" 2 'b.txt'
+run "$lora" tokenize --tokenizer tests/fixtures/qwen-tokenizer --check a.jsonl --bench b.txt
+expect_error "tokenize --check with --bench" 2 'exclude'
 
 echo "$passed $failed $skipped" > "$result"
 echo "cli: $passed passed, $failed failed, $skipped skipped"

@@ -22,6 +22,17 @@ export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 if cc -std=c11 -o "$tmp/app" examples/generate_ids.c $(pkg-config --cflags --libs lora) \
        -Wl,-rpath,"$prefix/lib" 2>"$tmp/cc.log"; then ok "pkg-config build (shared)"; else
     bad "pkg-config build (shared)"; cat "$tmp/cc.log"; fi
+# every example compiles against the installed header and library alone, warning-free
+for src in examples/*.c; do
+    name=$(basename "$src" .c)
+    if cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$tmp/ex_$name" "$src" \
+           $(pkg-config --cflags --libs lora) -pthread -Wl,-rpath,"$prefix/lib" 2>"$tmp/cc_$name.log"
+    then ok "example $name builds with pkg-config"; else
+        bad "example $name builds with pkg-config"; cat "$tmp/cc_$name.log"; fi
+done
+if "$tmp/ex_hotswap" tests/fixtures/tiny-qwen2 tests/fixtures/tiny-qwen2/adapter >"$tmp/hs.log" 2>&1 &&
+   grep -q "24 of 24 equal" "$tmp/hs.log"; then ok "installed hotswap example runs"; else
+    bad "installed hotswap example runs"; cat "$tmp/hs.log"; fi
 if [ -x "$tmp/app" ] && "$tmp/app" tests/fixtures/tiny-qwen2 >"$tmp/run.log" 2>&1 &&
    ldd "$tmp/app" | grep -q "$prefix/lib/liblora.so.0"; then ok "installed library runs"; else
     bad "installed library runs"; cat "$tmp/run.log"; fi

@@ -1,11 +1,13 @@
 #include "args.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static cli_opt *find(cli_opt *opts, const char *name, size_t len)
 {
@@ -52,6 +54,19 @@ const char *cli_get(const cli_opt *opts, const char *name)
     for (const cli_opt *o = opts; o->name; o++)
         if (strcmp(o->name, name) == 0) return o->value;
     return NULL;
+}
+
+int cli_get_all(int argc, char **argv, const char *name, const char **out, int max)
+{
+    size_t len = strlen(name);
+    int n = 0;
+    for (int i = 0; i < argc && n < max; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || strncmp(a + 2, name, len) != 0) continue;
+        if (a[2 + len] == '=') out[n++] = a + 3 + len;
+        else if (a[2 + len] == '\0' && i + 1 < argc) out[n++] = argv[++i];
+    }
+    return n;
 }
 
 int cli_fail(const char *cmd, int status, const char *fmt, ...)
@@ -116,3 +131,23 @@ char *cli_read_file(const char *path)
     if (buf) buf[len] = '\0';
     return buf;
 }
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const char *cli_thousands(uint64_t n, char buf[32])
+{
+    char digits[24];
+    int len = snprintf(digits, sizeof digits, "%" PRIu64, n), j = 0;
+    for (int i = 0; i < len; i++) {
+        if (i > 0 && (len - i) % 3 == 0) buf[j++] = ',';
+        buf[j++] = digits[i];
+    }
+    buf[j] = '\0';
+    return buf;
+}
+

@@ -27,6 +27,10 @@ int cli_parse(const char *cmd, int argc, char **argv, cli_opt *opts, const char 
 /* The value of an option (NULL if absent). The name must be in the table. */
 const char *cli_get(const cli_opt *opts, const char *name);
 
+/* Every value of an option that takes one and may be repeated (--adapter A --adapter B), in
+ * order, for words that cli_parse() accepted. Returns how many were found, at most max. */
+int cli_get_all(int argc, char **argv, const char *name, const char **out, int max);
+
 /* Prints "lora CMD: message" on stderr as one line and returns status. */
 int cli_fail(const char *cmd, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -43,6 +47,12 @@ int cli_uint(const char *cmd, const char *opt, const char *s, uint64_t min, uint
 /* Parses a finite number: returns 0, or prints a usage error and returns CLI_USAGE. */
 int cli_double(const char *cmd, const char *opt, const char *s, double *out);
 
+/* 494032768 -> "494,032,768" in buf, which it returns. */
+const char *cli_thousands(uint64_t n, char buf[32]);
+
+/* Monotonic seconds, for rates and timings. */
+double cli_now(void);
+
 /* Reads a whole file into a NUL-terminated buffer to free(); NULL with errno set on failure. */
 char *cli_read_file(const char *path);
 
@@ -51,5 +61,10 @@ int cmd_info(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -6,7 +6,6 @@
 
 #include "lora.h"
 
-double bench_now_s(void);
 /* Peak resident memory of the process so far, in MiB. */
 double bench_peak_rss_mib(void);
 /* A random adapter of rank r (alpha 2r) on all seven projections, B non-zero so that the LoRA

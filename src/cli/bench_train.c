@@ -2,17 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "args.h"
 #include "bench.h"
-
-double bench_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 double bench_peak_rss_mib(void)
 {
@@ -75,10 +67,10 @@ int bench_train(const char *dir, const char *device, uint64_t threads, uint64_t 
     if (!st) {
         random_ids(ids, n, lora_model_vocab_size(model));
         st = lora_train_step(opt, ids, ids, batch, seq, &loss); /* warm-up */
-        t0 = bench_now_s();
+        t0 = cli_now();
         for (uint64_t i = 0; !st && i < steps; i++)
             st = lora_train_step(opt, ids, ids, batch, seq, &loss);
-        t1 = bench_now_s();
+        t1 = cli_now();
     }
     int rc = CLI_OK;
     if (st)

@@ -37,7 +37,7 @@ typedef struct timing {
 static int on_token(int32_t token, void *user)
 {
     timing *t = user;
-    double now = bench_now_s();
+    double now = cli_now();
     if (t->seen++ == 0) t->first = now;
     t->last = now;
     return 0;
@@ -96,7 +96,7 @@ static int decode(const char *dir, const char *device, uint64_t threads, uint64_
         st = lora_generate(session, sampler, prompt, PROMPT_LEN, out, n_new, &n_out, NULL, NULL);
     if (st == LORA_OK) {
         lora_session_reset(session);
-        t.start = bench_now_s();
+        t.start = cli_now();
         st = lora_generate(session, sampler, prompt, PROMPT_LEN, out, n_new, &n_out, on_token,
                            &t);
     }

@@ -1,31 +1,33 @@
-/* lora generate -- streams generated token ids for a prompt of token ids. */
+/* lora generate -- streams a continuation of a text prompt, a conversation or token ids. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
+#include "gen.h"
+#include "stack.h"
 
 static const char help[] =
-    "usage: lora generate --model DIR --prompt-ids \"1,2,3\" [options]\n"
+    "usage: lora generate --model DIR (--prompt TEXT | --messages FILE | --prompt-ids LIST)\n"
+    "                     [--adapter DIR[:SCALE] ...] [options]\n"
     "\n"
-    "Generates token ids after a prompt of token ids and prints each one as soon as it is\n"
-    "chosen, separated by spaces. Text prompts need the tokenizer, which comes in a later\n"
-    "version; until then prompts and outputs are token ids.\n"
+    "Generates a continuation and prints it as it comes. --prompt is one user message, rendered\n"
+    "with the model's chat template and the assistant's generation prompt (--raw: the text\n"
+    "as it is); --messages is a JSON file holding an array of {\"role\", \"content\"}\n"
+    "messages. --prompt-ids takes token ids and prints token ids.\n"
     "\n"
     "  --model DIR               checkpoint folder (required)\n"
-    "  --prompt-ids LIST         comma-separated token ids (required)\n"
-    "  --max-new-tokens N        tokens to generate (default 256)\n"
-    "  --do-sample               sample instead of greedy decoding\n"
-    "  --temperature T           > 0, default 1.0; 0 means greedy\n"
-    "  --top-k K                 keep the K most likely tokens (0: off)\n"
-    "  --top-p P                 nucleus sampling, (0, 1]\n"
-    "  --min-p M                 drop tokens with p < M * max p, [0, 1]\n"
-    "  --repetition-penalty R    Hugging Face repetition penalty (> 0, 1: off)\n"
-    "  --seed S                  sampling seed (default 0)\n"
+    "  --prompt TEXT             a user message\n"
+    "  --messages FILE           a conversation (JSON array of messages)\n"
+    "  --prompt-ids LIST         comma-separated token ids\n"
+    "  --system TEXT             a system message before --prompt\n"
+    "  --raw                     no chat template: the --prompt text is the model's input\n"
+    "  --no-thinking             Qwen3: an empty think block (enable_thinking=false)\n"
+    "  --adapter DIR[:SCALE]     a PEFT adapter, attached unmerged (repeatable; scale 1)\n"
+    CLI_SAMPLER_HELP
     "  --threads N               worker threads (default: all online CPUs)\n"
-    "  --device D                cpu (default), auto, cuda or cuda:N\n"
-    "Sampling options use Hugging Face GenerationConfig semantics.\n";
+    "  --device D                cpu (default), auto, cuda or cuda:N\n";
 
 /* "1, 2,3" -> ids; returns 0 or CLI_USAGE after a message. */
 static int parse_ids(const char *s, int32_t **ids_out, size_t *n_out)
@@ -52,30 +54,6 @@ static int parse_ids(const char *s, int32_t **ids_out, size_t *n_out)
     return 0;
 }
 
-/* Adds the sampler options that were given to cfg; returns 0 or CLI_USAGE. */
-static int sampler_config(const cli_opt *opts, json_t *cfg, uint64_t max_new)
-{
-    static const struct { const char *opt, *key; int integer; } map[] = {
-        {"temperature", "temperature", 0},    {"top-k", "top_k", 1},
-        {"top-p", "top_p", 0},                {"min-p", "min_p", 0},
-        {"repetition-penalty", "repetition_penalty", 0}, {"seed", "seed", 1},
-    };
-    json_object_set_new(cfg, "max_new_tokens", json_integer((json_int_t)max_new));
-    json_object_set_new(cfg, "do_sample", json_boolean(cli_get(opts, "do-sample") != NULL));
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-        const char *s = cli_get(opts, map[i].opt);
-        if (!s) continue;
-        uint64_t u;
-        double d;
-        int rc = map[i].integer ? cli_uint("generate", map[i].opt, s, 0, INT64_MAX, &u)
-                                : cli_double("generate", map[i].opt, s, &d);
-        if (rc) return rc;
-        json_object_set_new(cfg, map[i].key,
-                            map[i].integer ? json_integer((json_int_t)u) : json_real(d));
-    }
-    return 0;
-}
-
 static int print_token(int32_t token, void *user)
 {
     int *first = user;
@@ -85,50 +63,77 @@ static int print_token(int32_t token, void *user)
     return 0;
 }
 
-static int run(const cli_opt *opts, const int32_t *prompt, size_t n_prompt, uint64_t max_new,
-               const char *model_cfg, const char *sampler_cfg)
+/* --prompt-ids: token ids in, token ids out. */
+static int run_ids(cli_stack *s, lora_sampler *smp, const char *ids_s, uint64_t max_new)
 {
-    lora_model *model = NULL;
-    lora_session *session = NULL;
-    lora_sampler *sampler = NULL;
-    int32_t *out = malloc((max_new ? max_new : 1) * sizeof *out);
-    if (!out) return cli_fail("generate", CLI_RUNTIME, "out of memory");
-    size_t n_out = 0;
+    int32_t *prompt = NULL, *out = malloc((max_new ? max_new : 1) * sizeof *out);
+    size_t n_prompt = 0, n_out = 0;
     int first = 1;
-    lora_status st = lora_model_load(cli_get(opts, "model"), model_cfg, &model);
-    if (st == LORA_OK) st = lora_session_create(model, NULL, &session);
-    if (st == LORA_OK) st = lora_sampler_create(sampler_cfg, &sampler);
-    if (st == LORA_OK)
-        st = lora_generate(session, sampler, prompt, n_prompt, out, max_new, &n_out,
-                           print_token, &first);
-    if (!first || st == LORA_OK) {
-        putchar('\n');
-        fflush(stdout);
+    int rc = out ? parse_ids(ids_s, &prompt, &n_prompt)
+                 : cli_fail("generate", CLI_RUNTIME, "out of memory");
+    if (rc == 0) {
+        lora_status st = lora_generate(s->session, smp, prompt, n_prompt, out, max_new, &n_out,
+                                       print_token, &first);
+        if (!first || st == LORA_OK) {
+            putchar('\n');
+            fflush(stdout);
+        }
+        rc = st == LORA_OK ? CLI_OK : cli_lib_fail("generate", st);
     }
-    int rc = st == LORA_OK ? CLI_OK : cli_lib_fail("generate", st);
-    lora_sampler_free(sampler);
-    lora_session_free(session);
-    lora_model_free(model);
+    free(prompt);
     free(out);
+    return rc;
+}
+
+/* The model's input text for --prompt or --messages. */
+static int prompt_text(const cli_opt *opts, const lora_tokenizer *tok, char **text)
+{
+    const char *prompt = cli_get(opts, "prompt"), *file = cli_get(opts, "messages");
+    const char *sys = cli_get(opts, "system");
+    int thinking = cli_get(opts, "no-thinking") ? 0 : -1;
+    if (prompt && cli_get(opts, "raw")) {
+        if (sys) return cli_fail("generate", CLI_USAGE, "--system needs the chat template (no --raw)");
+        *text = strdup(prompt);
+        return *text ? CLI_OK : cli_fail("generate", CLI_RUNTIME, "out of memory");
+    }
+    json_t *msgs;
+    if (file) {
+        json_error_t err;
+        msgs = json_load_file(file, JSON_REJECT_DUPLICATES, &err);
+        if (!msgs)
+            return cli_fail("generate", CLI_RUNTIME, "%s:%d: %s", file, err.line, err.text);
+    } else {
+        msgs = json_array();
+        if (sys) json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system", "content", sys));
+        json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content", prompt));
+    }
+    char *t = NULL;
+    int rc = cli_render("generate", tok, msgs, thinking, &t);
+    json_decref(msgs);
+    if (rc == CLI_OK) {
+        *text = strdup(t);
+        lora_string_free(t);
+        if (!*text) rc = cli_fail("generate", CLI_RUNTIME, "out of memory");
+    }
     return rc;
 }
 
 int cmd_generate(int argc, char **argv)
 {
     cli_opt opts[] = {
-        {"model", 0, NULL},       {"prompt-ids", 0, NULL}, {"max-new-tokens", 0, NULL},
-        {"do-sample", 1, NULL},   {"temperature", 0, NULL}, {"top-k", 0, NULL},
-        {"top-p", 0, NULL},       {"min-p", 0, NULL},       {"repetition-penalty", 0, NULL},
-        {"seed", 0, NULL},        {"threads", 0, NULL},     {"device", 0, NULL},
-        {NULL, 0, NULL}};
+        {"model", 0, NULL},      {"prompt", 0, NULL},     {"messages", 0, NULL},
+        {"prompt-ids", 0, NULL}, {"system", 0, NULL},     {"raw", 1, NULL},
+        {"no-thinking", 1, NULL}, {"adapter", 0, NULL},   CLI_SAMPLER_OPTS,
+        {"threads", 0, NULL},    {"device", 0, NULL},     {NULL, 0, NULL}};
     int rc = cli_parse("generate", argc, argv, opts, help);
     if (rc >= 0) return rc;
-    if (!cli_get(opts, "model"))
+    const char *model = cli_get(opts, "model"), *ids_s = cli_get(opts, "prompt-ids");
+    if (!model)
         return cli_fail("generate", CLI_USAGE, "--model is required (see lora generate --help)");
-    const char *ids_s = cli_get(opts, "prompt-ids");
-    if (!ids_s)
-        return cli_fail("generate", CLI_USAGE,
-                        "--prompt-ids is required (see lora generate --help)");
+    int inputs = !!cli_get(opts, "prompt") + !!cli_get(opts, "messages") + !!ids_s;
+    if (inputs != 1)
+        return cli_fail("generate", CLI_USAGE, "give exactly one of --prompt, --messages and "
+                        "--prompt-ids (see lora generate --help)");
     uint64_t max_new = 256, threads = 0;
     const char *s;
     if ((s = cli_get(opts, "max-new-tokens")) &&
@@ -137,24 +142,31 @@ int cmd_generate(int argc, char **argv)
     if ((s = cli_get(opts, "threads")) &&
         (rc = cli_uint("generate", "threads", s, 1, 1024, &threads)) != 0)
         return rc;
-
-    json_t *scfg = json_object(), *mcfg = json_object();
-    char *scfg_s = NULL, *mcfg_s = NULL;
-    int32_t *prompt = NULL;
-    size_t n_prompt = 0;
-    if ((rc = sampler_config(opts, scfg, max_new)) == 0 &&
-        (rc = parse_ids(ids_s, &prompt, &n_prompt)) == 0) {
-        json_object_set_new(mcfg, "device", json_string((s = cli_get(opts, "device")) ? s : "cpu"));
-        if (threads) json_object_set_new(mcfg, "threads", json_integer((json_int_t)threads));
-        scfg_s = json_dumps(scfg, JSON_COMPACT);
-        mcfg_s = json_dumps(mcfg, JSON_COMPACT);
-        rc = scfg_s && mcfg_s ? run(opts, prompt, n_prompt, max_new, mcfg_s, scfg_s)
-                              : cli_fail("generate", CLI_RUNTIME, "out of memory");
+    /* options are checked before the model is loaded */
+    char *scfg = NULL;
+    if ((rc = cli_sampler_json("generate", opts, NULL, NULL, &scfg)) != CLI_OK) return rc;
+    free(scfg);
+    const char *specs[CLI_MAX_ADAPTERS + 1];
+    int n_specs = cli_get_all(argc, argv, "adapter", specs, CLI_MAX_ADAPTERS + 1);
+    cli_stack st;
+    rc = cli_stack_open("generate", &st, model, (s = cli_get(opts, "device")) ? s : "cpu",
+                        threads, specs, n_specs, !ids_s);
+    if (rc != CLI_OK) return rc;
+    lora_sampler *smp = NULL;
+    char *text = NULL;
+    if ((rc = cli_sampler_json("generate", opts, model, st.tok, &scfg)) == CLI_OK) {
+        lora_status ls = lora_sampler_create(scfg, &smp);
+        if (ls != LORA_OK) rc = cli_lib_fail("generate", ls);
     }
-    free(prompt);
-    free(scfg_s);
-    free(mcfg_s);
-    json_decref(scfg);
-    json_decref(mcfg);
+    if (rc == CLI_OK && ids_s) {
+        rc = run_ids(&st, smp, ids_s, max_new);
+    } else if (rc == CLI_OK && (rc = prompt_text(opts, st.tok, &text)) == CLI_OK) {
+        rc = cli_generate_text("generate", &st, smp, max_new, text, stdout, NULL);
+        putchar('\n');
+    }
+    free(text);
+    free(scfg);
+    lora_sampler_free(smp);
+    cli_stack_close(&st);
     return rc;
 }

@@ -149,19 +149,6 @@ static void print_value(const json_t *v)
     }
 }
 
-/* 494032768 -> "494,032,768" */
-static const char *thousands(uint64_t n, char buf[32])
-{
-    char digits[24];
-    int len = snprintf(digits, sizeof digits, "%" PRIu64, n), j = 0;
-    for (int i = 0; i < len; i++) {
-        if (i > 0 && (len - i) % 3 == 0) buf[j++] = ',';
-        buf[j++] = digits[i];
-    }
-    buf[j] = '\0';
-    return buf;
-}
-
 /* 1976131072 -> "1.8 GiB" */
 static const char *human(uint64_t n, char buf[32])
 {
@@ -215,17 +202,17 @@ static int print_description(const char *json, const lora_plan *plan)
     uint64_t n_stored = (uint64_t)json_integer_value(stored);
     uint64_t n_mem = (uint64_t)json_integer_value(in_mem);
     char b1[32], b2[32], b3[32], b4[32];
-    printf("parameters: %s\n", thousands(n_params, b1));
+    printf("parameters: %s\n", cli_thousands(n_params, b1));
     if (json_is_false(json_object_get(d, "has_weights"))) {
         /* No weight files: say what a checkpoint in torch_dtype would take. */
         n_stored = n_params * dtype_size(dtype);
         printf("memory: no weight files present; ");
         if (n_stored)
-            printf("%s (%s bytes) as %s, ", human(n_stored, b1), thousands(n_stored, b2), dtype);
+            printf("%s (%s bytes) as %s, ", human(n_stored, b1), cli_thousands(n_stored, b2), dtype);
     } else {
-        printf("memory: %s stored (%s bytes), ", human(n_stored, b1), thousands(n_stored, b2));
+        printf("memory: %s stored (%s bytes), ", human(n_stored, b1), cli_thousands(n_stored, b2));
     }
-    printf("%s as float32 in memory (%s bytes)\n", human(n_mem, b3), thousands(n_mem, b4));
+    printf("%s as float32 in memory (%s bytes)\n", human(n_mem, b3), cli_thousands(n_mem, b4));
     int rc = CLI_OK;
     uint64_t modules, trainable;
     if (plan && (rc = lora_counts(d, plan, &modules, &trainable)) == CLI_OK) {
@@ -239,7 +226,7 @@ static int print_description(const char *json, const lora_plan *plan)
             }
         printf("\nadapted modules: %" PRIu64 "\n", modules);
         printf("trainable params: %s || all params: %s || trainable%%: %.4f\n",
-               thousands(trainable, b1), thousands(total, b2),
+               cli_thousands(trainable, b1), cli_thousands(total, b2),
                100.0 * (double)trainable / (double)total);
     }
     json_decref(d);

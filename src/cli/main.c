@@ -10,8 +10,13 @@ static const char usage[] =
     "commands:\n"
     "  info      describe a checkpoint folder (or a config.json) without loading its weights\n"
     "  init      write a randomly initialised checkpoint from a config.json\n"
-    "  generate  generate token ids from a prompt of token ids\n"
-    "  bench     measure decoding speed\n"
+    "  generate  generate text (or token ids) from a prompt\n"
+    "  chat      an interactive conversation, switching adapters at runtime\n"
+    "  train     fine-tune a model (LoRA or full) on a JSONL file\n"
+    "  eval      loss and perplexity on a JSONL dataset\n"
+    "  merge     fold a PEFT adapter into a model and write a Hugging Face folder\n"
+    "  tokenize  text to token ids; check a tokenizer against a golden file\n"
+    "  bench     measure decoding and training speed\n"
     "  version   print the version\n"
     "\n"
     "Run 'lora <command> --help' for a command's options.\n"
@@ -24,6 +29,11 @@ static const struct {
     {"info", cmd_info},
     {"init", cmd_init},
     {"generate", cmd_generate},
+    {"chat", cmd_chat},
+    {"eval", cmd_eval},
+    {"train", cmd_train},
+    {"merge", cmd_merge},
+    {"tokenize", cmd_tokenize},
     {"bench", cmd_bench},
 };
 

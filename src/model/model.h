@@ -2,6 +2,7 @@
 #ifndef LORA_MODEL_MODEL_H
 #define LORA_MODEL_MODEL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -31,6 +32,10 @@ struct lora_model {
     char *info_json;
     char *config_text;  /* config.json as loaded, for lora_model_save */
     struct lora_merge *merge; /* what lora_model_unmerge restores; NULL when not merged */
+    char *path;         /* the folder it was loaded from */
+    /* the folder's tokenizer, loaded by the first lora_model_tokenizer call */
+    pthread_mutex_t tokenizer_lock;
+    struct lora_tokenizer *tokenizer;
 };
 
 void lora__model_retain(lora_model *m);

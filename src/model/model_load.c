@@ -28,6 +28,9 @@ void lora__model_release(lora_model *m)
     free(m->info_json);
     free(m->config_text);
     lora__merge_free(m->merge);
+    lora_tokenizer_free(m->tokenizer);
+    pthread_mutex_destroy(&m->tokenizer_lock);
+    free(m->path);
     free(m);
 }
 
@@ -184,7 +187,9 @@ LORA_API lora_status lora_model_load(const char *path, const char *config_json, 
     if (!m)
         return lora__oom("model", sizeof *m);
     atomic_init(&m->refs, 1);
-    st = load(path, threads, m);
+    pthread_mutex_init(&m->tokenizer_lock, NULL);
+    m->path = strdup(path);
+    st = m->path ? load(path, threads, m) : lora__oom("path", strlen(path) + 1);
     if (st) {
         lora__model_release(m);
         return lora__error_prefix(st, "lora_model_load");

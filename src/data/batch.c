@@ -1,0 +1,77 @@
+/* lora_dataset_next_batch and the position it keeps: epoch * size + index. */
+#include <string.h>
+
+#include "api/error.h"
+#include "data/dataset.h"
+
+static void ensure_order(lora_dataset *d, uint64_t epoch)
+{
+    if (d->perm_valid && d->perm_epoch == epoch)
+        return;
+    lora__order_epoch(d->perm, d->rows.n, d->cfg.shuffle, d->cfg.seed, epoch);
+    d->perm_epoch = epoch;
+    d->perm_valid = 1;
+}
+
+/* Pads row r of a (rows, seq) batch after its n tokens. */
+static void pad_row(const lora_dataset *d, size_t n, size_t seq, int32_t *ids, int32_t *labels,
+                    int32_t *position_ids)
+{
+    for (size_t j = n; j < seq; j++) {
+        ids[j] = d->pad_id;
+        labels[j] = LORA__IGNORE_INDEX;
+        /* counting on keeps the row one run of positions for lora_train_step_packed */
+        if (position_ids)
+            position_ids[j] = position_ids[j - 1] + 1;
+    }
+}
+
+LORA_API lora_status lora_dataset_next_batch(lora_dataset *dataset, size_t batch, int32_t *ids,
+                                             int32_t *labels, int32_t *position_ids, size_t cap,
+                                             size_t *seq_out, size_t *rows_out)
+{
+    lora__error_clear();
+    if (!dataset || !ids || !labels || !seq_out || !rows_out)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_dataset_next_batch: %s is NULL",
+                           !dataset ? "dataset" : !ids ? "ids" : !labels ? "labels"
+                           : !seq_out ? "seq_out" : "rows_out");
+    if (batch == 0)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_dataset_next_batch: batch is 0");
+    lora_dataset *d = dataset;
+    size_t size = d->rows.n;
+    uint64_t epoch = d->position / size;
+    size_t index = (size_t)(d->position % size);
+    ensure_order(d, epoch);
+    size_t rows = size - index < batch ? size - index : batch, seq = 0;
+    for (size_t r = 0; r < rows; r++) {
+        size_t n = lora__dataset_row_len(d, d->perm[index + r]);
+        seq = n > seq ? n : seq;
+    }
+    *seq_out = seq;
+    *rows_out = rows;
+    if (cap / seq < rows)
+        return lora__error(LORA_ERR_RANGE, "lora_dataset_next_batch: %zu rows of %zu tokens do "
+                           "not fit in cap %zu", rows, seq, cap);
+    for (size_t r = 0; r < rows; r++) {
+        size_t row = d->perm[index + r], at = r * seq;
+        int32_t *p = position_ids ? position_ids + at : NULL;
+        lora__dataset_copy_row(d, row, ids + at, labels + at, p);
+        pad_row(d, lora__dataset_row_len(d, row), seq, ids + at, labels + at, p);
+    }
+    d->position += rows;
+    return LORA_OK;
+}
+
+LORA_API uint64_t lora_dataset_position(const lora_dataset *dataset)
+{
+    return dataset ? dataset->position : 0;
+}
+
+LORA_API lora_status lora_dataset_seek(lora_dataset *dataset, uint64_t position)
+{
+    lora__error_clear();
+    if (!dataset)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_dataset_seek: dataset is NULL");
+    dataset->position = position;
+    return LORA_OK;
+}
