@@ -966,6 +966,216 @@ LORA_API uint64_t lora_dataset_position(const lora_dataset *dataset);
 LORA_API lora_status lora_dataset_seek(lora_dataset *dataset, uint64_t position);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Evaluation                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * lora_answer_extract -- the final answer in a model's output, normalised.
+ *
+ * The answer is, by the first rule that finds one:
+ *   1. the content of the last complete \boxed{...} or \fbox{...} (spaces allowed before the
+ *      brace; braces balanced, \{ and \} literal) whose content normalises to something; a
+ *      box that never closes (output cut off) is passed over for the one before it;
+ *   2. the line after the last "####" (GSM8K's answer marker), if it normalises to a number
+ *      (otherwise the marker is taken for a Markdown heading and ignored);
+ *   3. the last number in the text: digits with optional thousands groups ("1,234,567"),
+ *      optional decimals ("3.25", ".5"), or an integer fraction ("3/4"); a '-', '+' or U+2212
+ *      directly before it is its sign unless a letter or digit precedes that ("x = -5" gives
+ *      -5, "3-5" gives 5). No exponents.
+ * The answer found is normalised as by lora_answer_normalize ("\boxed{\$1,234.00}" gives
+ * "1234", "#### 1,234" gives "1234", "The answer is 42." gives "42").
+ *
+ * IN  text, len   len bytes of UTF-8 text (need not be NUL-terminated).
+ * OUT answer_out  the answer, NUL-terminated, to free with lora_string_free(); NULL when the
+ *                 text holds no answer (then the call still returns LORA_OK).
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL text with len > 0, NULL answer_out);
+ * LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_answer_extract(const char *text, size_t len, char **answer_out);
+
+/**
+ * lora_answer_normalize -- an answer in the canonical spelling lora_answer_match compares.
+ *
+ * In order: LaTeX is simplified (\text, \textbf, \mathrm, \mathbf, \mbox, \boxed and similar
+ * wrappers give their argument; \frac{a}{b}, \dfrac, \tfrac and \frac12 give "a/b", with a side
+ * in parentheses unless it is a plain number or name; \left, \right, \displaystyle, the
+ * spaces \, \; \: \! and degree signs ^\circ, \circ, U+00B0 are dropped; "{,}" becomes ",";
+ * "\ " and "~" become spaces); '$', '\$', '%' and '\%' are dropped; then, until nothing changes:
+ * whitespace runs become one space and the ends are trimmed, one pair of braces around the
+ * whole is removed, everything up to the last '=' is removed ("x = 5" gives "5"), and
+ * trailing '.', ',', ';', ':', '!' are removed. Last, a number is rewritten canonically:
+ * the sign '+' dropped and U+2212 read as '-', thousands separators removed (groups of three
+ * after a first group of 1-3 digits not starting with 0: "1,234" but not "1,23" or "0,123"),
+ * leading zeros and trailing decimal zeros removed ("007" gives "7", "5.00" gives "5", "5.50"
+ * "5.5", ".5" "0.5"), "-0" gives "0"; an integer fraction keeps its form with each side so
+ * rewritten ("-\frac{1}{2}" gives "-1/2"; a zero denominator leaves it text); a unit of
+ * letters after a space is dropped ("18 dollars" gives "18", "5\text{ cm}" gives "5").
+ * Anything else is kept as text, case and all.
+ *
+ * IN  answer          NUL-terminated UTF-8.
+ * OUT normalized_out  NUL-terminated (possibly ""), to free with lora_string_free(); NULL on
+ *                     failure.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL); LORA_ERR_OUT_OF_MEMORY.
+ * Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_answer_normalize(const char *answer, char **normalized_out);
+
+/**
+ * lora_answer_match -- whether a predicted answer equals the reference.
+ *
+ * Both are normalised (lora_answer_normalize; a GSM8K reference solution should go through
+ * lora_answer_extract first, for its "####" line). Two integers match when their digits do
+ * (any length, exactly); two numbers of which one is a decimal or a fraction match when their
+ * values differ by at most 1e-9 relative ("0.5" matches "1/2" and "\frac{2}{4}"; "0.333"
+ * does not match "1/3"); anything else matches only when the normalised texts are equal
+ * byte for byte ("Monday" does not match "monday").
+ *
+ * IN  predicted   NUL-terminated, or NULL for "no answer" (lora_answer_extract found none):
+ *                 then *match_out is 0.
+ * IN  reference   NUL-terminated.
+ * OUT match_out   1 for a match, else 0.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL reference or match_out);
+ * LORA_ERR_OUT_OF_MEMORY. Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_answer_match(const char *predicted, const char *reference,
+                                       int *match_out);
+
+/**
+ * lora_pass_at_k -- the unbiased pass@k estimate of one question from n rollouts of which c
+ * are correct (Chen et al. 2021): 1 - C(n-c, k) / C(n, k), the probability that k rollouts
+ * drawn without replacement from the n include a correct one.
+ *
+ * Computed as 1 - prod_{i=n-c+1}^{n} (1 - k/i) (or the equal product over k factors
+ * 1 - c/(n-j), whichever is shorter), summed in logarithms: no binomial is formed, so any n
+ * is exact to rounding. 1 when n - c < k; 0 when c = 0; c/n when k = 1.
+ *
+ * IN  n, c, k   1 <= k <= n, c <= n.
+ * OUT pass_out  the estimate in [0, 1].
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL pass_out, n = 0, k = 0, k > n, c > n).
+ * Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_pass_at_k(size_t n, size_t c, size_t k, double *pass_out);
+
+/**
+ * lora_pass_at_k_table -- pass@k and avg@k over a set of questions, for k = 1..rollouts.
+ *
+ * pass@k is the mean over questions of lora_pass_at_k(rollouts, c_q, k), c_q the question's
+ * correct rollouts. avg@k is the mean over questions of the fraction correct among the
+ * question's first k rollouts, in the order given: the accuracy a run of k rollouts per
+ * question reports ("avg@k" / "mean@k"); avg@rollouts = pass@1 = the mean of c_q / rollouts,
+ * and for every k the expected avg@k is pass@1 (avg@k varies with k only by sampling noise).
+ *
+ * IN  correct    (questions, rollouts) row-major outcomes: non-zero is a correct rollout.
+ * IN  questions, rollouts  both >= 1.
+ * OUT json_out   NULL, or a JSON object to free with lora_string_free():
+ *                {"questions": Q, "rollouts": n, "correct": total correct rollouts,
+ *                 "solved": questions with at least one, "table": [{"k": 1, "pass_at_k": x,
+ *                 "avg_at_k": y}, ... for k = 1..n]}.
+ * OUT text_out   NULL, or the same table as text to free with lora_string_free(): a header
+ *                line "k  pass@k  avg@k" and one line per k, values as fractions with 4
+ *                decimals, columns right-aligned and separated by two spaces; e.g. one
+ *                question with outcomes 0, 1, 0, 1 gives
+ *                "k    pass@k     avg@k\n1    0.5000    0.0000\n2    0.8333    0.5000\n"
+ *                "3    1.0000    0.3333\n4    1.0000    0.5000\n".
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL correct, both outs NULL, a zero size,
+ * questions * rollouts overflowing); LORA_ERR_OUT_OF_MEMORY (both outs NULL then).
+ * Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_pass_at_k_table(const uint8_t *correct, size_t questions,
+                                          size_t rollouts, char **json_out, char **text_out);
+
+/**
+ * lora_forecast_metrics -- errors of a forecast (e.g. LLMTIME text decoded with
+ * lora_llmtime_decode) against the true values, computed in double:
+ * MSE = mean (pred - truth)^2, MAE = mean |pred - truth|,
+ * R^2 = 1 - SS_res / SS_tot with SS_res = sum (pred - truth)^2 and SS_tot = sum (truth -
+ * mean truth)^2. When every truth value is the same (SS_tot = 0), R^2 is 1 for a perfect
+ * forecast and 0 otherwise, as scikit-learn's r2_score. A multivariate series is passed
+ * flattened; compare only the steps the forecast has (lora_llmtime_decode's *steps_out).
+ *
+ * IN  pred, truth  (n) values each, n >= 1.
+ * OUT mse_out, mae_out, r2_out  each NULL or the metric.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL pred or truth, n = 0); LORA_ERR_NUMERIC (a
+ * non-finite value, named by array and index; nothing is written).
+ * Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_forecast_metrics(const float *pred, const float *truth, size_t n,
+                                           double *mse_out, double *mae_out, double *r2_out);
+
+/**
+ * lora_flops_json -- floating-point operations per token and per step of a model, with or
+ * without a LoRA adapter, at a context length: forward, and training (forward + backward).
+ *
+ * Every matrix product counts 2 FLOPs per multiply-add; counts are per token and exact
+ * integers. With C hidden, I intermediate, L layers, H heads, KVH kv heads, D head_dim, V
+ * vocabulary, T the context:
+ *   projections  L x sum over q, k, v, o, gate, up, down of 2 x in x out
+ *   lm_head      2 C V (logits at every position, as training computes them)
+ *   attention    scores q.k and the weighted sum of v, 4 H D per key seen; a causal query
+ *                at position t sees t + 1 keys, so the mean over a row of T tokens is
+ *                L x 2 H D (T + 1) ("attention"; "attention_full_context" is L x 4 H D T,
+ *                a query that sees all T, i.e. decoding at the end of the context)
+ *   adapter      2 r (in + out) per adapted projection (x A^T, then B^T)
+ *   forward      projections + lm_head + attention + adapter
+ * Training: "adapters" mode (lora_config_json given: frozen base weights) adds a backward of
+ * projections + lm_head (input gradients only), 2 x attention and 2 x adapter, so
+ * train = 2 (projections + lm_head) + 3 attention + 3 adapter; "full" mode (no
+ * lora_config_json) adds 2 (projections + lm_head) + 2 attention: train = 3 x forward.
+ * Per step = per token x batch x context (every position of full rows). These are model
+ * FLOPs (what MFU counts): work that activation recomputation repeats is not included.
+ * Element-wise work (RMSNorm, RoPE, SwiGLU, softmax, residual adds, biases, LoRA scaling) is
+ * reported separately and is not in the sums; see docs/evaluation.md for its per-element
+ * costs. Relation to the rules of thumb: with N the parameter count, forward ~ 2N and full
+ * training ~ 6N, exactly 2 and 6 x matmul_parameters (every weight matrix, the tied embedding
+ * once as lm_head, an untied input embedding not at all: a lookup) plus the attention terms.
+ * For Qwen2.5-0.5B at T = 1024 with r = 16 on all seven projections: forward 1.050 GFLOP per
+ * token, LoRA training 2.161 GFLOP, full training 3.096 GFLOP (2N = 0.988 GFLOP, 6N = 2.964).
+ *
+ * IN  model             a loaded model, or NULL to use config_json.
+ * IN  config_json       NULL with a model, else a Hugging Face config.json's text (validated
+ *                       as by lora_model_load).
+ * IN  lora_config_json  NULL (full fine-tuning) or PEFT LoraConfig keys as for
+ *                       lora_adapter_create ("{}" is PEFT's default adapter).
+ * IN  context           tokens per row, 1..max_position_embeddings.
+ * IN  batch             rows per step, >= 1.
+ * OUT json_out          a JSON object to free with lora_string_free(); NULL on failure:
+ *   {"model_type", "context", "batch", "tokens_per_step", "parameters", "matmul_parameters",
+ *    "adapter_parameters" (0 without an adapter),
+ *    "forward": {"per_token", "per_step", "projections", "lm_head", "attention",
+ *                "attention_full_context", "adapter", "per_layer": {"q_proj": ..., one
+ *                layer's 2 x in x out for each of the seven}, "elementwise": {"rmsnorm",
+ *                "rope", "swiglu", "softmax", "residual", "bias", "adapter", "total"}},
+ *    "train": {"mode": "adapters" | "full", "per_token", "per_step", "forward_per_token",
+ *              "backward_per_token"},
+ *    "rule_of_thumb": {"forward_2N", "train_6N"}}.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL json_out, neither or both of model and
+ * config_json, context or batch 0); LORA_ERR_FORMAT (config_json is not JSON);
+ * LORA_ERR_CONFIG (a config.json value, or a LoraConfig key or value: names it);
+ * LORA_ERR_UNSUPPORTED (model_type, LoraConfig features); LORA_ERR_RANGE (context past
+ * max_position_embeddings, a count past 2^63); LORA_ERR_OUT_OF_MEMORY.
+ * Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_flops_json(const lora_model *model, const char *config_json,
+                                     const char *lora_config_json, size_t context,
+                                     size_t batch, char **json_out);
+
+/**
+ * lora_mfu -- achieved FLOP/s and model FLOPs utilisation of a run:
+ * flops_per_s = flops_per_token x tokens_per_s, mfu = flops_per_s / peak_flops_per_s
+ * (a fraction; e.g. lora_flops_json's train.per_token, a training run's tokens per second and
+ * the device's peak dense FLOP/s for the dtype used).
+ *
+ * IN  flops_per_token, tokens_per_s  finite, >= 0.
+ * IN  peak_flops_per_s               finite, > 0.
+ * OUT flops_per_s_out, mfu_out       each NULL or the value.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (a negative value, peak <= 0); LORA_ERR_NUMERIC
+ * (a non-finite value). Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_mfu(double flops_per_token, double tokens_per_s,
+                              double peak_flops_per_s, double *flops_per_s_out,
+                              double *mfu_out);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Time series as text (LLMTIME)                                                                */
 /* ------------------------------------------------------------------------------------------ */
 
