@@ -62,7 +62,7 @@ STATIC := lib/liblora.a
 CLI := bin/lora
 GOLDEN := tests/golden_check
 
-.PHONY: all deps test test-c test-asan test-cli test-python test-install golden check-build install uninstall abi-check \
+.PHONY: tiny-model all deps test test-c test-asan test-cli test-python test-install golden check-build install uninstall abi-check \
         abi-update clean help bench
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
@@ -125,7 +125,7 @@ $(CLI): $(CLI_OBJ) $(STATIC)
 # --- examples: linked against the shared library, as a host program would ---------------------
 build/examples/%: examples/%.c lib/liblora.so
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS) -Iinclude -o $@ $< -Llib -Wl,-rpath,$(CURDIR)/lib -llora -pthread
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS) -Iinclude -o $@ $< -Llib -Wl,-rpath,$(CURDIR)/lib -llora -pthread -lm
 
 # --- tests -------------------------------------------------------------------------------------
 build/tests/util/%.o: tests/util/%.c
@@ -196,6 +196,27 @@ test-install: all
 test-asan: $(ASAN_CHECKS)
 	@mkdir -p build/results
 	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS)
+
+# --- the embedded default model (models/tiny), pretrained from scratch by liblora ---------------
+# Writes the corpus, tokenizer, config and task data (seeded), then `lora init` and a full
+# pretraining run with `lora train --full` (idle threads sleep, so other work can share the
+# machine). About 12 minutes on 2 quiet cores.
+TINY := models/tiny
+TINY_BUILD := build/tiny
+TINY_TRAIN := --full --packing --max-length 512 --batch-size 8 --grad-accum 1 --lr 2e-3 \
+              --weight-decay 0.1 --max-grad-norm 1 --epochs 1 --warmup-ratio 0.02 --seed 1
+
+tiny-model: $(CLI)
+	rm -rf $(TINY_BUILD) && mkdir -p $(TINY_BUILD)
+	python3 tools/tiny_model/make_tiny.py $(TINY) $(TINY)/data $(TINY_BUILD)/corpus.jsonl
+	$(CLI) init --config $(TINY)/config.json --out $(TINY_BUILD)/init --seed 1
+	cp $(TINY)/tokenizer.json $(TINY)/tokenizer_config.json $(TINY)/generation_config.json \
+	    $(TINY_BUILD)/init/
+	OMP_WAIT_POLICY=PASSIVE $(CLI) train --model $(TINY_BUILD)/init --data $(TINY_BUILD)/corpus.jsonl \
+	    --out $(TINY_BUILD)/pretrained $(TINY_TRAIN)
+	cp $(TINY_BUILD)/pretrained/model.safetensors $(TINY)/model.safetensors
+	cp $(TINY_BUILD)/pretrained/metrics.jsonl $(TINY)/pretrain_metrics.jsonl
+	cp $(TINY_BUILD)/pretrained/loss.svg $(TINY)/pretrain_loss.svg
 
 # --- install -----------------------------------------------------------------------------------
 install: all

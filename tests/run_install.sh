@@ -26,7 +26,7 @@ if cc -std=c11 -o "$tmp/app" examples/generate_ids.c $(pkg-config --cflags --lib
 for src in examples/*.c; do
     name=$(basename "$src" .c)
     if cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$tmp/ex_$name" "$src" \
-           $(pkg-config --cflags --libs lora) -pthread -Wl,-rpath,"$prefix/lib" 2>"$tmp/cc_$name.log"
+           $(pkg-config --cflags --libs lora) -pthread -lm -Wl,-rpath,"$prefix/lib" 2>"$tmp/cc_$name.log"
     then ok "example $name builds with pkg-config"; else
         bad "example $name builds with pkg-config"; cat "$tmp/cc_$name.log"; fi
 done

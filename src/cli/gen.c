@@ -3,6 +3,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+json_t *cli_eos_ids(const char *model_dir, const lora_tokenizer *tok)
+{
+    /* Hugging Face takes the end-of-generation ids from generation_config.json */
+    json_t *eos = NULL;
+    if (model_dir) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/generation_config.json", model_dir);
+        json_t *gc = json_load_file(path, 0, NULL);
+        json_t *e = json_object_get(gc, "eos_token_id");
+        if (json_is_integer(e) || json_is_array(e)) eos = json_incref(e);
+        json_decref(gc);
+    }
+    if (!eos && tok) {
+        json_t *info = json_loads(lora_tokenizer_info_json(tok), 0, NULL);
+        json_t *e = json_object_get(info, "eos_token_id");
+        if (json_is_integer(e)) eos = json_incref(e);
+        json_decref(info);
+    }
+    return eos;
+}
+
 int cli_sampler_json(const char *cmd, const cli_opt *opts, const char *model_dir,
                      const lora_tokenizer *tok, char **out)
 {
@@ -27,22 +48,7 @@ int cli_sampler_json(const char *cmd, const cli_opt *opts, const char *model_dir
         json_object_set_new(cfg, map[i].key,
                             map[i].integer ? json_integer((json_int_t)u) : json_real(d));
     }
-    /* Hugging Face takes the end-of-generation ids from generation_config.json */
-    json_t *eos = NULL;
-    if (model_dir) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/generation_config.json", model_dir);
-        json_t *gc = json_load_file(path, 0, NULL);
-        json_t *e = json_object_get(gc, "eos_token_id");
-        if (json_is_integer(e) || json_is_array(e)) eos = json_incref(e);
-        json_decref(gc);
-    }
-    if (!eos && tok) {
-        json_t *info = json_loads(lora_tokenizer_info_json(tok), 0, NULL);
-        json_t *e = json_object_get(info, "eos_token_id");
-        if (json_is_integer(e)) eos = json_incref(e);
-        json_decref(info);
-    }
+    json_t *eos = cli_eos_ids(model_dir, tok);
     if (eos) json_object_set_new(cfg, "eos_token_id", eos);
     *out = json_dumps(cfg, JSON_COMPACT);
     json_decref(cfg);

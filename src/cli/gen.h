@@ -26,6 +26,10 @@
     "  --seed S                  sampling seed (default 0)\n"                             \
     "Sampling options use Hugging Face GenerationConfig semantics.\n"
 
+/* The end-of-generation ids: the model folder's generation_config.json eos_token_id (an id or
+ * a list), else the tokenizer's eos token; NULL when neither has one. A new reference. */
+json_t *cli_eos_ids(const char *model_dir, const lora_tokenizer *tok);
+
 /* The sampler configuration from the options; with a model folder, eos_token_id comes from
  * its generation_config.json, else from the tokenizer (tok may be NULL). Returns CLI_OK and
  * a json_dumps string to free, or an exit status after one error line. */

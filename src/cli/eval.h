@@ -1,0 +1,24 @@
+/* lora eval's answer-checking mode (eval_answers.c). */
+#ifndef LORA_CLI_EVAL_H
+#define LORA_CLI_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stack.h"
+
+typedef struct eval_answer_opts {
+    const char *data;       /* JSONL of {"question", "answer"} */
+    size_t max_new;         /* tokens per reply */
+    size_t rollouts;        /* sampled replies per question for pass@k (0: greedy only) */
+    double temperature, top_p;
+    uint64_t seed;
+    size_t show;            /* print the first questions with their replies */
+    int thinking;           /* -1 default, 0 off */
+    int json;
+    const char *eos_json;   /* ", \"eos_token_id\": ..." or "" */
+} eval_answer_opts;
+
+int eval_answers(cli_stack *s, const eval_answer_opts *o);
+
+#endif
