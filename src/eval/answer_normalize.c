@@ -226,9 +226,7 @@ static size_t tidy(char *t, size_t n)
             n = drop_front(t, n - 1, 1);
             continue;
         }
-        char *eq = memchr(t, '=', n);
-        for (char *q = eq; q; q = memchr(q + 1, '=', n - (size_t)(q + 1 - t)))
-            eq = q;
+        char *eq = memrchr(t, '=', n);
         if (eq && eq + 1 < t + n) {
             n = drop_front(t, n, (size_t)(eq + 1 - t));
             continue;
