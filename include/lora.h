@@ -974,8 +974,9 @@ LORA_API lora_status lora_dataset_seek(lora_dataset *dataset, uint64_t position)
  *
  * The answer is, by the first rule that finds one:
  *   1. the content of the last complete \boxed{...} or \fbox{...} (spaces allowed before the
- *      brace; braces balanced, \{ and \} literal) whose content normalises to something; a
- *      box that never closes (output cut off) is passed over for the one before it;
+ *      brace; braces balanced, \{ and \} literal), the last to open among those that close:
+ *      a box that never closes (output cut off) gives way to the one before it; a box whose
+ *      content normalises to nothing ("\boxed{}") is no answer, and the next rules apply;
  *   2. the line after the last "####" (GSM8K's answer marker), if it normalises to a number
  *      (otherwise the marker is taken for a Markdown heading and ignored);
  *   3. the last number in the text: digits with optional thousands groups ("1,234,567"),

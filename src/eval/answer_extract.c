@@ -31,28 +31,68 @@ static size_t box_command(const char *t, size_t n, size_t i)
     return 0;
 }
 
-/* A truncated box (its group never closes) or one whose content normalises to nothing is
- * passed over for the one before it. */
+typedef struct open_brace {
+    size_t pos;
+    int box; /* the brace opens a \boxed or \fbox argument */
+} open_brace;
+
+/* The last box to open among those that close: a box cut off (output truncated) gives way to
+ * the complete one before it. One pass with a stack of open braces, so that a text full of
+ * unclosed boxes costs linear time. */
+static lora_status last_box(const char *t, size_t n, size_t *b, size_t *e)
+{
+    open_brace *stack = NULL;
+    size_t depth = 0, cap = 0;
+    *b = *e = n;
+    for (size_t i = 0; i < n; i++) {
+        int box = 0;
+        if (t[i] == '\\') {
+            size_t len = box_command(t, n, i), j = i + len;
+            while (len && j < n && is_space(t[j]))
+                j++;
+            if (!len || j >= n || t[j] != '{') {
+                i++; /* \{ \} are literal braces */
+                continue;
+            }
+            i = j;
+            box = 1;
+        }
+        if (t[i] == '{') {
+            if (depth == cap) {
+                size_t want = cap ? 2 * cap : 16;
+                open_brace *p = realloc(stack, want * sizeof *p);
+                if (!p) {
+                    free(stack);
+                    return lora__oom("the brace stack", want * sizeof *p);
+                }
+                stack = p;
+                cap = want;
+            }
+            stack[depth++] = (open_brace){i, box};
+        } else if (t[i] == '}' && depth) {
+            open_brace o = stack[--depth];
+            if (o.box && (*b == n || o.pos + 1 > *b)) {
+                *b = o.pos + 1;
+                *e = i;
+            }
+        }
+    }
+    free(stack);
+    return LORA_OK;
+}
+
+/* A box whose content normalises to nothing ("\boxed{}") is no answer. */
 static lora_status from_boxed(const char *t, size_t n, char **out)
 {
-    for (size_t i = n; i-- > 0;) {
-        size_t len = t[i] == '\\' ? box_command(t, n, i) : 0;
-        if (!len)
-            continue;
-        size_t j = i + len;
-        while (j < n && is_space(t[j]))
-            j++;
-        if (j >= n || t[j] != '{')
-            continue;
-        size_t e = lora__latex_group_end(t, j, n);
-        if (e >= n)
-            continue;
-        lora_status st = lora__answer_normalize(t + j + 1, e - j - 1, out);
-        if (st || **out)
-            return st;
-        free(*out);
-        *out = NULL;
-    }
+    size_t b, e;
+    lora_status st = last_box(t, n, &b, &e);
+    if (st || b == n)
+        return st;
+    st = lora__answer_normalize(t + b, e - b, out);
+    if (st || **out)
+        return st;
+    free(*out);
+    *out = NULL;
     return LORA_OK;
 }
 

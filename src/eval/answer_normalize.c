@@ -21,7 +21,8 @@ static int is_space(char c)
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 static int is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-size_t lora__latex_group_end(const char *s, size_t open, size_t n)
+/* The index of the '}' closing the group that s[open] == '{' opens, n if it does not close. */
+static size_t group_end(const char *s, size_t open, size_t n)
 {
     size_t depth = 0;
     for (size_t j = open; j < n; j++) {
@@ -58,16 +59,17 @@ static const char *const DROPPED[] = {
     "displaystyle", "textstyle", "circ", "degree", NULL,
 };
 
-/* The argument of a command, from s[*i] on: a brace group, or one character (\frac12). */
+/* The argument of a command, from s[*i] on: a brace group, or one ASCII letter or digit
+ * (\frac12). */
 static int read_arg(const char *s, size_t n, size_t *i, size_t *b, size_t *e)
 {
     size_t j = *i;
     while (j < n && is_space(s[j]))
         j++;
-    if (j >= n || s[j] == '\\' || s[j] == '}')
+    if (j >= n || (s[j] != '{' && !is_digit(s[j]) && !is_alpha(s[j])))
         return 0;
     if (s[j] == '{') {
-        size_t k = lora__latex_group_end(s, j, n);
+        size_t k = group_end(s, j, n);
         if (k >= n)
             return 0;
         *b = j + 1;
@@ -220,13 +222,11 @@ static size_t tidy(char *t, size_t n)
     for (;;) {
         size_t before = n;
         n = squeeze(t, n);
-        if (n >= 2 && t[0] == '{' && lora__latex_group_end(t, 0, n) == n - 1) {
+        if (n >= 2 && t[0] == '{' && group_end(t, 0, n) == n - 1) {
             n = drop_front(t, n - 1, 1);
             continue;
         }
-        char *eq = memchr(t, '=', n);
-        for (char *q = eq; q; q = memchr(q + 1, '=', n - (size_t)(q + 1 - t)))
-            eq = q;
+        char *eq = memrchr(t, '=', n);
         if (eq && eq + 1 < t + n) {
             n = drop_front(t, n, (size_t)(eq + 1 - t));
             continue;

@@ -16,10 +16,6 @@
  * possibly "". */
 lora_status lora__answer_normalize(const char *s, size_t n, char **out);
 
-/* The index of the '}' closing the group that s[open] == '{' opens, n if it does not close;
- * \{ and \} are literal braces. */
-size_t lora__latex_group_end(const char *s, size_t open, size_t n);
-
 /* What a normalised answer spells: a canonical integer "-12", decimal "0.5", fraction "-1/2",
  * or none of them. */
 typedef enum lora_answer_kind {
