@@ -62,7 +62,7 @@ STATIC := lib/liblora.a
 CLI := bin/lora
 GOLDEN := tests/golden_check
 
-.PHONY: tiny-model all deps test test-c test-asan test-cli test-python test-install golden check-build install uninstall abi-check \
+.PHONY: demo tiny-model all deps test test-all test-c test-asan test-cli test-python test-install golden check-build install uninstall abi-check \
         abi-update clean help bench
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
@@ -70,6 +70,7 @@ all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
 help:
 	@echo "make            shared + static library and bin/lora"
 	@echo "make deps       install missing Debian packages (root), else print the command"
+	@echo "make demo       the main job on the embedded model (installs, builds, runs)"
 	@echo "make test       every test suite (C suites, golden fixtures, CLI, ASan+UBSan)"
 	@echo "make test-asan  the C suites under ASan+UBSan"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=   (and uninstall)"
@@ -160,8 +161,13 @@ build/asan-tests/%: tests/%.c build/asan/liblora.a $(TEST_UTIL_SRC)
 
 check-build: all $(CHECKS) $(GOLDEN) $(RESUME)
 
-# Every suite runs even when an earlier one fails; the summary's exit status is the verdict.
-test: check-build abi-check $(ASAN_CHECKS)
+# `make test` installs what is missing first, then runs everything in a fresh make (whose
+# pkg-config flags see the new packages). Every suite runs even when an earlier one fails; the
+# summary's exit status is the verdict.
+test: deps
+	@$(MAKE) --no-print-directory test-all
+
+test-all: check-build abi-check $(ASAN_CHECKS)
 	@rm -rf build/results && mkdir -p build/results
 	@tests/run_checks.sh build/results/c $(CHECKS) || true
 	@tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
@@ -217,6 +223,11 @@ tiny-model: $(CLI)
 	cp $(TINY_BUILD)/pretrained/model.safetensors $(TINY)/model.safetensors
 	cp $(TINY_BUILD)/pretrained/metrics.jsonl $(TINY)/pretrain_metrics.jsonl
 	cp $(TINY_BUILD)/pretrained/loss.svg $(TINY)/pretrain_loss.svg
+
+# --- the main job: make demo (tools/demo.sh; outputs in build/demo) --------------------------
+demo: deps
+	@$(MAKE) --no-print-directory all
+	sh tools/demo.sh build/demo
 
 # --- install -----------------------------------------------------------------------------------
 install: all

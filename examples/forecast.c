@@ -7,7 +7,8 @@
  *   ./forecast MODEL_DIR OUT_DIR [TRAIN_TRAJECTORIES [EPOCHS]]
  *
  * Writes OUT_DIR/adapter (PEFT), OUT_DIR/forecast.svg (one trajectory: truth and both
- * forecasts) and prints MSE, MAE and R^2 over the test trajectories.
+ * forecasts), OUT_DIR/first_context.txt (that trajectory's prompt) and prints MSE, MAE and
+ * R^2 over the test trajectories.
  */
 #include <math.h>
 #include <stdio.h>
@@ -237,6 +238,15 @@ int main(int argc, char **argv)
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/adapter", argv[2]);
         if ((st = lora_adapter_save(adapter, path)) != LORA_OK) rc = fail("save", st);
+        /* the first test prompt, for a host program to send (make demo does) */
+        char *context = NULL;
+        snprintf(path, sizeof path, "%s/first_context.txt", argv[2]);
+        if (encode(test[0], CONTEXT, context_alpha(test[0]), &context) == LORA_OK &&
+            (f = fopen(path, "w"))) {
+            fprintf(f, "context: %s;\n", context);
+            fclose(f);
+        }
+        lora_string_free(context);
         snprintf(path, sizeof path, "%s/forecast.svg", argv[2]);
         plot(path, test[0], base_pred[0], tuned_pred[0]);
         printf("forecast of %d steps from %d, %d test trajectories:\n", HORIZON, CONTEXT, TESTS);

@@ -65,6 +65,7 @@ int cmd_merge(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_selftrain(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const char help[] =
     "                   'all' attaches all again, 'none' none\n"
     "  /adapters        lists the adapters\n"
     "  /system TEXT     sets the system message (an empty TEXT removes it)\n"
+    "  /raw TEXT        continues TEXT as it is, without the chat template or the history\n"
     "  /reset           forgets the history\n"
     "  /quit            ends (so does the end of input)\n"
     "\n"
@@ -104,6 +105,11 @@ static int command(chat *c, const char *line, int *quit)
         return CLI_OK;
     }
     if (strcmp(line, "/adapters") == 0) return list_adapters(c), CLI_OK;
+    if (strncmp(line, "/raw ", 5) == 0) {
+        int rc = cli_generate_text("chat", &c->st, c->smp, c->max_new, line + 5, stdout, NULL);
+        if (rc == CLI_OK) putchar('\n');
+        return rc;
+    }
     if (strncmp(line, "/adapter ", 9) == 0) return switch_adapter(c, line + 9);
     if (strncmp(line, "/system", 7) == 0 && (line[7] == ' ' || line[7] == '\0')) {
         free(c->system);
@@ -111,8 +117,8 @@ static int command(chat *c, const char *line, int *quit)
         printf(c->system ? "system message set\n" : "system message removed\n");
         return CLI_OK;
     }
-    printf("unknown command %s (try /adapter NAME, /adapters, /system TEXT, /reset, /quit)\n",
-           line);
+    printf("unknown command %s (try /adapter NAME, /adapters, /system TEXT, /raw TEXT, /reset, "
+           "/quit)\n", line);
     return CLI_OK;
 }
 

@@ -21,4 +21,19 @@ typedef struct eval_answer_opts {
 
 int eval_answers(cli_stack *s, const eval_answer_opts *o);
 
+/* Questions and reference answers of a {"question", "answer"} JSONL file. */
+typedef struct eval_qa {
+    char **q, **a;
+    size_t n;
+} eval_qa;
+
+/* Reads the questions; a bad line is an error naming FILE:LINE. Returns the exit status. */
+int eval_read_qa(const char *path, eval_qa *d);
+void eval_qa_free(eval_qa *d);
+
+/* Asks question q as one user message; *reply (to free) is the reply and *correct whether its
+ * extracted answer matches ref. Returns the exit status. */
+int eval_ask(cli_stack *s, lora_sampler *smp, size_t max_new, const char *q, const char *ref,
+             int thinking, char **reply, int *correct);
+
 #endif

@@ -9,19 +9,13 @@
 #include "eval.h"
 #include "gen.h"
 
-typedef struct qa {
-    char **q, **a;
-    size_t n;
-} qa;
-
-static void qa_free(qa *d)
+void eval_qa_free(eval_qa *d)
 {
     for (size_t i = 0; i < d->n; i++) free(d->q[i]), free(d->a[i]);
     free(d->q), free(d->a);
 }
 
-/* Reads the questions; a bad line is an error naming FILE:LINE. */
-static int read_qa(const char *path, qa *d)
+int eval_read_qa(const char *path, eval_qa *d)
 {
     FILE *f = fopen(path, "r");
     if (!f) return cli_fail("eval", CLI_RUNTIME, "%s: cannot open", path);
@@ -61,8 +55,7 @@ static int read_qa(const char *path, qa *d)
     return rc;
 }
 
-/* One reply to question q: 1 if its extracted answer matches ref. */
-static int ask(cli_stack *s, lora_sampler *smp, size_t max_new, const char *q, const char *ref,
+int eval_ask(cli_stack *s, lora_sampler *smp, size_t max_new, const char *q, const char *ref,
                int thinking, char **reply, int *correct)
 {
     json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", q);
@@ -86,8 +79,8 @@ static int make_sampler(const char *cfg, lora_sampler **out)
 
 int eval_answers(cli_stack *s, const eval_answer_opts *o)
 {
-    qa d = {NULL, NULL, 0};
-    int rc = read_qa(o->data, &d);
+    eval_qa d = {NULL, NULL, 0};
+    int rc = eval_read_qa(o->data, &d);
     uint8_t *outcomes = rc == CLI_OK && o->rollouts ? calloc(d.n * o->rollouts, 1) : NULL;
     if (rc == CLI_OK && o->rollouts && !outcomes) rc = cli_fail("eval", CLI_RUNTIME, "out of memory");
     char cfg[256];
@@ -102,7 +95,7 @@ int eval_answers(cli_stack *s, const eval_answer_opts *o)
     for (size_t i = 0; rc == CLI_OK && i < d.n; i++) {
         char *reply = NULL;
         int ok = 0;
-        rc = ask(s, greedy, o->max_new, d.q[i], d.a[i], o->thinking, &reply, &ok);
+        rc = eval_ask(s, greedy, o->max_new, d.q[i], d.a[i], o->thinking, &reply, &ok);
         right += (size_t)ok;
         if (rc == CLI_OK && i < o->show && !o->json)
             printf("Q: %s\nA: %s\n   [%s; expected %s]\n", d.q[i], reply,
@@ -110,7 +103,7 @@ int eval_answers(cli_stack *s, const eval_answer_opts *o)
         free(reply);
         for (size_t k = 0; rc == CLI_OK && k < o->rollouts; k++) {
             reply = NULL;
-            rc = ask(s, sampled, o->max_new, d.q[i], d.a[i], o->thinking, &reply, &ok);
+            rc = eval_ask(s, sampled, o->max_new, d.q[i], d.a[i], o->thinking, &reply, &ok);
             outcomes[i * o->rollouts + k] = (uint8_t)ok;
             free(reply);
         }
@@ -137,6 +130,6 @@ int eval_answers(cli_stack *s, const eval_answer_opts *o)
     lora_sampler_free(greedy);
     lora_sampler_free(sampled);
     free(outcomes);
-    qa_free(&d);
+    eval_qa_free(&d);
     return rc;
 }

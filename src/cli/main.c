@@ -13,7 +13,8 @@ static const char usage[] =
     "  generate  generate text (or token ids) from a prompt\n"
     "  chat      an interactive conversation, switching adapters at runtime\n"
     "  train     fine-tune a model (LoRA or full) on a JSONL file\n"
-    "  eval      loss and perplexity on a JSONL dataset\n"
+    "  eval      loss and perplexity on a JSONL dataset; answer accuracy and pass@k\n"
+    "  selftrain rejection-sampling self-training on questions with checkable answers\n"
     "  merge     fold a PEFT adapter into a model and write a Hugging Face folder\n"
     "  tokenize  text to token ids; check a tokenizer against a golden file\n"
     "  bench     measure decoding and training speed\n"
@@ -31,6 +32,7 @@ static const struct {
     {"generate", cmd_generate},
     {"chat", cmd_chat},
     {"eval", cmd_eval},
+    {"selftrain", cmd_selftrain},
     {"train", cmd_train},
     {"merge", cmd_merge},
     {"tokenize", cmd_tokenize},

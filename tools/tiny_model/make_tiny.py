@@ -1,5 +1,6 @@
 """Writes everything `make tiny-model` needs before liblora trains: the pretraining corpus, the
-tokenizer, the model's config.json and the demo's task datasets. Seeded: the same run gives the
+tokenizer, the model's config.json and the demo's arithmetic datasets (the forecasting task's
+series are simulated by examples/forecast.c itself). Seeded: the same run gives the
 same bytes.
 
     python3 tools/tiny_model/make_tiny.py OUT_MODEL_DIR OUT_DATA_DIR CORPUS.jsonl
@@ -24,28 +25,6 @@ def write_jsonl(path, rows):
     with open(path, "w") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
-
-
-def llmtime(steps, alpha):
-    return ";".join(",".join("%.2f" % (v * alpha) for v in s) for s in steps)
-
-
-def forecast_rows(trajs):
-    """Train rows: the whole series as text, alpha from its first 80 steps (the context)."""
-    rows = []
-    for t in trajs:
-        alpha = 10.0 / max(max(s) for s in t[:80])
-        rows.append({"text": llmtime(t, alpha)})
-    return rows
-
-
-def forecast_test(trajs):
-    rows = []
-    for t in trajs:
-        alpha = 10.0 / max(max(s) for s in t[:80])
-        rows.append({"context": llmtime(t[:80], alpha) + ";", "alpha": alpha,
-                     "truth": [list(s) for s in t[80:]]})
-    return rows
 
 
 def main(model_dir, data_dir, corpus_path):
@@ -85,8 +64,6 @@ def main(model_dir, data_dir, corpus_path):
                                {"role": "assistant", "content": a}]} for q, a, _ in train_q))
     write_jsonl(os.path.join(data_dir, "arith_test.jsonl"),
                 ({"question": q, "answer": ans} for q, _, ans in test_q))
-    write_jsonl(os.path.join(data_dir, "lv_train.jsonl"), forecast_rows(tasks.trajectories(160, 21)))
-    write_jsonl(os.path.join(data_dir, "lv_test.jsonl"), forecast_test(tasks.trajectories(10, 22)))
     print(f"vocabulary {n_ids} ids ({len(merges)} merges), {len(docs)} pretraining documents")
 
 
