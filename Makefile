@@ -174,6 +174,7 @@ test-all: check-build abi-check $(ASAN_CHECKS)
 	@tests/run_resume.sh build/results/resume $(RESUME) tests/fixtures/tiny-qwen2 || true
 	@tests/run_cli.sh build/results/cli $(CLI) || true
 	@tests/run_examples.sh build/results/examples $(CLI) || true
+	@tests/run_demo.sh build/results/demo || true
 	@tests/run_python.sh build/results/python || true
 	@tests/run_install.sh build/results/install || true
 	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS) || true
