@@ -358,7 +358,7 @@ def do_c_fragment(block, env):
     head, body = split_file_scope(block.lines)
     checks = "".join(
         "#define %s(...) doc_ok_(%s(__VA_ARGS__), \"%s\", __LINE__)\n" % (f, f, f)
-        for f in status_functions())
+        for f in status_functions()) if block.opts.get("checks") != "off" else ""
     prelude = []
     for name in block.opts.get("prelude", "").split():
         if name not in PRELUDES:
@@ -367,7 +367,7 @@ def do_c_fragment(block, env):
     src = ("#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
            "#include <lora.h>\n"
            "/* every liblora call that returns a status must succeed */\n"
-           "static lora_status doc_ok_(lora_status st, const char *call, int line)\n{\n"
+           "static inline lora_status doc_ok_(lora_status st, const char *call, int line)\n{\n"
            "    if (st != LORA_OK) {\n"
            "        fprintf(stderr, \"line %d: %s: %s: %s\\n\", line, call,\n"
            "                lora_status_string(st), lora_last_error());\n"
