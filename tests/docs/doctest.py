@@ -105,6 +105,17 @@ class Block:
         return "%s:%d" % (self.path, self.line)
 
 
+def indented_code(lines, i):
+    """Markdown's indented code block: 4 spaces after a blank line that does not continue a
+    list item (list continuations here are indented by 2)."""
+    if not lines[i].startswith(("    ", "\t")) or i == 0 or lines[i - 1].strip():
+        return False
+    k = i - 1
+    while k >= 0 and not lines[k].strip():
+        k -= 1
+    return k < 0 or not re.match(r"\s|[-*+]\s|\d+[.)]\s", lines[k])
+
+
 def parse(path):
     """The fenced blocks of a Markdown file, and markers that precede no block."""
     with open(os.path.join(ROOT, path), encoding="utf-8") as f:
@@ -115,7 +126,9 @@ def parse(path):
         m = FENCE.match(lines[i])
         if not m:
             if MARKER.match(lines[i]) and not (i + 1 < len(lines) and FENCE.match(lines[i + 1])):
-                strays.append(i + 1)
+                strays.append((i + 1, "a test marker not followed by a block"))
+            if indented_code(lines, i):
+                strays.append((i + 1, "an indented code block: use a fence with a marker"))
             i += 1
             continue
         fence, info = m.group(1), m.group(2).strip()
@@ -613,8 +626,8 @@ def main():
     try:
         for path in files:
             blocks, strays = parse(path)
-            for line in strays:
-                bad("%s:%d" % (path, line), "marker", "a test marker not followed by a block")
+            for line, why in strays:
+                bad("%s:%d" % (path, line), "block", why)
             sessions = {}
             for b in blocks:
                 if b.kind == "python":
