@@ -61,6 +61,16 @@ SETUPS = {
                       "m = liblora.Model('tests/fixtures/tiny-qwen2')\n"
                       "liblora.Adapter.create(m, r=8, lora_alpha=16, target_modules='all-linear',"
                       " seed=0).save('saved-adapter')\nPY\n"),
+    # chats.jsonl, stats.json: tests/fixtures/data/chat.jsonl plus two bad lines, loaded
+    # leniently with the Qwen tokenizer, and the dataset's statistics
+    "dataset-stats": ([], "python3 - <<'PY'\nimport json, liblora\n"
+                      "bad = '{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, "
+                      "{\"role\": \"assistant\", \"content\": \"\"}]}\\nnot json\\n'\n"
+                      "open('chats.jsonl', 'w').write(open('tests/fixtures/data/chat.jsonl')"
+                      ".read() + bad)\n"
+                      "tok = liblora.Tokenizer.load('tests/fixtures/qwen-tokenizer')\n"
+                      "ds = liblora.Dataset.load(tok, 'chats.jsonl', strict=False)\n"
+                      "open('stats.json', 'w').write(json.dumps(ds.stats()))\nPY\n"),
     # installed/: make install into a private prefix; the block gets PKG_CONFIG_PATH for it
     "installed": ([], "make -s -C \"$LORA_ROOT\" install PREFIX=\"$PWD/installed\" >/dev/null\n"),
 }
@@ -337,6 +347,13 @@ PRELUDES = {
                "lora_sampler_create(\"{\\\"max_new_tokens\\\": 8}\", &smp);",
     "tokenizer": "lora_tokenizer *tok = NULL;\n"
                  "lora_tokenizer_load(\"tests/fixtures/qwen-tokenizer\", NULL, &tok);",
+    # opt: an optimizer over an adapter on the tq model (setup="tq")
+    "tq-optimizer": "lora_model *tq_model = NULL;\nlora_model_load(\"tq\", NULL, &tq_model);\n"
+                    "lora_session *tq_s = NULL;\nlora_session_create(tq_model, NULL, &tq_s);\n"
+                    "lora_adapter *tq_a = NULL;\n"
+                    "lora_adapter_create(tq_model, \"{\\\"r\\\": 4}\", 0, &tq_a);\n"
+                    "float tq_one = 1.0f;\nlora_session_set_adapters(tq_s, &tq_a, &tq_one, 1);\n"
+                    "lora_optimizer *opt = NULL;\nlora_optimizer_create(tq_s, NULL, &opt);",
     "adapter": "lora_adapter *adapter = NULL;\n"
                "lora_adapter_load(model, \"tests/fixtures/tiny-qwen2/adapter\", &adapter);",
 }
