@@ -28,7 +28,7 @@ TIMEOUT = 120
 
 MARKER = re.compile(r"^<!--\s*(test|copy-of):\s*(.*?)\s*-->\s*$")
 FENCE = re.compile(r"^(```+|~~~+)(.*)$")
-KINDS = {"c", "c-fragment", "python", "sh", "json", "output", "usage", "text", "skip"}
+KINDS = {"c", "c-fragment", "python", "sh", "json", "output", "usage", "paths", "text", "skip"}
 
 # --- named setups: shell run once per harness run in a folder of their own; what they create
 # there is linked into the working folder of every block that names them. -----------------------
@@ -72,7 +72,9 @@ SETUPS = {
                       "ds = liblora.Dataset.load(tok, 'chats.jsonl', strict=False)\n"
                       "open('stats.json', 'w').write(json.dumps(ds.stats()))\nPY\n"),
     # installed/: make install into a private prefix; the block gets PKG_CONFIG_PATH for it
-    "installed": ([], "make -s -C \"$LORA_ROOT\" install PREFIX=\"$PWD/installed\" >/dev/null\n"),
+    # (and app.c, a copy of examples/generate_ids.c, to build against it)
+    "installed": ([], "make -s -C \"$LORA_ROOT\" install PREFIX=\"$PWD/installed\" >/dev/null\n"
+                  "cp examples/generate_ids.c app.c\n"),
 }
 
 
@@ -547,6 +549,29 @@ def do_usage(block, env):
         raise Fail("the synopsis differs from `%s`:\n%s" % (block.opts["cmd"], "\n".join(want)))
 
 
+def do_paths(block, env):
+    """A file layout: each line is NAMES, two or more spaces, a description. NAMES (comma
+    separated, globs allowed) are repository paths; an indented one (by less than 4 spaces) is
+    inside the folder named by the last unindented line ending in '/'; lines indented by 4 or
+    more continue a description."""
+    import glob
+    folder, missing = "", []
+    for l in block.lines:
+        if not l.strip() or l.startswith("    "):
+            continue
+        names = re.split(r"\s{2,}", l.strip())[0]
+        for word in names.split(", "):
+            if not l.startswith(" "):
+                folder = word if word.endswith("/") else ""
+                path = word
+            else:
+                path = folder + word
+            if not glob.glob(os.path.join(ROOT, path)):
+                missing.append(path)
+    if missing:
+        raise Fail("no such path: " + ", ".join(missing))
+
+
 def do_copy(block, env):
     path = os.path.join(ROOT, block.opts["path"])
     try:
@@ -692,6 +717,8 @@ def main():
                         do_json(b, env)
                     elif b.kind == "usage":
                         do_usage(b, env)
+                    elif b.kind == "paths":
+                        do_paths(b, env)
                     elif b.kind == "copy-of":
                         do_copy(b, env)
                     elif b.kind == "output":
