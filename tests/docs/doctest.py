@@ -657,7 +657,7 @@ def main():
     def ok(where, what, note=""):
         nonlocal passed
         passed += 1
-        print("ok - %s %s%s" % (where, what, " (%s)" % note if note else ""))
+        print("ok - %s %s%s" % (where, what, " (%s)" % note if note else ""), flush=True)
 
     def bad(where, what, why):
         nonlocal failed
@@ -702,7 +702,7 @@ def main():
                         note = do_c_fragment(b, env)
                     elif b.kind == "python":
                         key = b.opts.get("session", b.where)
-                        if key not in py:
+                        if (key, b.line) not in py:
                             group = sessions[key]
                             py.update({(key, g.line): r for g, r in
                                        zip(group, do_python_session(group, env))})
