@@ -62,7 +62,7 @@ STATIC := lib/liblora.a
 CLI := bin/lora
 GOLDEN := tests/golden_check
 
-.PHONY: demo tiny-model all deps test test-all test-c test-asan test-cli test-python test-install golden check-build install uninstall abi-check \
+.PHONY: demo tiny-model all deps test test-all test-c test-asan test-cli test-python test-docs test-install golden check-build install uninstall abi-check \
         abi-update clean help bench
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
@@ -73,6 +73,7 @@ help:
 	@echo "make demo       the main job on the embedded model (installs, builds, runs)"
 	@echo "make test       every test suite (C suites, golden fixtures, CLI, ASan+UBSan)"
 	@echo "make test-asan  the C suites under ASan+UBSan"
+	@echo "make test-docs  every code block of README.md and docs/*.md (tests/run_docs.sh)"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=   (and uninstall)"
 	@echo "make abi-check  exported symbols against src/api/abi.symbols"
 
@@ -176,6 +177,7 @@ test-all: check-build abi-check $(ASAN_CHECKS)
 	@tests/run_examples.sh build/results/examples $(CLI) || true
 	@tests/run_demo.sh build/results/demo || true
 	@tests/run_python.sh build/results/python || true
+	@tests/run_docs.sh build/results/docs || true
 	@tests/run_install.sh build/results/install || true
 	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS) || true
 	@tests/summary.sh build/results
@@ -195,6 +197,10 @@ test-cli: $(CLI)
 test-python: lib/$(SONAME)
 	@mkdir -p build/results
 	@tests/run_python.sh build/results/python
+
+test-docs: all
+	@mkdir -p build/results
+	@tests/run_docs.sh build/results/docs
 
 test-install: all
 	@mkdir -p build/results
