@@ -20,6 +20,8 @@ from ._errors import (LoraCancelledError, LoraConfigError, LoraDeviceError,
 from ._lib import ABI_VERSION, lib as _lib
 from .adapter import Adapter
 from .dataset import Dataset
+from .evaluation import (answers_match, extract_answer, flops, forecast_metrics, mfu,
+                         normalize_answer, pass_at_k, pass_at_k_table)
 from .llmtime import llmtime_decode, llmtime_encode
 from .model import Model
 from .optimizer import Optimizer
@@ -54,7 +56,9 @@ def has_function(name):
 
 __all__ = [
     "Model", "Session", "Adapter", "Optimizer", "Sampler", "Tokenizer", "Detokenizer",
-    "Dataset", "llmtime_encode", "llmtime_decode", "IGNORE_INDEX", "ABI_VERSION",
+    "Dataset", "llmtime_encode", "llmtime_decode", "extract_answer", "normalize_answer",
+    "answers_match", "pass_at_k", "pass_at_k_table", "forecast_metrics", "flops", "mfu",
+    "IGNORE_INDEX", "ABI_VERSION",
     "version", "version_info", "abi_version", "has_function", "library_path",
     "LoraError", "LoraInvalidArgumentError", "LoraMemoryError", "LoraIOError",
     "LoraFormatError", "LoraConfigError", "LoraUnsupportedError", "LoraShapeError",

@@ -12,7 +12,7 @@ import ctypes.util
 import os
 import sys
 from ctypes import (CFUNCTYPE, POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_size_t,
-                    c_uint, c_uint64, c_void_p)
+                    c_ubyte, c_uint, c_uint64, c_void_p)
 
 from ._errors import LoraStateError, LoraUnsupportedError, error_for
 
@@ -130,6 +130,16 @@ PROTOTYPES = {
                                          _szp, _szp]),
     "lora_dataset_position": (c_uint64, [DatasetP]),
     "lora_dataset_seek": (status, [DatasetP, c_uint64]),
+
+    "lora_answer_extract": (status, [c_char_p, c_size_t, _strp]),
+    "lora_answer_normalize": (status, [c_char_p, _strp]),
+    "lora_answer_match": (status, [c_char_p, c_char_p, POINTER(c_int)]),
+    "lora_pass_at_k": (status, [c_size_t, c_size_t, c_size_t, POINTER(c_double)]),
+    "lora_pass_at_k_table": (status, [POINTER(c_ubyte), c_size_t, c_size_t, _strp, _strp]),
+    "lora_forecast_metrics": (status, [_f32p, _f32p, c_size_t, POINTER(c_double),
+                                       POINTER(c_double), POINTER(c_double)]),
+    "lora_flops_json": (status, [ModelP, c_char_p, c_char_p, c_size_t, c_size_t, _strp]),
+    "lora_mfu": (status, [c_double, c_double, c_double, POINTER(c_double), POINTER(c_double)]),
 
     "lora_llmtime_encode": (status, [_f32p, c_size_t, c_size_t, c_char_p, _strp,
                                      POINTER(c_double)]),
