@@ -21,7 +21,7 @@ static const char help[] =
     "  /system TEXT     sets the system message (an empty TEXT removes it)\n"
     "  /raw TEXT        continues TEXT as it is, without the chat template or the history\n"
     "  /reset           forgets the history\n"
-    "  /quit            ends (so does the end of input)\n"
+    "  /quit, /exit     ends (so does the end of input)\n"
     "\n"
     "  --model DIR               checkpoint folder with its tokenizer (required)\n"
     "  --adapter DIR[:SCALE]     a PEFT adapter (repeatable; scale 1)\n"
@@ -105,6 +105,10 @@ static int command(chat *c, const char *line, int *quit)
         return CLI_OK;
     }
     if (strcmp(line, "/adapters") == 0) return list_adapters(c), CLI_OK;
+    if (strcmp(line, "/raw") == 0 || (strncmp(line, "/raw ", 5) == 0 && !line[5])) {
+        printf("/raw needs the text to continue\n");
+        return CLI_OK;
+    }
     if (strncmp(line, "/raw ", 5) == 0) {
         int rc = cli_generate_text("chat", &c->st, c->smp, c->max_new, line + 5, stdout, NULL);
         if (rc == CLI_OK) putchar('\n');

@@ -17,12 +17,13 @@ static const char help[] =
     "With --data: the loss over the dataset's counted tokens (assistant tokens by default, as\n"
     "lora train counts them), the perplexity exp(loss), and the token counts.\n"
     "With --answers: each {\"question\", \"answer\"} line is asked as a user message; the\n"
-    "answer is the reply's last \\boxed{} (else its last number), compared after\n"
-    "normalisation. Prints the greedy accuracy and, with --rollouts N, pass@k and avg@k for\n"
-    "k = 1..N over N sampled replies per question.\n"
+    "answer is the reply's last \\boxed{} (else a GSM8K \"####\" line, else its last\n"
+    "number), compared after normalisation with the reference's. Prints the greedy accuracy\n"
+    "and, with --rollouts N, pass@k and avg@k for k = 1..N over N sampled replies per\n"
+    "question.\n"
     "\n"
     "  --model DIR               checkpoint folder with its tokenizer (required)\n"
-    "  --data FILE               JSONL as for lora train (required)\n"
+    "  --data FILE               JSONL as for lora train\n"
     "  --adapter DIR[:SCALE]     a PEFT adapter, attached unmerged (repeatable; scale 1)\n"
     "  --max-length N            tokens per sample (default 1024)\n"
     "  --loss assistant|all      which tokens count (default assistant)\n"
@@ -121,6 +122,12 @@ int cmd_eval(int argc, char **argv)
         return cli_fail("eval", CLI_USAGE, "--model is required (see lora eval --help)");
     if (!data == !answers)
         return cli_fail("eval", CLI_USAGE, "give one of --data and --answers (see lora eval --help)");
+    if (answers && (cli_get(opts, "max-length") || cli_get(opts, "loss")))
+        return cli_fail("eval", CLI_USAGE, "--%s applies to --data, not --answers",
+                        cli_get(opts, "loss") ? "loss" : "max-length");
+    if (!answers && (cli_get(opts, "rollouts") || cli_get(opts, "show")))
+        return cli_fail("eval", CLI_USAGE, "--%s applies to --answers, not --data",
+                        cli_get(opts, "show") ? "show" : "rollouts");
     if (answers) return run_answers(opts, argc, argv);
     uint64_t max_len = 1024, threads = 0;
     if ((s = cli_get(opts, "max-length")) && (rc = cli_uint("eval", "max-length", s, 2, 1u << 20, &max_len)))

@@ -10,6 +10,7 @@
 
 static const char help[] =
     "usage: lora merge --model DIR --adapter DIR --out DIR [--scale S] [--dtype f32|bf16]\n"
+    "                  [--threads N]\n"
     "\n"
     "Loads the model and the PEFT adapter, folds the adapter into the weights\n"
     "(W += scale * lora_alpha / r * B A), checks the merged model against the unmerged one on\n"

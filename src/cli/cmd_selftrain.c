@@ -19,7 +19,7 @@ static const char help[] =
     "                      [options]\n"
     "\n"
     "Each iteration samples --rollouts replies per training question with the current adapter,\n"
-    "keeps the distinct replies whose answer (last \\\\boxed{}, else last number) matches, writes\n"
+    "keeps the distinct replies whose answer (last \\boxed{}, else last number) matches, writes\n"
     "them to OUT/iter_N.jsonl as conversations, trains the adapter on them for --epochs, and\n"
     "evaluates pass@1, pass@4 and pass@8 on --eval with 8 rollouts per question. The adapter\n"
     "starts from --adapter DIR (a PEFT folder, e.g. an SFT adapter) or fresh (B = 0), and is\n"
@@ -48,7 +48,7 @@ typedef struct st_opts {
 static int sampler(const char *cmd, const st_opts *o, const char *eos, uint64_t seed,
                    lora_sampler **out)
 {
-    char cfg[512];
+    char cfg[1024];
     snprintf(cfg, sizeof cfg, "{\"do_sample\": true, \"temperature\": %g, \"seed\": %llu, "
              "\"max_new_tokens\": %llu%s}", o->temperature, (unsigned long long)seed,
              (unsigned long long)o->max_new, eos);
@@ -68,10 +68,11 @@ static int collect(cli_stack *s, const st_opts *o, lora_sampler *smp, const eval
     for (size_t i = 0; rc == CLI_OK && i < qs->n; i++) {
         char **seen = calloc(o->rollouts, sizeof *seen);
         size_t n_seen = 0;
+        if (!seen) rc = cli_fail("selftrain", CLI_RUNTIME, "out of memory");
         for (size_t k = 0; rc == CLI_OK && k < o->rollouts; k++) {
             char *reply = NULL;
             int ok = 0;
-            rc = eval_ask(s, smp, o->max_new, qs->q[i], qs->a[i], -1, &reply, &ok);
+            rc = eval_ask("selftrain", s, smp, o->max_new, qs->q[i], qs->a[i], -1, &reply, &ok);
             int dup = 0;
             for (size_t j = 0; ok && j < n_seen; j++) dup |= strcmp(seen[j], reply) == 0;
             if (rc == CLI_OK && ok && !dup && seen) {
@@ -137,7 +138,7 @@ static int evaluate(cli_stack *s, const st_opts *o, lora_sampler *smp, const eva
         for (size_t k = 0; rc == CLI_OK && k < 8; k++) {
             char *reply = NULL;
             int ok = 0;
-            rc = eval_ask(s, smp, o->max_new, qs->q[i], qs->a[i], -1, &reply, &ok);
+            rc = eval_ask("selftrain", s, smp, o->max_new, qs->q[i], qs->a[i], -1, &reply, &ok);
             outcomes[i * 8 + k] = (uint8_t)ok;
             free(reply);
         }
@@ -159,8 +160,8 @@ static int evaluate(cli_stack *s, const st_opts *o, lora_sampler *smp, const eva
 static int run(const st_opts *o)
 {
     eval_qa train_q = {0}, eval_q = {0};
-    int rc = eval_read_qa(o->questions, &train_q);
-    if (rc == CLI_OK) rc = eval_read_qa(o->eval, &eval_q);
+    int rc = eval_read_qa("selftrain", o->questions, &train_q);
+    if (rc == CLI_OK) rc = eval_read_qa("selftrain", o->eval, &eval_q);
     cli_stack s;
     const char *spec = o->adapter;
     if (rc == CLI_OK) rc = cli_stack_open("selftrain", &s, o->model, "cpu", o->threads, &spec,
@@ -181,7 +182,7 @@ static int run(const st_opts *o)
         if (st != LORA_OK) rc = cli_lib_fail("selftrain", st);
     }
     json_t *eos = cli_eos_ids(o->model, s.tok);
-    char *eos_s = eos ? json_dumps(eos, JSON_ENCODE_ANY) : NULL, eos_json[256] = "";
+    char *eos_s = eos ? json_dumps(eos, JSON_ENCODE_ANY) : NULL, eos_json[512] = "";
     if (eos_s) snprintf(eos_json, sizeof eos_json, ", \"eos_token_id\": %s", eos_s);
     free(eos_s);
     json_decref(eos);

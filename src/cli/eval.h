@@ -27,13 +27,15 @@ typedef struct eval_qa {
     size_t n;
 } eval_qa;
 
-/* Reads the questions; a bad line is an error naming FILE:LINE. Returns the exit status. */
-int eval_read_qa(const char *path, eval_qa *d);
+/* Reads the questions; a bad line is an error naming FILE:LINE. Messages start with cmd.
+ * Returns the exit status. */
+int eval_read_qa(const char *cmd, const char *path, eval_qa *d);
 void eval_qa_free(eval_qa *d);
 
 /* Asks question q as one user message; *reply (to free) is the reply and *correct whether its
- * extracted answer matches ref. Returns the exit status. */
-int eval_ask(cli_stack *s, lora_sampler *smp, size_t max_new, const char *q, const char *ref,
+ * extracted answer matches ref's (ref itself when it holds none to extract). Returns the exit
+ * status. */
+int eval_ask(const char *cmd, cli_stack *s, lora_sampler *smp, size_t max_new, const char *q, const char *ref,
              int thinking, char **reply, int *correct);
 
 #endif

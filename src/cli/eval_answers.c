@@ -15,10 +15,10 @@ void eval_qa_free(eval_qa *d)
     free(d->q), free(d->a);
 }
 
-int eval_read_qa(const char *path, eval_qa *d)
+int eval_read_qa(const char *cmd, const char *path, eval_qa *d)
 {
     FILE *f = fopen(path, "r");
-    if (!f) return cli_fail("eval", CLI_RUNTIME, "%s: cannot open", path);
+    if (!f) return cli_fail(cmd, CLI_RUNTIME, "%s: cannot open", path);
     char *line = NULL;
     size_t cap = 0, lineno = 0, room = 0;
     int rc = CLI_OK;
@@ -29,7 +29,7 @@ int eval_read_qa(const char *path, eval_qa *d)
         json_t *o = json_loads(line, 0, &err);
         json_t *q = json_object_get(o, "question"), *a = json_object_get(o, "answer");
         if (!json_is_string(q) || !(json_is_string(a) || json_is_number(a))) {
-            rc = cli_fail("eval", CLI_RUNTIME, "%s:%zu: %s", path, lineno,
+            rc = cli_fail(cmd, CLI_RUNTIME, "%s:%zu: %s", path, lineno,
                           o ? "needs a \"question\" string and an \"answer\"" : err.text);
         } else {
             if (d->n == room) {
@@ -38,7 +38,7 @@ int eval_read_qa(const char *path, eval_qa *d)
                 if (nq) d->q = nq;
                 char **na = realloc(d->a, room * sizeof *na);
                 if (na) d->a = na;
-                if (!nq || !na) rc = cli_fail("eval", CLI_RUNTIME, "out of memory");
+                if (!nq || !na) rc = cli_fail(cmd, CLI_RUNTIME, "out of memory");
             }
             if (rc == CLI_OK) {
                 d->q[d->n] = strdup(json_string_value(q));
@@ -51,24 +51,29 @@ int eval_read_qa(const char *path, eval_qa *d)
     }
     free(line);
     fclose(f);
-    if (rc == CLI_OK && d->n == 0) rc = cli_fail("eval", CLI_RUNTIME, "%s: no questions", path);
+    if (rc == CLI_OK && d->n == 0) rc = cli_fail(cmd, CLI_RUNTIME, "%s: no questions", path);
     return rc;
 }
 
-int eval_ask(cli_stack *s, lora_sampler *smp, size_t max_new, const char *q, const char *ref,
+int eval_ask(const char *cmd, cli_stack *s, lora_sampler *smp, size_t max_new, const char *q,
+             const char *ref,
                int thinking, char **reply, int *correct)
 {
     json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", q);
     char *prompt = NULL, *ans = NULL;
-    int rc = cli_render("eval", s->tok, msgs, thinking, &prompt);
+    int rc = cli_render(cmd, s->tok, msgs, thinking, &prompt);
     json_decref(msgs);
-    if (rc == CLI_OK) rc = cli_generate_text("eval", s, smp, max_new, prompt, NULL, reply);
+    if (rc == CLI_OK) rc = cli_generate_text(cmd, s, smp, max_new, prompt, NULL, reply);
     lora_string_free(prompt);
     lora_status st = LORA_OK;
+    char *want = NULL;
     if (rc == CLI_OK) st = lora_answer_extract(*reply, strlen(*reply), &ans);
-    if (rc == CLI_OK && st == LORA_OK) st = lora_answer_match(ans, ref, correct);
+    /* a reference may be a worked solution (GSM8K's "... #### 72"): its answer counts */
+    if (rc == CLI_OK && st == LORA_OK) st = lora_answer_extract(ref, strlen(ref), &want);
+    if (rc == CLI_OK && st == LORA_OK) st = lora_answer_match(ans, want ? want : ref, correct);
     lora_string_free(ans);
-    return rc != CLI_OK ? rc : st != LORA_OK ? cli_lib_fail("eval", st) : CLI_OK;
+    lora_string_free(want);
+    return rc != CLI_OK ? rc : st != LORA_OK ? cli_lib_fail(cmd, st) : CLI_OK;
 }
 
 static int make_sampler(const char *cfg, lora_sampler **out)
@@ -80,10 +85,10 @@ static int make_sampler(const char *cfg, lora_sampler **out)
 int eval_answers(cli_stack *s, const eval_answer_opts *o)
 {
     eval_qa d = {NULL, NULL, 0};
-    int rc = eval_read_qa(o->data, &d);
+    int rc = eval_read_qa("eval", o->data, &d);
     uint8_t *outcomes = rc == CLI_OK && o->rollouts ? calloc(d.n * o->rollouts, 1) : NULL;
     if (rc == CLI_OK && o->rollouts && !outcomes) rc = cli_fail("eval", CLI_RUNTIME, "out of memory");
-    char cfg[256];
+    char cfg[1024];
     lora_sampler *greedy = NULL, *sampled = NULL;
     snprintf(cfg, sizeof cfg, "{\"max_new_tokens\": %zu%s}", o->max_new, o->eos_json);
     if (rc == CLI_OK) rc = make_sampler(cfg, &greedy);
@@ -95,7 +100,7 @@ int eval_answers(cli_stack *s, const eval_answer_opts *o)
     for (size_t i = 0; rc == CLI_OK && i < d.n; i++) {
         char *reply = NULL;
         int ok = 0;
-        rc = eval_ask(s, greedy, o->max_new, d.q[i], d.a[i], o->thinking, &reply, &ok);
+        rc = eval_ask("eval", s, greedy, o->max_new, d.q[i], d.a[i], o->thinking, &reply, &ok);
         right += (size_t)ok;
         if (rc == CLI_OK && i < o->show && !o->json)
             printf("Q: %s\nA: %s\n   [%s; expected %s]\n", d.q[i], reply,
@@ -103,7 +108,7 @@ int eval_answers(cli_stack *s, const eval_answer_opts *o)
         free(reply);
         for (size_t k = 0; rc == CLI_OK && k < o->rollouts; k++) {
             reply = NULL;
-            rc = eval_ask(s, sampled, o->max_new, d.q[i], d.a[i], o->thinking, &reply, &ok);
+            rc = eval_ask("eval", s, sampled, o->max_new, d.q[i], d.a[i], o->thinking, &reply, &ok);
             outcomes[i * o->rollouts + k] = (uint8_t)ok;
             free(reply);
         }

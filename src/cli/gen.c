@@ -57,6 +57,8 @@ int cli_sampler_json(const char *cmd, const cli_opt *opts, const char *model_dir
 
 typedef struct stream {
     lora_detokenizer *d;
+    const lora_tokenizer *tok;
+    int32_t n_model;      /* the model's vocabulary */
     FILE *out;
     char *text;
     size_t len, cap;
@@ -87,6 +89,9 @@ static int on_token(int32_t id, void *user)
     stream *s = user;
     const char *t;
     size_t n;
+    /* a model's vocabulary is often padded past the tokenizer's (Qwen: 151936 rows for 151669
+     * ids): an id there has no text, as Hugging Face's decode gives it none */
+    if (id >= 0 && (size_t)id >= lora_tokenizer_vocab_size(s->tok) && id < s->n_model) return 0;
     if ((s->st = lora_detokenizer_push(s->d, id, &t, &n)) != LORA_OK) return 1;
     return keep(s, t, n) ? (s->st = LORA_ERR_OUT_OF_MEMORY, 1) : 0;
 }
@@ -99,7 +104,7 @@ int cli_generate_text(const char *cmd, cli_stack *s, lora_sampler *smp, size_t m
     if (st != LORA_OK && st != LORA_ERR_RANGE) return cli_lib_fail(cmd, st);
     if (n == 0) return cli_fail(cmd, CLI_USAGE, "the prompt is empty");
     int32_t *ids = malloc(n * sizeof *ids), *gen = malloc(cap * sizeof *gen);
-    stream ss = {NULL, out, NULL, 0, 0, LORA_OK};
+    stream ss = {NULL, s->tok, (int32_t)lora_model_vocab_size(s->model), out, NULL, 0, 0, LORA_OK};
     st = ids && gen ? lora_tokenizer_encode(s->tok, prompt, strlen(prompt), 0, ids, n, &n)
                     : LORA_ERR_OUT_OF_MEMORY;
     if (st == LORA_OK) st = lora_detokenizer_create(s->tok, LORA_DECODE_SKIP_SPECIAL, &ss.d);

@@ -19,8 +19,8 @@ double lora__pass_at_k(uint64_t n, uint64_t c, uint64_t k)
         return 1.0;
     double s = 0;
     if (c <= k)
-        for (uint64_t i = n - c + 1; i <= n; i++)
-            s += log1p(-(double)k / (double)i);
+        for (uint64_t m = 0; m < c; m++) /* i = n - m runs down from n, never past it */
+            s += log1p(-(double)k / (double)(n - m));
     else
         for (uint64_t j = 0; j < k; j++)
             s += log1p(-(double)c / (double)(n - j));

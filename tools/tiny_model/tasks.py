@@ -3,8 +3,11 @@ ends with \\boxed{}."""
 import random
 
 
+from corpus import MAX_OPERAND
+
+
 def arithmetic_item(rng):
-    a, b = rng.randint(10, 99), rng.randint(10, 99)
+    a, b = rng.randint(0, MAX_OPERAND), rng.randint(0, MAX_OPERAND)
     if rng.random() < 0.5:
         q, c = f"What is {a} + {b}?", a + b
         work = f"{a} + {b} = {c}"
