@@ -4,7 +4,7 @@
  * the first 80, by the base model and with the adapter.
  *
  *   cc forecast.c $(pkg-config --cflags --libs lora) -lm -o forecast
- *   ./forecast MODEL_DIR OUT_DIR [TRAIN_TRAJECTORIES [EPOCHS]]
+ *   ./forecast MODEL_DIR OUT_DIR [TRAIN_TRAJECTORIES [EPOCHS [LR]]]
  *
  * Writes OUT_DIR/adapter (PEFT), OUT_DIR/forecast.svg (one trajectory: truth and both
  * forecasts), OUT_DIR/first_context.txt (that trajectory's prompt) and prints MSE, MAE and
@@ -163,11 +163,14 @@ static void plot(const char *path, series truth, float base[HORIZON][DIMS],
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s MODEL_DIR OUT_DIR [TRAIN_TRAJECTORIES [EPOCHS]]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL_DIR OUT_DIR [TRAIN_TRAJECTORIES [EPOCHS [LR]]]\n",
+                argv[0]);
         return 2;
     }
     int n_train = argc > 3 ? atoi(argv[3]) : 160, epochs = argc > 4 ? atoi(argv[4]) : 3;
-    if (n_train < 1 || n_train > MAX_TRAIN || epochs < 1) return fprintf(stderr, "bad sizes\n"), 2;
+    double lr = argc > 5 ? atof(argv[5]) : 1e-2;
+    if (n_train < 1 || n_train > MAX_TRAIN || epochs < 1 || !(lr > 0))
+        return fprintf(stderr, "bad sizes or learning rate\n"), 2;
     static series train[MAX_TRAIN], test[TESTS];
     static float base_pred[TESTS][HORIZON][DIMS], tuned_pred[TESTS][HORIZON][DIMS];
     uint64_t rng = 2024;
@@ -218,9 +221,9 @@ int main(int argc, char **argv)
     if (rc == 0) {
         size_t steps = (lora_dataset_size(data) + 3) / 4 * (size_t)epochs;
         char cfg[200];
-        snprintf(cfg, sizeof cfg, "{\"lr\": 3e-3, \"weight_decay\": 0.0, \"lr_scheduler_type\": "
+        snprintf(cfg, sizeof cfg, "{\"lr\": %g, \"weight_decay\": 0.0, \"lr_scheduler_type\": "
                  "\"cosine\", \"warmup_ratio\": 0.05, \"num_training_steps\": %zu, "
-                 "\"max_grad_norm\": 1.0}", steps);
+                 "\"max_grad_norm\": 1.0}", lr, steps);
         if ((st = lora_optimizer_create(s, cfg, &opt)) != LORA_OK) rc = fail("optimizer", st);
         static int32_t ids[4 * 1100], labels[4 * 1100], pos[4 * 1100];
         for (size_t i = 0; rc == 0 && i < steps; i++) {
