@@ -1,6 +1,7 @@
 """Synthetic text for the embedded default model (models/tiny), seeded and stdlib-only.
 
-Pretraining documents teach two skills in raw text: arithmetic facts in several phrasings, and
+Pretraining documents teach two skills in raw text: arithmetic facts in several phrasings (some
+restate a question before answering it, which teaches copying its numbers), and
 one-dimensional number series in LLMTIME's text form. The demo's tasks (tasks.py) then ask for
 what the pretraining never shows: answers in a chat format with a \\boxed{} answer, and forecasts
 of two-dimensional predator-prey series. That gap is what the demo's LoRA adapters close.
@@ -14,6 +15,8 @@ PHRASES_ADD = [
     "The sum of {a} and {b} is {c}.",
     "Adding {b} to {a} gives {c}.",
     "{a} + {b} is {c}.",
+    "What is {a} + {b}? {a} + {b} = {c}.",
+    "Q: {a} + {b} = ? A: {a} + {b} = {c}",
 ]
 PHRASES_SUB = [
     "{a} - {b} = {c}",
@@ -21,6 +24,8 @@ PHRASES_SUB = [
     "The difference of {a} and {b} is {c}.",
     "Taking {b} from {a} leaves {c}.",
     "{a} - {b} is {c}.",
+    "What is {a} - {b}? {a} - {b} = {c}.",
+    "Q: {a} - {b} = ? A: {a} - {b} = {c}",
 ]
 
 
