@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "util/json_config.h"
 #include "data/dataset.h"
 
 #define WHERE "lora_dataset_load"
@@ -101,8 +102,6 @@ static const struct {
 
 static lora_status parse_object(const json_t *root, lora__dataset_config *cfg)
 {
-    if (!json_is_object(root))
-        return lora__error(LORA_ERR_CONFIG, WHERE ": config_json must be a JSON object");
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)root, key, v) {
@@ -129,12 +128,11 @@ lora_status lora__dataset_config_parse(const char *config_json, lora__dataset_co
     };
     if (!config_json)
         return LORA_OK;
-    json_error_t err;
-    json_t *root = json_loads(config_json, JSON_REJECT_DUPLICATES, &err);
-    if (!root)
-        return lora__error(LORA_ERR_CONFIG, WHERE ": config_json is not valid JSON: %s "
-                           "(line %d, column %d)", err.text, err.line, err.column);
-    lora_status st = parse_object(root, cfg);
+    json_t *root;
+    lora_status st = lora__json_config_load(config_json, WHERE, &root);
+    if (st != LORA_OK)
+        return st;
+    st = parse_object(root, cfg);
     json_decref(root);
     if (st != LORA_OK)
         lora__dataset_config_release(cfg);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "util/json_config.h"
 #include "sample/sampler.h"
 
 #define WHERE "lora_sampler_create"
@@ -244,8 +245,6 @@ static lora_status parse_key(const char *key, const json_t *v, lora__sampler_con
 
 static lora_status parse_object(json_t *root, lora__sampler_config *cfg)
 {
-    if (!json_is_object(root))
-        return lora__error(LORA_ERR_CONFIG, WHERE ": config_json must be a JSON object");
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
@@ -266,12 +265,11 @@ lora_status lora__sampler_config_parse(const char *config_json, lora__sampler_co
     };
     if (!config_json)
         return LORA_OK;
-    json_error_t err;
-    json_t *root = json_loads(config_json, JSON_REJECT_DUPLICATES, &err);
-    if (!root)
-        return lora__error(LORA_ERR_CONFIG, WHERE ": config_json is not valid JSON: %s "
-                           "(line %d, column %d)", err.text, err.line, err.column);
-    lora_status st = parse_object(root, cfg);
+    json_t *root;
+    lora_status st = lora__json_config_load(config_json, WHERE, &root);
+    if (st != LORA_OK)
+        return st;
+    st = parse_object(root, cfg);
     json_decref(root);
     if (st != LORA_OK)
         lora__sampler_config_release(cfg);

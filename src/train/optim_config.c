@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "util/json_config.h"
 #include "train/optim.h"
 
 #define WHERE "lora_optimizer_create"
@@ -337,15 +338,9 @@ lora_status lora__optim_config_parse(const char *json, lora_optim_config *out)
     };
     lora_status st = LORA_OK;
     if (json) {
-        json_error_t err;
-        json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &err);
-        if (!root)
-            return lora__error(LORA_ERR_CONFIG, WHERE ": config_json is not valid JSON: %s "
-                               "(line %d, column %d)", err.text, err.line, err.column);
-        if (!json_is_object(root)) {
-            json_decref(root);
-            return lora__error(LORA_ERR_CONFIG, WHERE ": config_json must be a JSON object");
-        }
+        json_t *root;
+        if ((st = lora__json_config_load(json, WHERE, &root)) != LORA_OK)
+            return st;
         const char *key;
         json_t *v;
         json_object_foreach(root, key, v) {
