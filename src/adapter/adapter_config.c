@@ -8,6 +8,7 @@
 
 #include "adapter/adapter.h"
 #include "api/error.h"
+#include "util/alloc.h"
 
 #define MAX_RANK 65536
 #define ALL_TARGETS ((1u << LORA_PROJ_COUNT) - 1)
@@ -222,7 +223,7 @@ static lora_status get_pattern(const char *key, json_t *v, parse_ctx *p, int is_
     if (!json_is_object(v))
         return must_be(key, "an object mapping module names or paths to values");
     size_t n = json_object_size(v), k = 0;
-    lora_adapter_pattern *pat = n ? calloc(n, sizeof *pat) : NULL;
+    lora_adapter_pattern *pat = n ? lora__calloc(n, sizeof *pat) : NULL;
     if (n && !pat)
         return lora__oom(key, n * sizeof *pat);
     *out = pat;
@@ -242,7 +243,7 @@ static lora_status get_pattern(const char *key, json_t *v, parse_ctx *p, int is_
         lora_status st = is_rank ? get_rank(sub, e, &r) : get_alpha(sub, e, &x);
         if (st)
             return st;
-        if (!(pat[k].key = strdup(name)))
+        if (!(pat[k].key = lora__strdup(name)))
             return lora__oom(key, strlen(name) + 1);
         pat[k].value = is_rank ? (double)r : x;
         *n_out = ++k;
@@ -496,7 +497,7 @@ lora_status lora__adapter_spec_parse(const char *text, const lora_config *c,
     out->targets = (1u << LORA_PROJ_Q) | (1u << LORA_PROJ_V);
     out->n_layers = c->n_layers;
     out->all_layers = true;
-    out->layer_on = malloc((size_t)c->n_layers);
+    out->layer_on = lora__malloc((size_t)c->n_layers);
     if (!out->layer_on)
         return lora__oom("layer list", (size_t)c->n_layers);
     memset(out->layer_on, 1, (size_t)c->n_layers);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
 
 static const struct {
     const char *name;
@@ -274,8 +275,8 @@ static lora_status parse_entries(lora_st_file *f)
     if (f->metadata && (st = check_metadata(f->path, f->metadata)))
         return st;
     f->n = json_object_size(f->root) - (f->metadata != NULL);
-    f->entries = calloc(f->n ? f->n : 1, sizeof *f->entries);
-    f->by_name = calloc(f->n ? f->n : 1, sizeof *f->by_name);
+    f->entries = lora__calloc(f->n ? f->n : 1, sizeof *f->entries);
+    f->by_name = lora__calloc(f->n ? f->n : 1, sizeof *f->by_name);
     if (!f->entries || !f->by_name)
         return lora__oom("safetensors tensor table", f->n * (sizeof *f->entries + sizeof
                          *f->by_name));
@@ -317,8 +318,8 @@ static lora_status validate(lora_st_file *f, const uint8_t *buf, size_t size)
 
 static lora_st_file *file_new(const char *label)
 {
-    lora_st_file *f = calloc(1, sizeof *f);
-    if (f && !(f->path = strdup(label))) {
+    lora_st_file *f = lora__calloc(1, sizeof *f);
+    if (f && !(f->path = lora__strdup(label))) {
         free(f);
         f = NULL;
     }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
 #include "util/file.h"
 
 #define SINGLE_NAME "model.safetensors"
@@ -44,8 +45,8 @@ static lora_status index_tensors(lora_st_set *s)
     s->n = 0;
     for (size_t f = 0; f < s->n_files; f++)
         s->n += lora__st_count(s->files[f]);
-    s->entries = calloc(s->n ? s->n : 1, sizeof *s->entries);
-    s->by_name = calloc(s->n ? s->n : 1, sizeof *s->by_name);
+    s->entries = lora__calloc(s->n ? s->n : 1, sizeof *s->entries);
+    s->by_name = lora__calloc(s->n ? s->n : 1, sizeof *s->by_name);
     if (!s->entries || !s->by_name)
         return lora__oom("checkpoint tensor table",
                          s->n * (sizeof *s->entries + sizeof *s->by_name));
@@ -110,7 +111,7 @@ static lora_status load_index(const char *path, json_t **weight_map_out, json_t 
 static lora_status shard_names(const json_t *map, const char ***names_out, size_t *n_out)
 {
     size_t n = 0, cap = json_object_size(map);
-    const char **names = calloc(cap ? cap : 1, sizeof *names);
+    const char **names = lora__calloc(cap ? cap : 1, sizeof *names);
     const char *key;
     json_t *v;
     if (!names)
@@ -129,7 +130,7 @@ static lora_status shard_names(const json_t *map, const char ***names_out, size_
 
 static lora_status open_shards(lora_st_set *s, const char *dir, const char **names, size_t n)
 {
-    s->files = calloc(n ? n : 1, sizeof *s->files);
+    s->files = lora__calloc(n ? n : 1, sizeof *s->files);
     if (!s->files)
         return lora__oom("shard table", n * sizeof *s->files);
     for (size_t i = 0; i < n; i++) {
@@ -192,7 +193,7 @@ static lora_status open_sharded(lora_st_set *s, const char *dir, const char *ind
 
 static lora_status open_single(lora_st_set *s, const char *path)
 {
-    if (!(s->files = calloc(1, sizeof *s->files)))
+    if (!(s->files = lora__calloc(1, sizeof *s->files)))
         return lora__oom("shard table", sizeof *s->files);
     lora_status st = lora__st_open(path, &s->files[0]);
     if (!st)
@@ -232,7 +233,7 @@ lora_status lora__st_set_open(const char *dir, lora_st_set **out)
     *out = NULL;
     if (!dir)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora__st_set_open: dir is NULL");
-    lora_st_set *s = calloc(1, sizeof *s);
+    lora_st_set *s = lora__calloc(1, sizeof *s);
     if (!s)
         return lora__oom("checkpoint", sizeof *s);
     lora_status st = open_folder(s, dir);

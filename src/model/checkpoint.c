@@ -9,6 +9,7 @@
 #include "api/error.h"
 #include "io/safetensors.h"
 #include "model/dtype.h"
+#include "util/alloc.h"
 #include "util/file.h"
 
 lora_status lora__write_hf_config(const char *path, const char *config_json, int bf16)
@@ -66,8 +67,8 @@ static lora_status write_slot(lora_st_writer *w, chunk_buf *buf, const lora_weig
 lora_status lora__write_weights(const char *path, const lora_weight_slot *slots, size_t n,
                                 int bf16, lora_fill_fn fill, void *ctx)
 {
-    lora_st_decl *decls = calloc(n, sizeof *decls);
-    chunk_buf *buf = malloc(sizeof *buf);
+    lora_st_decl *decls = lora__calloc(n, sizeof *decls);
+    chunk_buf *buf = lora__malloc(sizeof *buf);
     lora_st_writer *w = NULL;
     lora_status st = LORA_OK;
     if (!decls || !buf) {

@@ -8,6 +8,7 @@
 #include "io/safetensors.h"
 #include "model/model_info.h"
 #include "model/weights.h"
+#include "util/alloc.h"
 #include "util/file.h"
 
 static int has_weights(const char *dir)
@@ -58,7 +59,7 @@ static const char *safetensors_dtype(const char *torch_dtype)
 static lora_status describe(const char *path, char **json_out)
 {
     int is_dir = lora__is_dir(path);
-    char *dir = strdup(path);
+    char *dir = lora__strdup(path);
     if (!dir)
         return lora__oom("path", strlen(path) + 1);
     if (!is_dir) { /* a config.json: its folder may hold weights too */
@@ -68,7 +69,7 @@ static lora_status describe(const char *path, char **json_out)
         else
             strcpy(dir, ".");
     }
-    char *cfg_path = is_dir ? lora__path_join(path, "config.json") : strdup(path);
+    char *cfg_path = is_dir ? lora__path_join(path, "config.json") : lora__strdup(path);
     lora_config c;
     lora_status st = cfg_path ? lora__config_load(cfg_path, &c) : lora__oom("path", 4096);
     free(cfg_path);

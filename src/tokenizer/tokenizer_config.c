@@ -5,6 +5,7 @@
 
 #include "api/error.h"
 #include "tokenizer/internal.h"
+#include "util/alloc.h"
 #include "util/file.h"
 
 #define MAX_CONFIG_BYTES (64u << 20)
@@ -22,7 +23,7 @@ int32_t lora__tokenizer_lookup(const lora_tokenizer *t, const char *text, size_t
 
 static char *dup_n(const char *s, size_t n)
 {
-    char *d = malloc(n + 1);
+    char *d = lora__malloc(n + 1);
     if (d) {
         memcpy(d, s, n);
         d[n] = '\0';

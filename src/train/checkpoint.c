@@ -13,7 +13,9 @@
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "train/trainer.h"
+#include "util/alloc.h"
 #include "util/file.h"
+#include "util/sysio.h"
 
 #define STATE_FORMAT "liblora-checkpoint"
 #define MAX_STATE_BYTES (1u << 20)
@@ -85,14 +87,14 @@ static lora_status write_all(const lora_optimizer *o, const char *dir, uint64_t 
 
 static void sync_parent(const char *dir)
 {
-    char *copy = strdup(dir);
+    char *copy = lora__strdup(dir);
     if (!copy)
         return;
     char *slash = strrchr(copy, '/');
     const char *parent = slash ? (slash == copy ? "/" : (*slash = '\0', copy)) : ".";
     int fd = open(parent, O_RDONLY | O_DIRECTORY);
     if (fd >= 0) {
-        fsync(fd);
+        lora__sys_fsync(fd);
         close(fd);
     }
     free(copy);
@@ -102,16 +104,16 @@ static void sync_parent(const char *dir)
 static lora_status save(const lora_optimizer *o, const char *dir, uint64_t data_position)
 {
     size_t len = strlen(dir);
-    char *tmp = malloc(len + 8), *old = malloc(len + 8);
+    char *tmp = lora__malloc(len + 8), *old = lora__malloc(len + 8);
     lora_status st = tmp && old ? LORA_OK : lora__oom("path", 2 * len + 16);
     if (!st) {
         sprintf(tmp, "%s.tmp", dir);
         sprintf(old, "%s.old", dir);
         if (!(st = remove_tree(tmp)) && !(st = remove_tree(old)) &&
             !(st = write_all(o, tmp, data_position))) {
-            if (lora__is_dir(dir) && rename(dir, old) != 0)
+            if (lora__is_dir(dir) && lora__sys_rename(dir, old) != 0)
                 st = lora__error(LORA_ERR_IO, "%s: %s", dir, strerror(errno));
-            else if (rename(tmp, dir) != 0)
+            else if (lora__sys_rename(tmp, dir) != 0)
                 st = lora__error(LORA_ERR_IO, "%s: %s", dir, strerror(errno));
             else {
                 sync_parent(dir);

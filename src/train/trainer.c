@@ -11,6 +11,7 @@
 #include "model/weights.h"
 #include "train/forward_backward.h"
 #include "train/trainer.h"
+#include "util/alloc.h"
 #include "util/dropout.h"
 
 /* Splits off the keys this file owns; the rest goes to lora__optim_config_parse. */
@@ -83,8 +84,8 @@ static lora_status collect_params(lora_optimizer *o, lora_param **out, size_t *n
     size_t cap = o->full ? ns : 0;
     for (size_t i = 0; i < o->n_adapters; i++)
         cap += 2 * o->adapters[i]->n_mods;
-    lora_param *p = calloc(cap, sizeof *p);
-    o->names = calloc(cap, NAME_CAP);
+    lora_param *p = lora__calloc(cap, sizeof *p);
+    o->names = lora__calloc(cap, NAME_CAP);
     if (!p || !o->names) {
         free(p);
         free(slots);
@@ -123,7 +124,7 @@ static lora_status attach_state(lora_optimizer *o)
     lora_session *s = o->s;
     if (o->full) {
         o->grad_floats[LORA_MAX_ADAPTERS] = s->model->arena_floats;
-        o->grads.base = calloc(s->model->arena_floats, sizeof(float));
+        o->grads.base = lora__calloc(s->model->arena_floats, sizeof(float));
         if (!o->grads.base)
             return lora__oom("gradients", s->model->arena_floats * sizeof(float));
         return LORA_OK;
@@ -137,7 +138,7 @@ static lora_status attach_state(lora_optimizer *o)
         lora__adapter_retain(a);
         o->adapters[o->n_adapters++] = a;
         o->grad_floats[i] = a->arena_floats;
-        o->grads.adapter[i] = calloc(a->arena_floats, sizeof(float));
+        o->grads.adapter[i] = lora__calloc(a->arena_floats, sizeof(float));
         if (!o->grads.adapter[i])
             return lora__oom("gradients", a->arena_floats * sizeof(float));
     }
@@ -169,7 +170,7 @@ LORA_API lora_status lora_optimizer_create(lora_session *session, const char *co
     *out = NULL;
     if (!session)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_optimizer_create: session is NULL");
-    lora_optimizer *o = calloc(1, sizeof *o);
+    lora_optimizer *o = lora__calloc(1, sizeof *o);
     if (!o)
         return lora__oom("optimizer", sizeof *o);
     lora__session_retain(session);

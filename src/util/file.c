@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
 
 lora_status lora__read_file(const char *path, size_t max_bytes, char **out, size_t *len)
 {
@@ -23,7 +24,7 @@ lora_status lora__read_file(const char *path, size_t max_bytes, char **out, size
     if (!f)
         return lora__error(LORA_ERR_IO, "%s: %s", path, strerror(errno));
     size_t n = (size_t)st.st_size;
-    char *buf = malloc(n + 1);
+    char *buf = lora__malloc(n + 1);
     if (!buf) {
         fclose(f);
         return lora__oom(path, n + 1);
@@ -45,7 +46,7 @@ lora_status lora__read_file(const char *path, size_t max_bytes, char **out, size
 char *lora__path_join(const char *dir, const char *name)
 {
     size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
+    char *p = lora__malloc(a + b + 2);
     if (!p)
         return NULL;
     memcpy(p, dir, a);
