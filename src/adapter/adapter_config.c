@@ -9,6 +9,7 @@
 #include "adapter/adapter.h"
 #include "api/error.h"
 #include "util/alloc.h"
+#include "util/json_text.h"
 
 #define MAX_RANK 65536
 #define ALL_TARGETS ((1u << LORA_PROJ_COUNT) - 1)
@@ -364,7 +365,7 @@ static lora_status refuse(const char *key, const json_t *v)
     for (size_t i = 0; i < sizeof features / sizeof *features; i++)
         if (strcmp(key, features[i].key) == 0)
             what = features[i].feature;
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = lora__json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     lora_status st = lora__error(LORA_ERR_UNSUPPORTED, "key '%s' = %.64s: %s is not supported by "
                                  "this version", key, text ? text : "?", what);
     free(text);
@@ -504,7 +505,7 @@ lora_status lora__adapter_spec_parse(const char *text, const lora_config *c,
     if (!text)
         return LORA_OK;
     json_error_t jerr;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = lora__json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
     lora_status st;
     if (!root)
         st = lora__error(json_status, "line %d, column %d: %s", jerr.line, jerr.column,
@@ -587,9 +588,12 @@ static json_t *pattern_object(const lora_adapter_pattern *pat, size_t n, int is_
 {
     json_t *o = json_object();
     for (size_t i = 0; o && i < n; i++)
-        json_object_set_new(o, pat[i].key,
-                            is_rank ? json_integer((json_int_t)pat[i].value)
-                                    : lora__adapter_json_number(pat[i].value));
+        if (json_object_set_new(o, pat[i].key,
+                                is_rank ? json_integer((json_int_t)pat[i].value)
+                                        : lora__adapter_json_number(pat[i].value))) {
+            json_decref(o);
+            return NULL;
+        }
     return o;
 }
 
@@ -602,8 +606,10 @@ char *lora__adapter_spec_peft_json(const lora_adapter_spec *s)
     if (!s->all_layers) {
         layers = json_array();
         for (int64_t l = 0; layers && l < s->n_layers; l++)
-            if (s->layer_on[l])
-                json_array_append_new(layers, json_integer((json_int_t)l));
+            if (s->layer_on[l] && json_array_append_new(layers, json_integer((json_int_t)l))) {
+                json_decref(layers);
+                layers = NULL;
+            }
     }
     json_object_set_new(o, "peft_type", json_string("LORA"));
     json_object_set_new(o, "task_type", json_string("CAUSAL_LM"));
@@ -624,8 +630,8 @@ char *lora__adapter_spec_peft_json(const lora_adapter_spec *s)
     json_object_set_new(o, "init_lora_weights", json_true());
     json_object_set_new(o, "modules_to_save", json_null());
     /* a NULL member (allocation failure) leaves the key out: caught below by the size */
-    char *text = json_object_size(o) == 17 ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
-                                           : NULL;
+    char *text = json_object_size(o) == 17
+                     ? lora__json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     return text;
 }

@@ -8,6 +8,7 @@
 #include "cpu/cpu.h"
 #include "model/session.h"
 #include "util/alloc.h"
+#include "util/json_text.h"
 
 #define IGNORE_INDEX (-100)
 
@@ -19,7 +20,7 @@ static lora_status parse_session_options(const char *json, const lora_model *m,
     if (!json)
         return LORA_OK;
     json_error_t jerr;
-    json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *o = lora__json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
     if (!o)
         return lora__error(LORA_ERR_CONFIG, "lora_session_create: options: %s", jerr.text);
     lora_status st = LORA_OK;

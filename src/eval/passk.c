@@ -8,6 +8,7 @@
 #include "api/error.h"
 #include "eval/eval.h"
 #include "util/alloc.h"
+#include "util/json_text.h"
 #include "util/strbuf.h"
 
 /* C(n-c, k) / C(n, k) is a product of factors in [0, 1], prod_{i=n-c+1}^{n} (1 - k/i) or,
@@ -47,7 +48,7 @@ static lora_status table_json(const double *pass, const double *avg, size_t ques
         bad = json_object_set_new(o, "table", rows);
         rows = NULL;
     }
-    *out = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    *out = bad ? NULL : lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     json_decref(rows);
     return *out ? LORA_OK : lora__oom("the pass@k JSON", rollouts * 64);

@@ -15,6 +15,7 @@
 
 #include "api/error.h"
 #include "util/alloc.h"
+#include "util/json_text.h"
 
 static const struct {
     const char *name;
@@ -248,7 +249,7 @@ static int cmp_name(const void *a, const void *b)
 static lora_status parse_json(lora_st_file *f, const uint8_t *hdr, size_t len)
 {
     json_error_t err;
-    f->root = json_loadb((const char *)hdr, len, JSON_REJECT_DUPLICATES, &err);
+    f->root = lora__json_loadb((const char *)hdr, len, JSON_REJECT_DUPLICATES, &err);
     if (!f->root) {
         if (json_error_code(&err) == json_error_invalid_utf8)
             return lora__error(LORA_ERR_FORMAT, "%s: header is not valid UTF-8 (byte %d)",

@@ -11,6 +11,7 @@
 #include "api/error.h"
 #include "util/alloc.h"
 #include "util/file.h"
+#include "util/json_text.h"
 
 #define SINGLE_NAME "model.safetensors"
 #define INDEX_NAME "model.safetensors.index.json"
@@ -79,7 +80,7 @@ static lora_status load_index(const char *path, json_t **weight_map_out, json_t 
     lora_status st = lora__read_file(path, LORA_ST_MAX_HEADER, &text, &len);
     if (st)
         return st;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *root = lora__json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     free(text);
     if (!root)
         return lora__error(LORA_ERR_FORMAT, "%s: not valid JSON: %s (line %d, column %d)", path,

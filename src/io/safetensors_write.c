@@ -14,6 +14,7 @@
 
 #include "api/error.h"
 #include "util/alloc.h"
+#include "util/json_text.h"
 #include "util/sysio.h"
 
 /* Coalesces the many small tensors (norms, biases) into few write(2) calls. */
@@ -200,7 +201,7 @@ static json_t *tensor_json(const lora_st_decl *d, uint64_t begin, uint64_t end)
 static lora_status add_metadata(const char *path, json_t *hdr, const char *metadata_json)
 {
     json_error_t err;
-    json_t *meta = json_loads(metadata_json, JSON_REJECT_DUPLICATES, &err);
+    json_t *meta = lora__json_loads(metadata_json, JSON_REJECT_DUPLICATES, &err);
     const char *key;
     json_t *v;
     if (!json_is_object(meta)) {
@@ -289,7 +290,7 @@ static lora_status put(lora_st_writer *w, const void *data, size_t nbytes)
 /* The 8-byte length, then the JSON padded with spaces so the data section starts 8-aligned. */
 static lora_status put_header(lora_st_writer *w, const json_t *hdr)
 {
-    char *text = json_dumps(hdr, JSON_COMPACT);
+    char *text = lora__json_dumps(hdr, JSON_COMPACT);
     if (!text)
         return lora__oom("safetensors header text", 0);
     size_t len = strlen(text);

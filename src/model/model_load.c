@@ -14,6 +14,7 @@
 #include "adapter/merge.h"
 #include "util/alloc.h"
 #include "util/file.h"
+#include "util/json_text.h"
 
 #define MAX_THREADS 64
 #define ALIGN_FLOATS 16 /* 64-byte alignment for every tensor */
@@ -50,7 +51,7 @@ static lora_status parse_options(const char *json, int *threads)
     if (!json)
         return LORA_OK;
     json_error_t jerr;
-    json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *o = lora__json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
     if (!o)
         return lora__error(LORA_ERR_CONFIG, "lora_model_load: options: %s", jerr.text);
     lora_status st = LORA_OK;

@@ -7,6 +7,7 @@
 #include "tokenizer/internal.h"
 #include "util/alloc.h"
 #include "util/file.h"
+#include "util/json_text.h"
 
 #define MAX_CONFIG_BYTES (64u << 20)
 
@@ -90,7 +91,7 @@ lora_status lora__tokenizer_config_read(lora_tokenizer *t, const char *path)
     if (st)
         return st;
     json_error_t jerr;
-    json_t *root = json_loadb(text, len, 0, &jerr);
+    json_t *root = lora__json_loadb(text, len, 0, &jerr);
     free(text);
     if (!root)
         return lora__error(LORA_ERR_FORMAT, "%s: line %d column %d: %s", path, jerr.line,
@@ -110,7 +111,7 @@ lora_status lora__tokenizer_options(lora_tokenizer *t, const char *json)
     if (!json)
         return LORA_OK;
     json_error_t jerr;
-    json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *o = lora__json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
     if (!o)
         return lora__error(LORA_ERR_CONFIG, "options: %s", jerr.text);
     lora_status st = LORA_OK;
@@ -165,7 +166,7 @@ lora_status lora__tokenizer_info_build(lora_tokenizer *t, const char *template_n
                                                     : json_null());
     json_object_set_new(o, "chat_template",
                         template_name ? json_string(template_name) : json_null());
-    t->info_json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    t->info_json = lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return t->info_json ? LORA_OK : lora__oom("tokenizer info", 256);
 }

@@ -8,6 +8,7 @@
 #include "tokenizer/bytelevel.h"
 #include "tokenizer/internal.h"
 #include "util/alloc.h"
+#include "util/json_text.h"
 
 /* GPT-2's split, which ByteLevel applies itself when its use_regex is true. */
 static const char gpt2_regex[] =
@@ -460,7 +461,7 @@ lora_status lora__tokenizer_parse(lora_tokenizer *t, const char *text, size_t le
                                   const char *path)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = lora__json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
         return lora__error(LORA_ERR_FORMAT, "%s: line %d column %d: %s", path, jerr.line,
                            jerr.column, jerr.text);

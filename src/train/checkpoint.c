@@ -15,6 +15,7 @@
 #include "train/trainer.h"
 #include "util/alloc.h"
 #include "util/file.h"
+#include "util/json_text.h"
 #include "util/sysio.h"
 
 #define STATE_FORMAT "liblora-checkpoint"
@@ -54,7 +55,7 @@ static lora_status write_state(const lora_optimizer *o, const char *dir, uint64_
                           "train", o->full ? "full" : "adapters", "adapters",
                           (json_int_t)o->n_adapters, "micro_batches",
                           (json_int_t)o->micro_total);
-    char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    char *text = j ? lora__json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
     char *path = lora__path_join(dir, "trainer_state.json");
     lora_status st = text && path ? lora__write_file_atomic(path, text, strlen(text))
@@ -155,7 +156,7 @@ static lora_status read_state(const char *dir, const lora_optimizer *o, loaded *
     if (!path)
         return lora__oom("path", strlen(dir) + 32);
     lora_status st = lora__read_file(path, MAX_STATE_BYTES, &text, NULL);
-    json_t *j = st ? NULL : json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+    json_t *j = st ? NULL : lora__json_loads(text, JSON_REJECT_DUPLICATES, NULL);
     json_int_t step = -1, tokens = -1, pos = -1, n = -1, micro = -1;
     const char *format = "", *train = "";
     if (!st && (!j || json_unpack(j, "{s:s, s:I, s:I, s:I, s:s, s:I, s:I}", "format", &format,

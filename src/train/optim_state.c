@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "train/optim.h"
 #include "util/alloc.h"
+#include "util/json_text.h"
 
 #define FORMAT_NAME "liblora-optimizer"
 #define FORMAT_VERSION "1"
@@ -92,7 +93,7 @@ static char *make_metadata(const lora_optim *o)
         fail |= json_object_set_new(meta, "config", json_string(config));
     }
     if (!fail)
-        text = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+        text = lora__json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(meta);
     free(config);
     if (!text)

@@ -13,6 +13,7 @@
 #include "train/trainer.h"
 #include "util/alloc.h"
 #include "util/dropout.h"
+#include "util/json_text.h"
 
 /* Splits off the keys this file owns; the rest goes to lora__optim_config_parse. */
 static lora_status parse_own_keys(const char *json, lora_optimizer *o, char **rest)
@@ -22,7 +23,7 @@ static lora_status parse_own_keys(const char *json, lora_optimizer *o, char **re
     if (!json)
         return LORA_OK;
     json_error_t jerr;
-    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = lora__json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
     if (!root || !json_is_object(root)) {
         json_decref(root);
         return lora__error(LORA_ERR_CONFIG, "lora_optimizer_create: options: %s",
@@ -63,7 +64,7 @@ static lora_status parse_own_keys(const char *json, lora_optimizer *o, char **re
     json_object_del(root, "train");
     json_object_del(root, "gradient_accumulation_steps");
     json_object_del(root, "recompute");
-    if (!st && !(*rest = json_dumps(root, JSON_COMPACT)))
+    if (!st && !(*rest = lora__json_dumps(root, JSON_COMPACT)))
         st = lora__oom("optimizer options", strlen(json));
     json_decref(root);
     return st;
@@ -297,7 +298,7 @@ LORA_API const char *lora_optimizer_stats_json(lora_optimizer *o)
                           (json_int_t)lora__optim_skip_count(o->optim), "tokens",
                           (json_int_t)o->tokens, "last_loss",
                           isfinite(o->last_loss) ? o->last_loss : 0.0);
-    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = j ? lora__json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
     if (!text)
         return NULL;

@@ -65,7 +65,13 @@ void lora__pcre2_free(void *p, void *ctx)
 /* jansson's allocator is process-wide and belongs to the host program, so production code
  * leaves it alone; only a test that arms faults routes it here (malloc-compatible, so values
  * allocated before stay valid). */
-static void route_jansson(void) { json_set_alloc_funcs(lora__malloc, free); }
+static _Thread_local int held;
+
+void lora__fault_hold(int delta) { held += delta; }
+
+static void *jansson_malloc(size_t n) { return held ? malloc(n) : lora__malloc(n); }
+
+static void route_jansson(void) { json_set_alloc_funcs(jansson_malloc, free); }
 
 void lora__fault_alloc(uint64_t k, lora__fault_mode mode)
 {

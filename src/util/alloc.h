@@ -23,15 +23,18 @@ void *lora__pcre2_malloc(size_t n, void *ctx);
 void lora__pcre2_free(void *p, void *ctx);
 
 /* ---- test control ---------------------------------------------------------------------------
- * Armed, the allocations above (and jansson's, routed here from the first arming on) are
- * counted from 1, and the k-th fails (ONCE) or every one from the k-th on fails (FROM), as if
- * the heap were exhausted. Not for production use: the counter is process-wide. */
+ * Armed, the allocations above (and jansson's, routed here from the first arming on, except
+ * while held) are counted from 1, and the k-th fails (ONCE) or every one from the k-th on fails
+ * (FROM), as if the heap were exhausted. Not for production use: the counter is process-wide. */
 typedef enum lora__fault_mode {
     LORA__FAULT_OFF,
     LORA__FAULT_ONCE,
     LORA__FAULT_FROM
 } lora__fault_mode;
 
+/* While a thread holds (depth > 0), jansson's allocations on it are not failed
+ * (util/json_text.h says why); delta is +1 or -1. */
+void lora__fault_hold(int delta);
 /* Arms (or, with LORA__FAULT_OFF, disarms) and zeroes both counters. */
 void lora__fault_alloc(uint64_t k, lora__fault_mode mode);
 /* Allocations seen and failures injected since the last lora__fault_alloc. */
