@@ -119,6 +119,18 @@ static lora_status probe_logits(lora_model *m, lora_adapter *a, float scale, con
     return st;
 }
 
+/* Puts back the weights a merge changed and frees mg. */
+static void restore(struct lora_merge *mg)
+{
+    const float *src = mg->saved;
+    for (size_t k = 0; k < mg->n; k++) {
+        size_t len = (size_t)(mg->adapter->mods[k].out * mg->adapter->mods[k].in);
+        memcpy(mg->weights[k], src, len * sizeof(float));
+        src += len;
+    }
+    lora__merge_free(mg);
+}
+
 static lora_status merge(lora_model *m, lora_adapter *a, float scale, const int32_t *probe,
                          size_t n, float *max_change)
 {
@@ -131,17 +143,12 @@ static lora_status merge(lora_model *m, lora_adapter *a, float scale, const int3
         free(before);
         return st;
     }
+    /* on any failure nothing changed: put back what did */
     if ((st = add_deltas(m, a, scale))) {
-        for (size_t k = 0, off = 0; k < mg->n; k++) { /* nothing changed: put back what did */
-            size_t len = (size_t)(a->mods[k].out * a->mods[k].in);
-            memcpy(mg->weights[k], mg->saved + off, len * sizeof(float));
-            off += len;
-        }
-        lora__merge_free(mg);
+        restore(mg);
         free(before);
         return st;
     }
-    m->merge = mg;
     if (probe && !(st = probe_logits(m, NULL, 0.0f, probe, n, &after))) {
         float worst = 0.0f;
         for (size_t i = 0; i < n * (size_t)m->cfg.vocab; i++)
@@ -149,6 +156,10 @@ static lora_status merge(lora_model *m, lora_adapter *a, float scale, const int3
         if (max_change)
             *max_change = worst;
     }
+    if (st)
+        restore(mg);
+    else
+        m->merge = mg;
     free(before);
     free(after);
     return st;
@@ -184,13 +195,7 @@ LORA_API lora_status lora_model_unmerge(lora_model *m)
     struct lora_merge *mg = m->merge;
     if (!mg)
         return lora__error(LORA_ERR_STATE, "lora_model_unmerge: no adapter is merged");
-    const float *src = mg->saved;
-    for (size_t k = 0; k < mg->n; k++) {
-        size_t len = (size_t)(mg->adapter->mods[k].out * mg->adapter->mods[k].in);
-        memcpy(mg->weights[k], src, len * sizeof(float));
-        src += len;
-    }
-    lora__merge_free(mg);
+    restore(mg);
     m->merge = NULL;
     return LORA_OK;
 }

@@ -217,7 +217,8 @@ static lora_status add_metadata(const char *path, json_t *hdr, const char *metad
             json_decref(meta);
             return st;
         }
-    json_object_set_new(hdr, "__metadata__", meta);
+    if (json_object_set_new(hdr, "__metadata__", meta) != 0)
+        return lora__oom("safetensors metadata", 64);
     return LORA_OK;
 }
 

@@ -153,20 +153,20 @@ lora_status lora__tokenizer_info_build(lora_tokenizer *t, const char *template_n
     json_t *o = json_object();
     if (!o)
         return lora__oom("tokenizer info", 256);
-    json_object_set_new(o, "vocab_size", json_integer((json_int_t)t->n_ids));
-    for (int i = 0; i < 3; i++) {
+    int bad = json_object_set_new(o, "vocab_size", json_integer((json_int_t)t->n_ids));
+    for (int i = 0; !bad && i < 3; i++) {
         char k[32];
         snprintf(k, sizeof k, "%.3s_token_id", special_keys[i]);
-        json_object_set_new(o, k, t->special_id[i] >= 0 ? json_integer(t->special_id[i])
-                                                        : json_null());
+        bad = json_object_set_new(o, k, t->special_id[i] >= 0 ? json_integer(t->special_id[i])
+                                                              : json_null());
     }
-    for (int i = 0; i < 3; i++)
-        json_object_set_new(o, special_keys[i], t->special_text[i]
-                                                    ? json_string(t->special_text[i])
-                                                    : json_null());
-    json_object_set_new(o, "chat_template",
-                        template_name ? json_string(template_name) : json_null());
-    t->info_json = lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    for (int i = 0; !bad && i < 3; i++)
+        bad = json_object_set_new(o, special_keys[i], t->special_text[i]
+                                                          ? json_string(t->special_text[i])
+                                                          : json_null());
+    bad = bad || json_object_set_new(o, "chat_template",
+                                     template_name ? json_string(template_name) : json_null());
+    t->info_json = bad ? NULL : lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return t->info_json ? LORA_OK : lora__oom("tokenizer info", 256);
 }

@@ -86,19 +86,23 @@ static lora_status write_all(const lora_optimizer *o, const char *dir, uint64_t 
     return st ? st : write_state(o, dir, data_position);
 }
 
-static void sync_parent(const char *dir)
+/* The renames are only durable once the parent folder is on disk. */
+static lora_status sync_parent(const char *dir)
 {
     char *copy = lora__strdup(dir);
     if (!copy)
-        return;
+        return lora__oom("path", strlen(dir) + 1);
     char *slash = strrchr(copy, '/');
     const char *parent = slash ? (slash == copy ? "/" : (*slash = '\0', copy)) : ".";
     int fd = open(parent, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        lora__sys_fsync(fd);
+    lora_status st = LORA_OK;
+    if (fd < 0 || lora__sys_fsync(fd) != 0)
+        st = lora__error(LORA_ERR_IO, "%s: cannot sync folder %s: %s", dir, parent,
+                         strerror(errno));
+    if (fd >= 0)
         close(fd);
-    }
     free(copy);
+    return st;
 }
 
 /* DIR.tmp is filled, then DIR (if any) moves to DIR.old, DIR.tmp to DIR, and DIR.old goes. */
@@ -110,17 +114,24 @@ static lora_status save(const lora_optimizer *o, const char *dir, uint64_t data_
     if (!st) {
         sprintf(tmp, "%s.tmp", dir);
         sprintf(old, "%s.old", dir);
+        int had = lora__is_dir(dir);
         if (!(st = remove_tree(tmp)) && !(st = remove_tree(old)) &&
             !(st = write_all(o, tmp, data_position))) {
-            if (lora__is_dir(dir) && lora__sys_rename(dir, old) != 0)
+            if (had && lora__sys_rename(dir, old) != 0)
                 st = lora__error(LORA_ERR_IO, "%s: %s", dir, strerror(errno));
-            else if (lora__sys_rename(tmp, dir) != 0)
+            else if (lora__sys_rename(tmp, dir) != 0) {
                 st = lora__error(LORA_ERR_IO, "%s: %s", dir, strerror(errno));
-            else {
-                sync_parent(dir);
-                st = remove_tree(old);
+                /* DIR goes back where it was */
+                if (had)
+                    rename(old, dir);
+            } else {
+                /* DIR is the new checkpoint now; a failed sync is still reported */
+                st = sync_parent(dir);
+                lora_status rm = remove_tree(old);
+                st = st ? st : rm;
             }
-        } else
+        }
+        if (st)
             remove_tree(tmp);
     }
     free(tmp);

@@ -285,6 +285,7 @@ LORA_API lora_status lora_optimizer_set_lr(lora_optimizer *o, double lr)
 
 LORA_API const char *lora_optimizer_stats_json(lora_optimizer *o)
 {
+    lora__error_clear();
     if (!o)
         return NULL;
     bool any = lora__optim_step_count(o->optim) > 0 || o->last.skipped;
@@ -300,8 +301,10 @@ LORA_API const char *lora_optimizer_stats_json(lora_optimizer *o)
                           isfinite(o->last_loss) ? o->last_loss : 0.0);
     char *text = j ? lora__json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
-    if (!text)
+    if (!text) {
+        lora__oom("lora_optimizer_stats_json", 256);
         return NULL;
+    }
     free(o->stats);
     o->stats = text;
     return text;
