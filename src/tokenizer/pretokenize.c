@@ -71,6 +71,7 @@ lora_status lora__pretok_compile(lora__pretok *p, const char *pattern, size_t le
     p->gc = pcre2_general_context_create(lora__pcre2_malloc, lora__pcre2_free, NULL);
     pcre2_compile_context *cc = p->gc ? pcre2_compile_context_create(p->gc) : NULL;
     if ((!literal && !pat) || !cc) {
+        pcre2_compile_context_free(cc);
         free(pat);
         lora__pretok_free(p);
         return lora__oom("regex", len * 11 + 1);
