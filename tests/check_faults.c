@@ -1122,7 +1122,7 @@ static void io_arm(uint64_t k, lora__fault_mode mode)
  * injected, and counts those that still succeeded (a failure absorbed, e.g. a regex JIT
  * falling back to the interpreter). */
 static uint64_t drive(const fcase *c, arm_fn arm, injected_fn injected, uint64_t *absorbed,
-                      uint64_t *oom)
+                      uint64_t *oom, unsigned *others)
 {
     uint64_t runs = 0;
     static const lora__fault_mode modes[] = {LORA__FAULT_ONCE, LORA__FAULT_FROM};
@@ -1136,6 +1136,8 @@ static uint64_t drive(const fcase *c, arm_fn arm, injected_fn injected, uint64_t
                 (*absorbed)++;
             else if (st == LORA_ERR_OUT_OF_MEMORY)
                 (*oom)++;
+            else
+                *others |= 1u << st;
             ck_assert_msg(k < 200000, "%s: no end to the allocations", c->name);
         }
     return runs;
@@ -1157,10 +1159,15 @@ START_TEST(allocation_failures)
     lora__fault_alloc(1, LORA__FAULT_OFF);
     run_clean(c);
     uint64_t absorbed = 0, oom = 0;
-    uint64_t runs = drive(c, alloc_arm, lora__fault_alloc_injected, &absorbed, &oom);
-    fprintf(stderr, "faults: alloc %-22s %6llu failed runs (%llu out of memory, %llu absorbed)\n",
+    unsigned others = 0;
+    uint64_t runs = drive(c, alloc_arm, lora__fault_alloc_injected, &absorbed, &oom, &others);
+    fprintf(stderr, "faults: alloc %-22s %6llu failed runs (%llu out of memory, %llu absorbed)",
             c->name, (unsigned long long)runs, (unsigned long long)oom,
             (unsigned long long)absorbed);
+    for (int s = 0; s < 32; s++)
+        if (others & (1u << s))
+            fprintf(stderr, " %s", lora_status_string((lora_status)s));
+    fprintf(stderr, "\n");
 }
 END_TEST
 
