@@ -56,6 +56,7 @@ static void load(void)
     LOAD(pref_set, cublasLtMatmulPreferenceSetAttribute);
     LOAD(heuristic, cublasLtMatmulAlgoGetHeuristic);
     LOAD(matmul, cublasLtMatmul);
+    LOAD(status_name, cublasLtGetStatusName);
     LOAD(status_string, cublasLtGetStatusString);
 #undef LOAD
     /* the library stays loaded for the life of the process: handles may outlive any one user */

@@ -121,10 +121,11 @@ int lora__cuda_check_blas(lora_cuda *cu, cublasStatus_t s, const char *what)
     if (s == CUBLAS_STATUS_SUCCESS)
         return 0;
     const lora_cublaslt *lt;
-    const char *name = lora__cublaslt(&lt) == LORA_OK ? lt->status_string(s) : "?";
+    bool loaded = lora__cublaslt(&lt) == LORA_OK;
     lora__cuda_fail(cu, s == CUBLAS_STATUS_ALLOC_FAILED ? LORA_ERR_DEVICE_OUT_OF_MEMORY
                                                         : LORA_ERR_DEVICE,
-                    "%s: cuBLASLt %s (%d)", what, name, (int)s);
+                    "%s: cuBLASLt %s (%s)", what, loaded ? lt->status_name(s) : "status",
+                    loaded ? lt->status_string(s) : "?");
     /* cuBLAS reports a failed kernel as EXECUTION_FAILED: the context may be gone */
     if (s == CUBLAS_STATUS_EXECUTION_FAILED) {
         cudaError_t e = cudaStreamQuery(cu->stream);

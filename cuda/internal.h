@@ -74,6 +74,7 @@ typedef struct lora_cublaslt {
     __typeof__(cublasLtMatmulPreferenceSetAttribute) *pref_set;
     __typeof__(cublasLtMatmulAlgoGetHeuristic) *heuristic;
     __typeof__(cublasLtMatmul) *matmul;
+    __typeof__(cublasLtGetStatusName) *status_name;
     __typeof__(cublasLtGetStatusString) *status_string;
 } lora_cublaslt;
 
