@@ -43,46 +43,36 @@ static void gemm(lora_cuda *cu, bool ta, bool tb, int64_t m, int64_t n, int64_t 
     cublasLtMatmulDesc_t desc = NULL;
     cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
     cublasLtMatmulPreference_t pref = NULL;
-    uint32_t al_a = alignment(A), al_b = alignment(B), al_c = alignment(C);
+    uint32_t al_a = alignment(A), al_b = alignment(B), al_c = alignment(C); /* 4-byte attributes */
     size_t ws = cu->lt_ws_bytes;
     char ctx[160];
     snprintf(ctx, sizeof ctx, "%s (%lldx%lldx%lld, %s%s)", what, (long long)m, (long long)n,
              (long long)k, ta ? "T" : "N", tb ? "T" : "N");
-    int bad = lora__cuda_check_blas(cu, lt->desc_create(&desc, compute, CUDA_R_32F), ctx) ||
-              lora__cuda_check_blas(cu, lt->desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa,
-                                                     sizeof opa), ctx) ||
-              lora__cuda_check_blas(cu, lt->desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb,
-                                                     sizeof opb), ctx) ||
-              lora__cuda_check_blas(cu, lt->layout_create(&la, CUDA_R_32F, (uint64_t)(ta ? k : m),
-                                                          (uint64_t)(ta ? m : k), lda), ctx) ||
-              lora__cuda_check_blas(cu, lt->layout_create(&lb, CUDA_R_32F, (uint64_t)(tb ? n : k),
-                                                          (uint64_t)(tb ? k : n), ldb), ctx) ||
-              lora__cuda_check_blas(cu, lt->layout_create(&lc, CUDA_R_32F, (uint64_t)m,
-                                                          (uint64_t)n, ldc), ctx) ||
-              lora__cuda_check_blas(cu, lt->pref_create(&pref), ctx) ||
-              lora__cuda_check_blas(cu, lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                     &ws, sizeof ws), ctx) ||
-              lora__cuda_check_blas(cu, lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
-                                                     &al_a, sizeof al_a), ctx) ||
-              lora__cuda_check_blas(cu, lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                                                     &al_b, sizeof al_b), ctx) ||
-              lora__cuda_check_blas(cu, lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
-                                                     &al_c, sizeof al_c), ctx) ||
-              lora__cuda_check_blas(cu, lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
-                                                     &al_c, sizeof al_c), ctx);
-    if (!bad) {
-        cublasLtMatmulHeuristicResult_t heur;
-        int found = 0;
-        if (!lora__cuda_check_blas(cu, lt->heuristic(cu->lt, desc, la, lb, lc, lc, pref, 1, &heur,
-                                                     &found), ctx)) {
-            if (found < 1)
-                lora__cuda_fail(cu, LORA_ERR_DEVICE, "%s: cuBLASLt has no algorithm for it", ctx);
-            else
-                lora__cuda_check_blas(cu, lt->matmul(cu->lt, desc, &alpha, A, la, B, lb, &beta, C,
-                                                     lc, C, lc, &heur.algo, cu->lt_ws,
-                                                     heur.workspaceSize, cu->stream), ctx);
-        }
+#define OK(call) !lora__cuda_check_blas(cu, (call), ctx)
+    int ok = OK(lt->desc_create(&desc, compute, CUDA_R_32F)) &&
+             OK(lt->desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa)) &&
+             OK(lt->desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb)) &&
+             OK(lt->layout_create(&la, CUDA_R_32F, (uint64_t)(ta ? k : m), (uint64_t)(ta ? m : k),
+                                  lda)) &&
+             OK(lt->layout_create(&lb, CUDA_R_32F, (uint64_t)(tb ? n : k), (uint64_t)(tb ? k : n),
+                                  ldb)) &&
+             OK(lt->layout_create(&lc, CUDA_R_32F, (uint64_t)m, (uint64_t)n, ldc)) &&
+             OK(lt->pref_create(&pref)) &&
+             OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws)) &&
+             OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, 4)) &&
+             OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, 4)) &&
+             OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, 4)) &&
+             OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, 4));
+    cublasLtMatmulHeuristicResult_t heur;
+    int found = 0;
+    if (ok && OK(lt->heuristic(cu->lt, desc, la, lb, lc, lc, pref, 1, &heur, &found))) {
+        if (found < 1)
+            lora__cuda_fail(cu, LORA_ERR_DEVICE, "%s: cuBLASLt has no algorithm for it", ctx);
+        else
+            (void)OK(lt->matmul(cu->lt, desc, &alpha, A, la, B, lb, &beta, C, lc, C, lc,
+                                &heur.algo, cu->lt_ws, heur.workspaceSize, cu->stream));
     }
+#undef OK
     if (pref)
         lt->pref_destroy(pref);
     if (lc)

@@ -141,7 +141,10 @@ static void expect_same_bits(const char *op, const char *what, const float *g, c
                   op, what);
 }
 
-static const char *math_name(lora_cuda_math m) { return m == LORA_CUDA_MATH_BF16 ? "bf16" : "fp32"; }
+static const char *math_name(lora_cuda_math m)
+{
+    return m == LORA_CUDA_MATH_BF16 ? "bf16" : "fp32";
+}
 
 /* ---- matmul ------------------------------------------------------------------------------- */
 
@@ -605,7 +608,7 @@ static void adamw_case(size_t n, const char *json)
         ck_assert_msg(lora__cuda_sum_squares(r.gpu, d_g, n, &ss) == LORA_OK, "%s",
                       lora_last_error());
         double norm = sqrt(ss), scale = 1.0;
-        ck_assert_msg(fabs(norm - rep.grad_norm) <= 1e-12 * rep.grad_norm,
+        ck_assert_msg(fabs(norm - rep.grad_norm) <= 1e-10 * rep.grad_norm,
                       "gradient norm %.17g on the GPU, %.17g on the CPU", norm, rep.grad_norm);
         if (cfg.max_grad_norm > 0 && cfg.max_grad_norm / (norm + 1e-6) < 1.0)
             scale = cfg.max_grad_norm / (norm + 1e-6);

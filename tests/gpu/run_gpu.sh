@@ -33,7 +33,8 @@ run() {
     if grep -q 'skipped: no CUDA device' "$out/$name.log"; then
         echo "run_gpu: $name: GPU cases were skipped on the GPU machine: FAILED"; fail=1
     fi
-    echo "run_gpu: $name: $(cat "$out/$name.result") (passed failed skipped), $(( $(date +%s) - start ))s"
+    echo "run_gpu: $name: $(cat "$out/$name.result") (passed failed skipped)," \
+         "$(( $(date +%s) - start ))s"
 }
 
 bin=build/tests/check_cuda
