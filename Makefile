@@ -40,10 +40,39 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -pthread -fopenmp -Iinclude -Isrc -
 LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
 LIBS := $(BLAS_LIBS) $(DEP_LIBS) -lm -pthread
 
+# --- CUDA backend (cuda/): built whenever nvcc is found; CUDA=0 opts out ----------------------
+# CUDA_HOME defaults to /usr/local/cuda, else the folder above the nvcc on PATH. CUDA_ARCH: the
+# -gencode targets (Hopper code plus its PTX, which newer GPUs compile at load time). The CUDA
+# runtime is linked statically and cuBLASLt is opened at run time (cuda/cublaslt.c), so the
+# library needs neither a GPU nor the CUDA libraries to load and run on the CPU.
+CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(wildcard /usr/local/cuda/bin/nvcc)),$(patsubst \
+               %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)))
+NVCC := $(CUDA_HOME)/bin/nvcc
+CUDA ?= $(if $(wildcard $(NVCC)),1,0)
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+ifeq ($(CUDA),1)
+ifeq ($(wildcard $(NVCC)),)
+$(error CUDA=1 but there is no nvcc at '$(NVCC)': set CUDA_HOME, or CUDA=0)
+endif
+CUDA_LIBDIR := $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/lib64/libcudart_static.a \
+                  $(CUDA_HOME)/lib/libcudart_static.a))))
+CUDA_CFLAGS := -DLORA_CUDA -I. -isystem $(CUDA_HOME)/include -DLORA_CUDA_LIBDIR='"$(CUDA_LIBDIR)"'
+CUDA_LIBS := -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt
+# host code as plain as C: no C++ runtime (no exceptions, no guarded statics) to link
+NVCC_FLAGS := -std=c++17 -O2 -g $(CUDA_ARCH) -DLORA_CUDA -Iinclude -Isrc -I. \
+              -Xcompiler -fPIC,-fvisibility=hidden,-fno-threadsafe-statics,-fno-exceptions,-Wall
+CU_SRC := $(sort $(wildcard cuda/*.cu))
+endif
+CU_OBJ := $(CU_SRC:%.cu=build/cu/%.o)
+ALL_CFLAGS += $(CUDA_CFLAGS)
+LIB_CFLAGS += $(CUDA_CFLAGS)
+LIBS += $(CUDA_LIBS)
+
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
+LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort) \
+           $(if $(filter 1,$(CUDA)),$(sort $(wildcard cuda/*.c)))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 CHECK_SRC := $(sort $(wildcard tests/check_*.c))
 TEST_UTIL_SRC := $(sort $(wildcard tests/util/*.c))
@@ -76,6 +105,8 @@ help:
 	@echo "make test-docs  every code block of README.md and docs/*.md (tests/run_docs.sh)"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=   (and uninstall)"
 	@echo "make abi-check  exported symbols against src/api/abi.symbols"
+	@echo "                CUDA=0 builds without the CUDA backend (built when nvcc is found:"
+	@echo "                CUDA_HOME=$(CUDA_HOME), CUDA=$(CUDA)); CUDA_ARCH sets -gencode targets"
 
 # --- dependencies ------------------------------------------------------------------------------
 DEB_PKGS := gcc make pkg-config check libsubunit-dev libopenblas-openmp-dev libpcre2-dev \
@@ -99,10 +130,14 @@ build/lib/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
 
-$(SHARED): $(LIB_OBJ) src/api/liblora.map
+build/cu/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -MMD -MP -c $< -o $@
+
+$(SHARED): $(LIB_OBJ) $(CU_OBJ) src/api/liblora.map
 	@mkdir -p lib
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/api/liblora.map \
-	    -Wl,--no-undefined -o $@ $(LIB_OBJ) $(LIBS)
+	    -Wl,--no-undefined -o $@ $(LIB_OBJ) $(CU_OBJ) $(LIBS)
 
 lib/$(SONAME): $(SHARED)
 	ln -sf $(notdir $(SHARED)) $@
@@ -110,10 +145,10 @@ lib/$(SONAME): $(SHARED)
 lib/liblora.so: lib/$(SONAME)
 	ln -sf $(SONAME) $@
 
-$(STATIC): $(LIB_OBJ)
+$(STATIC): $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p lib
 	rm -f $@
-	ar rcs $@ $(LIB_OBJ)
+	ar rcs $@ $(LIB_OBJ) $(CU_OBJ)
 
 # --- command line ------------------------------------------------------------------------------
 build/cli/%.o: %.c
@@ -151,9 +186,10 @@ build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -MMD -MP -c $< -o $@
 
-build/asan/liblora.a: $(ASAN_OBJ)
+# the kernels are not instrumented (nvcc has no sanitizers); the C glue around them is
+build/asan/liblora.a: $(ASAN_OBJ) $(CU_OBJ)
 	rm -f $@
-	ar rcs $@ $(ASAN_OBJ)
+	ar rcs $@ $(ASAN_OBJ) $(CU_OBJ)
 
 build/asan-tests/%: tests/%.c build/asan/liblora.a $(TEST_UTIL_SRC)
 	@mkdir -p $(dir $@)
@@ -250,7 +286,7 @@ install: all
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/lora
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' -e 's|@BLAS_LIBS@|$(BLAS_LIBS)|' \
-	    -e 's|@DEPS_PC@|$(DEPS_PC)|' pkgconfig/lora.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/lora.pc
+	    -e 's|@DEPS_PC@|$(DEPS_PC)|' -e 's|@CUDA_LIBS@|$(CUDA_LIBS)|' pkgconfig/lora.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/lora.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/lora.h $(DESTDIR)$(LIBDIR)/$(notdir $(SHARED)) \
@@ -285,4 +321,4 @@ abi-update: $(SHARED)
 clean:
 	rm -rf build lib bin $(GOLDEN)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ASAN_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(CU_OBJ:.o=.d)

@@ -156,8 +156,8 @@ LORA_API void lora_string_free(char *s);
  * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL path/out); LORA_ERR_IO (missing file);
  * LORA_ERR_FORMAT (malformed safetensors or JSON); LORA_ERR_CONFIG (bad option or config.json
  * value); LORA_ERR_UNSUPPORTED (model_type, dtype, rope_scaling...); LORA_ERR_SHAPE (a tensor
- * disagrees with the config); LORA_ERR_DEVICE ("cuda" without a usable GPU);
- * LORA_ERR_OUT_OF_MEMORY.
+ * disagrees with the config); LORA_ERR_DEVICE ("cuda" or "cuda:N": no usable GPU, or, in this
+ * version, a GPU the decoder does not run on yet); LORA_ERR_OUT_OF_MEMORY.
  * Threads: any. Since: 0.1.0.
  */
 LORA_API lora_status lora_model_load(const char *path, const char *config_json, lora_model **out);
