@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
 #include "internal.h"
 
 /* 32 MiB: what cuBLASLt's Hopper kernels ask for at most */
@@ -179,8 +180,8 @@ lora_status lora__cuda_backend_create(int ordinal, lora_cuda_math math, lora_bac
     lora_status st;
     if ((st = lora__cuda_probe(ordinal, NULL, 0)) || (st = lora__cublaslt(&lt)))
         return st;
-    lora_backend *be = calloc(1, sizeof *be);
-    lora_cuda *cu = calloc(1, sizeof *cu);
+    lora_backend *be = lora__calloc(1, sizeof *be);
+    lora_cuda *cu = lora__calloc(1, sizeof *cu);
     if (!be || !cu) {
         free(be);
         free(cu);
