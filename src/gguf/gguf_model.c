@@ -411,6 +411,15 @@ void lora__gguf_source_read(const lora_gguf_source *s, size_t offset, float *dst
     size_t cols = (size_t)t->ne[0], blk = lora__gguf_type_block(t->type);
     size_t bytes = lora__gguf_type_bytes(t->type), row_bytes = cols / blk * bytes;
     float tmp[256];
+    if (s->ndim == 1 && s->permute_heads) {
+        /* a permuted bias: every element is a row of its own */
+        for (size_t i = 0; i < n; i++) {
+            size_t e = (size_t)stored_row(s, (int64_t)(offset + i));
+            lora__gguf_dequant(t->type, t->data + e / blk * bytes, 1, tmp);
+            dst[i] = tmp[e % blk];
+        }
+        return;
+    }
     while (n) {
         size_t r = offset / cols, c = offset % cols, len = cols - c < n ? cols - c : n;
         const uint8_t *row = t->data + (size_t)stored_row(s, (int64_t)r) * row_bytes;
