@@ -165,9 +165,20 @@ static lora_status read_value(cursor *c, lora_gguf_kv *kv)
     kv->strs = malloc((n ? n : 1) * sizeof *kv->strs);
     if (!kv->strs)
         return lora__oom("GGUF string array", n * sizeof *kv->strs);
-    for (uint64_t i = 0; i < n; i++)
-        if ((st = read_str(c, "array string", &kv->strs[i])))
-            return lora__error_prefix(st, "key '%s' element %" PRIu64, kv->key, i);
+    for (uint64_t i = 0; i < n; i++) {
+        size_t sat = c->pos;
+        uint64_t len = 0;
+        if (c->size - c->pos >= 8)
+            read_uint(c, 8, "string length", &len);
+        if (sat + 8 > c->size || len > c->size - c->pos)
+            return lora__error(LORA_ERR_FORMAT, "%s: key '%s' element %" PRIu64 " at offset %zu:"
+                               " %s past the end of the %zu-byte file", c->label, kv->key, i,
+                               sat, sat + 8 > c->size ? "its length runs" : "its bytes run",
+                               c->size);
+        kv->strs[i].p = (const char *)c->buf + c->pos;
+        kv->strs[i].len = len;
+        c->pos += (size_t)len;
+    }
     return LORA_OK;
 }
 
