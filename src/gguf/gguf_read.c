@@ -34,7 +34,6 @@ struct lora_gguf_file {
     lora_gguf_tensor *tensors;      /* file order */
     const lora_gguf_kv **kv_by_key;
     const lora_gguf_tensor **t_by_name;
-    char *names;                    /* keys and tensor names, NUL-terminated */
 };
 
 typedef struct cursor {
@@ -93,17 +92,18 @@ static lora_status read_str(cursor *c, const char *what, lora_gguf_str *s)
     return LORA_OK;
 }
 
-/* Keys and names go into f->names; they must be non-empty and free of NUL bytes. */
-static lora_status name_copy(lora_gguf_file *f, size_t *used, const lora_gguf_str *s,
-                             uint64_t max, const char *what, size_t at, const char **out)
+/* Keys and names are copied NUL-terminated; they must be non-empty and free of NUL bytes. */
+static lora_status name_copy(const lora_gguf_file *f, const lora_gguf_str *s, uint64_t max,
+                             const char *what, size_t at, const char **out)
 {
     if (s->len == 0 || s->len > max || memchr(s->p, '\0', s->len))
         return lora__error(LORA_ERR_FORMAT, "%s: %s at offset %zu: %s", f->path, what, at,
                            s->len == 0 ? "empty" : s->len > max ? "too long" : "contains a NUL byte");
-    char *d = f->names + *used;
+    char *d = malloc(s->len + 1);
+    if (!d)
+        return lora__oom(what, s->len + 1);
     memcpy(d, s->p, s->len);
     d[s->len] = '\0';
-    *used += s->len + 1;
     *out = d;
     return LORA_OK;
 }
@@ -236,7 +236,7 @@ static lora_status read_header(lora_gguf_file *f, cursor *c, uint64_t *n_tensors
     return LORA_OK;
 }
 
-static lora_status read_kvs(lora_gguf_file *f, cursor *c, size_t *used)
+static lora_status read_kvs(lora_gguf_file *f, cursor *c)
 {
     lora_status st;
     for (size_t i = 0; i < f->n_kv; i++) {
@@ -245,7 +245,7 @@ static lora_status read_kvs(lora_gguf_file *f, cursor *c, size_t *used)
         uint64_t t;
         size_t at = c->pos;
         if ((st = read_str(c, "metadata key", &key)) ||
-            (st = name_copy(f, used, &key, MAX_KEY, "metadata key", at, &kv->key)))
+            (st = name_copy(f, &key, MAX_KEY, "metadata key", at, &kv->key)))
             return st;
         size_t tat = c->pos;
         if ((st = read_uint(c, 4, "value type", &t)) || (st = check_vtype(c, t, kv->key, tat)))
@@ -263,15 +263,14 @@ static lora_status read_kvs(lora_gguf_file *f, cursor *c, size_t *used)
     return LORA_OK;
 }
 
-static lora_status read_tensor_info(lora_gguf_file *f, cursor *c, size_t *used,
-                                    lora_gguf_tensor *t)
+static lora_status read_tensor_info(lora_gguf_file *f, cursor *c, lora_gguf_tensor *t)
 {
     lora_gguf_str name;
     uint64_t nd, v;
     size_t at = c->pos;
     lora_status st;
     if ((st = read_str(c, "tensor name", &name)) ||
-        (st = name_copy(f, used, &name, LORA_GGUF_MAX_NAME, "tensor name", at, &t->name)) ||
+        (st = name_copy(f, &name, LORA_GGUF_MAX_NAME, "tensor name", at, &t->name)) ||
         (st = read_uint(c, 4, "tensor n_dims", &nd)))
         return st;
     if (nd < 1 || nd > LORA_GGUF_MAX_DIMS)
@@ -378,16 +377,13 @@ static lora_status validate(lora_gguf_file *f, const uint8_t *buf, size_t size)
     f->kv_by_key = calloc(f->n_kv ? f->n_kv : 1, sizeof *f->kv_by_key);
     f->tensors = calloc(f->n_tensors ? f->n_tensors : 1, sizeof *f->tensors);
     f->t_by_name = calloc(f->n_tensors ? f->n_tensors : 1, sizeof *f->t_by_name);
-    /* every key and name is a string of the file plus a NUL: the file size bounds them all */
-    f->names = malloc(size + 1);
-    if (!f->kv || !f->kv_by_key || !f->tensors || !f->t_by_name || !f->names)
-        return lora__oom("GGUF tables", size + f->n_kv * sizeof *f->kv +
+    if (!f->kv || !f->kv_by_key || !f->tensors || !f->t_by_name)
+        return lora__oom("GGUF tables", f->n_kv * sizeof *f->kv +
                          f->n_tensors * sizeof *f->tensors);
-    size_t used = 0;
-    if ((st = read_kvs(f, &c, &used)))
+    if ((st = read_kvs(f, &c)))
         return st;
     for (size_t i = 0; i < f->n_tensors; i++) {
-        if ((st = read_tensor_info(f, &c, &used, &f->tensors[i])))
+        if ((st = read_tensor_info(f, &c, &f->tensors[i])))
             return st;
         f->t_by_name[i] = &f->tensors[i];
     }
@@ -415,13 +411,16 @@ void lora__gguf_close(lora_gguf_file *f)
         return;
     if (!f->borrowed && f->map)
         munmap(f->map, f->map_size);
-    for (size_t i = 0; f->kv && i < f->n_kv; i++)
+    for (size_t i = 0; f->kv && i < f->n_kv; i++) {
+        free((char *)f->kv[i].key);
         free(f->kv[i].strs);
+    }
+    for (size_t i = 0; f->tensors && i < f->n_tensors; i++)
+        free((char *)f->tensors[i].name);
     free(f->kv);
     free(f->kv_by_key);
     free(f->tensors);
     free(f->t_by_name);
-    free(f->names);
     free(f->path);
     free(f);
 }
