@@ -6,13 +6,15 @@
 #include <unistd.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
+#include "gguf/gguf.h"
 #include "io/safetensors.h"
 #include "model/dtype.h"
 #include "model/model.h"
 #include "model/model_info.h"
 #include "model/weights.h"
 #include "adapter/merge.h"
-#include "util/alloc.h"
+#include "tokenizer/tokenizer.h"
 #include "util/file.h"
 #include "util/json_text.h"
 #ifdef LORA_CUDA
@@ -132,7 +134,13 @@ static void convert(const lora_st_tensor *t, float *dst)
         lora__f32_from_f32(dst, t->data, t->numel);
 }
 
-static lora_status load_weights(lora_model *m, const lora_st_set *set)
+static size_t slot_numel(const lora_weight_slot *s)
+{
+    return (size_t)(s->shape[0] * (s->ndim == 2 ? s->shape[1] : 1));
+}
+
+/* One arena for every slot, 64-byte aligned each; *slots_out to free. */
+static lora_status alloc_weights(lora_model *m, lora_weight_slot **slots_out, size_t *n_out)
 {
     lora_weight_slot *slots;
     size_t n;
@@ -141,7 +149,7 @@ static lora_status load_weights(lora_model *m, const lora_st_set *set)
         return st;
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
-        total += round_up((size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1)));
+        total += round_up(slot_numel(&slots[i]));
     m->arena_floats = total;
     m->arena = lora__aligned_alloc(64, total * sizeof(float));
     if (!m->arena) {
@@ -149,12 +157,25 @@ static lora_status load_weights(lora_model *m, const lora_st_set *set)
         return lora__oom("model weights", total * sizeof(float));
     }
     size_t off = 0;
-    st = lora__weights_check(&m->cfg, set, slots, n);
-    for (size_t i = 0; i < n && !st; i++) {
+    for (size_t i = 0; i < n; i++) {
         *slots[i].dst = m->arena + off;
-        off += round_up((size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1)));
-        convert(lora__st_set_find(set, slots[i].name), *slots[i].dst);
+        off += round_up(slot_numel(&slots[i]));
     }
+    *slots_out = slots;
+    *n_out = n;
+    return LORA_OK;
+}
+
+static lora_status load_weights(lora_model *m, const lora_st_set *set)
+{
+    lora_weight_slot *slots;
+    size_t n;
+    lora_status st = alloc_weights(m, &slots, &n);
+    if (st)
+        return st;
+    st = lora__weights_check(&m->cfg, set, slots, n);
+    for (size_t i = 0; i < n && !st; i++)
+        convert(lora__st_set_find(set, slots[i].name), *slots[i].dst);
     if (!st) {
         const lora_st_tensor *e = lora__st_set_find(set, "model.embed_tokens.weight");
         snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s", lora__st_dtype_name(e->dtype));
@@ -165,6 +186,20 @@ static lora_status load_weights(lora_model *m, const lora_st_set *set)
     return st;
 }
 
+static lora_status load_config(lora_model *m, const char *text, size_t len, const char *label,
+                               int threads)
+{
+    lora_status st = lora__config_parse(text, len, label, &m->cfg);
+    if (st)
+        return st;
+    m->threads = threads;
+    m->n_params = lora__config_num_params(&m->cfg);
+    m->layers = lora__calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    if (!m->layers)
+        return lora__oom("layer table", (size_t)m->cfg.n_layers * sizeof *m->layers);
+    return LORA_OK;
+}
+
 static lora_status load(const char *path, int threads, lora_model *m)
 {
     char *cfg_path = lora__path_join(path, "config.json");
@@ -173,20 +208,48 @@ static lora_status load(const char *path, int threads, lora_model *m)
     size_t len;
     lora_status st = lora__read_file(cfg_path, 16u << 20, &m->config_text, &len);
     if (!st)
-        st = lora__config_parse(m->config_text, len, cfg_path, &m->cfg);
+        st = load_config(m, m->config_text, len, cfg_path, threads);
     free(cfg_path);
     if (st)
         return st;
-    m->threads = threads;
-    m->n_params = lora__config_num_params(&m->cfg);
-    m->layers = lora__calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
-    if (!m->layers)
-        return lora__oom("layer table", (size_t)m->cfg.n_layers * sizeof *m->layers);
     lora_st_set *set;
     if ((st = lora__st_set_open(path, &set)))
         return st;
     st = load_weights(m, set);
     lora__st_set_close(set);
+    if (!st)
+        st = lora__model_info_build(m);
+    return st;
+}
+
+/* A GGUF file: the import's conversion, dequantized into the arena instead of written out;
+ * the tokenizer is built now, since there is no folder to find it in later. */
+static lora_status load_gguf(const char *path, int threads, lora_model *m)
+{
+    lora_gguf_model *g;
+    lora_status st = lora__gguf_model_open(path, &g);
+    if (st)
+        return st;
+    lora_weight_slot *slots = NULL;
+    size_t n = 0;
+    if (!(m->config_text = lora__strdup(g->config_json)))
+        st = lora__oom("config", strlen(g->config_json));
+    if (!st && !(st = load_config(m, g->config_json, strlen(g->config_json), path, threads)))
+        st = alloc_weights(m, &slots, &n);
+    /* the conversion checked that every slot has its source, of the slot's shape */
+    for (size_t i = 0; i < n && !st; i++)
+        lora__gguf_source_read(lora__gguf_model_find(g, slots[i].name), 0, *slots[i].dst,
+                               slot_numel(&slots[i]));
+    if (!st) {
+        const lora_gguf_source *e = lora__gguf_model_find(g, "model.embed_tokens.weight");
+        snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s", lora__gguf_source_type(e));
+        if (m->cfg.tie_embeddings)
+            m->lm_head = m->embed;
+        st = lora__tokenizer_from_text(g->tokenizer_json, g->tokenizer_config_json, path,
+                                       &m->tokenizer);
+    }
+    free(slots);
+    lora__gguf_model_free(g);
     if (!st)
         st = lora__model_info_build(m);
     return st;
@@ -204,15 +267,17 @@ LORA_API lora_status lora_model_load(const char *path, const char *config_json, 
     lora_status st = parse_options(config_json, &threads);
     if (st)
         return st;
-    if (!lora__is_dir(path))
-        return lora__error(LORA_ERR_IO, "lora_model_load: %s: not a folder", path);
+    int gguf = lora__gguf_is_gguf(path);
+    if (!gguf && !lora__is_dir(path))
+        return lora__error(LORA_ERR_IO, "lora_model_load: %s: not a folder or a GGUF file", path);
     lora_model *m = lora__calloc(1, sizeof *m);
     if (!m)
         return lora__oom("model", sizeof *m);
     atomic_init(&m->refs, 1);
     pthread_mutex_init(&m->tokenizer_lock, NULL);
     m->path = lora__strdup(path);
-    st = m->path ? load(path, threads, m) : lora__oom("path", strlen(path) + 1);
+    st = !m->path ? lora__oom("path", strlen(path) + 1)
+         : gguf ? load_gguf(path, threads, m) : load(path, threads, m);
     if (st) {
         lora__model_release(m);
         return lora__error_prefix(st, "lora_model_load");
