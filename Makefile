@@ -92,7 +92,7 @@ CLI := bin/lora
 GOLDEN := tests/golden_check
 
 .PHONY: demo tiny-model all deps test test-all test-c test-asan test-cli test-python test-docs test-install golden check-build install uninstall abi-check \
-        abi-update clean help bench
+        abi-update clean help bench parity parity-bench
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
 
@@ -107,6 +107,8 @@ help:
 	@echo "make abi-check  exported symbols against src/api/abi.symbols"
 	@echo "                CUDA=0 builds without the CUDA backend (built when nvcc is found:"
 	@echo "                CUDA_HOME=$(CUDA_HOME), CUDA=$(CUDA)); CUDA_ARCH sets -gencode targets"
+	@echo "make parity     liblora against transformers + PEFT and tokenizers (PyPI, in a venv)"
+	@echo "make parity-bench  CPU speed beside transformers + PEFT (docs/benchmarks.md)"
 
 # --- dependencies ------------------------------------------------------------------------------
 DEB_PKGS := gcc make pkg-config check libsubunit-dev libopenblas-openmp-dev libpcre2-dev \
@@ -274,6 +276,24 @@ tiny-model: $(CLI)
 demo: deps
 	@$(MAKE) --no-print-directory all
 	sh tools/demo.sh build/demo
+
+# --- parity with transformers + PEFT and tokenizers (tests/parity, docs/parity.md) --------------
+# Not part of make test: the oracle comes from PyPI (torch and its CUDA wheels, several GB) into
+# a venv under build/, installed once; liblora itself is driven through its Python bindings.
+PARITY_VENV := build/parity-venv
+PARITY_PY := $(PARITY_VENV)/bin/python
+
+$(PARITY_VENV)/.installed: tests/parity/requirements.txt tests/parity/constraints.txt
+	python3 -m venv $(PARITY_VENV)
+	nice -n 10 $(PARITY_VENV)/bin/pip install --progress-bar off \
+	    -r tests/parity/requirements.txt -c tests/parity/constraints.txt
+	touch $@
+
+parity: lib/$(SONAME) $(PARITY_VENV)/.installed
+	nice -n 10 $(PARITY_PY) tests/parity/run.py
+
+parity-bench: lib/$(SONAME) $(PARITY_VENV)/.installed
+	$(PARITY_PY) tests/parity/bench.py
 
 # --- install -----------------------------------------------------------------------------------
 install: all

@@ -657,6 +657,32 @@ START_TEST(peft_018_config_accepted)
 }
 END_TEST
 
+/* What PEFT 0.21.2 writes (its save_pretrained, as tests/parity runs it): five keys more. */
+START_TEST(peft_021_config_accepted)
+{
+    static const char cfg[] =
+        "{\"alora_invocation_tokens\": null, \"alpha_pattern\": {}, \"arrow_config\": null,"
+        " \"auto_mapping\": null, \"base_model_name_or_path\": \"/tmp/base\","
+        " \"bias\": \"none\", \"corda_config\": null, \"ensure_weight_tying\": false,"
+        " \"eva_config\": null, \"exclude_modules\": null, \"fan_in_fan_out\": false,"
+        " \"inference_mode\": true, \"init_lora_weights\": true, \"kasa_config\": null,"
+        " \"layer_replication\": null, \"layers_pattern\": null,"
+        " \"layers_to_transform\": null, \"loftq_config\": {}, \"lora_alpha\": 8,"
+        " \"lora_bias\": false, \"lora_dropout\": 0.0, \"lora_ga_config\": null,"
+        " \"megatron_config\": null, \"megatron_core\": \"megatron.core\","
+        " \"modules_to_save\": null, \"monteclora_config\": null, \"peft_type\": \"LORA\","
+        " \"peft_version\": \"0.21.2\", \"qalora_group_size\": 16, \"r\": 4,"
+        " \"rank_pattern\": {}, \"revision\": null, \"target_modules\": [\"v_proj\", \"q_proj\"],"
+        " \"target_parameters\": null, \"task_type\": \"CAUSAL_LM\","
+        " \"trainable_token_indices\": null, \"use_bdlora\": null, \"use_dora\": false,"
+        " \"use_qalora\": false, \"use_rslora\": false, \"velora_config\": null}";
+    lora_adapter *a = create_ok(cfg, 1);
+    ck_assert_uint_eq(a->n_mods, 4);
+    ck_assert_float_eq(a->mods[0].scaling, 2.0f);
+    lora_adapter_free(a);
+}
+END_TEST
+
 START_TEST(adapter_outlives_model)
 {
     lora_adapter *a = create_ok("{\"target_modules\": \"all-linear\"}", 2);
@@ -702,6 +728,11 @@ static const struct {
     {"{\"trainable_token_indices\": [1, 2]}", LORA_ERR_UNSUPPORTED, "trainable_token_indices"},
     {"{\"layers_pattern\": \"h\"}", LORA_ERR_UNSUPPORTED, "layers_pattern"},
     {"{\"use_qalora\": true}", LORA_ERR_UNSUPPORTED, "use_qalora"},
+    {"{\"kasa_config\": {}}", LORA_ERR_UNSUPPORTED, "KaSA"},
+    {"{\"lora_ga_config\": {\"direction\": \"ArB2r\"}}", LORA_ERR_UNSUPPORTED, "lora_ga_config"},
+    {"{\"monteclora_config\": {}}", LORA_ERR_UNSUPPORTED, "monteclora_config"},
+    {"{\"use_bdlora\": {\"nblocks\": 2}}", LORA_ERR_UNSUPPORTED, "BD-LoRA"},
+    {"{\"velora_config\": {}}", LORA_ERR_UNSUPPORTED, "velora_config"},
     {"{\"peft_type\": \"ADALORA\"}", LORA_ERR_UNSUPPORTED, "peft_type"},
     {"{\"use_dora\": \"no\"}", LORA_ERR_CONFIG, "use_dora"},
     {"{\"frobnicate\": 1}", LORA_ERR_CONFIG, "frobnicate"},
@@ -978,6 +1009,7 @@ static Suite *adapter_suite(void)
     tcase_add_test(core, rank_and_alpha_patterns);
     tcase_add_test(core, layers_to_transform);
     tcase_add_test(core, peft_018_config_accepted);
+    tcase_add_test(core, peft_021_config_accepted);
     tcase_add_test(core, adapter_outlives_model);
     suite_add_tcase(s, core);
 
