@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets, tests/fuzz/seeds/NAME/, from the fixtures.
+
+Run from the repository root after `make` (the checkpoint seeds are saved by liblora itself,
+through the Python bindings): python3 tests/fuzz/make_seeds.py. The seeds are small on purpose:
+libFuzzer mutates faster and reaches further from a few short inputs than from big ones.
+Files that stand for several files join them with SEP (FZ_SEP in tests/fuzz/harness.h).
+"""
+
+import json
+import os
+import shutil
+import struct
+import sys
+import tempfile
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir))
+FIX = os.path.join(ROOT, "tests", "fixtures")
+SEEDS = os.path.join(ROOT, "tests", "fuzz", "seeds")
+SEP = b"\n--8<--\n"
+sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+
+# as in tests/fuzz/fuzz_checkpoint.c
+CKPT_ADAPTER = {"r": 2, "lora_alpha": 4, "target_modules": ["q_proj"], "layers_to_transform": [1]}
+CKPT_OPTIMIZER = {"lr": 0.01, "lr_scheduler_type": "linear", "num_training_steps": 10}
+
+SIZES = {"F32": 4, "BF16": 2, "F16": 2, "I64": 8, "U8": 1, "I32": 4, "BOOL": 1}
+
+
+def safetensors(tensors, metadata=None, pad=0):
+    """tensors: [(name, dtype, shape, bytes or None for zeros)] laid out in order."""
+    header, data = {}, b""
+    for name, dtype, shape, raw in tensors:
+        n = SIZES[dtype]
+        for d in shape:
+            n *= d
+        raw = raw if raw is not None else bytes(n)
+        assert len(raw) == n, name
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + n]}
+        data += raw
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    text = json.dumps(header, separators=(",", ":")).encode() + b" " * pad
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def floats(values, dtype="F32"):
+    if dtype == "F32":
+        return struct.pack("<%df" % len(values), *values)
+    return b"".join(struct.pack("<f", v)[2:] for v in values)   # BF16: the high half
+
+
+def read(*parts):
+    with open(os.path.join(*parts), "rb") as f:
+        return f.read()
+
+
+def write(name, seeds):
+    d = os.path.join(SEEDS, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    for i, data in enumerate(seeds):
+        with open(os.path.join(d, "seed-%02d" % i), "wb") as f:
+            f.write(data)
+
+
+def seeds_safetensors():
+    return [
+        safetensors([("w", "F32", [2, 3], floats([1, 2, 3, 4, 5, 6])),
+                     ("b", "BF16", [4], floats([0.5, -1, 2, 3], "BF16")),
+                     ("step", "I64", [], struct.pack("<q", 7)), ("empty", "F32", [0, 5], b"")],
+                    {"format": "pt"}),
+        safetensors([("mask", "BOOL", [3], b"\x01\x00\x01"), ("ids", "I32", [1, 2], None),
+                     ("bytes", "U8", [5], b"hello")], pad=6),
+        safetensors([]),
+    ]
+
+
+def seeds_shard_index():
+    one = safetensors([("model.embed_tokens.weight", "F32", [2, 2], None),
+                       ("model.norm.weight", "F32", [2], None)])
+    two = safetensors([("lm_head.weight", "BF16", [2, 2], None)])
+    index = {"metadata": {"total_size": 32}, "weight_map": {
+        "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+        "model.norm.weight": "model-00001-of-00002.safetensors",
+        "lm_head.weight": "model-00002-of-00002.safetensors"}}
+    alone = {"weight_map": {"lm_head.weight": "model-00001-of-00002.safetensors"}}
+    return [json.dumps(index, indent=1).encode() + SEP + one + SEP + two,
+            json.dumps(alone).encode() + SEP + two]
+
+
+def seeds_config():
+    dirs = ["tiny-qwen2", "tiny-qwen3", "tiny-llama", "qwen2.5-0.5b-config"]
+    out = [read(FIX, d, "config.json") for d in dirs]
+    cfg = json.loads(read(FIX, "tiny-qwen3", "config.json"))
+    cfg.pop("rope_theta", None)
+    cfg["rope_parameters"] = {"rope_type": "default", "rope_theta": 1000000.0}
+    cfg["layer_types"] = ["full_attention"] * cfg["num_hidden_layers"]
+    out.append(json.dumps(cfg).encode())
+    return out
+
+
+def adapter_tensors(modules, r, dtype, layers):
+    """The tensors of an adapter of the tiny Qwen2 fixture (hidden 64, 4 heads, 2 kv heads,
+    intermediate 160)."""
+    shapes = {"q_proj": (64, 64), "k_proj": (32, 64), "v_proj": (32, 64), "o_proj": (64, 64),
+              "gate_proj": (160, 64), "up_proj": (160, 64), "down_proj": (64, 160)}
+    out = []
+    for layer in layers:
+        for m in sorted(modules):
+            parent = "mlp" if m in ("gate_proj", "up_proj", "down_proj") else "self_attn"
+            o, i = shapes[m]
+            base = "base_model.model.model.layers.%d.%s.%s." % (layer, parent, m)
+            out.append((base + "lora_A.weight", dtype, [r, i], floats([0.01] * (r * i), dtype)))
+            out.append((base + "lora_B.weight", dtype, [o, r], None))
+    return sorted(out)
+
+
+def seeds_adapter():
+    cfg = json.loads(read(FIX, "tiny-qwen2", "adapter", "adapter_config.json"))
+    cfg.update(r=1, target_modules=["q_proj", "v_proj"])
+    small = json.dumps(cfg, indent=1).encode() + SEP + safetensors(
+        adapter_tensors(["q_proj", "v_proj"], 1, "F32", [0, 1]), {"format": "pt"})
+    cfg = {"r": 2, "lora_alpha": 4, "target_modules": "all-linear", "layers_to_transform": [0],
+           "rank_pattern": {"down_proj": 1}, "alpha_pattern": {"model.layers.0.mlp.up_proj": 8},
+           "use_rslora": True, "init_lora_weights": "gaussian"}
+    tensors = [t for t in adapter_tensors(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                           "up_proj"], 2, "BF16", [0])]
+    tensors += adapter_tensors(["down_proj"], 1, "BF16", [0])
+    patterned = json.dumps(cfg).encode() + SEP + safetensors(sorted(tensors))
+    return [small, patterned, json.dumps(cfg).encode()]
+
+
+def seeds_tokenizer_load():
+    tiny = os.path.join(ROOT, "models", "tiny")
+    tok, cfg = read(tiny, "tokenizer.json"), read(tiny, "tokenizer_config.json")
+    return [tok + SEP + cfg, tok]
+
+
+def seeds_tokenize():
+    texts = []
+    with open(os.path.join(FIX, "qwen-tokenizer", "golden_encodings.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            texts.append(json.loads(line)["text"].encode())
+    texts = [t for t in texts if len(t) <= 200][:24]
+    texts.append("<|im_start|>user\nhi<|im_end|>\n".encode())
+    return [bytes([i % 4]) + t for i, t in enumerate(texts)]
+
+
+def seeds_jsonl_line():
+    """The first byte's format bits match the line (auto or its own format); the other option
+    bits vary from seed to seed (see tests/fuzz/fuzz_jsonl_line.c)."""
+    out = []
+    for fmt, name in [(1, "chat.jsonl"), (2, "prompt_completion.jsonl"), (3, "text.jsonl"),
+                      (0, "auto.jsonl")]:
+        with open(os.path.join(FIX, "data", name), "rb") as f:
+            lines = [l for l in f.read().split(b"\n") if l.strip()][:4]
+        for i, line in enumerate(lines):
+            bits = (len(out) * 37) & 0xfc
+            out.append(bytes([bits | (fmt if i % 2 else 0)]) + line + b"\n")
+    return out
+
+
+def seeds_checkpoint():
+    import liblora
+    model = liblora.Model(os.path.join(FIX, "tiny-qwen2"), threads=1)
+    adapter = liblora.Adapter.create(model, seed=1, **CKPT_ADAPTER)
+    session = liblora.Session(model, adapters=[adapter])
+    opt = liblora.Optimizer(session, **CKPT_OPTIMIZER)
+    opt.step([[1, 5, 9, 13, 17, 21]])
+    tmp = tempfile.mkdtemp()
+    try:
+        d = os.path.join(tmp, "ckpt")
+        opt.save_checkpoint(d, data_position=3)
+        files = [read(d, "trainer_state.json"), read(d, "optimizer.safetensors"),
+                 read(d, "adapter_0", "adapter_config.json"),
+                 read(d, "adapter_0", "adapter_model.safetensors")]
+    finally:
+        shutil.rmtree(tmp)
+    return [SEP.join(files), SEP.join(files[:2])]
+
+
+def main():
+    for name, make in [("safetensors", seeds_safetensors), ("shard_index", seeds_shard_index),
+                       ("config", seeds_config), ("adapter", seeds_adapter),
+                       ("tokenizer_load", seeds_tokenizer_load), ("tokenize", seeds_tokenize),
+                       ("jsonl_line", seeds_jsonl_line), ("checkpoint", seeds_checkpoint)]:
+        seeds = make()
+        write(name, seeds)
+        print("%s: %d seeds, %d bytes" % (name, len(seeds), sum(len(s) for s in seeds)))
+
+
+if __name__ == "__main__":
+    main()
