@@ -1,8 +1,9 @@
 /* Tokenizing arbitrary bytes with the Qwen2.5 tokenizer fixture (loaded once per process). The
  * first byte chooses the LORA_ENCODE_* flags, the rest is the text. Checked besides memory
  * safety: the ids decode, in one call and streamed, to the same text; valid NFC text with
- * special tokens taken as text decodes back to itself; the input read as ids decodes or fails
- * cleanly. */
+ * special tokens taken as text decodes back to itself; the byte spans of the tokens (the
+ * internal encoder with offsets) lie in the text, in order, never inside a UTF-8 character; the
+ * input read as ids decodes or fails cleanly. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "harness.h"
 #include "lora.h"
 #include "tokenizer/normalize.h"
+#include "tokenizer/tokenizer.h"
 
 static lora_tokenizer *tok;
 
@@ -38,6 +40,32 @@ static void check_stream(const int32_t *ids, size_t n, unsigned flags, const cha
     lora_detokenizer_free(d);
 }
 
+static int continuation(const char *text, size_t len, size_t at)
+{
+    return at < len && ((unsigned char)text[at] & 0xC0) == 0x80;
+}
+
+/* The spans of the offset encoder over the same text, against the ids of the public call. */
+static void check_spans(const char *text, size_t len, unsigned flags, const int32_t *ids,
+                        size_t n)
+{
+    lora__encoding e = {0};
+    if (lora__tokenizer_encode(tok, text, len, flags, &e) != LORA_OK || e.n != n)
+        fz_die("lora__tokenizer_encode disagrees with lora_tokenizer_encode");
+    for (size_t k = 0; k < n; k++) {
+        if (e.ids[k] != ids[k])
+            fz_die("the offset encoder gives other ids");
+        if (e.start[k] > e.end[k] || e.end[k] > len || (k && e.start[k] < e.start[k - 1]) ||
+            (k && e.end[k] < e.end[k - 1]))
+            fz_die("a token span is out of the text or out of order");
+        /* invalid bytes replaced by U+FFFD have no character boundaries to respect */
+        if (!(flags & LORA_ENCODE_UTF8_REPLACE) &&
+            (continuation(text, len, e.start[k]) || continuation(text, len, e.end[k])))
+            fz_die("a token span splits a UTF-8 character");
+    }
+    lora__encoding_free(&e);
+}
+
 static void encode_decode(const char *text, size_t len, unsigned flags)
 {
     size_t n = 0;
@@ -50,6 +78,7 @@ static void encode_decode(const char *text, size_t len, unsigned flags)
     size_t n2 = 0;
     if (!ids || lora_tokenizer_encode(tok, text, len, flags, ids, n, &n2) != LORA_OK || n2 != n)
         fz_die("lora_tokenizer_encode with the size it reported");
+    check_spans(text, len, flags, ids, n);
     for (unsigned skip = 0; skip < 2; skip++) {
         char *out = NULL;
         size_t out_len = 0;

@@ -1,6 +1,7 @@
-/* Loading a tokenizer folder: tokenizer.json, then (after FZ_SEP) tokenizer_config.json, which
- * is absent when the input has no separator. A tokenizer that loads encodes and decodes a
- * fixed text and looks up its special tokens. */
+/* Loading a tokenizer folder: tokenizer.json, then (after FZ_SEP) tokenizer_config.json, absent
+ * when the input has no separator, then (after another FZ_SEP) a text. A tokenizer that loads
+ * encodes and decodes the text (a fixed one when the input has none), with and without special
+ * tokens taken as text, and looks up a special token. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +13,12 @@
 static const char text[] = "Hello, world! 12345 <|im_start|>user\n\xc3\xa9t\xc3\xa9 \xe4\xbd\xa0"
                            "\xe5\xa5\xbd  tabs\tand\r\nlines<|im_end|><|endoftext|>";
 
-static void exercise(lora_tokenizer *t)
+static void exercise(lora_tokenizer *t, const char *s, size_t len)
 {
     for (unsigned flags = 0; flags < 2; flags++) {
         size_t n = 0;
         int32_t ids[512];
-        if (lora_tokenizer_encode(t, text, sizeof text - 1, flags, ids, 512, &n) != LORA_OK)
+        if (lora_tokenizer_encode(t, s, len, flags, ids, 512, &n) != LORA_OK)
             continue;
         char *out = NULL;
         if (lora_tokenizer_decode(t, ids, n, flags, &out, NULL) != LORA_OK)
@@ -32,8 +33,8 @@ static void exercise(lora_tokenizer *t)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fz_part parts[2];
-    size_t n = fz_split(data, size, parts, 2);
+    fz_part parts[3];
+    size_t n = fz_split(data, size, parts, 3);
     char dir[4096], path[4096 + 64];
     snprintf(dir, sizeof dir, "%s", fz_path("tokenizer"));
     mkdir(dir, 0700);
@@ -43,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_write_part(path, n > 1 ? &parts[1] : NULL);
     lora_tokenizer *t = NULL;
     if (lora_tokenizer_load(dir, NULL, &t) == LORA_OK)
-        exercise(t);
+        exercise(t, n > 2 ? (const char *)parts[2].data : text,
+                 n > 2 ? parts[2].size : sizeof text - 1);
     lora_tokenizer_free(t);
     return 0;
 }

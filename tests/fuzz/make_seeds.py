@@ -132,9 +132,26 @@ def seeds_adapter():
 
 
 def seeds_tokenizer_load():
+    """The embedded model's tokenizer, and a variant with ByteLevel's own regex, no normalizer,
+    ignore_merges and non-special added tokens with every matching flag; with its
+    tokenizer_config.json and a text to encode, or alone."""
     tiny = os.path.join(ROOT, "models", "tiny")
     tok, cfg = read(tiny, "tokenizer.json"), read(tiny, "tokenizer_config.json")
-    return [tok + SEP + cfg, tok]
+    text = "Hello, world! 12 <|im_start|>user\n\u00e9t\u00e9  x<|im_end|>".encode()
+    var = json.loads(tok)
+    var["normalizer"] = None
+    var["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": False,
+                            "trim_offsets": False, "use_regex": True}
+    var["model"]["ignore_merges"] = True
+    top = max(t["id"] for t in var["added_tokens"])
+    for i, (content, flags) in enumerate([("wor", "lstrip"), ("ld", "rstrip"),
+                                          ("12", "single_word"), ("HELLO", "normalized")]):
+        token = {"id": top + 1 + i, "content": content, "single_word": False, "lstrip": False,
+                 "rstrip": False, "normalized": False, "special": False}
+        token[flags] = True
+        var["added_tokens"].append(token)
+    var = json.dumps(var, ensure_ascii=False).encode()
+    return [tok + SEP + cfg + SEP + text, tok, var + SEP + b"{}" + SEP + text]
 
 
 def seeds_tokenize():
@@ -158,6 +175,19 @@ def seeds_jsonl_line():
         for i, line in enumerate(lines):
             bits = (len(out) * 37) & 0xfc
             out.append(bytes([bits | (fmt if i % 2 else 0)]) + line + b"\n")
+    # conversations of the chat golden cases (thinking, reasoning_content, tool turns), one per
+    # case that has an assistant turn, under each chat template in turn
+    seen = set()
+    with open(os.path.join(FIX, "chat", "golden.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            case = json.loads(line)
+            msgs = case["messages"]
+            if case["case"] in seen or not any(m["role"] == "assistant" for m in msgs):
+                continue
+            seen.add(case["case"])
+            template = (len(seen) % 4) << 6
+            out.append(bytes([template | 1]) +
+                       json.dumps({"messages": msgs}, ensure_ascii=False).encode() + b"\n")
     return out
 
 
