@@ -116,6 +116,12 @@ static lora_status load_weights(lora_model *m, const lora_st_set *set)
     lora_status st = lora__weight_slots(&m->cfg, m, &slots, &n);
     if (st)
         return st;
+    /* the tensors first: a config's sizes are only trusted once the files hold them, so that a
+     * small folder cannot ask for a huge arena */
+    if ((st = lora__weights_check(&m->cfg, set, slots, n))) {
+        free(slots);
+        return st;
+    }
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += round_up((size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1)));
@@ -126,20 +132,17 @@ static lora_status load_weights(lora_model *m, const lora_st_set *set)
         return lora__oom("model weights", total * sizeof(float));
     }
     size_t off = 0;
-    st = lora__weights_check(&m->cfg, set, slots, n);
-    for (size_t i = 0; i < n && !st; i++) {
+    for (size_t i = 0; i < n; i++) {
         *slots[i].dst = m->arena + off;
         off += round_up((size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1)));
         convert(lora__st_set_find(set, slots[i].name), *slots[i].dst);
     }
-    if (!st) {
-        const lora_st_tensor *e = lora__st_set_find(set, "model.embed_tokens.weight");
-        snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s", lora__st_dtype_name(e->dtype));
-    }
+    const lora_st_tensor *e = lora__st_set_find(set, "model.embed_tokens.weight");
+    snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s", lora__st_dtype_name(e->dtype));
     if (m->cfg.tie_embeddings)
         m->lm_head = m->embed;
     free(slots);
-    return st;
+    return LORA_OK;
 }
 
 static lora_status load(const char *path, int threads, lora_model *m)

@@ -100,6 +100,45 @@ def seeds_config():
     return out
 
 
+def model_tensors(cfg):
+    """The weights a config asks for (as src/model/weights.c lists them), zero F32 or BF16."""
+    C, V, I = cfg["hidden_size"], cfg["vocab_size"], cfg["intermediate_size"]
+    H, KV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    D = cfg.get("head_dim", C // H)
+    dtype = "BF16" if cfg.get("torch_dtype") == "bfloat16" else "F32"
+    qwen2, qwen3 = cfg["model_type"] == "qwen2", cfg["model_type"] == "qwen3"
+    out = [("model.embed_tokens.weight", [V, C]), ("model.norm.weight", [C])]
+    if not cfg.get("tie_word_embeddings"):
+        out.append(("lm_head.weight", [V, C]))
+    for i in range(cfg["num_hidden_layers"]):
+        p = "model.layers.%d." % i
+        out += [(p + "input_layernorm.weight", [C]), (p + "post_attention_layernorm.weight", [C]),
+                (p + "self_attn.q_proj.weight", [H * D, C]), (p + "self_attn.k_proj.weight", [KV * D, C]),
+                (p + "self_attn.v_proj.weight", [KV * D, C]), (p + "self_attn.o_proj.weight", [C, H * D]),
+                (p + "mlp.gate_proj.weight", [I, C]), (p + "mlp.up_proj.weight", [I, C]),
+                (p + "mlp.down_proj.weight", [C, I])]
+        if qwen2:
+            out += [(p + "self_attn.%s_proj.bias" % x, [n]) for x, n in
+                    [("q", H * D), ("k", KV * D), ("v", KV * D)]]
+        if qwen3:
+            out += [(p + "self_attn.q_norm.weight", [D]), (p + "self_attn.k_norm.weight", [D])]
+    return [(name, dtype, shape, None) for name, shape in sorted(out)]
+
+
+def seeds_model_folder():
+    """Tiny configs of each family (a few hundred weights) with their weights."""
+    base = {"vocab_size": 8, "hidden_size": 8, "intermediate_size": 12, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_act": "silu",
+            "max_position_embeddings": 64, "rms_norm_eps": 1e-6, "rope_theta": 10000.0}
+    out = []
+    for extra in [{"model_type": "qwen2", "tie_word_embeddings": True},
+                  {"model_type": "qwen3", "head_dim": 4, "torch_dtype": "bfloat16"},
+                  {"model_type": "llama", "attention_bias": False, "num_hidden_layers": 2}]:
+        cfg = dict(base, **extra)
+        out.append(json.dumps(cfg, indent=1).encode() + SEP + safetensors(model_tensors(cfg)))
+    return out
+
+
 def adapter_tensors(modules, r, dtype, layers):
     """The tensors of an adapter of the tiny Qwen2 fixture (hidden 64, 4 heads, 2 kv heads,
     intermediate 160)."""
@@ -214,7 +253,8 @@ def main():
     for name, make in [("safetensors", seeds_safetensors), ("shard_index", seeds_shard_index),
                        ("config", seeds_config), ("adapter", seeds_adapter),
                        ("tokenizer_load", seeds_tokenizer_load), ("tokenize", seeds_tokenize),
-                       ("jsonl_line", seeds_jsonl_line), ("checkpoint", seeds_checkpoint)]:
+                       ("jsonl_line", seeds_jsonl_line), ("checkpoint", seeds_checkpoint),
+                       ("model_folder", seeds_model_folder)]:
         seeds = make()
         write(name, seeds)
         print("%s: %d seeds, %d bytes" % (name, len(seeds), sum(len(s) for s in seeds)))
