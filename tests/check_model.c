@@ -344,7 +344,7 @@ START_TEST(weights_disagree_with_config)
 }
 END_TEST
 
-/* Found while fuzzing the model folder: the arena a config asks for (here 4 TiB) was allocated
+/* Seen while writing the model_folder fuzz target (tests/fuzz/regressions/): the arena a config asks for (here 4 TiB) was allocated
  * before the tensors were checked, so a tiny folder failed with OUT_OF_MEMORY (or an ASan
  * abort) instead of naming the tensor that disagrees. */
 START_TEST(huge_config_over_small_weights)
