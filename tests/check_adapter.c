@@ -874,12 +874,11 @@ START_TEST(wrong_dtype_refused)
 END_TEST
 
 /* Seen while fuzzing (tests/fuzz/regressions/adapter/, over a second per input under the fuzz
- * build): a few bytes of adapter_config.json (r
- * 65536 over all seven projections: a 587 MB arena on this model) made lora_adapter_load
- * allocate and zero the whole arena before finding that the file's tensors disagree. With the
- * address space capped 256 MB above what the process maps, the load must still name the
- * tensor. ASan reserves its shadow memory up front and cannot run under such a cap, so its
- * build checks the status only. */
+ * build): a few bytes of adapter_config.json (r 65536 over all seven projections: a 587 MB
+ * arena on this model) made lora_adapter_load allocate and zero the whole arena before finding
+ * that the file's tensors disagree. With the address space capped 256 MB above what the
+ * process maps, the load must still name the tensor. ASan reserves its shadow memory up front
+ * and cannot run under such a cap, so its build checks the status only. */
 START_TEST(tensors_checked_before_the_arena)
 {
     char *cfg = qwen2_adapter_config_with("r", "65536");
