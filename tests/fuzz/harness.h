@@ -15,7 +15,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 /* An input made of several files separates them with this line (it is in every dictionary of
  * a multi-file target, so that mutations can add and remove files). */
 #define FZ_SEP "\n--8<--\n"
-#define FZ_MAX_PARTS 8
 
 typedef struct fz_part {
     const uint8_t *data;
@@ -41,7 +40,8 @@ void fz_write_part(const char *path, const fz_part *part);
 /* tests/fixtures/NAME, or $LORA_FUZZ_FIXTURES/NAME (the targets run from the repository root). */
 const char *fz_fixture(const char *name);
 
-/* Stops with a message naming what failed: setup errors are bugs of the harness. */
+/* Aborts (a failure for libFuzzer and for the replay) with a message naming what failed: a
+ * setup step of the harness, or an invariant a target checks. */
 _Noreturn void fz_die(const char *what);
 
 #endif
