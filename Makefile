@@ -84,6 +84,15 @@ CLI_OBJ := $(CLI_SRC:%.c=build/cli/%.o)
 ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o)
 CHECKS := $(CHECK_SRC:tests/%.c=build/tests/%)
 ASAN_CHECKS := $(CHECK_SRC:tests/%.c=build/asan-tests/%)
+# fuzz targets: tests/fuzz/fuzz_NAME.c (see the fuzzing section below)
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+FUZZ_REPLAY := $(FUZZ_NAMES:%=build/fuzz-replay/fuzz_%)
+FUZZ_OBJ := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+FUZZ_SAN := $(SAN_FLAGS) -fsanitize=fuzzer-no-link
 
 SONAME := liblora.so.$(ABI)
 SHARED := lib/liblora.so.$(VERSION)
@@ -92,7 +101,7 @@ CLI := bin/lora
 GOLDEN := tests/golden_check
 
 .PHONY: demo tiny-model all deps test test-all test-c test-asan test-cli test-python test-docs test-install golden check-build install uninstall abi-check \
-        abi-update clean help bench parity parity-bench
+        abi-update clean help bench parity parity-bench fuzz fuzz-run test-fuzz
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
 
@@ -109,6 +118,7 @@ help:
 	@echo "                CUDA_HOME=$(CUDA_HOME), CUDA=$(CUDA)); CUDA_ARCH sets -gencode targets"
 	@echo "make parity     liblora against transformers + PEFT and tokenizers (PyPI, in a venv)"
 	@echo "make parity-bench  CPU speed beside transformers + PEFT (docs/benchmarks.md)"
+	@echo "make fuzz       the libFuzzer targets (clang) in build/fuzz; make fuzz-run FUZZ_SECONDS=N"
 
 # --- dependencies ------------------------------------------------------------------------------
 DEB_PKGS := gcc make pkg-config check libsubunit-dev libopenblas-openmp-dev libpcre2-dev \
@@ -206,7 +216,7 @@ check-build: all $(CHECKS) $(GOLDEN) $(RESUME)
 test: deps
 	@$(MAKE) --no-print-directory test-all
 
-test-all: check-build abi-check $(ASAN_CHECKS)
+test-all: check-build abi-check $(ASAN_CHECKS) $(FUZZ_REPLAY)
 	@rm -rf build/results && mkdir -p build/results
 	@tests/run_checks.sh build/results/c $(CHECKS) || true
 	@tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
@@ -217,6 +227,7 @@ test-all: check-build abi-check $(ASAN_CHECKS)
 	@tests/run_python.sh build/results/python || true
 	@tests/run_docs.sh build/results/docs || true
 	@tests/run_install.sh build/results/install || true
+	@$(ASAN_ENV) tests/run_fuzz_replay.sh build/results/fuzz-replay $(FUZZ_REPLAY) || true
 	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS) || true
 	@tests/summary.sh build/results
 
@@ -247,6 +258,39 @@ test-install: all
 test-asan: $(ASAN_CHECKS)
 	@mkdir -p build/results
 	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS)
+
+# --- fuzzing: libFuzzer targets (clang) and their replay under gcc's ASan+UBSan ----------------
+# tests/fuzz/fuzz_T.c is target T. `make fuzz` builds them with libFuzzer over the library built
+# by clang with the same sanitizers (build/fuzz); `make fuzz-run` runs each for FUZZ_SECONDS.
+# `make test` replays every seed and regression input through the same target functions linked
+# with a plain main() (build/fuzz-replay), so it needs no clang.
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(ALL_CFLAGS) $(FUZZ_SAN) -MMD -MP -c $< -o $@
+
+build/fuzz/liblora.a: $(FUZZ_OBJ)
+	rm -f $@
+	ar rcs $@ $(FUZZ_OBJ)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.c tests/fuzz/harness.h build/fuzz/liblora.a
+	$(FUZZ_CC) $(ALL_CFLAGS) $(SAN_FLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< \
+	    tests/fuzz/harness.c build/fuzz/liblora.a $(LIBS)
+
+build/fuzz-replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.c tests/fuzz/harness.h \
+                          tests/fuzz/replay.c build/asan/liblora.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Itests/fuzz -o $@ $< tests/fuzz/harness.c \
+	    tests/fuzz/replay.c build/asan/liblora.a $(LIBS)
+
+fuzz: $(FUZZ_BINS)
+
+fuzz-run: $(FUZZ_BINS)
+	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+test-fuzz: $(FUZZ_REPLAY)
+	@mkdir -p build/results
+	@$(ASAN_ENV) tests/run_fuzz_replay.sh build/results/fuzz-replay $(FUZZ_REPLAY)
 
 # --- the embedded default model (models/tiny), pretrained from scratch by liblora ---------------
 # Writes the corpus, tokenizer, config and task data (seeded), then `lora init` and a full
@@ -341,4 +385,4 @@ abi-update: $(SHARED)
 clean:
 	rm -rf build lib bin $(GOLDEN)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(CU_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

@@ -139,14 +139,21 @@ static size_t slot_numel(const lora_weight_slot *s)
     return (size_t)(s->shape[0] * (s->ndim == 2 ? s->shape[1] : 1));
 }
 
-/* One arena for every slot, 64-byte aligned each; *slots_out to free. */
-static lora_status alloc_weights(lora_model *m, lora_weight_slot **slots_out, size_t *n_out)
+/* One arena for every slot, 64-byte aligned each; *slots_out to free. With a safetensors set,
+ * its tensors are checked first: a config's sizes are only trusted once the files hold them, so
+ * that a small folder cannot ask for a huge arena (a GGUF's conversion did that check). */
+static lora_status alloc_weights(lora_model *m, const lora_st_set *set,
+                                 lora_weight_slot **slots_out, size_t *n_out)
 {
     lora_weight_slot *slots;
     size_t n;
     lora_status st = lora__weight_slots(&m->cfg, m, &slots, &n);
     if (st)
         return st;
+    if (set && (st = lora__weights_check(&m->cfg, set, slots, n))) {
+        free(slots);
+        return st;
+    }
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += round_up(slot_numel(&slots[i]));
@@ -170,20 +177,17 @@ static lora_status load_weights(lora_model *m, const lora_st_set *set)
 {
     lora_weight_slot *slots;
     size_t n;
-    lora_status st = alloc_weights(m, &slots, &n);
+    lora_status st = alloc_weights(m, set, &slots, &n);
     if (st)
         return st;
-    st = lora__weights_check(&m->cfg, set, slots, n);
-    for (size_t i = 0; i < n && !st; i++)
+    for (size_t i = 0; i < n; i++)
         convert(lora__st_set_find(set, slots[i].name), *slots[i].dst);
-    if (!st) {
-        const lora_st_tensor *e = lora__st_set_find(set, "model.embed_tokens.weight");
-        snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s", lora__st_dtype_name(e->dtype));
-    }
+    const lora_st_tensor *e = lora__st_set_find(set, "model.embed_tokens.weight");
+    snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s", lora__st_dtype_name(e->dtype));
     if (m->cfg.tie_embeddings)
         m->lm_head = m->embed;
     free(slots);
-    return st;
+    return LORA_OK;
 }
 
 static lora_status load_config(lora_model *m, const char *text, size_t len, const char *label,
@@ -235,7 +239,7 @@ static lora_status load_gguf(const char *path, int threads, lora_model *m)
     if (!(m->config_text = lora__strdup(g->config_json)))
         st = lora__oom("config", strlen(g->config_json));
     if (!st && !(st = load_config(m, g->config_json, strlen(g->config_json), path, threads)))
-        st = alloc_weights(m, &slots, &n);
+        st = alloc_weights(m, NULL, &slots, &n);
     /* the conversion checked that every slot has its source, of the slot's shape */
     for (size_t i = 0; i < n && !st; i++)
         lora__gguf_source_read(lora__gguf_model_find(g, slots[i].name), 0, *slots[i].dst,
