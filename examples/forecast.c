@@ -167,15 +167,16 @@ int main(int argc, char **argv)
                 argv[0]);
         return 2;
     }
-    int n_train = argc > 3 ? atoi(argv[3]) : 160, epochs = argc > 4 ? atoi(argv[4]) : 3;
+    int n_train = argc > 3 ? atoi(argv[3]) : 320, epochs = argc > 4 ? atoi(argv[4]) : 3;
     double lr = argc > 5 ? atof(argv[5]) : 1e-2;
     if (n_train < 1 || n_train > MAX_TRAIN || epochs < 1 || !(lr > 0))
         return fprintf(stderr, "bad sizes or learning rate\n"), 2;
     static series train[MAX_TRAIN], test[TESTS];
     static float base_pred[TESTS][HORIZON][DIMS], tuned_pred[TESTS][HORIZON][DIMS];
-    uint64_t rng = 2024;
+    /* the test trajectories have their own seed: the same ones whatever the training size */
+    uint64_t rng = 2024, test_rng = 7;
     for (int i = 0; i < n_train; i++) lotka_volterra(&rng, train[i]);
-    for (int i = 0; i < TESTS; i++) lotka_volterra(&rng, test[i]);
+    for (int i = 0; i < TESTS; i++) lotka_volterra(&test_rng, test[i]);
     mkdir(argv[2], 0755);
 
     /* the training series as {"text": ...} lines: every token in the loss */

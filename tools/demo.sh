@@ -19,7 +19,7 @@ mkdir -p "$out"
 if [ "$quick" = --quick ]; then
     questions=12; rollouts=2; epochs=1; lv_train=16; lv_epochs=1
 else
-    questions=100; rollouts=4; epochs=3; lv_train=160; lv_epochs=3
+    questions=100; rollouts=4; epochs=3; lv_train=320; lv_epochs=3
 fi
 head -n "$questions" "$data/arith_test.jsonl" > "$out/arith_test.jsonl"
 

@@ -1,10 +1,13 @@
 """Synthetic text for the embedded default model (models/tiny), seeded and stdlib-only.
 
-Pretraining documents teach two skills in raw text: arithmetic facts in several phrasings (some
-restate a question before answering it, which teaches copying its numbers), and
-one-dimensional number series in LLMTIME's text form. The demo's tasks (tasks.py) then ask for
-what the pretraining never shows: answers in a chat format with a \\boxed{} answer, and forecasts
-of two-dimensional predator-prey series. That gap is what the demo's LoRA adapters close.
+Pretraining documents teach skills in raw text: arithmetic facts in several phrasings (some
+restate a question before answering it, which teaches copying its numbers), and number series
+in LLMTIME's text form. A third stage (stage3_documents) adds long series: one-dimensional ones
+that oscillate, and two-dimensional ones that never do (trends, random walks, relaxation to a
+rest point), so the model knows the two-dimensional format and long contexts but has never
+seen two coupled oscillating quantities. The demo's tasks (tasks.py) then ask for what the
+pretraining never shows: answers in a chat format with a \\boxed{} answer, and forecasts of
+two-dimensional predator-prey cycles. That gap is what the demo's LoRA adapters close.
 """
 import math
 import random
@@ -77,3 +80,54 @@ def documents(n, seed):
     rng = random.Random(seed)
     for _ in range(n):
         yield arithmetic_doc(rng) if rng.random() < 0.6 else series_doc(rng)
+
+
+def llmtime_2d(pairs, decimals=2, target=10.0):
+    """LLMTIME text of a two-dimensional series: "x,y" per step, one scale for both."""
+    top = max(max(abs(x), abs(y)) for x, y in pairs) or 1.0
+    alpha = target / top
+    return ";".join("%.*f,%.*f" % (decimals, x * alpha, decimals, y * alpha) for x, y in pairs)
+
+
+def long_series_doc(rng):
+    """A one-dimensional oscillation of 60 to 160 steps, with periods as long as 50 steps."""
+    steps, period = rng.randint(60, 160), rng.uniform(8, 50)
+    amp, skew = rng.uniform(0.3, 1), rng.uniform(0, 0.6)  # skew: a second harmonic, sharper peaks
+    phase, off = rng.uniform(0, 6.3), amp * (1 + skew) * rng.uniform(1.1, 2.5)
+    w = 2 * math.pi / period
+    return llmtime_1d([off + amp * (math.sin(w * i + phase) + skew * math.sin(2 * w * i + phase))
+                       for i in range(steps)])
+
+
+def series2d_doc(rng):
+    """A two-dimensional series of 40 to 95 steps that does not oscillate: two trends, two
+    correlated random walks, or two quantities relaxing to a rest point."""
+    steps, kind = rng.randint(40, 95), rng.randrange(3)
+    if kind == 0:
+        x0, y0 = rng.uniform(0.5, 4), rng.uniform(0.5, 4)
+        bx, by = rng.uniform(-0.03, 0.05), rng.uniform(-0.03, 0.05)
+        pairs = [(x0 + bx * i + rng.gauss(0, 0.03), y0 + by * i + rng.gauss(0, 0.03))
+                 for i in range(steps)]
+    elif kind == 1:
+        x, y, rho, pairs = rng.uniform(2, 5), rng.uniform(2, 5), rng.uniform(-0.8, 0.8), []
+        for _ in range(steps):
+            e1, e2 = rng.gauss(0, 0.12), rng.gauss(0, 0.12)
+            x, y = max(0.1, x + e1), max(0.1, y + rho * e1 + math.sqrt(1 - rho * rho) * e2)
+            pairs.append((x, y))
+    else:
+        xs, ys = rng.uniform(1, 5), rng.uniform(1, 5)
+        x, y = rng.uniform(0.5, 8), rng.uniform(0.5, 8)
+        kx, ky = rng.uniform(0.02, 0.15), rng.uniform(0.02, 0.15)
+        pairs = [(xs + (x - xs) * math.exp(-kx * i), ys + (y - ys) * math.exp(-ky * i))
+                 for i in range(steps)]
+    return llmtime_2d(pairs)
+
+
+def stage3_documents(n, seed):
+    """The third stage's mixture: arithmetic (so it is not forgotten), long oscillations, and
+    non-oscillating two-dimensional series."""
+    rng = random.Random(seed)
+    for _ in range(n):
+        u = rng.random()
+        yield (arithmetic_doc(rng) if u < 0.4 else long_series_doc(rng) if u < 0.7
+               else series2d_doc(rng))

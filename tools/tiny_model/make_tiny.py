@@ -3,7 +3,9 @@ tokenizer, the model's config.json and the demo's arithmetic datasets (the forec
 series are simulated by examples/forecast.c itself). Seeded: the same run gives the
 same bytes.
 
-    python3 tools/tiny_model/make_tiny.py OUT_MODEL_DIR OUT_DATA_DIR CORPUS.jsonl
+    python3 tools/tiny_model/make_tiny.py OUT_MODEL_DIR OUT_DATA_DIR CORPUS.jsonl CORPUS3.jsonl
+
+CORPUS.jsonl feeds the first two pretraining stages, CORPUS3.jsonl the third (long series).
 """
 import json
 import os
@@ -15,6 +17,7 @@ import corpus  # noqa: E402
 import tasks  # noqa: E402
 
 N_DOCS = 24000
+N_DOCS3 = 4000
 N_MERGES = 440
 CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
           "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
@@ -27,11 +30,12 @@ def write_jsonl(path, rows):
             f.write(json.dumps(r) + "\n")
 
 
-def main(model_dir, data_dir, corpus_path):
+def main(model_dir, data_dir, corpus_path, corpus3_path):
     os.makedirs(model_dir, exist_ok=True)
     os.makedirs(data_dir, exist_ok=True)
     docs = list(corpus.documents(N_DOCS, seed=1))
     write_jsonl(corpus_path, ({"text": d} for d in docs))
+    write_jsonl(corpus3_path, ({"text": d} for d in corpus.stage3_documents(N_DOCS3, seed=3)))
     train_q = tasks.arithmetic(600, seed=11)
     test_q = tasks.arithmetic(100, seed=12, exclude={q for q, _, _ in train_q})
     # the tokenizer sees the chat turns too (their words become tokens); the model does not
@@ -68,4 +72,4 @@ def main(model_dir, data_dir, corpus_path):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])
