@@ -25,8 +25,9 @@ BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
 BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-openmp
 BLAS_LIBS := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -fopenmp
 
-# jansson parses JSON; the tokenizer's pre-tokenizer regex runs on PCRE2, its NFC on utf8proc.
-DEPS_PC := jansson libpcre2-8 libutf8proc
+# jansson parses JSON; the tokenizer's pre-tokenizer regex runs on PCRE2, its NFC on utf8proc;
+# OpenSSL's libcrypto computes the SHA-256 checksums of saved folders (src/io/manifest_*.c).
+DEPS_PC := jansson libpcre2-8 libutf8proc libcrypto
 DEP_CFLAGS := $(shell pkg-config --cflags $(DEPS_PC) 2>/dev/null)
 DEP_LIBS := $(shell pkg-config --libs $(DEPS_PC) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
@@ -79,7 +80,7 @@ help:
 
 # --- dependencies ------------------------------------------------------------------------------
 DEB_PKGS := gcc make pkg-config check libsubunit-dev libopenblas-openmp-dev libpcre2-dev \
-            libutf8proc-dev libjansson-dev python3
+            libutf8proc-dev libjansson-dev libssl-dev python3
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "api/error.h"
+#include "io/manifest.h"
 #include "io/safetensors.h"
 #include "model/dtype.h"
 #include "model/model.h"
@@ -144,11 +145,16 @@ static lora_status load_weights(lora_model *m, const lora_st_set *set)
 
 static lora_status load(const char *path, int threads, lora_model *m)
 {
-    char *cfg_path = lora__path_join(path, "config.json");
-    if (!cfg_path)
-        return lora__oom("path", strlen(path) + 16);
+    lora_manifest *mf;
+    char *cfg_path = NULL;
+    lora_status st = lora__manifest_load(path, &mf);
+    if (!st)
+        st = lora__manifest_resolve(mf, path, "config.json", &cfg_path);
+    lora__manifest_free(mf);
+    if (st)
+        return st;
     size_t len;
-    lora_status st = lora__read_file(cfg_path, 16u << 20, &m->config_text, &len);
+    st = lora__read_file(cfg_path, 16u << 20, &m->config_text, &len);
     if (!st)
         st = lora__config_parse(m->config_text, len, cfg_path, &m->cfg);
     free(cfg_path);
