@@ -63,7 +63,7 @@ STATIC := lib/liblora.a
 CLI := bin/lora
 GOLDEN := tests/golden_check
 
-.PHONY: demo tiny-model all deps test test-all test-c test-asan test-cli test-python test-docs test-install golden check-build install uninstall abi-check \
+.PHONY: demo tiny-model all deps test test-all test-c test-asan test-cli test-crash test-python test-docs test-install golden check-build install uninstall abi-check \
         abi-update clean help bench
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
@@ -75,6 +75,7 @@ help:
 	@echo "make test       every test suite (C suites, golden fixtures, CLI, ASan+UBSan)"
 	@echo "make test-asan  the C suites under ASan+UBSan"
 	@echo "make test-docs  every code block of README.md and docs/*.md (tests/run_docs.sh)"
+	@echo "make test-crash saves killed at random moments leave the old folder or the new"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=   (and uninstall)"
 	@echo "make abi-check  exported symbols against src/api/abi.symbols"
 
@@ -161,7 +162,12 @@ build/asan-tests/%: tests/%.c build/asan/liblora.a $(TEST_UTIL_SRC)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(SAN_FLAGS) -o $@ $< $(TEST_UTIL_SRC) \
 	    build/asan/liblora.a $(CHECK_LIBS) $(LIBS)
 
-check-build: all $(CHECKS) $(GOLDEN) $(RESUME)
+CRASH := build/tests/crash_save
+$(CRASH): tests/crash/crash_save.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
+
+check-build: all $(CHECKS) $(GOLDEN) $(RESUME) $(CRASH)
 
 # `make test` installs what is missing first, then runs everything in a fresh make (whose
 # pkg-config flags see the new packages). Every suite runs even when an earlier one fails; the
@@ -174,6 +180,7 @@ test-all: check-build abi-check $(ASAN_CHECKS)
 	@tests/run_checks.sh build/results/c $(CHECKS) || true
 	@tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
 	@tests/run_resume.sh build/results/resume $(RESUME) tests/fixtures/tiny-qwen2 || true
+	@tests/run_crash.sh build/results/crash $(CRASH) tests/fixtures/tiny-qwen2 || true
 	@tests/run_cli.sh build/results/cli $(CLI) || true
 	@tests/run_examples.sh build/results/examples $(CLI) || true
 	@tests/run_demo.sh build/results/demo || true
@@ -194,6 +201,10 @@ golden: $(GOLDEN)
 test-cli: $(CLI)
 	@mkdir -p build/results
 	@tests/run_cli.sh build/results/cli $(CLI)
+
+test-crash: $(CRASH)
+	@mkdir -p build/results
+	@tests/run_crash.sh build/results/crash $(CRASH) tests/fixtures/tiny-qwen2
 
 test-python: lib/$(SONAME)
 	@mkdir -p build/results
