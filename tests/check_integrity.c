@@ -103,7 +103,7 @@ static int adapter_is(const char *dir, const char *cfg, uint64_t seed)
     return same;
 }
 
-/* ---- the three kinds of saved folder, each with a loader -------------------------------------- */
+/* ---- the three kinds of saved folder, each with a loader ------------------------------------- */
 
 typedef struct folder_file {
     const char *folder, *file;  /* file relative to the folder */
@@ -471,10 +471,18 @@ START_TEST(checkpoint_crash_between_fallback_renames)
     ok(lora_optimizer_save_checkpoint(opt, dir, 7), "save again");
     ck_assert(!lora__is_dir(old) && !lora__is_dir(path_in(tmp, "ckpt.tmp")));
     ok(load_folder("ckpt"), "load");
+    /* "ckpt/" is the same folder, with the same siblings */
+    char *slashed = path_in(tmp, "ckpt/");
+    ok(lora_optimizer_save_checkpoint(opt, slashed, 7), "save to ckpt/");
+    ck_assert_int_eq(count_entries(dir), 4);    /* adapter_0, the two files, the manifest */
+    ck_assert_int_eq(rename(dir, old), 0);
+    uint64_t pos = 0;
+    ok(lora_optimizer_load_checkpoint(opt, slashed, &pos), "load ckpt/ from ckpt.old");
+    ck_assert_uint_eq(pos, 7);
 }
 END_TEST
 
-/* ---- misuse ------------------------------------------------------------------------------------ */
+/* ---- misuse ----------------------------------------------------------------------------------- */
 
 static void expect_manifest_refused(const char *text, const char *substr)
 {

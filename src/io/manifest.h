@@ -22,7 +22,7 @@
 #define LORA_MANIFEST_NAME "liblora_manifest.json"
 #define LORA_STAGING_NAME ".liblora-staging"
 
-/* ---- reading ---------------------------------------------------------------------------------- */
+/* ---- reading --------------------------------------------------------------------------------- */
 
 typedef struct lora_manifest lora_manifest;
 
@@ -47,7 +47,7 @@ const char *lora__manifest_entry(const lora_manifest *m, size_t i, uint64_t *byt
 /* Size and SHA-256 (lowercase hex) of a file; LORA_ERR_IO naming it if it cannot be read. */
 lora_status lora__file_sha256(const char *path, uint64_t *bytes, char hex[65]);
 
-/* ---- writing ---------------------------------------------------------------------------------- */
+/* ---- writing --------------------------------------------------------------------------------- */
 
 typedef struct lora_txn lora_txn;
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/error.h"
@@ -67,12 +68,18 @@ static lora_status hash_fd(int fd, const char *path, uint64_t *bytes, char hex[6
 
 lora_status lora__file_sha256(const char *path, uint64_t *bytes, char hex[65])
 {
+    /* O_NONBLOCK: a FIFO must fail the regular-file check, not hang the open */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return lora__error(LORA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    lora_status st = lora__is_file(path) ? hash_fd(fd, path, bytes, hex)
-                                         : lora__error(LORA_ERR_IO, "%s: not a regular file",
-                                                       path);
+    struct stat sb;
+    lora_status st;
+    if (fstat(fd, &sb) != 0)
+        st = lora__error(LORA_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        st = lora__error(LORA_ERR_IO, "%s: not a regular file", path);
+    else
+        st = hash_fd(fd, path, bytes, hex);
     close(fd);
     return st;
 }

@@ -201,10 +201,15 @@ static lora_status manifest_text(const lora_txn *t, char **out)
             st = add_entry(files, t->names[i], bytes, hex);
     }
     char *text = st ? NULL : json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
-    if (!st && !text)
+    char *line = text ? realloc(text, strlen(text) + 2) : NULL;
+    if (!st && !line) {
+        free(text);
         st = lora__oom("manifest text", 1024);
+    }
+    if (!st)
+        strcat(line, "\n");
     json_decref(root);
-    *out = text;
+    *out = st ? NULL : line;
     return st;
 }
 

@@ -90,17 +90,27 @@ static lora_status swap_in(const char *tmp, const char *dir, const char *old)
     return rename(tmp, dir) == 0 ? LORA_OK : rename_error(tmp, dir);
 }
 
+/* "run/ckpt/" is the folder "run/ckpt", whose siblings are "run/ckpt.tmp" and "run/ckpt.old". */
+static char *folder_name(const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    return strndup(dir, n);
+}
+
 static char *parent_of(const char *dir)
 {
     const char *slash = strrchr(dir, '/');
     return slash ? strndup(dir, slash == dir ? 1 : (size_t)(slash - dir)) : strdup(".");
 }
 
-static lora_status save(const lora_optimizer *o, const char *dir, uint64_t data_position)
+static lora_status save(const lora_optimizer *o, const char *path, uint64_t data_position)
 {
-    size_t len = strlen(dir);
-    char *tmp = malloc(len + 8), *old = malloc(len + 8), *parent = parent_of(dir);
-    lora_status st = tmp && old && parent ? LORA_OK : lora__oom("path", 3 * len + 16);
+    size_t len = strlen(path);
+    char *dir = folder_name(path), *tmp = malloc(len + 8), *old = malloc(len + 8);
+    char *parent = dir ? parent_of(dir) : NULL;
+    lora_status st = dir && tmp && old && parent ? LORA_OK : lora__oom("path", 4 * len + 16);
     if (!st) {
         sprintf(tmp, "%s.tmp", dir);
         sprintf(old, "%s.old", dir);
@@ -119,6 +129,7 @@ static lora_status save(const lora_optimizer *o, const char *dir, uint64_t data_
     free(tmp);
     free(old);
     free(parent);
+    free(dir);
     return st;
 }
 
@@ -222,11 +233,13 @@ static lora_status load(lora_optimizer *o, const char *path, uint64_t *data_posi
     lora_status st = LORA_OK;
     /* see swap_in: a crash between its two renames leaves the checkpoint as DIR.old */
     if (!lora__is_dir(path)) {
-        if (asprintf(&old, "%s.old", path) < 0) {
+        char *name = folder_name(path);
+        if (!name || asprintf(&old, "%s.old", name) < 0) {
             old = NULL;
             st = lora__oom("path", strlen(path) + 8);
         } else if (lora__is_dir(old))
             dir = old;
+        free(name);
     }
     if (!st && !(st = lora__manifest_load(dir, &m)))
         st = lora__manifest_resolve(m, dir, "optimizer.safetensors", &opt);

@@ -80,7 +80,8 @@ static lora_status save_version(int kind, unsigned v, const char *dir)
         if (!(st = make_adapter(v, &a)))
             st = lora_adapter_save(a, dir);
     } else if (kind == KIND_MODEL) {
-        if (!(st = make_adapter(v, &a)) && !(st = lora_model_merge(model, a, 1.0f, NULL, 0, NULL))) {
+        if (!(st = make_adapter(v, &a)) &&
+            !(st = lora_model_merge(model, a, 1.0f, NULL, 0, NULL))) {
             st = lora_model_save(model, dir, v % 2 ? "f32" : "bf16");
             lora_model_unmerge(model);
         }
