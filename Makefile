@@ -283,6 +283,11 @@ abi-check: $(SHARED)
 	@if ! diff -u build/abi.header build/abi.symbols; then \
 	  echo "abi-check: include/lora.h declarations and exported symbols differ"; exit 1; fi
 
+	@bad=$$(for o in $(filter-out build/lib/src/util/alloc.o,$(LIB_OBJ)); do \
+	  nm -u $$o | grep -qwE 'U (malloc|calloc|realloc|strdup|strndup|aligned_alloc|asprintf|vasprintf|posix_memalign)' \
+	    && echo "$$o"; done); \
+	if [ -n "$$bad" ]; then echo "abi-check: heap allocations outside util/alloc.h (tests/check_faults cannot fail them):" $$bad; exit 1; fi
+
 abi-update: $(SHARED)
 	nm -D --defined-only $(SHARED) | awk '$$2 == "T" {print $$3}' | sort > src/api/abi.symbols
 

@@ -577,7 +577,7 @@ LORA_API lora_status lora_optimizer_set_lr(lora_optimizer *optimizer, double lr)
  * update), "last_lr" (of the last update), "grad_norm" (before clipping; null when none yet or
  * not finite), "skipped" (the last update was skipped), "skips" (in total), "tokens" (counted
  * tokens trained on), "last_loss". Returns a string owned by the optimizer, valid until its next
- * call; NULL if optimizer is NULL. Since: 0.2.0.
+ * call; NULL if optimizer is NULL or out of memory (lora_last_error() says). Since: 0.2.0.
  */
 LORA_API const char *lora_optimizer_stats_json(lora_optimizer *optimizer);
 

@@ -8,6 +8,7 @@
 
 #include "adapter/adapter.h"
 #include "api/error.h"
+#include "util/json_text.h"
 
 static const char *const proj_names[LORA_PROJ_COUNT] = {
     "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
@@ -82,8 +83,11 @@ json_t *lora__adapter_target_list(unsigned targets)
     };
     json_t *list = json_array();
     for (int i = 0; list && i < LORA_PROJ_COUNT; i++)
-        if (targets & (1u << sorted[i]))
-            json_array_append_new(list, json_string(lora__proj_name(sorted[i])));
+        if ((targets & (1u << sorted[i])) &&
+            json_array_append_new(list, json_string(lora__proj_name(sorted[i])))) {
+            json_decref(list);
+            return NULL;
+        }
     return list;
 }
 
@@ -92,20 +96,20 @@ lora_status lora__adapter_info_build(lora_adapter *a)
     uint64_t base = lora_model_num_parameters(a->model);
     uint64_t total = base + a->n_trainable;
     json_t *o = json_object();
-    if (o) {
-        json_object_set_new(o, "modules", json_integer((json_int_t)a->n_mods));
-        json_object_set_new(o, "trainable_parameters", json_integer((json_int_t)a->n_trainable));
-        json_object_set_new(o, "total_parameters", json_integer((json_int_t)total));
+    int bad = !o ||
+        json_object_set_new(o, "modules", json_integer((json_int_t)a->n_mods)) ||
+        json_object_set_new(o, "trainable_parameters", json_integer((json_int_t)a->n_trainable)) ||
+        json_object_set_new(o, "total_parameters", json_integer((json_int_t)total)) ||
         json_object_set_new(o, "trainable_ratio",
-                            json_real(total ? 100.0 * (double)a->n_trainable / (double)total : 0));
-        json_object_set_new(o, "r", json_integer((json_int_t)a->r));
-        json_object_set_new(o, "lora_alpha", lora__adapter_json_number(a->lora_alpha));
+                            json_real(total ? 100.0 * (double)a->n_trainable / (double)total
+                                            : 0)) ||
+        json_object_set_new(o, "r", json_integer((json_int_t)a->r)) ||
+        json_object_set_new(o, "lora_alpha", lora__adapter_json_number(a->lora_alpha)) ||
         json_object_set_new(o, "scaling",
                             json_real(a->use_rslora ? a->lora_alpha / sqrt((double)a->r)
-                                                    : a->lora_alpha / (double)a->r));
+                                                    : a->lora_alpha / (double)a->r)) ||
         json_object_set_new(o, "target_modules", lora__adapter_target_list(a->targets));
-    }
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = bad ? NULL : lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!text)
         return lora__oom("adapter description", 512);

@@ -8,6 +8,8 @@
 
 #include "adapter/adapter.h"
 #include "api/error.h"
+#include "util/alloc.h"
+#include "util/json_text.h"
 
 #define MAX_RANK 65536
 #define ALL_TARGETS ((1u << LORA_PROJ_COUNT) - 1)
@@ -222,7 +224,7 @@ static lora_status get_pattern(const char *key, json_t *v, parse_ctx *p, int is_
     if (!json_is_object(v))
         return must_be(key, "an object mapping module names or paths to values");
     size_t n = json_object_size(v), k = 0;
-    lora_adapter_pattern *pat = n ? calloc(n, sizeof *pat) : NULL;
+    lora_adapter_pattern *pat = n ? lora__calloc(n, sizeof *pat) : NULL;
     if (n && !pat)
         return lora__oom(key, n * sizeof *pat);
     *out = pat;
@@ -242,7 +244,7 @@ static lora_status get_pattern(const char *key, json_t *v, parse_ctx *p, int is_
         lora_status st = is_rank ? get_rank(sub, e, &r) : get_alpha(sub, e, &x);
         if (st)
             return st;
-        if (!(pat[k].key = strdup(name)))
+        if (!(pat[k].key = lora__strdup(name)))
             return lora__oom(key, strlen(name) + 1);
         pat[k].value = is_rank ? (double)r : x;
         *n_out = ++k;
@@ -363,7 +365,7 @@ static lora_status refuse(const char *key, const json_t *v)
     for (size_t i = 0; i < sizeof features / sizeof *features; i++)
         if (strcmp(key, features[i].key) == 0)
             what = features[i].feature;
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = lora__json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     lora_status st = lora__error(LORA_ERR_UNSUPPORTED, "key '%s' = %.64s: %s is not supported by "
                                  "this version", key, text ? text : "?", what);
     free(text);
@@ -496,14 +498,14 @@ lora_status lora__adapter_spec_parse(const char *text, const lora_config *c,
     out->targets = (1u << LORA_PROJ_Q) | (1u << LORA_PROJ_V);
     out->n_layers = c->n_layers;
     out->all_layers = true;
-    out->layer_on = malloc((size_t)c->n_layers);
+    out->layer_on = lora__malloc((size_t)c->n_layers);
     if (!out->layer_on)
         return lora__oom("layer list", (size_t)c->n_layers);
     memset(out->layer_on, 1, (size_t)c->n_layers);
     if (!text)
         return LORA_OK;
     json_error_t jerr;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = lora__json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
     lora_status st;
     if (!root)
         st = lora__error(json_status, "line %d, column %d: %s", jerr.line, jerr.column,
@@ -586,9 +588,12 @@ static json_t *pattern_object(const lora_adapter_pattern *pat, size_t n, int is_
 {
     json_t *o = json_object();
     for (size_t i = 0; o && i < n; i++)
-        json_object_set_new(o, pat[i].key,
-                            is_rank ? json_integer((json_int_t)pat[i].value)
-                                    : lora__adapter_json_number(pat[i].value));
+        if (json_object_set_new(o, pat[i].key,
+                                is_rank ? json_integer((json_int_t)pat[i].value)
+                                        : lora__adapter_json_number(pat[i].value))) {
+            json_decref(o);
+            return NULL;
+        }
     return o;
 }
 
@@ -601,8 +606,10 @@ char *lora__adapter_spec_peft_json(const lora_adapter_spec *s)
     if (!s->all_layers) {
         layers = json_array();
         for (int64_t l = 0; layers && l < s->n_layers; l++)
-            if (s->layer_on[l])
-                json_array_append_new(layers, json_integer((json_int_t)l));
+            if (s->layer_on[l] && json_array_append_new(layers, json_integer((json_int_t)l))) {
+                json_decref(layers);
+                layers = NULL;
+            }
     }
     json_object_set_new(o, "peft_type", json_string("LORA"));
     json_object_set_new(o, "task_type", json_string("CAUSAL_LM"));
@@ -623,8 +630,8 @@ char *lora__adapter_spec_peft_json(const lora_adapter_spec *s)
     json_object_set_new(o, "init_lora_weights", json_true());
     json_object_set_new(o, "modules_to_save", json_null());
     /* a NULL member (allocation failure) leaves the key out: caught below by the size */
-    char *text = json_object_size(o) == 17 ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
-                                           : NULL;
+    char *text = json_object_size(o) == 17
+                     ? lora__json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
     return text;
 }

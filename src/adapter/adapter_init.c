@@ -6,6 +6,7 @@
 
 #include "adapter/adapter.h"
 #include "api/error.h"
+#include "util/alloc.h"
 #include "util/rng.h"
 
 #define ALIGN_FLOATS 16 /* 64-byte alignment for every A and B */
@@ -17,8 +18,8 @@ static lora_status lay_out(lora_adapter *a, const lora_adapter_spec *s, const lo
 {
     uint64_t n, trainable;
     lora__adapter_spec_count(s, c, &n, &trainable);
-    a->mods = calloc(n ? n : 1, sizeof *a->mods);
-    a->table = calloc((size_t)c->n_layers * LORA_PROJ_COUNT, sizeof *a->table);
+    a->mods = lora__calloc(n ? n : 1, sizeof *a->mods);
+    a->table = lora__calloc((size_t)c->n_layers * LORA_PROJ_COUNT, sizeof *a->table);
     if (!a->mods || !a->table)
         return lora__oom("adapter module table",
                          n * sizeof *a->mods + (size_t)c->n_layers * LORA_PROJ_COUNT *
@@ -44,7 +45,7 @@ static lora_status lay_out(lora_adapter *a, const lora_adapter_spec *s, const lo
     a->n_mods = k;
     a->n_trainable = trainable;
     a->arena_floats = floats;
-    a->arena = aligned_alloc(64, (floats ? floats : ALIGN_FLOATS) * sizeof(float));
+    a->arena = lora__aligned_alloc(64, (floats ? floats : ALIGN_FLOATS) * sizeof(float));
     if (!a->arena)
         return lora__oom("adapter weights", floats * sizeof(float));
     memset(a->arena, 0, floats * sizeof(float));
@@ -62,7 +63,7 @@ static lora_status lay_out(lora_adapter *a, const lora_adapter_spec *s, const lo
 lora_status lora__adapter_build(lora_model *m, const lora_adapter_spec *s, lora_adapter **out)
 {
     *out = NULL;
-    lora_adapter *a = calloc(1, sizeof *a);
+    lora_adapter *a = lora__calloc(1, sizeof *a);
     if (!a)
         return lora__oom("adapter", sizeof *a);
     atomic_init(&a->refs, 1);

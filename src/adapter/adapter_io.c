@@ -11,6 +11,7 @@
 #include "io/safetensors.h"
 #include "model/dtype.h"
 #include "model/weights.h"
+#include "util/alloc.h"
 #include "util/file.h"
 
 #define MAX_CONFIG_BYTES (16u << 20)
@@ -209,8 +210,8 @@ static int cmp_tensor(const void *x, const void *y)
 static lora_status write_weights(const lora_adapter *a, const char *path)
 {
     size_t n = 2 * a->n_mods;
-    out_tensor *t = calloc(n, sizeof *t);
-    lora_st_decl *decls = calloc(n, sizeof *decls);
+    out_tensor *t = lora__calloc(n, sizeof *t);
+    lora_st_decl *decls = lora__calloc(n, sizeof *decls);
     lora_status st = LORA_OK;
     if (!t || !decls) {
         st = lora__oom("adapter writer", n * (sizeof *t + sizeof *decls));

@@ -10,6 +10,7 @@
 #include "api/error.h"
 #include "cpu/cpu.h"
 #include "model/session.h"
+#include "util/alloc.h"
 
 struct lora_merge {
     lora_adapter *adapter; /* retained */
@@ -39,13 +40,13 @@ static float *weight_of(lora_model *m, const lora_adapter_module *mod)
 /* Copies every weight the adapter changes. */
 static lora_status save_originals(lora_model *m, lora_adapter *a, struct lora_merge **out)
 {
-    struct lora_merge *mg = calloc(1, sizeof *mg);
+    struct lora_merge *mg = lora__calloc(1, sizeof *mg);
     size_t total = 0;
     for (size_t k = 0; k < a->n_mods; k++)
         total += (size_t)(a->mods[k].out * a->mods[k].in);
     if (mg) {
-        mg->weights = malloc(a->n_mods * sizeof *mg->weights);
-        mg->saved = malloc(total * sizeof *mg->saved);
+        mg->weights = lora__malloc(a->n_mods * sizeof *mg->weights);
+        mg->saved = lora__malloc(total * sizeof *mg->saved);
     }
     if (!mg || !mg->weights || !mg->saved) {
         lora__merge_free(mg);
@@ -72,7 +73,7 @@ static lora_status add_deltas(lora_model *m, lora_adapter *a, float scale)
         max_r = a->mods[k].r > max_r ? a->mods[k].r : max_r;
         max_out = a->mods[k].out > max_out ? a->mods[k].out : max_out;
     }
-    float *bt = malloc((size_t)(max_r * max_out) * sizeof *bt);
+    float *bt = lora__malloc((size_t)(max_r * max_out) * sizeof *bt);
     lora_backend *be;
     lora_status st = bt ? lora__cpu_backend_create(m->threads, &be)
                         : lora__oom("merge scratch", (size_t)(max_r * max_out) * sizeof *bt);
@@ -105,7 +106,7 @@ static lora_status probe_logits(lora_model *m, lora_adapter *a, float scale, con
     lora_status st = lora_session_create(m, NULL, &s);
     if (st)
         return st;
-    float *l = malloc(n * (size_t)m->cfg.vocab * sizeof *l);
+    float *l = lora__malloc(n * (size_t)m->cfg.vocab * sizeof *l);
     if (!l)
         st = lora__oom("probe logits", n * (size_t)m->cfg.vocab * sizeof *l);
     else if (!(st = lora_session_set_adapters(s, &a, &scale, a ? 1 : 0)))
@@ -116,6 +117,18 @@ static lora_status probe_logits(lora_model *m, lora_adapter *a, float scale, con
     else
         *out = l;
     return st;
+}
+
+/* Puts back the weights a merge changed and frees mg. */
+static void restore(struct lora_merge *mg)
+{
+    const float *src = mg->saved;
+    for (size_t k = 0; k < mg->n; k++) {
+        size_t len = (size_t)(mg->adapter->mods[k].out * mg->adapter->mods[k].in);
+        memcpy(mg->weights[k], src, len * sizeof(float));
+        src += len;
+    }
+    lora__merge_free(mg);
 }
 
 static lora_status merge(lora_model *m, lora_adapter *a, float scale, const int32_t *probe,
@@ -130,17 +143,12 @@ static lora_status merge(lora_model *m, lora_adapter *a, float scale, const int3
         free(before);
         return st;
     }
+    /* on any failure nothing changed: put back what did */
     if ((st = add_deltas(m, a, scale))) {
-        for (size_t k = 0, off = 0; k < mg->n; k++) { /* nothing changed: put back what did */
-            size_t len = (size_t)(a->mods[k].out * a->mods[k].in);
-            memcpy(mg->weights[k], mg->saved + off, len * sizeof(float));
-            off += len;
-        }
-        lora__merge_free(mg);
+        restore(mg);
         free(before);
         return st;
     }
-    m->merge = mg;
     if (probe && !(st = probe_logits(m, NULL, 0.0f, probe, n, &after))) {
         float worst = 0.0f;
         for (size_t i = 0; i < n * (size_t)m->cfg.vocab; i++)
@@ -148,6 +156,10 @@ static lora_status merge(lora_model *m, lora_adapter *a, float scale, const int3
         if (max_change)
             *max_change = worst;
     }
+    if (st)
+        restore(mg);
+    else
+        m->merge = mg;
     free(before);
     free(after);
     return st;
@@ -183,13 +195,7 @@ LORA_API lora_status lora_model_unmerge(lora_model *m)
     struct lora_merge *mg = m->merge;
     if (!mg)
         return lora__error(LORA_ERR_STATE, "lora_model_unmerge: no adapter is merged");
-    const float *src = mg->saved;
-    for (size_t k = 0; k < mg->n; k++) {
-        size_t len = (size_t)(mg->adapter->mods[k].out * mg->adapter->mods[k].in);
-        memcpy(mg->weights[k], src, len * sizeof(float));
-        src += len;
-    }
-    lora__merge_free(mg);
+    restore(mg);
     m->merge = NULL;
     return LORA_OK;
 }

@@ -3,6 +3,7 @@
 
 #include "api/error.h"
 #include "chat/chat.h"
+#include "util/json_text.h"
 
 LORA_API lora_status lora_chat_render(const lora_tokenizer *tokenizer, const char *messages_json,
                                       const char *options_json, char **text_out)
@@ -16,12 +17,12 @@ LORA_API lora_status lora_chat_render(const lora_tokenizer *tokenizer, const cha
                            !tokenizer ? "tokenizer" : !messages_json ? "messages_json"
                                                                      : "text_out");
     json_error_t err;
-    json_t *messages = json_loads(messages_json, JSON_REJECT_DUPLICATES, &err);
+    json_t *messages = lora__json_loads(messages_json, JSON_REJECT_DUPLICATES, &err);
     if (!messages)
         return lora__error(LORA_ERR_FORMAT, "%s: messages_json is not valid JSON: %s (line %d, "
                            "column %d)", fn, err.text, err.line, err.column);
     json_t *options = NULL;
-    if (options_json && !(options = json_loads(options_json, JSON_REJECT_DUPLICATES, &err))) {
+    if (options_json && !(options = lora__json_loads(options_json, JSON_REJECT_DUPLICATES, &err))) {
         json_decref(messages);
         return lora__error(LORA_ERR_CONFIG, "%s: options_json is not valid JSON: %s (line %d, "
                            "column %d)", fn, err.text, err.line, err.column);

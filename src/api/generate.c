@@ -4,6 +4,7 @@
 #include "api/error.h"
 #include "model/session.h"
 #include "sample/sampler.h"
+#include "util/alloc.h"
 
 LORA_API lora_status lora_generate(lora_session *s, lora_sampler *smp, const int32_t *prompt,
                                    size_t n, int32_t *out, size_t cap, size_t *n_out,
@@ -22,7 +23,7 @@ LORA_API lora_status lora_generate(lora_session *s, lora_sampler *smp, const int
                            "%s: n = 0: a prompt of at least one token is needed (to continue, "
                            "pass the last generated token)", fn);
     size_t V = (size_t)s->model->cfg.vocab;
-    float *logits = malloc(V * sizeof *logits);
+    float *logits = lora__malloc(V * sizeof *logits);
     if (!logits)
         return lora__oom("logits", V * sizeof *logits);
     lora_status st = lora_session_append(s, prompt, n, logits);

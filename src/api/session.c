@@ -7,6 +7,8 @@
 #include "api/error.h"
 #include "cpu/cpu.h"
 #include "model/session.h"
+#include "util/alloc.h"
+#include "util/json_text.h"
 
 #define IGNORE_INDEX (-100)
 
@@ -18,7 +20,7 @@ static lora_status parse_session_options(const char *json, const lora_model *m,
     if (!json)
         return LORA_OK;
     json_error_t jerr;
-    json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *o = lora__json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
     if (!o)
         return lora__error(LORA_ERR_CONFIG, "lora_session_create: options: %s", jerr.text);
     lora_status st = LORA_OK;
@@ -94,7 +96,7 @@ LORA_API lora_status lora_session_create(lora_model *model, const char *config_j
     lora_status st = parse_session_options(config_json, model, &max_ctx, &threads);
     if (st)
         return st;
-    lora_session *s = calloc(1, sizeof *s);
+    lora_session *s = lora__calloc(1, sizeof *s);
     if (!s)
         return lora__oom("session", sizeof *s);
     atomic_init(&s->refs, 1);
@@ -103,9 +105,9 @@ LORA_API lora_status lora_session_create(lora_model *model, const char *config_j
     s->max_ctx = max_ctx;
     const lora_config *c = &model->cfg;
     size_t cache = (size_t)(c->n_layers * max_ctx * c->n_kv_heads * c->head_dim);
-    s->tokens = malloc((size_t)max_ctx * sizeof *s->tokens);
-    s->k_cache = malloc(cache * sizeof(float));
-    s->v_cache = malloc(cache * sizeof(float));
+    s->tokens = lora__malloc((size_t)max_ctx * sizeof *s->tokens);
+    s->k_cache = lora__malloc(cache * sizeof(float));
+    s->v_cache = lora__malloc(cache * sizeof(float));
     if (!s->tokens || !s->k_cache || !s->v_cache)
         st = lora__oom("KV cache", 2 * cache * sizeof(float));
     else
@@ -143,7 +145,7 @@ lora_status lora__batch_ids(const char *fn, const lora_session *s, const int32_t
                            fn, T, (long long)c->max_pos);
     if (B > ((size_t)1 << 40) / T)
         return lora__error(LORA_ERR_RANGE, "%s: batch x seq = %zu x %zu is too large", fn, B, T);
-    int32_t *clean = malloc(B * T * sizeof *clean);
+    int32_t *clean = lora__malloc(B * T * sizeof *clean);
     if (!clean)
         return lora__oom("token ids", B * T * sizeof *clean);
     for (size_t b = 0; b < B; b++) {
@@ -236,8 +238,8 @@ LORA_API lora_status lora_session_loss(lora_session *s, const int32_t *ids, cons
                            labels ? "loss_out" : "labels");
     }
     size_t N = batch * seq;
-    int32_t *targets = malloc(N * sizeof *targets);
-    float *nll = malloc(N * sizeof *nll);
+    int32_t *targets = lora__malloc(N * sizeof *targets);
+    float *nll = lora__malloc(N * sizeof *nll);
     if (!targets || !nll) {
         st = lora__oom("loss targets", N * 8);
         goto done;
@@ -284,8 +286,8 @@ LORA_API lora_status lora_session_logprobs(lora_session *s, const int32_t *ids,
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
     }
     size_t N = batch * seq;
-    int32_t *targets = malloc(N * sizeof *targets);
-    float *nll = malloc(N * sizeof *nll);
+    int32_t *targets = lora__malloc(N * sizeof *targets);
+    float *nll = lora__malloc(N * sizeof *nll);
     if (!targets || !nll) {
         st = lora__oom("log-probability targets", N * 8);
         goto done;

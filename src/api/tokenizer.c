@@ -9,6 +9,7 @@
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/internal.h"
 #include "tokenizer/utf8.h"
+#include "util/alloc.h"
 #include "util/file.h"
 
 #define MAX_TOKENIZER_BYTES (1u << 30)
@@ -18,7 +19,7 @@ static char *folder_of(const char *file)
 {
     const char *slash = strrchr(file, '/');
     size_t n = slash ? (size_t)(slash - file) : 1;
-    char *d = malloc(n + 1);
+    char *d = lora__malloc(n + 1);
     if (d) {
         memcpy(d, slash ? file : ".", n);
         d[n] = '\0';
@@ -44,8 +45,8 @@ static lora_status load(const char *path, const char *config_json, lora_tokenize
     int is_dir = lora__is_dir(path);
     if (!is_dir && !lora__is_file(path))
         return lora__error(LORA_ERR_IO, "%s: no such file or folder", path);
-    char *file = is_dir ? lora__path_join(path, "tokenizer.json") : strdup(path);
-    char *dir = is_dir ? strdup(path) : folder_of(path);
+    char *file = is_dir ? lora__path_join(path, "tokenizer.json") : lora__strdup(path);
+    char *dir = is_dir ? lora__strdup(path) : folder_of(path);
     char *cfg = dir ? lora__path_join(dir, "tokenizer_config.json") : NULL;
     lora_status st = file && cfg ? LORA_OK : lora__oom("path", strlen(path) + 32);
     char *text = NULL;
@@ -78,7 +79,7 @@ LORA_API lora_status lora_tokenizer_load(const char *path, const char *config_js
     *out = NULL;
     if (!path)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_tokenizer_load: path is NULL");
-    lora_tokenizer *t = calloc(1, sizeof *t);
+    lora_tokenizer *t = lora__calloc(1, sizeof *t);
     if (!t)
         return lora__error_prefix(lora__oom("tokenizer", sizeof *t), "lora_tokenizer_load");
     atomic_init(&t->refs, 1);

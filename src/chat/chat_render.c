@@ -6,6 +6,7 @@
 #include "api/error.h"
 #include "chat/render.h"
 #include "tokenizer/tokenizer.h"
+#include "util/alloc.h"
 
 void lora__chat_span_open(lora__chat_out *o) { o->open = o->text.len; }
 
@@ -15,7 +16,7 @@ void lora__chat_span_close(lora__chat_out *o)
         return;
     if (o->n_spans == o->cap_spans) {
         size_t cap = o->cap_spans ? 2 * o->cap_spans : 8;
-        lora__span *p = realloc(o->spans, cap * sizeof *p);
+        lora__span *p = lora__realloc(o->spans, cap * sizeof *p);
         if (!p) {
             o->failed = cap * sizeof *p;
             return;

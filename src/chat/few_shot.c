@@ -5,6 +5,7 @@
 #include "api/error.h"
 #include "chat/render.h"
 #include "tokenizer/tokenizer.h"
+#include "util/json_text.h"
 
 #define WHERE "lora_prompt_few_shot"
 #define DEFAULT_FORMAT "Question: {q}\nAnswer: {a}"
@@ -189,7 +190,7 @@ static lora_status few_shot(const lora_tokenizer *t, const char *examples_json,
                             const char *question, const char *options_json, char **text)
 {
     json_error_t err;
-    json_t *ex = json_loads(examples_json, JSON_REJECT_DUPLICATES, &err);
+    json_t *ex = lora__json_loads(examples_json, JSON_REJECT_DUPLICATES, &err);
     if (!ex)
         return lora__error(LORA_ERR_FORMAT, "examples_json is not valid JSON: %s (line %d, "
                            "column %d)", err.text, err.line, err.column);
@@ -199,7 +200,7 @@ static lora_status few_shot(const lora_tokenizer *t, const char *examples_json,
     if (st == LORA_OK && !q)
         st = lora__error(LORA_ERR_FORMAT, "question is not valid UTF-8");
     if (st == LORA_OK && options_json &&
-        !(root = json_loads(options_json, JSON_REJECT_DUPLICATES, &err)))
+        !(root = lora__json_loads(options_json, JSON_REJECT_DUPLICATES, &err)))
         st = lora__error(LORA_ERR_CONFIG, "options_json is not valid JSON: %s (line %d, "
                          "column %d)", err.text, err.line, err.column);
     if (st == LORA_OK)

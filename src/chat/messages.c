@@ -4,6 +4,7 @@
 
 #include "api/error.h"
 #include "chat/render.h"
+#include "util/alloc.h"
 
 static const struct {
     const char *name;
@@ -82,7 +83,7 @@ lora_status lora__chat_messages(const json_t *messages, lora__chat_msg **out, si
     if (count == 0)
         return lora__error(LORA_ERR_FORMAT, "messages is empty: a conversation needs at least "
                            "one message");
-    lora__chat_msg *m = malloc(count * sizeof *m);
+    lora__chat_msg *m = lora__malloc(count * sizeof *m);
     if (!m)
         return lora__oom("messages", count * sizeof *m);
     for (size_t i = 0; i < count; i++) {

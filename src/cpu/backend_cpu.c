@@ -2,6 +2,7 @@
 
 #include "api/error.h"
 #include "cpu/cpu.h"
+#include "util/alloc.h"
 
 /* Every entry, forward and backward: the CPU backend trains as well as it infers. */
 const lora_backend_ops lora__cpu_ops = {
@@ -30,8 +31,8 @@ const lora_backend_ops lora__cpu_ops = {
 lora_status lora__cpu_backend_create(int n_threads, lora_backend **out)
 {
     *out = NULL;
-    lora_backend *be = calloc(1, sizeof *be);
-    lora_cpu *cpu = calloc(1, sizeof *cpu);
+    lora_backend *be = lora__calloc(1, sizeof *be);
+    lora_cpu *cpu = lora__calloc(1, sizeof *cpu);
     if (!be || !cpu) {
         free(be);
         free(cpu);
@@ -57,7 +58,7 @@ int lora__cpu_reserve_scratch(lora_backend *be, size_t floats)
     for (int t = 0; t < cpu->n_threads; t++) {
         if (cpu->scratch_cap[t] >= floats)
             continue;
-        float *p = realloc(cpu->scratch[t], floats * sizeof(float));
+        float *p = lora__realloc(cpu->scratch[t], floats * sizeof(float));
         if (!p)
             return 0;
         cpu->scratch[t] = p;

@@ -6,6 +6,7 @@
 #include "api/error.h"
 #include "data/dataset.h"
 #include "tokenizer/tokenizer.h"
+#include "util/alloc.h"
 
 static int32_t pad_id(const lora_tokenizer *t)
 {
@@ -54,7 +55,7 @@ static lora_status finish(lora_dataset *d)
                          : lora__rows_plain(d->samples, d->n_samples, &d->rows);
     if (st != LORA_OK)
         return st;
-    d->perm = malloc((d->rows.n ? d->rows.n : 1) * sizeof *d->perm);
+    d->perm = lora__malloc((d->rows.n ? d->rows.n : 1) * sizeof *d->perm);
     d->stats = d->perm ? lora__dataset_stats(d) : NULL;
     if (!d->stats)
         return lora__oom("the dataset's order and statistics", d->rows.n * sizeof *d->perm);
@@ -80,7 +81,7 @@ static lora_status make(lora_tokenizer *t, lora__store *store, const lora__datas
                         size_t *samples, size_t n, lora_dataset **out)
 {
     *out = NULL;
-    lora_dataset *d = calloc(1, sizeof *d);
+    lora_dataset *d = lora__calloc(1, sizeof *d);
     if (!d) {
         free(samples);
         return lora__oom("a dataset", sizeof *d);
@@ -118,7 +119,7 @@ LORA_API lora_status lora_dataset_load(lora_tokenizer *tokenizer, const char *pa
         return st;
     lora__store *store = NULL;
     if ((st = lora__dataset_read(tokenizer, path, &cfg, &store)) == LORA_OK) {
-        size_t *samples = malloc(store->n * sizeof *samples);
+        size_t *samples = lora__malloc(store->n * sizeof *samples);
         if (!samples) {
             st = lora__error_prefix(lora__oom("the sample list", store->n * sizeof *samples),
                                     "lora_dataset_load");
@@ -162,7 +163,7 @@ static int ascending(const void *a, const void *b)
  * memory. */
 static size_t *pick(const lora_dataset *d, const size_t *perm, size_t n)
 {
-    size_t *s = malloc((n ? n : 1) * sizeof *s);
+    size_t *s = lora__malloc((n ? n : 1) * sizeof *s);
     if (!s)
         return NULL;
     memcpy(s, perm, n * sizeof *s);
@@ -187,7 +188,7 @@ LORA_API lora_status lora_dataset_split(const lora_dataset *dataset, double test
     lora_status st = test_count(test_size, n, &n_test);
     if (st != LORA_OK)
         return st;
-    size_t *perm = malloc(n * sizeof *perm);
+    size_t *perm = lora__malloc(n * sizeof *perm);
     if (!perm)
         return lora__error_prefix(lora__oom("the split", n * sizeof *perm),
                                   "lora_dataset_split");

@@ -5,6 +5,7 @@
 
 #include "api/error.h"
 #include "data/dataset.h"
+#include "util/alloc.h"
 
 lora_status lora__jsonl_open(lora__jsonl *r, const char *path)
 {
@@ -45,7 +46,7 @@ static lora_status read_line(lora__jsonl *r, size_t *len, int *too_long)
         }
         if (n + 2 > r->cap) {
             size_t cap = r->cap ? r->cap * 2 : 4096;
-            char *b = realloc(r->buf, cap);
+            char *b = lora__realloc(r->buf, cap);
             if (!b)
                 return lora__oom("a JSONL line", cap);
             r->buf = b;

@@ -4,6 +4,7 @@
 
 #include "api/error.h"
 #include "data/dataset.h"
+#include "util/json_text.h"
 
 #define WHERE "lora_dataset_load"
 
@@ -30,7 +31,7 @@ static lora_status parse_line(const lora_tokenizer *t, const lora__dataset_confi
     if (bad < len)
         return lora__error(LORA_ERR_FORMAT, "invalid UTF-8 at byte %zu of the line", bad);
     json_error_t err;
-    json_t *obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *obj = lora__json_loadb(line, len, JSON_REJECT_DUPLICATES, &err);
     if (!obj)
         return lora__error(LORA_ERR_FORMAT, "invalid JSON: %s (column %d)", err.text,
                            err.column);

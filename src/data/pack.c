@@ -7,6 +7,7 @@
 
 #include "api/error.h"
 #include "data/dataset.h"
+#include "util/alloc.h"
 
 #define NONE ((size_t)-1)
 
@@ -19,8 +20,8 @@ void lora__rows_free(lora__rows *r)
 
 static lora_status rows_alloc(lora__rows *r, size_t n_items, size_t n_rows)
 {
-    r->items = malloc((n_items ? n_items : 1) * sizeof *r->items);
-    r->start = malloc((n_rows + 1) * sizeof *r->start);
+    r->items = lora__malloc((n_items ? n_items : 1) * sizeof *r->items);
+    r->start = lora__malloc((n_rows + 1) * sizeof *r->start);
     r->n = n_rows;
     if (!r->items || !r->start) {
         lora__rows_free(r);
@@ -119,10 +120,10 @@ static lora_status pack(const by_len *sorted, size_t n, size_t max_length, lora_
     b.leaves = 1;
     while (b.leaves < max_length + 1)
         b.leaves *= 2;
-    b.head = malloc((max_length + 1) * sizeof *b.head);
-    b.next = malloc((n ? n : 1) * sizeof *b.next);
-    b.tree = calloc(2 * b.leaves, 1);
-    size_t *row_of = malloc((n ? n : 1) * sizeof *row_of);
+    b.head = lora__malloc((max_length + 1) * sizeof *b.head);
+    b.next = lora__malloc((n ? n : 1) * sizeof *b.next);
+    b.tree = lora__calloc(2 * b.leaves, 1);
+    size_t *row_of = lora__malloc((n ? n : 1) * sizeof *row_of);
     lora_status st = LORA_OK;
     if (!b.head || !b.next || !b.tree || !row_of) {
         st = lora__oom("packing", (max_length + 1) * sizeof *b.head);
@@ -156,7 +157,7 @@ lora_status lora__rows_pack(const lora__store *st, const size_t *samples, size_t
                             size_t max_length, lora__rows *out)
 {
     *out = (lora__rows){0};
-    by_len *sorted = malloc((n ? n : 1) * sizeof *sorted);
+    by_len *sorted = lora__malloc((n ? n : 1) * sizeof *sorted);
     if (!sorted)
         return lora__oom("packing", n * sizeof *sorted);
     for (size_t i = 0; i < n; i++)

@@ -7,6 +7,7 @@
 #include "chat/chat.h"
 #include "data/dataset.h"
 #include "tokenizer/tokenizer.h"
+#include "util/alloc.h"
 
 static lora__format detect(const json_t *line)
 {
@@ -63,7 +64,7 @@ static char *concat(const char *const parts[4], size_t *len)
     size_t n = 0;
     for (int i = 0; i < 4; i++)
         n += parts[i] ? strlen(parts[i]) : 0;
-    char *s = malloc(n + 1);
+    char *s = lora__malloc(n + 1);
     if (!s)
         return NULL;
     size_t at = 0;
@@ -125,7 +126,7 @@ static lora_status render(const lora_tokenizer *t, const lora__dataset_config *c
         *len = strlen(*text);
         return LORA_OK;
     }
-    *spans = malloc(sizeof **spans);
+    *spans = lora__malloc(sizeof **spans);
     if (!*spans)
         return lora__oom("a span", sizeof **spans);
     *n_spans = 1;
@@ -158,7 +159,7 @@ lora_status lora__sample_make(const lora_tokenizer *t, const lora__dataset_confi
     if (st == LORA_OK)
         st = lora__tokenizer_encode(t, text, len, 0, &e);
     if (st == LORA_OK) {
-        out->loss = malloc(e.n ? e.n : 1);
+        out->loss = lora__malloc(e.n ? e.n : 1);
         if (!out->loss) {
             st = lora__oom("a loss mask", e.n);
         } else {

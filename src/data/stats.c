@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "data/dataset.h"
+#include "util/json_text.h"
 
 /* Counted over the rows as lora_dataset_row gives them, so loss_tokens is what training sees
  * (packing drops each sample's first label). */
@@ -41,7 +42,7 @@ char *lora__dataset_stats(const lora_dataset *d)
                           "max_length", (json_int_t)d->cfg.max_length, "first_errors", errors);
     if (!o)
         return NULL;
-    char *text = json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    char *text = lora__json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT);
     json_decref(o);
     return text;
 }

@@ -5,12 +5,13 @@
 
 #include "api/error.h"
 #include "data/dataset.h"
+#include "util/alloc.h"
 
 lora_status lora__store_create(lora__store **out)
 {
     *out = NULL;
-    lora__store *st = calloc(1, sizeof *st);
-    if (!st || !(st->off = calloc(1, sizeof *st->off))) {
+    lora__store *st = lora__calloc(1, sizeof *st);
+    if (!st || !(st->off = lora__calloc(1, sizeof *st->off))) {
         free(st);
         return lora__oom("a dataset", sizeof *st);
     }
@@ -32,7 +33,7 @@ static size_t grown(size_t cap, size_t need)
 static int resize(void *p, size_t c, size_t size)
 {
     void **pp = p;
-    void *q = realloc(*pp, c * size);
+    void *q = lora__realloc(*pp, c * size);
     if (!q)
         return 0;
     *pp = q;
@@ -69,7 +70,7 @@ lora_status lora__store_note_error(lora__store *st, const char *msg)
 {
     if (st->n_errors == LORA__KEPT_ERRORS)
         return LORA_OK;
-    if (!(st->errors[st->n_errors] = strdup(msg)))
+    if (!(st->errors[st->n_errors] = lora__strdup(msg)))
         return lora__oom("a bad line's message", strlen(msg));
     st->n_errors++;
     return LORA_OK;

@@ -5,6 +5,7 @@
 
 #include "api/error.h"
 #include "eval/eval.h"
+#include "util/alloc.h"
 
 #define UNICODE_MINUS "\xe2\x88\x92"
 
@@ -60,7 +61,7 @@ static lora_status last_box(const char *t, size_t n, size_t *b, size_t *e)
         if (t[i] == '{') {
             if (depth == cap) {
                 size_t want = cap ? 2 * cap : 16;
-                open_brace *p = realloc(stack, want * sizeof *p);
+                open_brace *p = lora__realloc(stack, want * sizeof *p);
                 if (!p) {
                     free(stack);
                     return lora__oom("the brace stack", want * sizeof *p);

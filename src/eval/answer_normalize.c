@@ -6,6 +6,7 @@
 
 #include "api/error.h"
 #include "eval/eval.h"
+#include "util/alloc.h"
 #include "util/strbuf.h"
 
 /* LaTeX nests no deeper than this in an answer; deeper groups are copied as they are, so
@@ -341,7 +342,7 @@ lora_status lora__answer_normalize(const char *s, size_t n, char **out)
         return st;
     }
     size_t len = tidy(b.data, b.len);
-    char *num = malloc(len + 3);
+    char *num = lora__malloc(len + 3);
     if (!num) {
         lora__strbuf_free(&b);
         return lora__oom("the normalised answer", len + 3);

@@ -3,6 +3,7 @@
 
 #include "api/error.h"
 #include "eval/eval.h"
+#include "util/json_text.h"
 
 static int put(json_t *o, const char *key, uint64_t v)
 {
@@ -77,7 +78,7 @@ lora_status lora__flops_json(const lora_config *c, const lora_flops *f, char **o
               json_object_set_new(o, "train", train_object(f)) ||
               json_object_set_new(o, "rule_of_thumb", thumb_object(f));
     if (!bad)
-        *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        *out = lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return *out ? LORA_OK : lora__oom("the FLOPs JSON", 4096);
 }

@@ -7,6 +7,8 @@
 
 #include "api/error.h"
 #include "eval/eval.h"
+#include "util/alloc.h"
+#include "util/json_text.h"
 #include "util/strbuf.h"
 
 /* C(n-c, k) / C(n, k) is a product of factors in [0, 1], prod_{i=n-c+1}^{n} (1 - k/i) or,
@@ -46,7 +48,7 @@ static lora_status table_json(const double *pass, const double *avg, size_t ques
         bad = json_object_set_new(o, "table", rows);
         rows = NULL;
     }
-    *out = bad ? NULL : json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    *out = bad ? NULL : lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     json_decref(rows);
     return *out ? LORA_OK : lora__oom("the pass@k JSON", rollouts * 64);
@@ -75,7 +77,7 @@ static lora_status table_text(const double *pass, const double *avg, size_t roll
 lora_status lora__pass_at_k_table(const uint8_t *correct, size_t questions, size_t rollouts,
                                   char **json_out, char **text_out)
 {
-    double *pass = calloc(2 * rollouts, sizeof *pass);
+    double *pass = lora__calloc(2 * rollouts, sizeof *pass);
     if (!pass)
         return lora__oom("the pass@k sums", 2 * rollouts * sizeof *pass);
     double *avg = pass + rollouts;

@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
 #include "util/file.h"
+#include "util/json_text.h"
 
 #define FORMAT_NAME "liblora-manifest"
 #define MAX_MANIFEST_BYTES (1u << 20)
@@ -34,7 +36,7 @@ struct lora_manifest {
 
 static lora_status hash_fd(int fd, const char *path, uint64_t *bytes, char hex[65])
 {
-    unsigned char *buf = malloc(HASH_CHUNK);
+    unsigned char *buf = lora__malloc(HASH_CHUNK);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     lora_status st = LORA_OK;
     uint64_t total = 0;
@@ -131,7 +133,7 @@ static lora_status parse(lora_manifest *m, const char *text, size_t len)
     json_error_t err;
     const char *key;
     json_t *v;
-    m->root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    m->root = lora__json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (!json_is_object(m->root))
         return lora__error(LORA_ERR_FORMAT, "%s: not a JSON object%s%s", m->path,
                            m->root ? "" : ": ", m->root ? "" : err.text);
@@ -150,7 +152,7 @@ static lora_status parse(lora_manifest *m, const char *text, size_t len)
                            "newer liblora?)", m->path);
     if (!json_is_object(files))
         return lora__error(LORA_ERR_FORMAT, "%s: \"files\" is not an object", m->path);
-    m->entries = calloc(json_object_size(files) + 1, sizeof *m->entries);
+    m->entries = lora__calloc(json_object_size(files) + 1, sizeof *m->entries);
     if (!m->entries)
         return lora__oom("manifest entries", json_object_size(files) * sizeof *m->entries);
     json_object_foreach(files, key, v) {
@@ -165,7 +167,7 @@ static lora_status parse(lora_manifest *m, const char *text, size_t len)
 lora_status lora__manifest_load(const char *dir, lora_manifest **out)
 {
     *out = NULL;
-    lora_manifest *m = calloc(1, sizeof *m);
+    lora_manifest *m = lora__calloc(1, sizeof *m);
     if (!m || !(m->path = lora__path_join(dir, LORA_MANIFEST_NAME))) {
         free(m);
         return lora__oom("manifest", strlen(dir) + sizeof LORA_MANIFEST_NAME);

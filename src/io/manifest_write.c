@@ -12,7 +12,10 @@
 
 #include "api/error.h"
 #include "io/safetensors.h"
+#include "util/alloc.h"
 #include "util/file.h"
+#include "util/json_text.h"
+#include "util/sysio.h"
 
 struct lora_txn {
     char *dir;
@@ -21,6 +24,7 @@ struct lora_txn {
     size_t n, cap;
     char **names;
     char **paths;           /* staging/name */
+    char **finals;          /* dir/name, made before the commit so that nothing after it allocates */
     int staging_made;       /* by this save: abort removes it */
     int committed;          /* the manifest is written: the staged files are the folder's */
 };
@@ -73,7 +77,7 @@ static lora_status finish_interrupted(const lora_txn *t)
             st = lora__oom("path", strlen(t->staging) + strlen(name) + 2);
         else if (lora__is_file(staged) && !(st = lora__file_sha256(staged, &bytes, hex)) &&
                  bytes == want_bytes && strcmp(hex, want) == 0) {
-            if (rename(staged, final) != 0)
+            if (lora__sys_rename(staged, final) != 0)
                 st = lora__error(LORA_ERR_IO, "%s: cannot move %s into place: %s", final,
                                  staged, strerror(errno));
             moved = 1;
@@ -100,7 +104,7 @@ static lora_status clean(const lora_txn *t)
 static lora_status begin(lora_txn *t, const char *dir)
 {
     lora_status st;
-    if (!(t->dir = strdup(dir)) || !(t->staging = lora__path_join(dir, LORA_STAGING_NAME)))
+    if (!(t->dir = lora__strdup(dir)) || !(t->staging = lora__path_join(dir, LORA_STAGING_NAME)))
         return lora__oom("path", strlen(dir) + sizeof LORA_STAGING_NAME + 1);
     if ((st = make_dir(dir)))
         return st;
@@ -115,7 +119,7 @@ static lora_status begin(lora_txn *t, const char *dir)
 lora_status lora__txn_begin(const char *dir, lora_txn **out)
 {
     *out = NULL;
-    lora_txn *t = calloc(1, sizeof *t);
+    lora_txn *t = lora__calloc(1, sizeof *t);
     if (!t)
         return lora__oom("save transaction", sizeof *t);
     lora_status st = begin(t, dir);
@@ -140,23 +144,26 @@ lora_status lora__txn_file(lora_txn *t, const char *name, const char **path)
         }
     if (t->n == t->cap) {
         size_t cap = t->cap ? 2 * t->cap : 4;
-        char **names = realloc(t->names, cap * sizeof *names);
-        if (names)
-            t->names = names;
-        char **paths = names ? realloc(t->paths, cap * sizeof *paths) : NULL;
-        if (!paths)
-            return lora__oom("staged file table", cap * 2 * sizeof *names);
-        t->paths = paths;
+        char ***tables[3] = {&t->names, &t->paths, &t->finals};
+        for (int k = 0; k < 3; k++) {
+            char **grown = lora__realloc(*tables[k], cap * sizeof **tables[k]);
+            if (!grown)
+                return lora__oom("staged file table", cap * sizeof **tables[k]);
+            *tables[k] = grown;
+        }
         t->cap = cap;
     }
-    char *copy = strdup(name), *p = lora__path_join(t->staging, name);
-    if (!copy || !p) {
+    char *copy = lora__strdup(name), *p = lora__path_join(t->staging, name);
+    char *final = lora__path_join(t->dir, name);
+    if (!copy || !p || !final) {
         free(copy);
         free(p);
+        free(final);
         return lora__oom("path", strlen(t->staging) + strlen(name) + 2);
     }
     t->names[t->n] = copy;
-    t->paths[t->n++] = p;
+    t->paths[t->n] = p;
+    t->finals[t->n++] = final;
     *path = p;
     return LORA_OK;
 }
@@ -177,7 +184,8 @@ static lora_status add_entry(json_t *files, const char *name, uint64_t bytes, co
     return LORA_OK;
 }
 
-/* The manifest text: this save's files, and the older entries of files it did not rewrite. */
+/* The manifest text: this save's files, and the older entries of files it did not rewrite
+ * that are still there (another kind of save into the same folder). */
 static lora_status manifest_text(const lora_txn *t, char **out)
 {
     json_t *files = json_object();
@@ -188,8 +196,12 @@ static lora_status manifest_text(const lora_txn *t, char **out)
     for (size_t i = 0; !st && i < lora__manifest_count(t->old); i++) {
         uint64_t bytes;
         const char *sha, *name = lora__manifest_entry(t->old, i, &bytes, &sha);
-        if (!staged(t, name))
+        char *final = lora__path_join(t->dir, name);
+        if (!final)
+            st = lora__oom("path", strlen(t->dir) + strlen(name) + 2);
+        else if (!staged(t, name) && lora__is_file(final))
             st = add_entry(files, name, bytes, sha);
+        free(final);
     }
     for (size_t i = 0; !st && i < t->n; i++) {
         uint64_t bytes;
@@ -200,8 +212,8 @@ static lora_status manifest_text(const lora_txn *t, char **out)
         else if (!(st = lora__file_sha256(t->paths[i], &bytes, hex)))
             st = add_entry(files, t->names[i], bytes, hex);
     }
-    char *text = st ? NULL : json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
-    char *line = text ? realloc(text, strlen(text) + 2) : NULL;
+    char *text = st ? NULL : lora__json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    char *line = text ? lora__realloc(text, strlen(text) + 2) : NULL;
     if (!st && !line) {
         free(text);
         st = lora__oom("manifest text", 1024);
@@ -223,24 +235,23 @@ static lora_status commit(lora_txn *t)
     free(path);
     if (st)
         return st;
-    /* from here a load finds every file, in the folder or still staged */
+    /* from here a load finds every file, in the folder or still staged: move in all it can */
     t->committed = 1;
-    for (size_t i = 0; !st && i < t->n; i++) {
-        char *final = lora__path_join(t->dir, t->names[i]);
-        if (!final)
-            st = lora__oom("path", strlen(t->dir) + strlen(t->names[i]) + 2);
-        else if (rename(t->paths[i], final) != 0)
-            st = lora__error(LORA_ERR_IO, "%s: the save is committed, but moving %s into place "
-                             "failed: %s", final, t->paths[i], strerror(errno));
-        free(final);
-    }
+    for (size_t i = 0; i < t->n; i++)
+        if (lora__sys_rename(t->paths[i], t->finals[i]) != 0 && !st)
+            st = lora__error(LORA_ERR_IO, "%s: the save is committed (liblora loads the new "
+                             "files), but moving %s into place failed: %s", t->finals[i],
+                             t->paths[i], strerror(errno));
     if (!st)
         st = lora__sync_dir(t->dir);
-    if (!st)
-        st = lora__remove_tree(t->staging);
-    for (size_t i = 0; !st && i < t->n; i++)
-        st = remove_temps(t->dir, t->names[i]);
-    return st;
+    if (st)
+        return st;
+    /* the save is whole: leftovers that cannot be removed now are the next save's to remove */
+    lora_status left = lora__remove_tree(t->staging);
+    for (size_t i = 0; !left && i < t->n; i++)
+        left = remove_temps(t->dir, t->names[i]);
+    (void)left;
+    return LORA_OK;
 }
 
 lora_status lora__txn_commit(lora_txn *t)
@@ -260,9 +271,11 @@ void lora__txn_abort(lora_txn *t)
     for (size_t i = 0; i < t->n; i++) {
         free(t->names[i]);
         free(t->paths[i]);
+        free(t->finals[i]);
     }
     free(t->names);
     free(t->paths);
+    free(t->finals);
     lora__manifest_free(t->old);
     free(t->staging);
     free(t->dir);

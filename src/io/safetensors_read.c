@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
+#include "util/json_text.h"
 
 static const struct {
     const char *name;
@@ -247,7 +249,7 @@ static int cmp_name(const void *a, const void *b)
 static lora_status parse_json(lora_st_file *f, const uint8_t *hdr, size_t len)
 {
     json_error_t err;
-    f->root = json_loadb((const char *)hdr, len, JSON_REJECT_DUPLICATES, &err);
+    f->root = lora__json_loadb((const char *)hdr, len, JSON_REJECT_DUPLICATES, &err);
     if (!f->root) {
         if (json_error_code(&err) == json_error_invalid_utf8)
             return lora__error(LORA_ERR_FORMAT, "%s: header is not valid UTF-8 (byte %d)",
@@ -274,8 +276,8 @@ static lora_status parse_entries(lora_st_file *f)
     if (f->metadata && (st = check_metadata(f->path, f->metadata)))
         return st;
     f->n = json_object_size(f->root) - (f->metadata != NULL);
-    f->entries = calloc(f->n ? f->n : 1, sizeof *f->entries);
-    f->by_name = calloc(f->n ? f->n : 1, sizeof *f->by_name);
+    f->entries = lora__calloc(f->n ? f->n : 1, sizeof *f->entries);
+    f->by_name = lora__calloc(f->n ? f->n : 1, sizeof *f->by_name);
     if (!f->entries || !f->by_name)
         return lora__oom("safetensors tensor table", f->n * (sizeof *f->entries + sizeof
                          *f->by_name));
@@ -317,8 +319,8 @@ static lora_status validate(lora_st_file *f, const uint8_t *buf, size_t size)
 
 static lora_st_file *file_new(const char *label)
 {
-    lora_st_file *f = calloc(1, sizeof *f);
-    if (f && !(f->path = strdup(label))) {
+    lora_st_file *f = lora__calloc(1, sizeof *f);
+    if (f && !(f->path = lora__strdup(label))) {
         free(f);
         f = NULL;
     }

@@ -11,7 +11,9 @@
 
 #include "api/error.h"
 #include "io/manifest.h"
+#include "util/alloc.h"
 #include "util/file.h"
+#include "util/json_text.h"
 
 #define SINGLE_NAME "model.safetensors"
 #define INDEX_NAME "model.safetensors.index.json"
@@ -46,8 +48,8 @@ static lora_status index_tensors(lora_st_set *s)
     s->n = 0;
     for (size_t f = 0; f < s->n_files; f++)
         s->n += lora__st_count(s->files[f]);
-    s->entries = calloc(s->n ? s->n : 1, sizeof *s->entries);
-    s->by_name = calloc(s->n ? s->n : 1, sizeof *s->by_name);
+    s->entries = lora__calloc(s->n ? s->n : 1, sizeof *s->entries);
+    s->by_name = lora__calloc(s->n ? s->n : 1, sizeof *s->by_name);
     if (!s->entries || !s->by_name)
         return lora__oom("checkpoint tensor table",
                          s->n * (sizeof *s->entries + sizeof *s->by_name));
@@ -80,7 +82,7 @@ static lora_status load_index(const char *path, json_t **weight_map_out, json_t 
     lora_status st = lora__read_file(path, LORA_ST_MAX_HEADER, &text, &len);
     if (st)
         return st;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *root = lora__json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     free(text);
     if (!root)
         return lora__error(LORA_ERR_FORMAT, "%s: not valid JSON: %s (line %d, column %d)", path,
@@ -112,7 +114,7 @@ static lora_status load_index(const char *path, json_t **weight_map_out, json_t 
 static lora_status shard_names(const json_t *map, const char ***names_out, size_t *n_out)
 {
     size_t n = 0, cap = json_object_size(map);
-    const char **names = calloc(cap ? cap : 1, sizeof *names);
+    const char **names = lora__calloc(cap ? cap : 1, sizeof *names);
     const char *key;
     json_t *v;
     if (!names)
@@ -132,7 +134,7 @@ static lora_status shard_names(const json_t *map, const char ***names_out, size_
 static lora_status open_shards(lora_st_set *s, const char *dir, const lora_manifest *m,
                                const char **names, size_t n)
 {
-    s->files = calloc(n ? n : 1, sizeof *s->files);
+    s->files = lora__calloc(n ? n : 1, sizeof *s->files);
     if (!s->files)
         return lora__oom("shard table", n * sizeof *s->files);
     for (size_t i = 0; i < n; i++) {
@@ -197,7 +199,7 @@ static lora_status open_sharded(lora_st_set *s, const char *dir, const lora_mani
 
 static lora_status open_single(lora_st_set *s, const char *path)
 {
-    if (!(s->files = calloc(1, sizeof *s->files)))
+    if (!(s->files = lora__calloc(1, sizeof *s->files)))
         return lora__oom("shard table", sizeof *s->files);
     lora_status st = lora__st_open(path, &s->files[0]);
     if (!st)
@@ -239,7 +241,7 @@ lora_status lora__st_set_open(const char *dir, lora_st_set **out)
     *out = NULL;
     if (!dir)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora__st_set_open: dir is NULL");
-    lora_st_set *s = calloc(1, sizeof *s);
+    lora_st_set *s = lora__calloc(1, sizeof *s);
     if (!s)
         return lora__oom("checkpoint", sizeof *s);
     lora_status st = open_folder(s, dir);

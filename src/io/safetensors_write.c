@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
+#include "util/json_text.h"
+#include "util/sysio.h"
 
 /* Coalesces the many small tensors (norms, biases) into few write(2) calls. */
 #define WRITE_BUF_SIZE (1u << 20)
@@ -55,7 +58,7 @@ static lora_status temp_create(const char *path, char **tmp_out, int *fd_out)
     if (path[dirlen] == '\0')
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: path names a folder, not a file",
                            path);
-    if (asprintf(&tmp, "%.*s.%s.tmp.XXXXXX", (int)dirlen, path, path + dirlen) < 0)
+    if (lora__asprintf(&tmp, "%.*s.%s.tmp.XXXXXX", (int)dirlen, path, path + dirlen) < 0)
         return lora__oom("temporary file name", strlen(path) + 16);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
@@ -81,7 +84,7 @@ static lora_status write_all(int fd, const char *path, const void *data, size_t 
 {
     const uint8_t *p = data;
     while (nbytes > 0) {
-        ssize_t r = write(fd, p, nbytes);
+        ssize_t r = lora__sys_write(fd, p, nbytes);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -96,12 +99,13 @@ static lora_status write_all(int fd, const char *path, const void *data, size_t 
 static lora_status sync_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    char *dir = slash ? lora__strndup(path, slash == path ? 1 : (size_t)(slash - path))
+                      : lora__strdup(".");
     if (!dir)
         return lora__oom("folder name", strlen(path) + 1);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     lora_status st = LORA_OK;
-    if (fd < 0 || fsync(fd) != 0)
+    if (fd < 0 || lora__sys_fsync(fd) != 0)
         st = lora__error(LORA_ERR_IO, "%s: cannot sync folder %s: %s", path, dir,
                          strerror(errno));
     if (fd >= 0)
@@ -115,11 +119,11 @@ static lora_status sync_dir(const char *path)
 static lora_status temp_finish(int fd, const char *tmp, const char *path)
 {
     lora_status st = LORA_OK;
-    if (fsync(fd) != 0)
+    if (lora__sys_fsync(fd) != 0)
         st = lora__error(LORA_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
     if (close(fd) != 0 && !st)
         st = lora__error(LORA_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-    if (!st && rename(tmp, path) != 0)
+    if (!st && lora__sys_rename(tmp, path) != 0)
         st = lora__error(LORA_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
                          strerror(errno));
     if (st) {
@@ -197,7 +201,7 @@ static json_t *tensor_json(const lora_st_decl *d, uint64_t begin, uint64_t end)
 static lora_status add_metadata(const char *path, json_t *hdr, const char *metadata_json)
 {
     json_error_t err;
-    json_t *meta = json_loads(metadata_json, JSON_REJECT_DUPLICATES, &err);
+    json_t *meta = lora__json_loads(metadata_json, JSON_REJECT_DUPLICATES, &err);
     const char *key;
     json_t *v;
     if (!json_is_object(meta)) {
@@ -213,7 +217,8 @@ static lora_status add_metadata(const char *path, json_t *hdr, const char *metad
             json_decref(meta);
             return st;
         }
-    json_object_set_new(hdr, "__metadata__", meta);
+    if (json_object_set_new(hdr, "__metadata__", meta) != 0)
+        return lora__oom("safetensors metadata", 64);
     return LORA_OK;
 }
 
@@ -239,7 +244,8 @@ static lora_status build_header(lora_st_writer *w, const lora_st_decl *decls,
         else if (__builtin_add_overflow(w->total, nbytes, &w->ends[i]) || w->ends[i] > INT64_MAX)
             st = lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: tensor '%s': total data size "
                              "overflows", w->path, d->name);
-        else if (!(w->names[i] = strdup(d->name)) || !(t = tensor_json(d, w->total, w->ends[i])))
+        else if (!(w->names[i] = lora__strdup(d->name)) ||
+                 !(t = tensor_json(d, w->total, w->ends[i])))
             st = lora__oom("safetensors header entry", strlen(d->name));
         else if (json_object_set_new(hdr, d->name, t) != 0)
             st = lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: tensor name '%s' is not valid "
@@ -285,7 +291,7 @@ static lora_status put(lora_st_writer *w, const void *data, size_t nbytes)
 /* The 8-byte length, then the JSON padded with spaces so the data section starts 8-aligned. */
 static lora_status put_header(lora_st_writer *w, const json_t *hdr)
 {
-    char *text = json_dumps(hdr, JSON_COMPACT);
+    char *text = lora__json_dumps(hdr, JSON_COMPACT);
     if (!text)
         return lora__oom("safetensors header text", 0);
     size_t len = strlen(text);
@@ -304,16 +310,16 @@ static lora_status put_header(lora_st_writer *w, const json_t *hdr)
 
 static lora_status writer_alloc(const char *path, size_t n, lora_st_writer **out)
 {
-    lora_st_writer *w = calloc(1, sizeof *w);
+    lora_st_writer *w = lora__calloc(1, sizeof *w);
     if (!w)
         return lora__oom("safetensors writer", sizeof *w);
     /* From here the caller frees w with lora__st_writer_abort, also on failure. */
     w->fd = -1;
     w->n = n;
-    w->path = strdup(path);
-    w->names = calloc(n ? n : 1, sizeof *w->names);
-    w->ends = calloc(n ? n : 1, sizeof *w->ends);
-    w->buf = malloc(WRITE_BUF_SIZE);
+    w->path = lora__strdup(path);
+    w->names = lora__calloc(n ? n : 1, sizeof *w->names);
+    w->ends = lora__calloc(n ? n : 1, sizeof *w->ends);
+    w->buf = lora__malloc(WRITE_BUF_SIZE);
     *out = w;
     if (!w->path || !w->names || !w->ends || !w->buf)
         return lora__oom("safetensors writer", WRITE_BUF_SIZE + n * 16);

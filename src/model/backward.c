@@ -7,6 +7,7 @@
 
 #include "api/error.h"
 #include "model/session.h"
+#include "util/alloc.h"
 
 typedef struct grad_bufs {
     float *dx;           // (N, C) gradient of the residual stream
@@ -137,7 +138,7 @@ static lora_status alloc_bufs(bwd_ctx *c)
     int64_t drop = s->dropout_on ? 2 * lora__max_proj_in(cfg) : 0;
     size_t need = (size_t)(N * (2 * C + 3 * q + 3 * kv + 3 * I + s->max_rank + drop));
     if (need > s->ws_floats) {
-        float *p = realloc(s->ws, need * sizeof(float));
+        float *p = lora__realloc(s->ws, need * sizeof(float));
         if (!p)
             return lora__oom("gradient buffers", need * sizeof(float));
         s->ws = p;

@@ -10,15 +10,17 @@
 #include "io/manifest.h"
 #include "io/safetensors.h"
 #include "model/dtype.h"
+#include "util/alloc.h"
 #include "util/file.h"
+#include "util/json_text.h"
 
 lora_status lora__write_hf_config(const char *path, const char *config_json, int bf16)
 {
-    json_t *o = json_loads(config_json, 0, NULL);
+    json_t *o = lora__json_loads(config_json, 0, NULL);
     if (!o)
         return lora__oom("config", strlen(config_json));
-    json_object_set_new(o, "torch_dtype", json_string(bf16 ? "bfloat16" : "float32"));
-    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = json_object_set_new(o, "torch_dtype", json_string(bf16 ? "bfloat16" : "float32"))
+                     ? NULL : lora__json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!text)
         return lora__oom("config", strlen(config_json));
@@ -67,8 +69,8 @@ static lora_status write_slot(lora_st_writer *w, chunk_buf *buf, const lora_weig
 lora_status lora__write_weights(const char *path, const lora_weight_slot *slots, size_t n,
                                 int bf16, lora_fill_fn fill, void *ctx)
 {
-    lora_st_decl *decls = calloc(n, sizeof *decls);
-    chunk_buf *buf = malloc(sizeof *buf);
+    lora_st_decl *decls = lora__calloc(n, sizeof *decls);
+    chunk_buf *buf = lora__malloc(sizeof *buf);
     lora_st_writer *w = NULL;
     lora_status st = LORA_OK;
     if (!decls || !buf) {

@@ -8,6 +8,7 @@
 
 #include "api/error.h"
 #include "util/file.h"
+#include "util/json_text.h"
 
 /* Bounds that no real checkpoint of the supported families comes near; they keep every size
  * product well inside int64 and refuse absurd configs before anything is allocated. */
@@ -222,7 +223,7 @@ lora_status lora__config_parse(const char *text, size_t len, const char *label, 
 {
     memset(out, 0, sizeof *out);
     json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = lora__json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
         return lora__error(LORA_ERR_FORMAT, "%s: line %d column %d: %s", label, jerr.line,
                            jerr.column, jerr.text);

@@ -8,13 +8,16 @@
 #include "io/safetensors.h"
 #include "model/model_info.h"
 #include "model/weights.h"
+#include "util/alloc.h"
 #include "util/file.h"
+#include "util/json_text.h"
 
+/* 1 or 0; -1 when out of memory */
 static int has_weights(const char *dir)
 {
     char *a = lora__path_join(dir, "model.safetensors");
     char *b = lora__path_join(dir, "model.safetensors.index.json");
-    int yes = (a && lora__is_file(a)) || (b && lora__is_file(b));
+    int yes = a && b ? lora__is_file(a) || lora__is_file(b) : -1;
     free(a);
     free(b);
     return yes;
@@ -35,8 +38,10 @@ static lora_status describe_weights(const char *dir, const lora_config *c, json_
             for (size_t i = 0; i < n; i++)
                 bytes += lora__st_set_find(set, slots[i].name)->nbytes;
             const lora_st_tensor *e = lora__st_set_find(set, "model.embed_tokens.weight");
-            json_object_set_new(o, "stored_dtype", json_string(lora__st_dtype_name(e->dtype)));
-            json_object_set_new(o, "stored_bytes", json_integer((json_int_t)bytes));
+            if (json_object_set_new(o, "stored_dtype",
+                                    json_string(lora__st_dtype_name(e->dtype))) ||
+                json_object_set_new(o, "stored_bytes", json_integer((json_int_t)bytes)))
+                st = lora__oom("description", 1024);
         }
         free(slots);
     }
@@ -58,7 +63,7 @@ static const char *safetensors_dtype(const char *torch_dtype)
 static lora_status describe(const char *path, char **json_out)
 {
     int is_dir = lora__is_dir(path);
-    char *dir = strdup(path);
+    char *dir = lora__strdup(path);
     if (!dir)
         return lora__oom("path", strlen(path) + 1);
     if (!is_dir) { /* a config.json: its folder may hold weights too */
@@ -68,7 +73,7 @@ static lora_status describe(const char *path, char **json_out)
         else
             strcpy(dir, ".");
     }
-    char *cfg_path = is_dir ? lora__path_join(path, "config.json") : strdup(path);
+    char *cfg_path = is_dir ? lora__path_join(path, "config.json") : lora__strdup(path);
     lora_config c;
     lora_status st = cfg_path ? lora__config_load(cfg_path, &c) : lora__oom("path", 4096);
     free(cfg_path);
@@ -77,17 +82,19 @@ static lora_status describe(const char *path, char **json_out)
         st = lora__oom("description", 1024);
     if (!st) {
         int w = has_weights(dir);
-        json_object_set_new(o, "has_weights", json_boolean(w));
-        json_object_set_new(o, "weight_bytes",
-                            json_integer((json_int_t)(lora__config_num_params(&c) * sizeof(float))));
-        if (w)
+        if (w < 0 || json_object_set_new(o, "has_weights", json_boolean(w)) ||
+            json_object_set_new(o, "weight_bytes",
+                                json_integer((json_int_t)(lora__config_num_params(&c) *
+                                                          sizeof(float)))))
+            st = lora__oom("description", 1024);
+        else if (w)
             st = describe_weights(dir, &c, o);
-        else {
-            json_object_set_new(o, "stored_dtype", json_string(safetensors_dtype(c.torch_dtype)));
-            json_object_set_new(o, "stored_bytes", json_integer(0));
-        }
+        else if (json_object_set_new(o, "stored_dtype",
+                                     json_string(safetensors_dtype(c.torch_dtype))) ||
+                 json_object_set_new(o, "stored_bytes", json_integer(0)))
+            st = lora__oom("description", 1024);
     }
-    if (!st && !(*json_out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+    if (!st && !(*json_out = lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)))
         st = lora__oom("description", 1024);
     json_decref(o);
     free(dir);

@@ -6,6 +6,7 @@
 
 #include "api/error.h"
 #include "model/session.h"
+#include "util/alloc.h"
 
 /* Hands out consecutive slices of a float region; with a NULL base it only counts, so that one
  * function both sizes and lays out a workspace. */
@@ -71,7 +72,7 @@ static lora_status grow(float **buf, size_t *cap, size_t need, const char *what)
 {
     if (need <= *cap)
         return LORA_OK;
-    float *p = realloc(*buf, need * sizeof(float));
+    float *p = lora__realloc(*buf, need * sizeof(float));
     if (!p)
         return lora__oom(what, need * sizeof(float));
     *buf = p;
@@ -83,7 +84,7 @@ lora_status lora__positions(lora_session *s, int64_t B, int64_t T, int64_t pos0,
 {
     size_t N = (size_t)(B * T);
     if (N > s->ws_ids_cap) {
-        int32_t *p = realloc(s->ws_ids, N * sizeof(int32_t));
+        int32_t *p = lora__realloc(s->ws_ids, N * sizeof(int32_t));
         if (!p)
             return lora__oom("positions", N * sizeof(int32_t));
         s->ws_ids = p;
@@ -104,7 +105,7 @@ lora_status lora__ensure_rope(lora_session *s, int64_t len)
     const lora_config *c = &s->model->cfg;
     int64_t half = c->head_dim / 2;
     size_t bytes = (size_t)len * (size_t)half * sizeof(float);
-    float *cs = malloc(bytes), *sn = malloc(bytes);
+    float *cs = lora__malloc(bytes), *sn = lora__malloc(bytes);
     if (!cs || !sn) {
         free(cs);
         free(sn);
@@ -261,7 +262,7 @@ static lora_status layout_train(lora_session *s, int64_t N, bool recompute, lora
 {
     const lora_config *c = &s->model->cfg;
     if (c->n_layers > s->train_layers_cap) {
-        lora_layer_acts *p = realloc(s->train_layers, (size_t)c->n_layers * sizeof *p);
+        lora_layer_acts *p = lora__realloc(s->train_layers, (size_t)c->n_layers * sizeof *p);
         if (!p)
             return lora__oom("layer activations", (size_t)c->n_layers * sizeof *p);
         s->train_layers = p;

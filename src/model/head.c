@@ -4,6 +4,7 @@
 
 #include "api/error.h"
 #include "model/session.h"
+#include "util/alloc.h"
 
 /* Bounds a chunk's logits to 16 MiB whatever the batch. */
 #define HEAD_CHUNK_FLOATS (1u << 22)
@@ -19,7 +20,7 @@ lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
     rows = rows < 1 ? 1 : rows > N ? N : rows;
     size_t need = (size_t)(rows * V * (dnll ? 2 : 1) + rows);
     if (need > s->head_ws_floats) {
-        float *p = realloc(s->head_ws, need * sizeof(float));
+        float *p = lora__realloc(s->head_ws, need * sizeof(float));
         if (!p)
             return lora__oom("output head", need * sizeof(float));
         s->head_ws = p;

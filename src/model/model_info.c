@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "api/error.h"
+#include "util/json_text.h"
 
 json_t *lora__config_to_json(const lora_config *c)
 {
@@ -24,11 +25,12 @@ lora_status lora__model_info_build(lora_model *m)
     json_t *o = lora__config_to_json(&m->cfg);
     if (!o)
         return lora__oom("model info", 1024);
-    json_object_set_new(o, "stored_dtype", json_string(m->stored_dtype));
-    json_object_set_new(o, "weight_bytes", json_integer((json_int_t)(m->arena_floats * sizeof(float))));
-    json_object_set_new(o, "device", json_string("cpu"));
-    json_object_set_new(o, "threads", json_integer(m->threads));
-    m->info_json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int bad = json_object_set_new(o, "stored_dtype", json_string(m->stored_dtype)) ||
+              json_object_set_new(o, "weight_bytes",
+                                  json_integer((json_int_t)(m->arena_floats * sizeof(float)))) ||
+              json_object_set_new(o, "device", json_string("cpu")) ||
+              json_object_set_new(o, "threads", json_integer(m->threads));
+    m->info_json = bad ? NULL : lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return m->info_json ? LORA_OK : lora__oom("model info", 1024);
 }

@@ -13,7 +13,9 @@
 #include "model/model_info.h"
 #include "model/weights.h"
 #include "adapter/merge.h"
+#include "util/alloc.h"
 #include "util/file.h"
+#include "util/json_text.h"
 
 #define MAX_THREADS 64
 #define ALIGN_FLOATS 16 /* 64-byte alignment for every tensor */
@@ -50,7 +52,7 @@ static lora_status parse_options(const char *json, int *threads)
     if (!json)
         return LORA_OK;
     json_error_t jerr;
-    json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *o = lora__json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
     if (!o)
         return lora__error(LORA_ERR_CONFIG, "lora_model_load: options: %s", jerr.text);
     lora_status st = LORA_OK;
@@ -121,7 +123,7 @@ static lora_status load_weights(lora_model *m, const lora_st_set *set)
     for (size_t i = 0; i < n; i++)
         total += round_up((size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1)));
     m->arena_floats = total;
-    m->arena = aligned_alloc(64, total * sizeof(float));
+    m->arena = lora__aligned_alloc(64, total * sizeof(float));
     if (!m->arena) {
         free(slots);
         return lora__oom("model weights", total * sizeof(float));
@@ -162,7 +164,7 @@ static lora_status load(const char *path, int threads, lora_model *m)
         return st;
     m->threads = threads;
     m->n_params = lora__config_num_params(&m->cfg);
-    m->layers = calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    m->layers = lora__calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
     if (!m->layers)
         return lora__oom("layer table", (size_t)m->cfg.n_layers * sizeof *m->layers);
     lora_st_set *set;
@@ -189,12 +191,12 @@ LORA_API lora_status lora_model_load(const char *path, const char *config_json, 
         return st;
     if (!lora__is_dir(path))
         return lora__error(LORA_ERR_IO, "lora_model_load: %s: not a folder", path);
-    lora_model *m = calloc(1, sizeof *m);
+    lora_model *m = lora__calloc(1, sizeof *m);
     if (!m)
         return lora__oom("model", sizeof *m);
     atomic_init(&m->refs, 1);
     pthread_mutex_init(&m->tokenizer_lock, NULL);
-    m->path = strdup(path);
+    m->path = lora__strdup(path);
     st = m->path ? load(path, threads, m) : lora__oom("path", strlen(path) + 1);
     if (st) {
         lora__model_release(m);

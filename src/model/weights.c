@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
 
 typedef struct slot_list {
     lora_weight_slot *v;
@@ -60,7 +61,7 @@ lora_status lora__weight_slots(const lora_config *c, lora_model *m, lora_weight_
                                size_t *n)
 {
     size_t cap = 3 + (size_t)c->n_layers * MAX_SLOTS_PER_LAYER;
-    slot_list l = {calloc(cap, sizeof(lora_weight_slot)), 0};
+    slot_list l = {lora__calloc(cap, sizeof(lora_weight_slot)), 0};
     *out = NULL;
     *n = 0;
     if (!l.v)

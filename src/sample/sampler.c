@@ -5,6 +5,7 @@
 
 #include "api/error.h"
 #include "sample/sampler.h"
+#include "util/alloc.h"
 #include "util/rng.h"
 
 struct lora_sampler {
@@ -24,7 +25,7 @@ LORA_API lora_status lora_sampler_create(const char *config_json, lora_sampler *
     if (!out)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_sampler_create: out is NULL");
     *out = NULL;
-    lora_sampler *s = calloc(1, sizeof *s);
+    lora_sampler *s = lora__calloc(1, sizeof *s);
     if (!s)
         return lora__error_prefix(lora__oom("the sampler", sizeof *s), "lora_sampler_create");
     lora_status st = lora__sampler_config_parse(config_json, &s->cfg);
@@ -120,9 +121,9 @@ static lora_status reserve(lora_sampler *s, size_t n)
 {
     if (n <= s->cap)
         return LORA_OK;
-    double *work = malloc(n * sizeof *work), *scratch = malloc(n * sizeof *scratch);
-    lora__ranked *order = malloc(n * sizeof *order);
-    size_t *counts = calloc(n, sizeof *counts);
+    double *work = lora__malloc(n * sizeof *work), *scratch = lora__malloc(n * sizeof *scratch);
+    lora__ranked *order = lora__malloc(n * sizeof *order);
+    size_t *counts = lora__calloc(n, sizeof *counts);
     if (!work || !scratch || !order || !counts) {
         free(work);
         free(scratch);

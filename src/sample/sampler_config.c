@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
 #include "util/json_config.h"
 #include "sample/sampler.h"
 
@@ -138,7 +139,7 @@ static int is_token_id(const json_t *v)
 }
 
 /* malloc that never answers NULL for an empty list. */
-static void *alloc_list(size_t n, size_t size) { return malloc((n ? n : 1) * size); }
+static void *alloc_list(size_t n, size_t size) { return lora__malloc((n ? n : 1) * size); }
 
 static void copy_ids(const json_t *list, int32_t *ids)
 {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "util/json_text.h"
 #include "util/strbuf.h"
 
 #define ENC "lora_llmtime_encode"
@@ -61,7 +62,7 @@ static lora_status parse_options(const char *json, enc_opts *o)
     if (!json)
         return LORA_OK;
     json_error_t err;
-    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &err);
+    json_t *root = lora__json_loads(json, JSON_REJECT_DUPLICATES, &err);
     if (!root)
         return lora__error(LORA_ERR_CONFIG, ENC ": options_json is not valid JSON: %s (line %d, "
                            "column %d)", err.text, err.line, err.column);

@@ -5,6 +5,7 @@
 
 #include "api/error.h"
 #include "tokenizer/utf8.h"
+#include "util/alloc.h"
 
 static int by_length_desc(const void *a, const void *b)
 {
@@ -14,7 +15,7 @@ static int by_length_desc(const void *a, const void *b)
 
 lora_status lora__added_prepare(lora_tokenizer *t)
 {
-    t->added_lens = malloc((t->n_added ? t->n_added : 1) * sizeof *t->added_lens);
+    t->added_lens = lora__malloc((t->n_added ? t->n_added : 1) * sizeof *t->added_lens);
     if (!t->added_lens)
         return lora__oom("added tokens", t->n_added * sizeof *t->added_lens);
     for (size_t i = 0; i < t->n_added; i++)

@@ -6,6 +6,7 @@
 #include "api/error.h"
 #include "tokenizer/bytebuf.h"
 #include "tokenizer/bytelevel.h"
+#include "util/alloc.h"
 
 /* Pieces up to this many bytes are remembered (words; long runs are rarely repeated). */
 #define CACHE_MAX_BYTES 64
@@ -158,7 +159,7 @@ static lora_status merge_all(const lora_tokenizer *t, lora__bpe_work *w, const u
 static int32_t whole_piece(const lora_tokenizer *t, const unsigned char *b, size_t n)
 {
     char stack[4 * CACHE_MAX_BYTES];
-    char *text = 2 * n <= sizeof stack ? stack : malloc(2 * n);
+    char *text = 2 * n <= sizeof stack ? stack : lora__malloc(2 * n);
     if (!text)
         return -2;
     size_t len = lora__bytelevel_encode(b, n, text);

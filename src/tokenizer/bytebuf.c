@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
 
 lora_status lora__grow(void **p, size_t *cap, size_t need, size_t size, const char *what)
 {
@@ -15,7 +16,7 @@ lora_status lora__grow(void **p, size_t *cap, size_t need, size_t size, const ch
             return lora__oom(what, SIZE_MAX);
         c *= 2;
     }
-    void *q = realloc(*p, c * size);
+    void *q = lora__realloc(*p, c * size);
     if (!q)
         return lora__oom(what, c * size);
     *p = q;

@@ -6,6 +6,7 @@
 #include "api/error.h"
 #include "tokenizer/internal.h"
 #include "tokenizer/utf8.h"
+#include "util/alloc.h"
 
 struct lora_detokenizer {
     lora_tokenizer *t;
@@ -26,7 +27,7 @@ LORA_API lora_status lora_detokenizer_create(lora_tokenizer *tokenizer, unsigned
     if (flags & ~LORA_DECODE_SKIP_SPECIAL)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_detokenizer_create: unknown flags "
                            "0x%x", flags & ~LORA_DECODE_SKIP_SPECIAL);
-    lora_detokenizer *d = calloc(1, sizeof *d);
+    lora_detokenizer *d = lora__calloc(1, sizeof *d);
     if (!d)
         return lora__error_prefix(lora__oom("detokenizer", sizeof *d), "lora_detokenizer_create");
     lora__tokenizer_retain(tokenizer);

@@ -8,6 +8,7 @@
 #include "tokenizer/bpe.h"
 #include "tokenizer/normalize.h"
 #include "tokenizer/utf8.h"
+#include "util/alloc.h"
 
 /* Where the repaired text differs from the caller's: after[k] is the repaired offset just past
  * the k-th U+FFFD, delta[k] what to add to repaired offsets from there on. */
@@ -37,15 +38,15 @@ static lora_status emit(encoder *e, int32_t id, size_t start, size_t end)
     lora__encoding *o = e->out;
     if (o->n == e->cap) {
         size_t c = e->cap ? 2 * e->cap : 256;
-        int32_t *ids = realloc(o->ids, c * sizeof *ids);
+        int32_t *ids = lora__realloc(o->ids, c * sizeof *ids);
         if (!ids)
             return lora__oom("token ids", c * sizeof *ids);
         o->ids = ids;
         if (e->offsets) {
-            size_t *s = realloc(o->start, c * sizeof *s);
+            size_t *s = lora__realloc(o->start, c * sizeof *s);
             if (s)
                 o->start = s;
-            size_t *t = s ? realloc(o->end, c * sizeof *t) : NULL;
+            size_t *t = s ? lora__realloc(o->end, c * sizeof *t) : NULL;
             if (!t)
                 return lora__oom("token offsets", c * sizeof *t);
             o->end = t;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
 
 struct lora__strslot {
     uint64_t hash;    /* 0 marks an empty slot */
@@ -49,7 +50,7 @@ lora_status lora__strmap_init(lora__strmap *m, size_t expected)
 {
     memset(m, 0, sizeof *m);
     size_t cap = capacity_for(expected);
-    m->slots = calloc(cap, sizeof *m->slots);
+    m->slots = lora__calloc(cap, sizeof *m->slots);
     if (!m->slots)
         return lora__oom("hash map", cap * sizeof *m->slots);
     m->mask = cap - 1;
@@ -59,7 +60,7 @@ lora_status lora__strmap_init(lora__strmap *m, size_t expected)
 static lora_status rehash(lora__strmap *m)
 {
     size_t cap = (m->mask + 1) * 2;
-    struct lora__strslot *s = calloc(cap, sizeof *s);
+    struct lora__strslot *s = lora__calloc(cap, sizeof *s);
     if (!s)
         return lora__oom("hash map", cap * sizeof *s);
     for (size_t i = 0; i <= m->mask; i++) {
@@ -110,7 +111,7 @@ lora_status lora__strmap_put(lora__strmap *m, const void *key, size_t len, int64
         size_t c = m->arena_cap ? m->arena_cap : 4096;
         while (c < m->arena_len + len)
             c *= 2;
-        char *a = realloc(m->arena, c);
+        char *a = lora__realloc(m->arena, c);
         if (!a)
             return lora__oom("hash map keys", c);
         m->arena = a;
@@ -145,8 +146,8 @@ void lora__strmap_free(lora__strmap *m)
 lora_status lora__u64map_init(lora__u64map *m, size_t expected)
 {
     size_t cap = capacity_for(expected);
-    m->keys = malloc(cap * sizeof *m->keys);
-    m->vals = malloc(cap * sizeof *m->vals);
+    m->keys = lora__malloc(cap * sizeof *m->keys);
+    m->vals = lora__malloc(cap * sizeof *m->vals);
     m->mask = cap - 1;
     m->count = 0;
     if (!m->keys || !m->vals) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
 
 /* The match limit: generous for any real text (a piece costs a few dozen steps), yet it keeps
  * a pathological pattern's backtracking linear in the text. */
@@ -17,7 +18,7 @@
  * that the two engines agree. */
 static char *oniguruma_spaces(const char *pat, size_t len, size_t *out_len)
 {
-    char *o = malloc(len * 11 + 1);
+    char *o = lora__malloc(len * 11 + 1);
     if (!o)
         return NULL;
     size_t k = 0;
@@ -67,18 +68,28 @@ lora_status lora__pretok_compile(lora__pretok *p, const char *pattern, size_t le
     p->jit = 0;
     size_t plen = len;
     char *pat = literal ? NULL : oniguruma_spaces(pattern, len, &plen);
-    if (!literal && !pat)
+    p->gc = pcre2_general_context_create(lora__pcre2_malloc, lora__pcre2_free, NULL);
+    pcre2_compile_context *cc = p->gc ? pcre2_compile_context_create(p->gc) : NULL;
+    if ((!literal && !pat) || !cc) {
+        pcre2_compile_context_free(cc);
+        free(pat);
+        lora__pretok_free(p);
         return lora__oom("regex", len * 11 + 1);
+    }
     int err = 0;
     PCRE2_SIZE off = 0;
     uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK | (literal ? PCRE2_LITERAL : 0);
-    p->re = pcre2_compile((PCRE2_SPTR)(literal ? pattern : pat), plen, opts, &err, &off, NULL);
+    p->re = pcre2_compile((PCRE2_SPTR)(literal ? pattern : pat), plen, opts, &err, &off, cc);
+    pcre2_compile_context_free(cc);
     free(pat);
     if (!p->re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(err, msg, sizeof msg);
-        return lora__error(LORA_ERR_FORMAT, "%s: regex does not compile: %s (at offset %zu)",
-                           where, (const char *)msg, (size_t)off);
+        lora__pretok_free(p);
+        return lora__error(err == PCRE2_ERROR_HEAP_FAILED ? LORA_ERR_OUT_OF_MEMORY
+                                                          : LORA_ERR_FORMAT,
+                           "%s: regex does not compile: %s (at offset %zu)", where,
+                           (const char *)msg, (size_t)off);
     }
     p->jit = pcre2_jit_compile(p->re, PCRE2_JIT_COMPLETE) == 0;
     return LORA_OK;
@@ -87,7 +98,9 @@ lora_status lora__pretok_compile(lora__pretok *p, const char *pattern, size_t le
 void lora__pretok_free(lora__pretok *p)
 {
     pcre2_code_free(p->re);
+    pcre2_general_context_free(p->gc);
     p->re = NULL;
+    p->gc = NULL;
 }
 
 lora_status lora__pretok_run_init(lora__pretok_run *r, const lora__pretok *p)
@@ -97,7 +110,7 @@ lora_status lora__pretok_run_init(lora__pretok_run *r, const lora__pretok *p)
     if (!p->re)
         return LORA_OK;
     r->md = pcre2_match_data_create_from_pattern(p->re, NULL);
-    r->mc = pcre2_match_context_create(NULL);
+    r->mc = pcre2_match_context_create(p->gc);
     if (!r->md || !r->mc) {
         lora__pretok_run_free(r);
         return lora__oom("regex match data", 1024);
@@ -124,7 +137,7 @@ static int run_match(lora__pretok_run *r, size_t from)
         return pcre2_match(r->p->re, r->text, r->len, from, PCRE2_NO_UTF_CHECK, r->md, r->mc);
     int rc = pcre2_jit_match(r->p->re, r->text, r->len, from, 0, r->md, r->mc);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT && !r->stack) {
-        r->stack = pcre2_jit_stack_create(64u << 10, JIT_STACK_MAX, NULL);
+        r->stack = pcre2_jit_stack_create(64u << 10, JIT_STACK_MAX, r->p->gc);
         if (!r->stack)
             return PCRE2_ERROR_NOMEMORY;
         pcre2_jit_stack_assign(r->mc, NULL, r->stack);

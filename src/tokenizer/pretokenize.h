@@ -13,8 +13,9 @@
 #include "lora.h"
 
 typedef struct lora__pretok {
-    pcre2_code *re;  /* NULL: the text is one piece */
-    int jit;         /* 1 when re is JIT-compiled */
+    pcre2_code *re;              /* NULL: the text is one piece */
+    pcre2_general_context *gc;   /* PCRE2 allocates through util/alloc.h */
+    int jit;                     /* 1 when re is JIT-compiled */
 } lora__pretok;
 
 /* Compiles pattern[0..len) (a regex, or a literal string when literal is 1). Errors name where

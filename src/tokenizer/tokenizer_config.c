@@ -5,7 +5,9 @@
 
 #include "api/error.h"
 #include "tokenizer/internal.h"
+#include "util/alloc.h"
 #include "util/file.h"
+#include "util/json_text.h"
 
 #define MAX_CONFIG_BYTES (64u << 20)
 
@@ -22,7 +24,7 @@ int32_t lora__tokenizer_lookup(const lora_tokenizer *t, const char *text, size_t
 
 static char *dup_n(const char *s, size_t n)
 {
-    char *d = malloc(n + 1);
+    char *d = lora__malloc(n + 1);
     if (d) {
         memcpy(d, s, n);
         d[n] = '\0';
@@ -89,7 +91,7 @@ lora_status lora__tokenizer_config_read(lora_tokenizer *t, const char *path)
     if (st)
         return st;
     json_error_t jerr;
-    json_t *root = json_loadb(text, len, 0, &jerr);
+    json_t *root = lora__json_loadb(text, len, 0, &jerr);
     free(text);
     if (!root)
         return lora__error(LORA_ERR_FORMAT, "%s: line %d column %d: %s", path, jerr.line,
@@ -109,7 +111,7 @@ lora_status lora__tokenizer_options(lora_tokenizer *t, const char *json)
     if (!json)
         return LORA_OK;
     json_error_t jerr;
-    json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *o = lora__json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
     if (!o)
         return lora__error(LORA_ERR_CONFIG, "options: %s", jerr.text);
     lora_status st = LORA_OK;
@@ -151,20 +153,20 @@ lora_status lora__tokenizer_info_build(lora_tokenizer *t, const char *template_n
     json_t *o = json_object();
     if (!o)
         return lora__oom("tokenizer info", 256);
-    json_object_set_new(o, "vocab_size", json_integer((json_int_t)t->n_ids));
-    for (int i = 0; i < 3; i++) {
+    int bad = json_object_set_new(o, "vocab_size", json_integer((json_int_t)t->n_ids));
+    for (int i = 0; !bad && i < 3; i++) {
         char k[32];
         snprintf(k, sizeof k, "%.3s_token_id", special_keys[i]);
-        json_object_set_new(o, k, t->special_id[i] >= 0 ? json_integer(t->special_id[i])
-                                                        : json_null());
+        bad = json_object_set_new(o, k, t->special_id[i] >= 0 ? json_integer(t->special_id[i])
+                                                              : json_null());
     }
-    for (int i = 0; i < 3; i++)
-        json_object_set_new(o, special_keys[i], t->special_text[i]
-                                                    ? json_string(t->special_text[i])
-                                                    : json_null());
-    json_object_set_new(o, "chat_template",
-                        template_name ? json_string(template_name) : json_null());
-    t->info_json = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    for (int i = 0; !bad && i < 3; i++)
+        bad = json_object_set_new(o, special_keys[i], t->special_text[i]
+                                                          ? json_string(t->special_text[i])
+                                                          : json_null());
+    bad = bad || json_object_set_new(o, "chat_template",
+                                     template_name ? json_string(template_name) : json_null());
+    t->info_json = bad ? NULL : lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return t->info_json ? LORA_OK : lora__oom("tokenizer info", 256);
 }

@@ -7,6 +7,8 @@
 #include "api/error.h"
 #include "tokenizer/bytelevel.h"
 #include "tokenizer/internal.h"
+#include "util/alloc.h"
+#include "util/json_text.h"
 
 /* GPT-2's split, which ByteLevel applies itself when its use_regex is true. */
 static const char gpt2_regex[] =
@@ -73,7 +75,7 @@ static lora_status parse_vocab(parse_ctx *c, const json_t *vocab)
             max_id = (size_t)id + 1;
     }
     c->vocab_ids = max_id;
-    c->vocab_text = calloc(max_id ? max_id : 1, sizeof *c->vocab_text);
+    c->vocab_text = lora__calloc(max_id ? max_id : 1, sizeof *c->vocab_text);
     if (!c->vocab_text)
         return lora__oom("vocabulary", max_id * sizeof *c->vocab_text);
     json_object_foreach((json_t *)vocab, key, v) {
@@ -138,7 +140,7 @@ static lora_status parse_merges(parse_ctx *c, const json_t *merges)
         if (na + nb + 1 > joined_cap) {
             joined_cap = 2 * (na + nb + 1);
             free(joined);
-            if (!(joined = malloc(joined_cap))) {
+            if (!(joined = lora__malloc(joined_cap))) {
                 st = lora__oom("merge", joined_cap);
                 break;
             }
@@ -224,7 +226,7 @@ static lora_status parse_added(parse_ctx *c, const json_t *list)
     if (!json_is_array(list))
         return bad(c, "added_tokens", "must be an array");
     size_t n = json_array_size(list);
-    t->added = calloc(n ? n : 1, sizeof *t->added);
+    t->added = lora__calloc(n ? n : 1, sizeof *t->added);
     if (!t->added)
         return lora__oom("added tokens", n * sizeof *t->added);
     lora_status st = lora__strmap_init(&t->added_map, n);
@@ -256,7 +258,7 @@ static lora_status parse_added(parse_ctx *c, const json_t *list)
             return st;
         a->id = (int32_t)json_integer_value(id);
         a->len = json_string_length(content);
-        a->content = malloc(a->len + 1);
+        a->content = lora__malloc(a->len + 1);
         if (!a->content)
             return lora__oom("added token", a->len + 1);
         memcpy(a->content, json_string_value(content), a->len + 1);
@@ -295,9 +297,9 @@ static lora_status build_ids(parse_ctx *c)
         if ((size_t)t->added[i].id + 1 > n)
             n = (size_t)t->added[i].id + 1;
     t->n_ids = n;
-    const char **added_text = calloc(n ? n : 1, sizeof *added_text);
-    t->kind = calloc(n ? n : 1, 1);
-    t->raw_off = calloc(n + 1, sizeof *t->raw_off);
+    const char **added_text = lora__calloc(n ? n : 1, sizeof *added_text);
+    t->kind = lora__calloc(n ? n : 1, 1);
+    t->raw_off = lora__calloc(n + 1, sizeof *t->raw_off);
     if (!added_text || !t->kind || !t->raw_off) {
         free(added_text);
         return lora__oom("token table", n * (1 + 2 * sizeof(size_t)));
@@ -313,7 +315,7 @@ static lora_status build_ids(parse_ctx *c)
             t->kind[id] = LORA__ID_VOCAB;
         total += s ? strlen(s) : 0;
     }
-    t->raw = malloc(total ? total : 1);
+    t->raw = lora__malloc(total ? total : 1);
     if (!t->raw) {
         free(added_text);
         return lora__oom("token bytes", total);
@@ -459,7 +461,7 @@ lora_status lora__tokenizer_parse(lora_tokenizer *t, const char *text, size_t le
                                   const char *path)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = lora__json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
         return lora__error(LORA_ERR_FORMAT, "%s: line %d column %d: %s", path, jerr.line,
                            jerr.column, jerr.text);

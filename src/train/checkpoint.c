@@ -14,7 +14,10 @@
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "train/trainer.h"
+#include "util/alloc.h"
 #include "util/file.h"
+#include "util/json_text.h"
+#include "util/sysio.h"
 
 #define STATE_FORMAT "liblora-checkpoint"
 #define MAX_STATE_BYTES (1u << 20)
@@ -35,7 +38,7 @@ static lora_status write_state(const lora_optimizer *o, const char *path, uint64
                           "train", o->full ? "full" : "adapters", "adapters",
                           (json_int_t)o->n_adapters, "micro_batches",
                           (json_int_t)o->micro_total);
-    char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    char *text = j ? lora__json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
     lora_status st = text ? lora__write_file_atomic(path, text, strlen(text))
                           : lora__oom("trainer state", 1024);
@@ -80,14 +83,18 @@ static lora_status rename_error(const char *from, const char *to)
 static lora_status swap_in(const char *tmp, const char *dir, const char *old)
 {
     if (!lora__is_dir(dir))
-        return rename(tmp, dir) == 0 ? LORA_OK : rename_error(tmp, dir);
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0)
+        return lora__sys_rename(tmp, dir) == 0 ? LORA_OK : rename_error(tmp, dir);
+    if (lora__sys_exchange(tmp, dir) == 0)
         return LORA_OK;     /* tmp now holds the previous checkpoint */
     if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
         return rename_error(tmp, dir);
-    if (rename(dir, old) != 0)
+    if (lora__sys_rename(dir, old) != 0)
         return rename_error(dir, old);
-    return rename(tmp, dir) == 0 ? LORA_OK : rename_error(tmp, dir);
+    if (lora__sys_rename(tmp, dir) == 0)
+        return LORA_OK;
+    lora_status st = rename_error(tmp, dir);
+    rename(old, dir);       /* DIR goes back where it was */
+    return st;
 }
 
 /* "run/ckpt/" is the folder "run/ckpt", whose siblings are "run/ckpt.tmp" and "run/ckpt.old". */
@@ -96,26 +103,27 @@ static char *folder_name(const char *dir)
     size_t n = strlen(dir);
     while (n > 1 && dir[n - 1] == '/')
         n--;
-    return strndup(dir, n);
+    return lora__strndup(dir, n);
 }
 
 static char *parent_of(const char *dir)
 {
     const char *slash = strrchr(dir, '/');
-    return slash ? strndup(dir, slash == dir ? 1 : (size_t)(slash - dir)) : strdup(".");
+    return slash ? lora__strndup(dir, slash == dir ? 1 : (size_t)(slash - dir))
+                 : lora__strdup(".");
 }
 
 static lora_status save(const lora_optimizer *o, const char *path, uint64_t data_position)
 {
     size_t len = strlen(path);
-    char *dir = folder_name(path), *tmp = malloc(len + 8), *old = malloc(len + 8);
+    char *dir = folder_name(path), *tmp = lora__malloc(len + 8), *old = lora__malloc(len + 8);
     char *parent = dir ? parent_of(dir) : NULL;
     lora_status st = dir && tmp && old && parent ? LORA_OK : lora__oom("path", 4 * len + 16);
     if (!st) {
         sprintf(tmp, "%s.tmp", dir);
         sprintf(old, "%s.old", dir);
         /* a crash in the fallback of swap_in left the previous checkpoint as DIR.old */
-        if (!lora__is_dir(dir) && lora__is_dir(old) && rename(old, dir) != 0)
+        if (!lora__is_dir(dir) && lora__is_dir(old) && lora__sys_rename(old, dir) != 0)
             st = rename_error(old, dir);
     }
     if (!st && !(st = lora__remove_tree(tmp)) && !(st = lora__remove_tree(old)) &&
@@ -163,7 +171,7 @@ static lora_status read_state(const char *dir, const lora_manifest *m, const lor
     if (st)
         return st;
     st = lora__read_file(path, MAX_STATE_BYTES, &text, NULL);
-    json_t *j = st ? NULL : json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+    json_t *j = st ? NULL : lora__json_loads(text, JSON_REJECT_DUPLICATES, NULL);
     json_int_t step = -1, tokens = -1, pos = -1, n = -1, micro = -1;
     const char *format = "", *train = "";
     if (!st && (!j || json_unpack(j, "{s:s, s:I, s:I, s:I, s:s, s:I, s:I}", "format", &format,
@@ -234,7 +242,7 @@ static lora_status load(lora_optimizer *o, const char *path, uint64_t *data_posi
     /* see swap_in: a crash between its two renames leaves the checkpoint as DIR.old */
     if (!lora__is_dir(path)) {
         char *name = folder_name(path);
-        if (!name || asprintf(&old, "%s.old", name) < 0) {
+        if (!name || lora__asprintf(&old, "%s.old", name) < 0) {
             old = NULL;
             st = lora__oom("path", strlen(path) + 8);
         } else if (lora__is_dir(old))

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
 
 #define IGNORE_INDEX (-100)
 
@@ -29,10 +30,11 @@ lora_status lora__forward_backward(lora_session *s, const int32_t *ids, const in
 {
     const lora_model *m = s->model;
     int64_t N = B * T, C = m->cfg.hidden;
-    int32_t *targets = malloc((size_t)N * sizeof *targets);
-    int32_t *key0 = position_ids ? malloc((size_t)N * sizeof *key0) : NULL;
-    float *nll = malloc((size_t)N * sizeof *nll), *dnll = malloc((size_t)N * sizeof *dnll);
-    float *dhidden = calloc((size_t)(N * C), sizeof *dhidden);
+    int32_t *targets = lora__malloc((size_t)N * sizeof *targets);
+    int32_t *key0 = position_ids ? lora__malloc((size_t)N * sizeof *key0) : NULL;
+    float *nll = lora__malloc((size_t)N * sizeof *nll);
+    float *dnll = lora__malloc((size_t)N * sizeof *dnll);
+    float *dhidden = lora__calloc((size_t)(N * C), sizeof *dhidden);
     lora_status st = LORA_OK;
     if (!targets || !nll || !dnll || !dhidden || (position_ids && !key0)) {
         st = lora__oom("loss buffers", (size_t)N * (16 + (size_t)C * 4));

@@ -6,6 +6,7 @@
 
 #include "api/error.h"
 #include "train/optim.h"
+#include "util/alloc.h"
 
 #define WHERE "lora__optim_create"
 
@@ -54,15 +55,15 @@ static lora_status check_params(const lora_param *params, size_t n, size_t *tota
 static lora_status alloc_state(lora_optim *o, size_t n)
 {
     int bufs = lora__optim_buffers_per_param(&o->cfg);
-    o->params = calloc(n, sizeof *o->params);
-    o->offset = calloc(n, sizeof *o->offset);
+    o->params = lora__calloc(n, sizeof *o->params);
+    o->offset = lora__calloc(n, sizeof *o->offset);
     if (!o->params || !o->offset)
         return lora__oom("optimizer parameter list", n * (sizeof *o->params + sizeof(size_t)));
     /* Zero moments, as torch's lazily created state. */
     if (bufs >= 1)
-        o->m = calloc(o->total, sizeof(float));
+        o->m = lora__calloc(o->total, sizeof(float));
     if (bufs >= 2)
-        o->v = calloc(o->total, sizeof(float));
+        o->v = lora__calloc(o->total, sizeof(float));
     if ((bufs >= 1 && !o->m) || (bufs >= 2 && !o->v))
         return lora__oom("optimizer state", (size_t)bufs * o->total * sizeof(float));
     return LORA_OK;
@@ -73,7 +74,7 @@ static lora_status copy_params(lora_optim *o, const lora_param *params, size_t n
     size_t at = 0;
     for (size_t i = 0; i < n; i++) {
         o->params[i] = params[i];
-        o->params[i].name = strdup(params[i].name);
+        o->params[i].name = lora__strdup(params[i].name);
         if (!o->params[i].name)
             return lora__oom("parameter name", strlen(params[i].name) + 1);
         o->offset[i] = at;
@@ -96,7 +97,7 @@ lora_status lora__optim_create(const lora_optim_config *cfg, const lora_param *p
     lora_status st = check_params(params, n, &total);
     if (st != LORA_OK)
         return st;
-    lora_optim *o = calloc(1, sizeof *o);
+    lora_optim *o = lora__calloc(1, sizeof *o);
     if (!o)
         return lora__oom("optimizer", sizeof *o);
     o->cfg = *cfg;

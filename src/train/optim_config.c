@@ -8,6 +8,7 @@
 #include "api/error.h"
 #include "util/json_config.h"
 #include "train/optim.h"
+#include "util/json_text.h"
 
 #define WHERE "lora_optimizer_create"
 
@@ -398,7 +399,7 @@ lora_status lora__optim_config_to_json(const lora_optim_config *cfg, char **out)
     json_t *o = json_object();
     char *s = NULL;
     if (o && fill_json(o, cfg) == 0)
-        s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+        s = lora__json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (!s)
         return lora__oom("optimizer config JSON", 1024);

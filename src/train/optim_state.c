@@ -12,6 +12,8 @@
 #include "api/error.h"
 #include "io/safetensors.h"
 #include "train/optim.h"
+#include "util/alloc.h"
+#include "util/json_text.h"
 
 #define FORMAT_NAME "liblora-optimizer"
 #define FORMAT_VERSION "1"
@@ -42,7 +44,7 @@ static void free_names(lora_st_decl *decls, size_t n)
 static lora_st_decl *make_decls(const lora_optim *o, size_t count)
 {
     int per = lora__optim_buffers_per_param(&o->cfg);
-    lora_st_decl *decls = calloc(count ? count : 1, sizeof *decls);
+    lora_st_decl *decls = lora__calloc(count ? count : 1, sizeof *decls);
     if (!decls) {
         lora__oom("optimizer state declarations", count * sizeof *decls);
         return NULL;
@@ -50,7 +52,7 @@ static lora_st_decl *make_decls(const lora_optim *o, size_t count)
     for (size_t i = 0, k = 0; i < o->n; i++)
         for (int b = 0; b < per; b++, k++) {
             char *name = NULL;
-            if (asprintf(&name, "%s%s", o->params[i].name, suffix(&o->cfg, b)) < 0) {
+            if (lora__asprintf(&name, "%s%s", o->params[i].name, suffix(&o->cfg, b)) < 0) {
                 lora__oom("state tensor name", strlen(o->params[i].name) + 16);
                 free_names(decls, count);
                 return NULL;
@@ -91,7 +93,7 @@ static char *make_metadata(const lora_optim *o)
         fail |= json_object_set_new(meta, "config", json_string(config));
     }
     if (!fail)
-        text = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+        text = lora__json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(meta);
     free(config);
     if (!text)
@@ -250,7 +252,7 @@ static lora_status find_tensor(const lora_optim *o, const lora_st_file *f, size_
 {
     const char *path = lora__st_path(f);
     char *name = NULL;
-    if (asprintf(&name, "%s%s", o->params[i].name, suffix(&o->cfg, b)) < 0)
+    if (lora__asprintf(&name, "%s%s", o->params[i].name, suffix(&o->cfg, b)) < 0)
         return lora__oom("state tensor name", strlen(o->params[i].name) + 16);
     const lora_st_tensor *t = lora__st_find(f, name);
     lora_status st = LORA_OK;
@@ -307,7 +309,7 @@ lora_status lora__optim_load(lora_optim *o, const char *path)
     if (st != LORA_OK)
         return st;
     size_t count = o->n * (size_t)lora__optim_buffers_per_param(&o->cfg);
-    loaded l = {.tensors = calloc(count ? count : 1, sizeof *l.tensors)};
+    loaded l = {.tensors = lora__calloc(count ? count : 1, sizeof *l.tensors)};
     if (!l.tensors)
         st = lora__oom("optimizer state list", count * sizeof *l.tensors);
     if (st == LORA_OK)

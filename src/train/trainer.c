@@ -11,7 +11,9 @@
 #include "model/weights.h"
 #include "train/forward_backward.h"
 #include "train/trainer.h"
+#include "util/alloc.h"
 #include "util/dropout.h"
+#include "util/json_text.h"
 
 /* Splits off the keys this file owns; the rest goes to lora__optim_config_parse. */
 static lora_status parse_own_keys(const char *json, lora_optimizer *o, char **rest)
@@ -21,7 +23,7 @@ static lora_status parse_own_keys(const char *json, lora_optimizer *o, char **re
     if (!json)
         return LORA_OK;
     json_error_t jerr;
-    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = lora__json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
     if (!root || !json_is_object(root)) {
         json_decref(root);
         return lora__error(LORA_ERR_CONFIG, "lora_optimizer_create: options: %s",
@@ -62,7 +64,7 @@ static lora_status parse_own_keys(const char *json, lora_optimizer *o, char **re
     json_object_del(root, "train");
     json_object_del(root, "gradient_accumulation_steps");
     json_object_del(root, "recompute");
-    if (!st && !(*rest = json_dumps(root, JSON_COMPACT)))
+    if (!st && !(*rest = lora__json_dumps(root, JSON_COMPACT)))
         st = lora__oom("optimizer options", strlen(json));
     json_decref(root);
     return st;
@@ -83,8 +85,8 @@ static lora_status collect_params(lora_optimizer *o, lora_param **out, size_t *n
     size_t cap = o->full ? ns : 0;
     for (size_t i = 0; i < o->n_adapters; i++)
         cap += 2 * o->adapters[i]->n_mods;
-    lora_param *p = calloc(cap, sizeof *p);
-    o->names = calloc(cap, NAME_CAP);
+    lora_param *p = lora__calloc(cap, sizeof *p);
+    o->names = lora__calloc(cap, NAME_CAP);
     if (!p || !o->names) {
         free(p);
         free(slots);
@@ -123,7 +125,7 @@ static lora_status attach_state(lora_optimizer *o)
     lora_session *s = o->s;
     if (o->full) {
         o->grad_floats[LORA_MAX_ADAPTERS] = s->model->arena_floats;
-        o->grads.base = calloc(s->model->arena_floats, sizeof(float));
+        o->grads.base = lora__calloc(s->model->arena_floats, sizeof(float));
         if (!o->grads.base)
             return lora__oom("gradients", s->model->arena_floats * sizeof(float));
         return LORA_OK;
@@ -137,7 +139,7 @@ static lora_status attach_state(lora_optimizer *o)
         lora__adapter_retain(a);
         o->adapters[o->n_adapters++] = a;
         o->grad_floats[i] = a->arena_floats;
-        o->grads.adapter[i] = calloc(a->arena_floats, sizeof(float));
+        o->grads.adapter[i] = lora__calloc(a->arena_floats, sizeof(float));
         if (!o->grads.adapter[i])
             return lora__oom("gradients", a->arena_floats * sizeof(float));
     }
@@ -169,7 +171,7 @@ LORA_API lora_status lora_optimizer_create(lora_session *session, const char *co
     *out = NULL;
     if (!session)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_optimizer_create: session is NULL");
-    lora_optimizer *o = calloc(1, sizeof *o);
+    lora_optimizer *o = lora__calloc(1, sizeof *o);
     if (!o)
         return lora__oom("optimizer", sizeof *o);
     lora__session_retain(session);
@@ -283,6 +285,7 @@ LORA_API lora_status lora_optimizer_set_lr(lora_optimizer *o, double lr)
 
 LORA_API const char *lora_optimizer_stats_json(lora_optimizer *o)
 {
+    lora__error_clear();
     if (!o)
         return NULL;
     bool any = lora__optim_step_count(o->optim) > 0 || o->last.skipped;
@@ -296,10 +299,12 @@ LORA_API const char *lora_optimizer_stats_json(lora_optimizer *o)
                           (json_int_t)lora__optim_skip_count(o->optim), "tokens",
                           (json_int_t)o->tokens, "last_loss",
                           isfinite(o->last_loss) ? o->last_loss : 0.0);
-    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = j ? lora__json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
-    if (!text)
+    if (!text) {
+        lora__oom("lora_optimizer_stats_json", 256);
         return NULL;
+    }
     free(o->stats);
     o->stats = text;
     return text;

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
+#include "util/sysio.h"
 
 lora_status lora__read_file(const char *path, size_t max_bytes, char **out, size_t *len)
 {
@@ -26,7 +28,7 @@ lora_status lora__read_file(const char *path, size_t max_bytes, char **out, size
     if (!f)
         return lora__error(LORA_ERR_IO, "%s: %s", path, strerror(errno));
     size_t n = (size_t)st.st_size;
-    char *buf = malloc(n + 1);
+    char *buf = lora__malloc(n + 1);
     if (!buf) {
         fclose(f);
         return lora__oom(path, n + 1);
@@ -48,7 +50,7 @@ lora_status lora__read_file(const char *path, size_t max_bytes, char **out, size
 char *lora__path_join(const char *dir, const char *name)
 {
     size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
+    char *p = lora__malloc(a + b + 2);
     if (!p)
         return NULL;
     memcpy(p, dir, a);
@@ -93,7 +95,7 @@ lora_status lora__sync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     lora_status st = LORA_OK;
-    if (fd < 0 || fsync(fd) != 0)
+    if (fd < 0 || lora__sys_fsync(fd) != 0)
         st = lora__error(LORA_ERR_IO, "%s: cannot sync the folder: %s", dir, strerror(errno));
     if (fd >= 0)
         close(fd);

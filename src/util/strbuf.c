@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
 
 static int reserve(lora__strbuf *b, size_t extra)
 {
@@ -19,7 +20,7 @@ static int reserve(lora__strbuf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
-    char *p = realloc(b->data, cap);
+    char *p = lora__realloc(b->data, cap);
     if (!p) {
         b->failed = cap;
         return 0;

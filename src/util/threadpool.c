@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
 
 struct lora_pool {
     int n_threads;
@@ -12,7 +13,7 @@ struct lora_pool {
 lora_status lora__pool_create(int n_threads, lora_pool **out)
 {
     *out = NULL;
-    lora_pool *p = malloc(sizeof *p);
+    lora_pool *p = lora__malloc(sizeof *p);
     if (!p)
         return lora__oom("thread pool", sizeof *p);
     p->n_threads = n_threads < 1 ? 1 : n_threads;
