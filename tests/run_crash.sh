@@ -3,7 +3,7 @@
 # SIGKILL at random moments (tests/crash/crash_save.c); after every kill the folder must load and
 # hold exactly the version before or the version being saved. Usage:
 #   tests/run_crash.sh RESULT_FILE build/tests/crash_save MODEL_DIR [TRIALS [SEED]]
-result=$1; prog=$2; model=$3; trials=${4:-240}; seed=${5:-$(date +%s)}
+result=$1; prog=$2; model=$3; trials=${4:-210}; seed=${5:-$(date +%s)}
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 echo "crash: seed $seed, $trials trials in $tmp"
