@@ -41,10 +41,39 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -pthread -fopenmp -Iinclude -Isrc -
 LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden
 LIBS := $(BLAS_LIBS) $(DEP_LIBS) -lm -pthread
 
+# --- CUDA backend (cuda/): built whenever nvcc is found; CUDA=0 opts out ----------------------
+# CUDA_HOME defaults to /usr/local/cuda, else the folder above the nvcc on PATH. CUDA_ARCH: the
+# -gencode targets (Hopper code plus its PTX, which newer GPUs compile at load time). The CUDA
+# runtime is linked statically and cuBLASLt is opened at run time (cuda/cublaslt.c), so the
+# library needs neither a GPU nor the CUDA libraries to load and run on the CPU.
+CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(wildcard /usr/local/cuda/bin/nvcc)),$(patsubst \
+               %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)))
+NVCC := $(CUDA_HOME)/bin/nvcc
+CUDA ?= $(if $(wildcard $(NVCC)),1,0)
+CUDA_ARCH ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+ifeq ($(CUDA),1)
+ifeq ($(wildcard $(NVCC)),)
+$(error CUDA=1 but there is no nvcc at '$(NVCC)': set CUDA_HOME, or CUDA=0)
+endif
+CUDA_LIBDIR := $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/lib64/libcudart_static.a \
+                  $(CUDA_HOME)/lib/libcudart_static.a))))
+CUDA_CFLAGS := -DLORA_CUDA -I. -isystem $(CUDA_HOME)/include -DLORA_CUDA_LIBDIR='"$(CUDA_LIBDIR)"'
+CUDA_LIBS := -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt
+# host code as plain as C: no C++ runtime (no exceptions, no guarded statics) to link
+NVCC_FLAGS := -std=c++17 -O2 -g $(CUDA_ARCH) -DLORA_CUDA -Iinclude -Isrc -I. \
+              -Xcompiler -fPIC,-fvisibility=hidden,-fno-threadsafe-statics,-fno-exceptions,-Wall
+CU_SRC := $(sort $(wildcard cuda/*.cu))
+endif
+CU_OBJ := $(CU_SRC:%.cu=build/cu/%.o)
+ALL_CFLAGS += $(CUDA_CFLAGS)
+LIB_CFLAGS += $(CUDA_CFLAGS)
+LIBS += $(CUDA_LIBS)
+
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
+LIB_SRC := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort) \
+           $(if $(filter 1,$(CUDA)),$(sort $(wildcard cuda/*.c)))
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 CHECK_SRC := $(sort $(wildcard tests/check_*.c))
 TEST_UTIL_SRC := $(sort $(wildcard tests/util/*.c))
@@ -56,6 +85,15 @@ CLI_OBJ := $(CLI_SRC:%.c=build/cli/%.o)
 ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o)
 CHECKS := $(CHECK_SRC:tests/%.c=build/tests/%)
 ASAN_CHECKS := $(CHECK_SRC:tests/%.c=build/asan-tests/%)
+# fuzz targets: tests/fuzz/fuzz_NAME.c (see the fuzzing section below)
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_BINS := $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+FUZZ_REPLAY := $(FUZZ_NAMES:%=build/fuzz-replay/fuzz_%)
+FUZZ_OBJ := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+FUZZ_SAN := $(SAN_FLAGS) -fsanitize=fuzzer-no-link
 
 SONAME := liblora.so.$(ABI)
 SHARED := lib/liblora.so.$(VERSION)
@@ -64,7 +102,7 @@ CLI := bin/lora
 GOLDEN := tests/golden_check
 
 .PHONY: demo tiny-model all deps test test-all test-c test-asan test-cli test-crash test-python test-docs test-install golden check-build install uninstall abi-check \
-        abi-update clean help bench
+        abi-update clean help bench parity parity-bench fuzz fuzz-run test-fuzz
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
 
@@ -78,6 +116,11 @@ help:
 	@echo "make test-crash saves killed at random moments leave the old folder or the new"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=   (and uninstall)"
 	@echo "make abi-check  exported symbols against src/api/abi.symbols"
+	@echo "                CUDA=0 builds without the CUDA backend (built when nvcc is found:"
+	@echo "                CUDA_HOME=$(CUDA_HOME), CUDA=$(CUDA)); CUDA_ARCH sets -gencode targets"
+	@echo "make parity     liblora against transformers + PEFT and tokenizers (PyPI, in a venv)"
+	@echo "make parity-bench  CPU speed beside transformers + PEFT (docs/benchmarks.md)"
+	@echo "make fuzz       the libFuzzer targets (clang) in build/fuzz; make fuzz-run FUZZ_SECONDS=N"
 
 # --- dependencies ------------------------------------------------------------------------------
 DEB_PKGS := gcc make pkg-config check libsubunit-dev libopenblas-openmp-dev libpcre2-dev \
@@ -101,10 +144,14 @@ build/lib/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
 
-$(SHARED): $(LIB_OBJ) src/api/liblora.map
+build/cu/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -MMD -MP -c $< -o $@
+
+$(SHARED): $(LIB_OBJ) $(CU_OBJ) src/api/liblora.map
 	@mkdir -p lib
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/api/liblora.map \
-	    -Wl,--no-undefined -o $@ $(LIB_OBJ) $(LIBS)
+	    -Wl,--no-undefined -o $@ $(LIB_OBJ) $(CU_OBJ) $(LIBS)
 
 lib/$(SONAME): $(SHARED)
 	ln -sf $(notdir $(SHARED)) $@
@@ -112,10 +159,10 @@ lib/$(SONAME): $(SHARED)
 lib/liblora.so: lib/$(SONAME)
 	ln -sf $(SONAME) $@
 
-$(STATIC): $(LIB_OBJ)
+$(STATIC): $(LIB_OBJ) $(CU_OBJ)
 	@mkdir -p lib
 	rm -f $@
-	ar rcs $@ $(LIB_OBJ)
+	ar rcs $@ $(LIB_OBJ) $(CU_OBJ)
 
 # --- command line ------------------------------------------------------------------------------
 build/cli/%.o: %.c
@@ -153,9 +200,10 @@ build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -MMD -MP -c $< -o $@
 
-build/asan/liblora.a: $(ASAN_OBJ)
+# the kernels are not instrumented (nvcc has no sanitizers); the C glue around them is
+build/asan/liblora.a: $(ASAN_OBJ) $(CU_OBJ)
 	rm -f $@
-	ar rcs $@ $(ASAN_OBJ)
+	ar rcs $@ $(ASAN_OBJ) $(CU_OBJ)
 
 build/asan-tests/%: tests/%.c build/asan/liblora.a $(TEST_UTIL_SRC)
 	@mkdir -p $(dir $@)
@@ -175,7 +223,7 @@ check-build: all $(CHECKS) $(GOLDEN) $(RESUME) $(CRASH)
 test: deps
 	@$(MAKE) --no-print-directory test-all
 
-test-all: check-build abi-check $(ASAN_CHECKS)
+test-all: check-build abi-check $(ASAN_CHECKS) $(FUZZ_REPLAY)
 	@rm -rf build/results && mkdir -p build/results
 	@tests/run_checks.sh build/results/c $(CHECKS) || true
 	@tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
@@ -187,6 +235,7 @@ test-all: check-build abi-check $(ASAN_CHECKS)
 	@tests/run_python.sh build/results/python || true
 	@tests/run_docs.sh build/results/docs || true
 	@tests/run_install.sh build/results/install || true
+	@$(ASAN_ENV) tests/run_fuzz_replay.sh build/results/fuzz-replay $(FUZZ_REPLAY) || true
 	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS) || true
 	@tests/summary.sh build/results
 
@@ -222,6 +271,39 @@ test-asan: $(ASAN_CHECKS)
 	@mkdir -p build/results
 	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS)
 
+# --- fuzzing: libFuzzer targets (clang) and their replay under gcc's ASan+UBSan ----------------
+# tests/fuzz/fuzz_T.c is target T. `make fuzz` builds them with libFuzzer over the library built
+# by clang with the same sanitizers (build/fuzz); `make fuzz-run` runs each for FUZZ_SECONDS.
+# `make test` replays every seed and regression input through the same target functions linked
+# with a plain main() (build/fuzz-replay), so it needs no clang.
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(ALL_CFLAGS) $(FUZZ_SAN) -MMD -MP -c $< -o $@
+
+build/fuzz/liblora.a: $(FUZZ_OBJ)
+	rm -f $@
+	ar rcs $@ $(FUZZ_OBJ)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.c tests/fuzz/harness.h build/fuzz/liblora.a
+	$(FUZZ_CC) $(ALL_CFLAGS) $(SAN_FLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< \
+	    tests/fuzz/harness.c build/fuzz/liblora.a $(LIBS)
+
+build/fuzz-replay/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.c tests/fuzz/harness.h \
+                          tests/fuzz/replay.c build/asan/liblora.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -Itests/fuzz -o $@ $< tests/fuzz/harness.c \
+	    tests/fuzz/replay.c build/asan/liblora.a $(LIBS)
+
+fuzz: $(FUZZ_BINS)
+
+fuzz-run: $(FUZZ_BINS)
+	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+test-fuzz: $(FUZZ_REPLAY)
+	@mkdir -p build/results
+	@$(ASAN_ENV) tests/run_fuzz_replay.sh build/results/fuzz-replay $(FUZZ_REPLAY)
+
 # --- the embedded default model (models/tiny), pretrained from scratch by liblora ---------------
 # Writes the corpus, tokenizer, config and task data (seeded), then `lora init` and a full
 # pretraining run with `lora train --full` (idle threads sleep, so other work can share the
@@ -251,6 +333,24 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	sh tools/demo.sh build/demo
 
+# --- parity with transformers + PEFT and tokenizers (tests/parity, docs/parity.md) --------------
+# Not part of make test: the oracle comes from PyPI (torch and its CUDA wheels, several GB) into
+# a venv under build/, installed once; liblora itself is driven through its Python bindings.
+PARITY_VENV := build/parity-venv
+PARITY_PY := $(PARITY_VENV)/bin/python
+
+$(PARITY_VENV)/.installed: tests/parity/requirements.txt tests/parity/constraints.txt
+	python3 -m venv $(PARITY_VENV)
+	nice -n 10 $(PARITY_VENV)/bin/pip install --progress-bar off \
+	    -r tests/parity/requirements.txt -c tests/parity/constraints.txt
+	touch $@
+
+parity: lib/$(SONAME) $(PARITY_VENV)/.installed
+	nice -n 10 $(PARITY_PY) tests/parity/run.py
+
+parity-bench: lib/$(SONAME) $(PARITY_VENV)/.installed
+	$(PARITY_PY) tests/parity/bench.py
+
 # --- install -----------------------------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR)
@@ -262,7 +362,7 @@ install: all
 	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/lora
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' -e 's|@BLAS_LIBS@|$(BLAS_LIBS)|' \
-	    -e 's|@DEPS_PC@|$(DEPS_PC)|' pkgconfig/lora.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/lora.pc
+	    -e 's|@DEPS_PC@|$(DEPS_PC)|' -e 's|@CUDA_LIBS@|$(CUDA_LIBS)|' pkgconfig/lora.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/lora.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/lora.h $(DESTDIR)$(LIBDIR)/$(notdir $(SHARED)) \
@@ -297,4 +397,4 @@ abi-update: $(SHARED)
 clean:
 	rm -rf build lib bin $(GOLDEN)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ASAN_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

@@ -138,16 +138,18 @@ LORA_API void lora_string_free(char *s);
 /* ------------------------------------------------------------------------------------------ */
 
 /**
- * lora_model_load -- loads a Hugging Face checkpoint folder.
+ * lora_model_load -- loads a Hugging Face checkpoint folder, or a GGUF file.
  *
  * The folder holds config.json and either model.safetensors or model.safetensors.index.json
  * with its shards. Supported model_type values: "qwen2", "qwen3", "llama". Weights stored as
  * F32, BF16 or F16 are converted to float32 on the CPU. Every tensor's name, dtype and shape is
  * checked against config.json; every safetensors file is validated before any byte is used. In
  * a folder liblora saved, the files its liblora_manifest.json lists are checked against their
- * recorded size and SHA-256 first (docs/reliability.md).
+ * recorded size and SHA-256 first (docs/reliability.md). A path to a GGUF file (llama.cpp's
+ * format, recognised by its magic) is converted as by lora_gguf_import() and dequantized into
+ * float32 in memory; its tokenizer comes from the file's metadata.
  *
- * IN  path         folder path (UTF-8).
+ * IN  path         folder path or GGUF file path (UTF-8).
  * IN  config_json  NULL or a JSON object:
  *                    "device":  "cpu" (default) | "auto" | "cuda" | "cuda:N"
  *                               ("auto" is the CPU in builds without a usable GPU)
@@ -158,8 +160,9 @@ LORA_API void lora_string_free(char *s);
  * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL path/out); LORA_ERR_IO (missing file);
  * LORA_ERR_FORMAT (malformed safetensors or JSON; a file truncated or changed since liblora
  * saved it, or a malformed manifest: the message names the file); LORA_ERR_CONFIG (bad
- * option or config.json value); LORA_ERR_UNSUPPORTED (model_type, dtype, rope_scaling...); LORA_ERR_SHAPE (a tensor
- * disagrees with the config); LORA_ERR_DEVICE ("cuda" without a usable GPU);
+ * option or config.json value); LORA_ERR_UNSUPPORTED (model_type, dtype, rope_scaling...);
+ * LORA_ERR_SHAPE (a tensor disagrees with the config); LORA_ERR_DEVICE ("cuda" or "cuda:N": no
+ * usable GPU, or, in this version, a GPU the decoder does not run on yet);
  * LORA_ERR_OUT_OF_MEMORY.
  * Threads: any. Since: 0.1.0.
  */
@@ -233,6 +236,33 @@ LORA_API lora_status lora_model_describe(const char *path, char **json_out);
  */
 LORA_API lora_status lora_model_init_checkpoint(const char *config_json, const char *out_dir,
                                                 uint64_t seed, const char *dtype);
+
+/**
+ * lora_gguf_import -- converts a GGUF file (llama.cpp's format) into a Hugging Face folder.
+ *
+ * Reads a Llama, Qwen2 or Qwen3 GGUF, validating every count, string length, dimension and
+ * offset against the file (duplicate keys or tensor names are refused), dequantizes its
+ * tensors (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), undoes
+ * the q/k row permutation llama.cpp's converter applies to Llama attention, and writes
+ * config.json, model.safetensors, tokenizer.json, tokenizer_config.json (with the chat
+ * template) and generation_config.json into out_dir, each atomically (temporary file, fsync,
+ * rename); the folder is created if missing. The tokenizer must be byte-level BPE
+ * (tokenizer.ggml.model "gpt2") with a tokenizer.ggml.pre of "qwen2", "llama-bpe", "smollm"
+ * or "gpt2".
+ *
+ * IN  gguf_path     the .gguf file.
+ * IN  out_dir       destination folder.
+ * IN  options_json  NULL or a JSON object: "dtype": "f32" (default) | "bf16", the dtype of
+ *                   model.safetensors.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL path); LORA_ERR_CONFIG (bad option);
+ * LORA_ERR_IO (unreadable file, unwritable folder: existing files are left intact);
+ * LORA_ERR_FORMAT (malformed GGUF, naming the key, tensor and offset); LORA_ERR_UNSUPPORTED
+ * (architecture, tensor type such as IQ2_XXS, tokenizer model or pre-tokenizer, RoPE scaling,
+ * each named); LORA_ERR_SHAPE (a tensor disagrees with the metadata); LORA_ERR_OUT_OF_MEMORY.
+ * Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_gguf_import(const char *gguf_path, const char *out_dir,
+                                      const char *options_json);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Sessions: forward passes and the KV cache                                                    */

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "adapter/adapter.h"
 #include "io/safetensors.h"
@@ -657,6 +659,32 @@ START_TEST(peft_018_config_accepted)
 }
 END_TEST
 
+/* What PEFT 0.21.2 writes (its save_pretrained, as tests/parity runs it): five keys more. */
+START_TEST(peft_021_config_accepted)
+{
+    static const char cfg[] =
+        "{\"alora_invocation_tokens\": null, \"alpha_pattern\": {}, \"arrow_config\": null,"
+        " \"auto_mapping\": null, \"base_model_name_or_path\": \"/tmp/base\","
+        " \"bias\": \"none\", \"corda_config\": null, \"ensure_weight_tying\": false,"
+        " \"eva_config\": null, \"exclude_modules\": null, \"fan_in_fan_out\": false,"
+        " \"inference_mode\": true, \"init_lora_weights\": true, \"kasa_config\": null,"
+        " \"layer_replication\": null, \"layers_pattern\": null,"
+        " \"layers_to_transform\": null, \"loftq_config\": {}, \"lora_alpha\": 8,"
+        " \"lora_bias\": false, \"lora_dropout\": 0.0, \"lora_ga_config\": null,"
+        " \"megatron_config\": null, \"megatron_core\": \"megatron.core\","
+        " \"modules_to_save\": null, \"monteclora_config\": null, \"peft_type\": \"LORA\","
+        " \"peft_version\": \"0.21.2\", \"qalora_group_size\": 16, \"r\": 4,"
+        " \"rank_pattern\": {}, \"revision\": null, \"target_modules\": [\"v_proj\", \"q_proj\"],"
+        " \"target_parameters\": null, \"task_type\": \"CAUSAL_LM\","
+        " \"trainable_token_indices\": null, \"use_bdlora\": null, \"use_dora\": false,"
+        " \"use_qalora\": false, \"use_rslora\": false, \"velora_config\": null}";
+    lora_adapter *a = create_ok(cfg, 1);
+    ck_assert_uint_eq(a->n_mods, 4);
+    ck_assert_float_eq(a->mods[0].scaling, 2.0f);
+    lora_adapter_free(a);
+}
+END_TEST
+
 START_TEST(adapter_outlives_model)
 {
     lora_adapter *a = create_ok("{\"target_modules\": \"all-linear\"}", 2);
@@ -702,6 +730,11 @@ static const struct {
     {"{\"trainable_token_indices\": [1, 2]}", LORA_ERR_UNSUPPORTED, "trainable_token_indices"},
     {"{\"layers_pattern\": \"h\"}", LORA_ERR_UNSUPPORTED, "layers_pattern"},
     {"{\"use_qalora\": true}", LORA_ERR_UNSUPPORTED, "use_qalora"},
+    {"{\"kasa_config\": {}}", LORA_ERR_UNSUPPORTED, "KaSA"},
+    {"{\"lora_ga_config\": {\"direction\": \"ArB2r\"}}", LORA_ERR_UNSUPPORTED, "lora_ga_config"},
+    {"{\"monteclora_config\": {}}", LORA_ERR_UNSUPPORTED, "monteclora_config"},
+    {"{\"use_bdlora\": {\"nblocks\": 2}}", LORA_ERR_UNSUPPORTED, "BD-LoRA"},
+    {"{\"velora_config\": {}}", LORA_ERR_UNSUPPORTED, "velora_config"},
     {"{\"peft_type\": \"ADALORA\"}", LORA_ERR_UNSUPPORTED, "peft_type"},
     {"{\"use_dora\": \"no\"}", LORA_ERR_CONFIG, "use_dora"},
     {"{\"frobnicate\": 1}", LORA_ERR_CONFIG, "frobnicate"},
@@ -871,6 +904,42 @@ START_TEST(wrong_dtype_refused)
 }
 END_TEST
 
+/* Seen while fuzzing (tests/fuzz/regressions/adapter/, over a second per input under the fuzz
+ * build): a few bytes of adapter_config.json (r 65536 over all seven projections: a 587 MB
+ * arena on this model) made lora_adapter_load allocate and zero the whole arena before finding
+ * that the file's tensors disagree. With the address space capped 256 MB above what the
+ * process maps, the load must still name the tensor. ASan reserves its shadow memory up front
+ * and cannot run under such a cap, so its build checks the status only. */
+START_TEST(tensors_checked_before_the_arena)
+{
+    char *cfg = qwen2_adapter_config_with("r", "65536");
+    char *dir = adapter_copy("huge", cfg, NULL, NULL, NULL);
+    free(cfg);
+#ifndef __SANITIZE_ADDRESS__
+    struct rlimit old, cap;
+    unsigned long vm_pages = 0;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(statm);
+    ck_assert_int_eq(fscanf(statm, "%lu", &vm_pages), 1);
+    fclose(statm);
+    ck_assert_int_eq(getrlimit(RLIMIT_AS, &old), 0);
+    cap = (struct rlimit){(rlim_t)vm_pages * (rlim_t)sysconf(_SC_PAGESIZE) + (256u << 20),
+                          old.rlim_max};
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &cap), 0);
+#endif
+    lora_adapter *a = (lora_adapter *)1;
+    lora_status st = lora_adapter_load(model, dir, &a);
+#ifndef __SANITIZE_ADDRESS__
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &old), 0);
+#endif
+    ck_assert_msg(st == LORA_ERR_SHAPE && strstr(lora_last_error(), QA0) &&
+                  strstr(lora_last_error(), "[65536, 64]"), "status %s: %s",
+                  lora_status_string(st), lora_last_error());
+    ck_assert_ptr_null(a);
+    free(dir);
+}
+END_TEST
+
 START_TEST(truncated_safetensors)
 {
     char *dir = adapter_copy("trunc", NULL, NULL, NULL, NULL);
@@ -978,6 +1047,7 @@ static Suite *adapter_suite(void)
     tcase_add_test(core, rank_and_alpha_patterns);
     tcase_add_test(core, layers_to_transform);
     tcase_add_test(core, peft_018_config_accepted);
+    tcase_add_test(core, peft_021_config_accepted);
     tcase_add_test(core, adapter_outlives_model);
     suite_add_tcase(s, core);
 
@@ -993,6 +1063,7 @@ static Suite *adapter_suite(void)
     tcase_add_test(misuse, wrong_shape_names_both);
     tcase_add_test(misuse, wrong_dtype_refused);
     tcase_add_test(misuse, truncated_safetensors);
+    tcase_add_test(misuse, tensors_checked_before_the_arena);
     tcase_add_test(misuse, save_errors);
     tcase_add_test(misuse, null_arguments);
     suite_add_tcase(s, misuse);

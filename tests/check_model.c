@@ -345,6 +345,19 @@ START_TEST(weights_disagree_with_config)
 }
 END_TEST
 
+/* Seen while writing the model_folder fuzz target (tests/fuzz/regressions/): the arena a config asks for (here 4 TiB) was allocated
+ * before the tensors were checked, so a tiny folder failed with OUT_OF_MEMORY (or an ASan
+ * abort) instead of naming the tensor that disagrees. */
+START_TEST(huge_config_over_small_weights)
+{
+    fixture_with_config("{\"model_type\": \"qwen2\", \"vocab_size\": 16777216,"
+                        " \"hidden_size\": 65536, \"intermediate_size\": 160,"
+                        " \"num_hidden_layers\": 2, \"num_attention_heads\": 1024,"
+                        " \"num_key_value_heads\": 2, \"tie_word_embeddings\": true}");
+    expect_load_error(LORA_ERR_SHAPE, "config.json implies [16777216, 65536]");
+}
+END_TEST
+
 START_TEST(weights_missing_or_truncated)
 {
     size_t n;
@@ -462,6 +475,7 @@ static Suite *model_suite(void)
     tcase_add_test(misuse, config_missing_or_malformed);
     tcase_add_test(misuse, weights_disagree_with_config);
     tcase_add_test(misuse, weights_missing_or_truncated);
+    tcase_add_test(misuse, huge_config_over_small_weights);
     tcase_add_test(misuse, weight_dtype_refused);
     tcase_add_test(misuse, options_are_checked);
     tcase_add_test(misuse, null_arguments);

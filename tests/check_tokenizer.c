@@ -937,8 +937,15 @@ static const struct bad_case {
      "\"pattern\":{\"Regex\":\"(a\"},\"behavior\":\"Isolated\"},{\"type\":\"ByteLevel\","
      "\"add_prefix_space\":false,\"use_regex\":false}]}," DEC_OK "}", NULL, LORA_ERR_FORMAT,
      "regex does not compile"},
+    /* Digits: only individual digits, and only before ByteLevel's own GPT-2 split */
     {"{" BPE_OK ",\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\"}]},"
-     DEC_OK "}", NULL, LORA_ERR_UNSUPPORTED, "pretokenizers[0].type' = 'Digits'"},
+     DEC_OK "}", NULL, LORA_ERR_UNSUPPORTED, "pretokenizers[0].individual_digits' must be true"},
+    {"{" BPE_OK ",\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\","
+     "\"individual_digits\":true},{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+     "\"use_regex\":false}]}," DEC_OK "}", NULL, LORA_ERR_UNSUPPORTED,
+     "pretokenizers[1].use_regex' must be true after Digits"},
+    {"{" BPE_OK ",\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\","
+     "\"individual_digits\":true}]}," DEC_OK "}", NULL, LORA_ERR_UNSUPPORTED, "lacks a ByteLevel"},
     {"{" BPE_OK ",\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\","
      "\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Isolated\"}]}," DEC_OK "}", NULL,
      LORA_ERR_UNSUPPORTED, "lacks a ByteLevel"},

@@ -40,7 +40,7 @@ run "$lora" version
 expect_ok "lora version" '^lora [0-9]+\.[0-9]+\.[0-9]+'
 run "$lora" --help
 expect_ok "lora --help" '^usage: lora'
-for cmd in info init generate chat train eval merge bench tokenize; do
+for cmd in info init import generate chat train eval merge bench tokenize; do
     run "$lora" "$cmd" --help
     expect_ok "lora $cmd --help" "^usage: lora $cmd"
 done
@@ -112,6 +112,22 @@ run "$lora" init --config "$tmp/small.json" --out "$tmp/bf16" --dtype bf16
 expect_ok "init --dtype bf16" 'wrote'
 run "$lora" info --model "$tmp/bf16"
 expect_ok "info on a bf16 checkpoint" '^dtype: .*[bB][fF](loat)?16'
+
+# --- import a GGUF (models/tiny in Q4_0/Q4_1/Q8_0); the folder and the file generate alike -------
+run "$lora" import --gguf tests/fixtures/gguf/tiny-q4.gguf --out "$tmp/imported"
+expect_ok "import --gguf" '^wrote '
+run "$lora" generate --model "$tmp/imported" --prompt "What is 12 + 7?" --max-new-tokens 8
+cp "$tmp/out" "$tmp/from_folder"
+expect_ok "generate on the imported folder" '[0-9]'
+run "$lora" generate --model tests/fixtures/gguf/tiny-q4.gguf --prompt "What is 12 + 7?" \
+    --max-new-tokens 8
+if [ "$rc" -eq 0 ] && cmp -s "$tmp/out" "$tmp/from_folder"; then
+    pass "generate on the .gguf itself: the imported folder's text"
+else fail "generate on the .gguf itself: the imported folder's text" "exit $rc: $(head -c 200 "$tmp/out")"; fi
+run "$lora" import --out "$tmp/x"
+expect_error "import without --gguf" 2 '--gguf is required'
+run "$lora" import --gguf tests/fixtures/gguf/tok-qwen2.gguf --out "$tmp/x"
+expect_error "import of a GGUF without a model" 1 "'llama.block_count' is missing"
 
 run "$lora" generate --model "$tmp/a" --prompt-ids 1,2,3 --max-new-tokens 8
 expect_ok "generate greedy: 8 ids" '^[0-9]+( [0-9]+){7}$'

@@ -356,6 +356,11 @@ static const struct {
     {"trainable_token_indices", "trainable token indices"},
     {"alora_invocation_tokens", "activated LoRA (aLoRA)"},
     {"arrow_config", "Arrow routing"},
+    {"kasa_config", "KaSA (singular-value adaptation)"},
+    {"lora_ga_config", "LoRA-GA initialisation"},
+    {"monteclora_config", "MonteCLoRA (Monte Carlo sampling on LoRA)"},
+    {"use_bdlora", "BD-LoRA (block-diagonal LoRA)"},
+    {"velora_config", "VeLoRA (compressed activations in the backward)"},
     {"layers_pattern", "layers_pattern other than \"layers\""},
 };
 
@@ -453,6 +458,11 @@ static const struct {
     {"trainable_token_indices", h_null_only},
     {"alora_invocation_tokens", h_null_only},
     {"arrow_config", h_null_only},
+    {"kasa_config", h_null_only},
+    {"lora_ga_config", h_null_only},
+    {"monteclora_config", h_null_only},
+    {"use_bdlora", h_null_only},
+    {"velora_config", h_null_only},
     {"loftq_config", h_null_or_empty_object},
     {"layers_pattern", h_layers_pattern},
 };

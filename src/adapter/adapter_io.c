@@ -63,8 +63,9 @@ static lora_status open_weights(const char *dir, const lora_manifest *m, lora_st
     return st;
 }
 
-static lora_status read_tensor(const lora_st_file *f, const char *name, int64_t rows,
-                               int64_t cols, float *dst)
+/* The tensor called name, with its shape and dtype checked (its data stay in the file). */
+static lora_status find_tensor(const lora_st_file *f, const char *name, int64_t rows,
+                               int64_t cols, const lora_st_tensor **out)
 {
     int64_t want[2] = {rows, cols};
     char ws[64], gs[64];
@@ -78,16 +79,55 @@ static lora_status read_tensor(const lora_st_file *f, const char *name, int64_t 
                            "imply %s", lora__st_path(f), name,
                            lora__shape_str(t->shape, t->ndim, gs, sizeof gs),
                            lora__shape_str(want, 2, ws, sizeof ws));
+    if (t->dtype != LORA_ST_F32 && t->dtype != LORA_ST_BF16 && t->dtype != LORA_ST_F16)
+        return lora__error(LORA_ERR_UNSUPPORTED,
+                           "%s: tensor '%s' has dtype %s; adapter weights must be F32, BF16 or "
+                           "F16", lora__st_path(f), name, lora__st_dtype_name(t->dtype));
+    *out = t;
+    return LORA_OK;
+}
+
+static lora_status read_tensor(const lora_st_file *f, const char *name, int64_t rows,
+                               int64_t cols, float *dst)
+{
+    const lora_st_tensor *t;
+    lora_status st = find_tensor(f, name, rows, cols, &t);
+    if (st)
+        return st;
     size_t n = (size_t)(rows * cols);
-    switch (t->dtype) {
-    case LORA_ST_F32: lora__f32_from_f32(dst, t->data, n); return LORA_OK;
-    case LORA_ST_BF16: lora__f32_from_bf16(dst, t->data, n); return LORA_OK;
-    case LORA_ST_F16: lora__f32_from_f16(dst, t->data, n); return LORA_OK;
-    default: break;
-    }
-    return lora__error(LORA_ERR_UNSUPPORTED,
-                       "%s: tensor '%s' has dtype %s; adapter weights must be F32, BF16 or F16",
-                       lora__st_path(f), name, lora__st_dtype_name(t->dtype));
+    if (t->dtype == LORA_ST_F32)
+        lora__f32_from_f32(dst, t->data, n);
+    else if (t->dtype == LORA_ST_BF16)
+        lora__f32_from_bf16(dst, t->data, n);
+    else
+        lora__f32_from_f16(dst, t->data, n);
+    return LORA_OK;
+}
+
+/* Every tensor the spec implies is in the file, checked before the adapter is built: the arena
+ * it allocates and zeroes is sized by adapter_config.json alone (r up to 65536), which a few
+ * bytes of JSON could otherwise turn into gigabytes before the file is looked at. */
+static lora_status check_tensors(const lora_adapter_spec *s, const lora_config *c,
+                                 const lora_st_file *f)
+{
+    char name[NAME_CAP];
+    const lora_st_tensor *t;
+    lora_status st = LORA_OK;
+    for (int64_t l = 0; l < c->n_layers && !st; l++)
+        for (int p = 0; p < LORA_PROJ_COUNT && s->layer_on[l] && !st; p++) {
+            if (!(s->targets & (1u << p)))
+                continue;
+            int64_t r, out, in;
+            double alpha;
+            lora__adapter_spec_module(s, l, (lora_proj)p, &r, &alpha);
+            lora__proj_shape(c, (lora_proj)p, &out, &in);
+            lora__adapter_tensor_name(l, (lora_proj)p, 'A', name, sizeof name);
+            if (!(st = find_tensor(f, name, r, in, &t))) {
+                lora__adapter_tensor_name(l, (lora_proj)p, 'B', name, sizeof name);
+                st = find_tensor(f, name, out, r, &t);
+            }
+        }
+    return st;
 }
 
 /* 1 if name is the lora_A / lora_B of a module the adapter has. */
@@ -166,7 +206,8 @@ static lora_status load(lora_model *model, const char *dir, lora_adapter **out)
     }
     lora_st_file *f = NULL;
     lora_adapter *a = NULL;
-    if (!(st = open_weights(dir, m, &f)) && !(st = lora__adapter_build(model, &s, &a)))
+    if (!(st = open_weights(dir, m, &f)) && !(st = check_tensors(&s, &model->cfg, f)) &&
+        !(st = lora__adapter_build(model, &s, &a)))
         st = read_weights(a, f);
     lora__st_close(f);
     lora__adapter_spec_free(&s);

@@ -40,6 +40,15 @@ static const char *template_name(const lora_tokenizer *t)
                                                                 : "custom";
 }
 
+/* What every load does once tokenizer.json and tokenizer_config.json are read. */
+static lora_status finish(lora_tokenizer *t, const char *config_json)
+{
+    lora_status st = lora__tokenizer_options(t, config_json);
+    if (!st)
+        st = lora__tokenizer_info_build(t, template_name(t));
+    return st;
+}
+
 static lora_status load(const char *path, const char *config_json, lora_tokenizer *t)
 {
     int is_dir = lora__is_dir(path);
@@ -61,13 +70,45 @@ static lora_status load(const char *path, const char *config_json, lora_tokenize
     if (!st)
         st = lora__tokenizer_config_read(t, cfg);
     if (!st)
-        st = lora__tokenizer_options(t, config_json);
-    if (!st)
-        st = lora__tokenizer_info_build(t, template_name(t));
+        st = finish(t, config_json);
     free(file);
     free(dir);
     free(cfg);
     return st;
+}
+
+static lora_tokenizer *tokenizer_new(void)
+{
+    lora_tokenizer *t = lora__calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    atomic_init(&t->refs, 1);
+    t->unk_id = -1;
+    for (int i = 0; i < 3; i++)
+        t->special_id[i] = -1;
+    return t;
+}
+
+lora_status lora__tokenizer_from_text(const char *tokenizer_json, const char *config_json,
+                                      const char *label, lora_tokenizer **out)
+{
+    *out = NULL;
+    lora_tokenizer *t = tokenizer_new();
+    if (!t)
+        return lora__oom("tokenizer", sizeof *t);
+    lora_status st = lora__tokenizer_parse(t, tokenizer_json, strlen(tokenizer_json), label);
+    if (!st)
+        st = lora__added_prepare(t);
+    if (!st && config_json)
+        st = lora__tokenizer_config_parse(t, config_json, strlen(config_json), label);
+    if (!st)
+        st = finish(t, NULL);
+    if (st) {
+        lora__tokenizer_release(t);
+        return st;
+    }
+    *out = t;
+    return LORA_OK;
 }
 
 LORA_API lora_status lora_tokenizer_load(const char *path, const char *config_json,
@@ -79,13 +120,9 @@ LORA_API lora_status lora_tokenizer_load(const char *path, const char *config_js
     *out = NULL;
     if (!path)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_tokenizer_load: path is NULL");
-    lora_tokenizer *t = lora__calloc(1, sizeof *t);
+    lora_tokenizer *t = tokenizer_new();
     if (!t)
         return lora__error_prefix(lora__oom("tokenizer", sizeof *t), "lora_tokenizer_load");
-    atomic_init(&t->refs, 1);
-    t->unk_id = -1;
-    for (int i = 0; i < 3; i++)
-        t->special_id[i] = -1;
     lora_status st = load(path, config_json, t);
     if (st) {
         lora__tokenizer_release(t);

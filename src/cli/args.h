@@ -59,6 +59,7 @@ char *cli_read_file(const char *path);
 /* Subcommands: argv holds the words after the subcommand name. Each returns its exit status. */
 int cmd_info(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_merge(int argc, char **argv);

@@ -10,6 +10,7 @@ static const char usage[] =
     "commands:\n"
     "  info       describe a checkpoint folder (or a config.json) without loading its weights\n"
     "  init       write a randomly initialised checkpoint from a config.json\n"
+    "  import     convert a GGUF file (llama.cpp) into a Hugging Face folder\n"
     "  generate   generate text (or token ids) from a prompt\n"
     "  chat       an interactive conversation, switching adapters at runtime\n"
     "  train      fine-tune a model (LoRA or full) on a JSONL file\n"
@@ -29,6 +30,7 @@ static const struct {
 } commands[] = {
     {"info", cmd_info},
     {"init", cmd_init},
+    {"import", cmd_import},
     {"generate", cmd_generate},
     {"chat", cmd_chat},
     {"eval", cmd_eval},

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "api/error.h"
+#include "util/alloc.h"
+#include "gguf/gguf.h"
 #include "io/manifest.h"
 #include "io/safetensors.h"
 #include "model/dtype.h"
@@ -13,9 +15,12 @@
 #include "model/model_info.h"
 #include "model/weights.h"
 #include "adapter/merge.h"
-#include "util/alloc.h"
+#include "tokenizer/tokenizer.h"
 #include "util/file.h"
 #include "util/json_text.h"
+#ifdef LORA_CUDA
+#include "cuda/backend_cuda.h"
+#endif
 
 #define MAX_THREADS 64
 #define ALIGN_FLOATS 16 /* 64-byte alignment for every tensor */
@@ -45,7 +50,27 @@ static int default_threads(void)
     return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
 }
 
-/* {"device": ..., "threads": ...} */
+/* "cuda" or "cuda:N". The CUDA ops exist (cuda/) but the decoder does not run on them yet,
+ * so even a present device is refused; the message says which case it is. */
+static lora_status cuda_device(const char *d)
+{
+#ifdef LORA_CUDA
+    int ordinal;
+    char name[256];
+    lora_status st = lora__cuda_parse_device(d, &ordinal);
+    if (!st)
+        st = lora__cuda_probe(ordinal, name, sizeof name);
+    if (st)
+        return lora__error_prefix(st, "lora_model_load: device '%.32s'", d);
+    return lora__error(LORA_ERR_DEVICE, "lora_model_load: device '%s' (%s): the model does not "
+                       "run on liblora's CUDA backend yet (use \"cpu\" or \"auto\")", d, name);
+#else
+    return lora__error(LORA_ERR_DEVICE, "lora_model_load: device '%s': this build of liblora has "
+                       "no CUDA backend (use \"cpu\" or \"auto\")", d);
+#endif
+}
+
+/* {"device": ..., "threads": ...}; "auto" is the CPU until the decoder runs on CUDA */
 static lora_status parse_options(const char *json, int *threads)
 {
     *threads = default_threads();
@@ -81,9 +106,7 @@ static lora_status parse_options(const char *json, int *threads)
                 if (strcmp(d, "cpu") == 0 || strcmp(d, "auto") == 0)
                     continue;
                 if (strncmp(d, "cuda", 4) == 0 && (d[4] == '\0' || d[4] == ':')) {
-                    st = lora__error(LORA_ERR_DEVICE,
-                                     "lora_model_load: device '%s': this build of liblora has no "
-                                     "CUDA backend (use \"cpu\" or \"auto\")", d);
+                    st = cuda_device(d);
                     break;
                 }
                 st = lora__error(LORA_ERR_CONFIG,
@@ -112,16 +135,29 @@ static void convert(const lora_st_tensor *t, float *dst)
         lora__f32_from_f32(dst, t->data, t->numel);
 }
 
-static lora_status load_weights(lora_model *m, const lora_st_set *set)
+static size_t slot_numel(const lora_weight_slot *s)
+{
+    return (size_t)(s->shape[0] * (s->ndim == 2 ? s->shape[1] : 1));
+}
+
+/* One arena for every slot, 64-byte aligned each; *slots_out to free. With a safetensors set,
+ * its tensors are checked first: a config's sizes are only trusted once the files hold them, so
+ * that a small folder cannot ask for a huge arena (a GGUF's conversion did that check). */
+static lora_status alloc_weights(lora_model *m, const lora_st_set *set,
+                                 lora_weight_slot **slots_out, size_t *n_out)
 {
     lora_weight_slot *slots;
     size_t n;
     lora_status st = lora__weight_slots(&m->cfg, m, &slots, &n);
     if (st)
         return st;
+    if (set && (st = lora__weights_check(&m->cfg, set, slots, n))) {
+        free(slots);
+        return st;
+    }
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
-        total += round_up((size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1)));
+        total += round_up(slot_numel(&slots[i]));
     m->arena_floats = total;
     m->arena = lora__aligned_alloc(64, total * sizeof(float));
     if (!m->arena) {
@@ -129,20 +165,44 @@ static lora_status load_weights(lora_model *m, const lora_st_set *set)
         return lora__oom("model weights", total * sizeof(float));
     }
     size_t off = 0;
-    st = lora__weights_check(&m->cfg, set, slots, n);
-    for (size_t i = 0; i < n && !st; i++) {
+    for (size_t i = 0; i < n; i++) {
         *slots[i].dst = m->arena + off;
-        off += round_up((size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1)));
+        off += round_up(slot_numel(&slots[i]));
+    }
+    *slots_out = slots;
+    *n_out = n;
+    return LORA_OK;
+}
+
+static lora_status load_weights(lora_model *m, const lora_st_set *set)
+{
+    lora_weight_slot *slots;
+    size_t n;
+    lora_status st = alloc_weights(m, set, &slots, &n);
+    if (st)
+        return st;
+    for (size_t i = 0; i < n; i++)
         convert(lora__st_set_find(set, slots[i].name), *slots[i].dst);
-    }
-    if (!st) {
-        const lora_st_tensor *e = lora__st_set_find(set, "model.embed_tokens.weight");
-        snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s", lora__st_dtype_name(e->dtype));
-    }
+    const lora_st_tensor *e = lora__st_set_find(set, "model.embed_tokens.weight");
+    snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s", lora__st_dtype_name(e->dtype));
     if (m->cfg.tie_embeddings)
         m->lm_head = m->embed;
     free(slots);
-    return st;
+    return LORA_OK;
+}
+
+static lora_status load_config(lora_model *m, const char *text, size_t len, const char *label,
+                               int threads)
+{
+    lora_status st = lora__config_parse(text, len, label, &m->cfg);
+    if (st)
+        return st;
+    m->threads = threads;
+    m->n_params = lora__config_num_params(&m->cfg);
+    m->layers = lora__calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
+    if (!m->layers)
+        return lora__oom("layer table", (size_t)m->cfg.n_layers * sizeof *m->layers);
+    return LORA_OK;
 }
 
 static lora_status load(const char *path, int threads, lora_model *m)
@@ -158,20 +218,48 @@ static lora_status load(const char *path, int threads, lora_model *m)
     size_t len;
     st = lora__read_file(cfg_path, 16u << 20, &m->config_text, &len);
     if (!st)
-        st = lora__config_parse(m->config_text, len, cfg_path, &m->cfg);
+        st = load_config(m, m->config_text, len, cfg_path, threads);
     free(cfg_path);
     if (st)
         return st;
-    m->threads = threads;
-    m->n_params = lora__config_num_params(&m->cfg);
-    m->layers = lora__calloc((size_t)m->cfg.n_layers, sizeof *m->layers);
-    if (!m->layers)
-        return lora__oom("layer table", (size_t)m->cfg.n_layers * sizeof *m->layers);
     lora_st_set *set;
     if ((st = lora__st_set_open(path, &set)))
         return st;
     st = load_weights(m, set);
     lora__st_set_close(set);
+    if (!st)
+        st = lora__model_info_build(m);
+    return st;
+}
+
+/* A GGUF file: the import's conversion, dequantized into the arena instead of written out;
+ * the tokenizer is built now, since there is no folder to find it in later. */
+static lora_status load_gguf(const char *path, int threads, lora_model *m)
+{
+    lora_gguf_model *g;
+    lora_status st = lora__gguf_model_open(path, &g);
+    if (st)
+        return st;
+    lora_weight_slot *slots = NULL;
+    size_t n = 0;
+    if (!(m->config_text = lora__strdup(g->config_json)))
+        st = lora__oom("config", strlen(g->config_json));
+    if (!st && !(st = load_config(m, g->config_json, strlen(g->config_json), path, threads)))
+        st = alloc_weights(m, NULL, &slots, &n);
+    /* the conversion checked that every slot has its source, of the slot's shape */
+    for (size_t i = 0; i < n && !st; i++)
+        lora__gguf_source_read(lora__gguf_model_find(g, slots[i].name), 0, *slots[i].dst,
+                               slot_numel(&slots[i]));
+    if (!st) {
+        const lora_gguf_source *e = lora__gguf_model_find(g, "model.embed_tokens.weight");
+        snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s", lora__gguf_source_type(e));
+        if (m->cfg.tie_embeddings)
+            m->lm_head = m->embed;
+        st = lora__tokenizer_from_text(g->tokenizer_json, g->tokenizer_config_json, path,
+                                       &m->tokenizer);
+    }
+    free(slots);
+    lora__gguf_model_free(g);
     if (!st)
         st = lora__model_info_build(m);
     return st;
@@ -189,15 +277,17 @@ LORA_API lora_status lora_model_load(const char *path, const char *config_json, 
     lora_status st = parse_options(config_json, &threads);
     if (st)
         return st;
-    if (!lora__is_dir(path))
-        return lora__error(LORA_ERR_IO, "lora_model_load: %s: not a folder", path);
+    int gguf = lora__gguf_is_gguf(path);
+    if (!gguf && !lora__is_dir(path))
+        return lora__error(LORA_ERR_IO, "lora_model_load: %s: not a folder or a GGUF file", path);
     lora_model *m = lora__calloc(1, sizeof *m);
     if (!m)
         return lora__oom("model", sizeof *m);
     atomic_init(&m->refs, 1);
     pthread_mutex_init(&m->tokenizer_lock, NULL);
     m->path = lora__strdup(path);
-    st = m->path ? load(path, threads, m) : lora__oom("path", strlen(path) + 1);
+    st = !m->path ? lora__oom("path", strlen(path) + 1)
+         : gguf ? load_gguf(path, threads, m) : load(path, threads, m);
     if (st) {
         lora__model_release(m);
         return lora__error_prefix(st, "lora_model_load");

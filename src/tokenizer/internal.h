@@ -69,6 +69,9 @@ lora_status lora__tokenizer_parse(lora_tokenizer *t, const char *text, size_t le
                                   const char *path);
 /* Reads tokenizer_config.json at path if it exists. */
 lora_status lora__tokenizer_config_read(lora_tokenizer *t, const char *path);
+/* The same from its text (len bytes, named path in messages). */
+lora_status lora__tokenizer_config_parse(lora_tokenizer *t, const char *text, size_t len,
+                                         const char *path);
 /* The load options {"chat_template": ...}. */
 lora_status lora__tokenizer_options(lora_tokenizer *t, const char *json);
 /* template_name: the chat template in use (a built-in name, "custom") or NULL for none. */

@@ -35,4 +35,9 @@ const char *lora__tokenizer_template_override(const lora_tokenizer *t);
 
 void lora__tokenizer_retain(lora_tokenizer *t);
 
+/* A tokenizer from the texts of tokenizer.json and tokenizer_config.json (NULL: none), as
+ * lora_tokenizer_load would make from files; label names the source in messages. */
+lora_status lora__tokenizer_from_text(const char *tokenizer_json, const char *config_json,
+                                      const char *label, lora_tokenizer **out);
+
 #endif

@@ -81,6 +81,25 @@ static lora_status read_template(lora_tokenizer *t, const json_t *v, const char 
     return t->chat_template ? LORA_OK : lora__oom("chat template", json_string_length(v));
 }
 
+lora_status lora__tokenizer_config_parse(lora_tokenizer *t, const char *text, size_t len,
+                                         const char *path)
+{
+    json_error_t jerr;
+    json_t *root = lora__json_loadb(text, len, 0, &jerr);
+    if (!root)
+        return lora__error(LORA_ERR_FORMAT, "%s: line %d column %d: %s", path, jerr.line,
+                           jerr.column, jerr.text);
+    lora_status st = LORA_OK;
+    if (!json_is_object(root))
+        st = lora__error(LORA_ERR_FORMAT, "%s: not a JSON object", path);
+    for (int i = 0; i < 3 && !st; i++)
+        st = read_special(t, root, i, path);
+    if (!st)
+        st = read_template(t, json_object_get(root, "chat_template"), path);
+    json_decref(root);
+    return st;
+}
+
 lora_status lora__tokenizer_config_read(lora_tokenizer *t, const char *path)
 {
     if (!lora__is_file(path))
@@ -90,19 +109,8 @@ lora_status lora__tokenizer_config_read(lora_tokenizer *t, const char *path)
     lora_status st = lora__read_file(path, MAX_CONFIG_BYTES, &text, &len);
     if (st)
         return st;
-    json_error_t jerr;
-    json_t *root = lora__json_loadb(text, len, 0, &jerr);
+    st = lora__tokenizer_config_parse(t, text, len, path);
     free(text);
-    if (!root)
-        return lora__error(LORA_ERR_FORMAT, "%s: line %d column %d: %s", path, jerr.line,
-                           jerr.column, jerr.text);
-    if (!json_is_object(root))
-        st = lora__error(LORA_ERR_FORMAT, "%s: not a JSON object", path);
-    for (int i = 0; i < 3 && !st; i++)
-        st = read_special(t, root, i, path);
-    if (!st)
-        st = read_template(t, json_object_get(root, "chat_template"), path);
-    json_decref(root);
     return st;
 }
 

@@ -13,6 +13,11 @@
 /* GPT-2's split, which ByteLevel applies itself when its use_regex is true. */
 static const char gpt2_regex[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+/* Digits(individual_digits) then ByteLevel's GPT-2 split (SmolLM, StarCoder) as one regex: a
+ * digit is a piece of its own, no other piece holds a digit, and the end of a piece before a
+ * digit counts as the end of the text for the whitespace lookahead. */
+static const char digits_gpt2_regex[] =
+    "\\p{N}|'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?![^\\s\\p{N}])|\\s+";
 
 typedef struct parse_ctx {
     lora_tokenizer *t;
@@ -393,10 +398,24 @@ static lora_status parse_split(parse_ctx *c, const json_t *o, const char *where)
                                 !json_is_string(re), w);
 }
 
+/* Digits with individual_digits: each digit a piece of its own (merged runs are not supported). */
+static lora_status parse_digits(const parse_ctx *c, const json_t *o, const char *where)
+{
+    int individual;
+    lora_status st = get_bool(c, o, "individual_digits", where, 0, &individual);
+    if (!st && !individual) {
+        char k[96];
+        snprintf(k, sizeof k, "%s.individual_digits", where);
+        return unsupported(c, k, "must be true");
+    }
+    return st;
+}
+
 static lora_status parse_pretokenizer(parse_ctx *c, const json_t *p)
 {
     if (!json_is_object(p))
-        return unsupported(c, "pre_tokenizer", "must be ByteLevel or Sequence[Split, ByteLevel]");
+        return unsupported(c, "pre_tokenizer", "must be ByteLevel, Sequence[Split, ByteLevel] or "
+                           "Sequence[Digits, ByteLevel]");
     const char *type = type_of(p);
     int use_regex = 0;
     lora_status st;
@@ -411,33 +430,45 @@ static lora_status parse_pretokenizer(parse_ctx *c, const json_t *p)
     }
     if (!type || strcmp(type, "Sequence") != 0)
         return lora__error(LORA_ERR_UNSUPPORTED, "%s: key 'pre_tokenizer.type' = '%.32s': only "
-                           "ByteLevel and Sequence[Split, ByteLevel] are supported", c->path,
+                           "ByteLevel, Sequence[Split, ByteLevel] and Sequence[Digits, ByteLevel] "
+                           "are supported", c->path,
                            type ? type : "(none)");
     const json_t *list = json_object_get(p, "pretokenizers");
     if (!json_is_array(list))
         return bad(c, "pre_tokenizer.pretokenizers", "must be an array");
-    int have_split = 0, have_bytelevel = 0;
+    int have_split = 0, have_digits = 0, have_bytelevel = 0;
     for (size_t i = 0; i < json_array_size(list); i++) {
         const json_t *o = json_array_get(list, i);
         const char *ty = type_of(o);
         char where[64];
         snprintf(where, sizeof where, "pre_tokenizer.pretokenizers[%zu]", i);
-        if (ty && strcmp(ty, "Split") == 0 && !have_split && !have_bytelevel) {
+        if (ty && strcmp(ty, "Split") == 0 && !have_split && !have_digits && !have_bytelevel) {
             st = parse_split(c, o, where);
             have_split = 1;
+        } else if (ty && strcmp(ty, "Digits") == 0 && !have_split && !have_digits &&
+                   !have_bytelevel) {
+            st = parse_digits(c, o, where);
+            have_digits = 1;
         } else if (ty && strcmp(ty, "ByteLevel") == 0 && !have_bytelevel) {
             st = parse_bytelevel(c, o, where, &use_regex);
-            if (!st && use_regex) {
+            if (!st && use_regex != have_digits) {
                 char k[96];
                 snprintf(k, sizeof k, "%s.use_regex", where);
-                st = unsupported(c, k, "must be false after a Split");
+                st = unsupported(c, k, have_digits ? "must be true after Digits"
+                                                   : "must be false after a Split");
+            }
+            if (!st && have_digits) {
+                char w[256];
+                snprintf(w, sizeof w, "%s: Digits and ByteLevel's GPT-2 regex", c->path);
+                st = lora__pretok_compile(&c->t->pre, digits_gpt2_regex,
+                                          strlen(digits_gpt2_regex), 0, w);
             }
             have_bytelevel = 1;
         } else {
             char k[96];
             snprintf(k, sizeof k, "%s.type", where);
             return lora__error(LORA_ERR_UNSUPPORTED, "%s: key '%s' = '%.32s': only one Split "
-                               "followed by one ByteLevel is supported", c->path, k,
+                               "or Digits followed by one ByteLevel is supported", c->path, k,
                                ty ? ty : "(none)");
         }
         if (st)

@@ -1,0 +1,64 @@
+/* What the CUDA backend's kernels share: launch shapes and warp / block reductions. */
+#ifndef LORA_CUDA_COMMON_CUH
+#define LORA_CUDA_COMMON_CUH
+
+#include "internal.h"
+
+#define LORA_CUDA_THREADS 256
+/* Elementwise kernels loop over the grid, which is capped: more blocks only queue. */
+#define LORA_CUDA_MAX_BLOCKS 65536
+
+static inline unsigned lora__cuda_blocks(int64_t n)
+{
+    int64_t b = (n + LORA_CUDA_THREADS - 1) / LORA_CUDA_THREADS;
+    return (unsigned)(b < 1 ? 1 : b > LORA_CUDA_MAX_BLOCKS ? LORA_CUDA_MAX_BLOCKS : b);
+}
+
+/* Grid-stride loop over [0, n). */
+#define LORA_CUDA_FOR(i, n)                                                                      \
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                  \
+         i += (int64_t)gridDim.x * blockDim.x)
+
+template <typename T> __device__ __forceinline__ T lora__warp_sum(T v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float lora__warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* The sum over the block (blockDim.x a multiple of 32, at most 1024), returned to every
+ * thread; ends synchronised, so the caller may write what the threads read before. */
+template <typename T> __device__ T lora__block_sum(T v)
+{
+    __shared__ T part[32];
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    v = lora__warp_sum(v);
+    __syncthreads(); /* part[] may still be read by a previous call */
+    if (lane == 0)
+        part[warp] = v;
+    __syncthreads();
+    T s = lane < warps ? part[lane] : T(0);
+    return lora__warp_sum(s);
+}
+
+__device__ __forceinline__ float lora__block_max(float v)
+{
+    __shared__ float part[32];
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    v = lora__warp_max(v);
+    __syncthreads();
+    if (lane == 0)
+        part[warp] = v;
+    __syncthreads();
+    float m = lane < warps ? part[lane] : -INFINITY;
+    return lora__warp_max(m);
+}
+
+#endif

@@ -1,0 +1,36 @@
+/* The fused LoRA path y += scale (x A^T) B^T and its backward: four small products on
+ * cuBLASLt (gemm.c), so this op has no kernel of its own. */
+#include "internal.h"
+
+// t (N, r) = x (N, in) @ A (r, in)^T;  y (N, out) += scale * t @ B (out, r)^T
+void lora__cuda_lora_fwd(lora_backend *be, float *y, float *t, const float *x, const float *A,
+                         const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
+                         float scale)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu)
+        return;
+    lora__cuda_mm_nt(cu, t, x, A, N, r, in, 1.0f, 0.0f, "lora_fwd t");
+    lora__cuda_mm_nt(cu, y, t, B, N, out, r, scale, 1.0f, "lora_fwd y");
+}
+
+// u (N, r) = scale * dy (N, out) @ B (out, r);  dx (N, in) += u @ A (r, in);
+// dA (r, in) += u^T @ x (N, in);  dB (out, r) += scale * dy^T @ t (N, r)
+void lora__cuda_lora_bwd(lora_backend *be, float *dx, float *dA, float *dB, float *u,
+                         const float *dy, const float *x, const float *t, const float *A,
+                         const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
+                         float scale)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu)
+        return;
+    /* u is only an intermediate of dx and dA; dB needs t alone */
+    if (dx || dA)
+        lora__cuda_mm_nn(cu, u, dy, B, N, r, out, scale, 0.0f, "lora_bwd u");
+    if (dx)
+        lora__cuda_mm_nn(cu, dx, u, A, N, in, r, 1.0f, 1.0f, "lora_bwd dx");
+    if (dA)
+        lora__cuda_mm_tn(cu, dA, u, x, N, r, in, 1.0f, 1.0f, "lora_bwd dA");
+    if (dB)
+        lora__cuda_mm_tn(cu, dB, dy, t, N, out, r, scale, 1.0f, "lora_bwd dB");
+}

@@ -1,0 +1,56 @@
+/* y = x w^T + b and its backward: the products on cuBLASLt (gemm.c), the bias here. */
+#include "common.cuh"
+
+/* y (N, Nout) = bias, row by row: the product then adds onto it (beta 1) */
+__global__ void bias_rows_kernel(float *y, const float *bias, int64_t N, int64_t Nout)
+{
+    LORA_CUDA_FOR(i, N * Nout)
+    y[i] = bias[i % Nout];
+}
+
+/* dbias (Nout) += column sums of dy (N, Nout), a thread per column, rows in order */
+__global__ void bias_grad_kernel(float *dbias, const float *dy, int64_t N, int64_t Nout)
+{
+    LORA_CUDA_FOR(c, Nout)
+    {
+        float acc = dbias[c]; /* added into directly, in the CPU backend's order */
+        for (int64_t r = 0; r < N; r++)
+            acc += dy[r * Nout + c];
+        dbias[c] = acc;
+    }
+}
+
+// y (N, Nout) = x (N, K) @ w (Nout, K)^T + bias (Nout)
+void lora__cuda_matmul_fwd(lora_backend *be, float *y, const float *x, const float *w,
+                           const float *bias, int64_t N, int64_t Nout, int64_t K)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || N * Nout == 0)
+        return;
+    if (bias) {
+        bias_rows_kernel<<<lora__cuda_blocks(N * Nout), LORA_CUDA_THREADS, 0, cu->stream>>>(
+            y, bias, N, Nout);
+        if (lora__cuda_launched(cu, "matmul_fwd bias"))
+            return;
+    }
+    lora__cuda_mm_nt(cu, y, x, w, N, Nout, K, 1.0f, bias ? 1.0f : 0.0f, "matmul_fwd");
+}
+
+// dx (N, K) += dy (N, Nout) @ w (Nout, K); dw (Nout, K) += dy^T @ x; dbias += sum_n dy
+void lora__cuda_matmul_bwd(lora_backend *be, float *dx, float *dw, float *dbias,
+                           const float *dy, const float *x, const float *w, int64_t N,
+                           int64_t Nout, int64_t K)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu)
+        return;
+    if (dx)
+        lora__cuda_mm_nn(cu, dx, dy, w, N, K, Nout, 1.0f, 1.0f, "matmul_bwd dx");
+    if (dw)
+        lora__cuda_mm_tn(cu, dw, dy, x, N, Nout, K, 1.0f, 1.0f, "matmul_bwd dw");
+    if (dbias && Nout > 0 && !cu->err) {
+        bias_grad_kernel<<<lora__cuda_blocks(Nout), LORA_CUDA_THREADS, 0, cu->stream>>>(
+            dbias, dy, N, Nout);
+        lora__cuda_launched(cu, "matmul_bwd dbias");
+    }
+}

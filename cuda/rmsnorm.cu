@@ -1,0 +1,80 @@
+/* RMSNorm and its backward: one block per row for y and dx, one thread per column for dw. Sums
+ * over a row or a column run in double, as on the CPU. */
+#include "common.cuh"
+
+__global__ void rmsnorm_fwd_kernel(float *y, float *rstd, const float *x, const float *w,
+                                   int64_t C, float eps)
+{
+    const float *xr = x + (int64_t)blockIdx.x * C;
+    float *yr = y + (int64_t)blockIdx.x * C;
+    double ss = 0.0;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+        ss += (double)xr[c] * xr[c];
+    ss = lora__block_sum(ss); /* every thread has read its x before anyone writes y (in place) */
+    float s = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
+    if (rstd && threadIdx.x == 0)
+        rstd[blockIdx.x] = s;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+        yr[c] = xr[c] * s * w[c];
+}
+
+/* dx = s g - x s^3 / C sum(g x), g = dy w */
+__global__ void rmsnorm_bwd_dx_kernel(float *dx, const float *dy, const float *x, const float *w,
+                                      const float *rstd, int64_t C)
+{
+    int64_t r = blockIdx.x;
+    const float *xr = x + r * C, *dyr = dy + r * C;
+    float *dxr = dx + r * C;
+    double s = rstd[r], gx = 0.0;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+        gx += (double)dyr[c] * w[c] * xr[c];
+    gx = lora__block_sum(gx);
+    float fs = (float)s, k = (float)(gx * s * s * s / (double)C);
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+        dxr[c] += fs * w[c] * dyr[c] - xr[c] * k;
+}
+
+/* dw (C) += sum over rows of dy x rstd: a thread owns a column and adds the rows in order */
+__global__ void rmsnorm_bwd_dw_kernel(float *dw, const float *dy, const float *x,
+                                      const float *rstd, int64_t N, int64_t C)
+{
+    LORA_CUDA_FOR(c, C)
+    {
+        double acc = 0.0;
+        for (int64_t r = 0; r < N; r++)
+            acc += (double)dy[r * C + c] * x[r * C + c] * (double)rstd[r];
+        dw[c] += (float)acc;
+    }
+}
+
+// y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C); rstd (N) when not NULL; y == x allowed
+void lora__cuda_rmsnorm_fwd(lora_backend *be, float *y, float *rstd, const float *x,
+                            const float *w, int64_t N, int64_t C, float eps)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || N == 0 || C == 0)
+        return;
+    rmsnorm_fwd_kernel<<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(y, rstd, x, w, C, eps);
+    lora__cuda_launched(cu, "rmsnorm_fwd");
+}
+
+// dx (N, C) += through y = x rstd w; dw (C) += sum_n dy x rstd
+void lora__cuda_rmsnorm_bwd(lora_backend *be, float *dx, float *dw, const float *dy,
+                            const float *x, const float *w, const float *rstd, int64_t N,
+                            int64_t C)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || N == 0 || C == 0)
+        return;
+    if (dx) {
+        rmsnorm_bwd_dx_kernel<<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(dx, dy, x, w,
+                                                                                rstd, C);
+        if (lora__cuda_launched(cu, "rmsnorm_bwd dx"))
+            return;
+    }
+    if (dw) {
+        rmsnorm_bwd_dw_kernel<<<lora__cuda_blocks(C), LORA_CUDA_THREADS, 0, cu->stream>>>(
+            dw, dy, x, rstd, N, C);
+        lora__cuda_launched(cu, "rmsnorm_bwd dw");
+    }
+}

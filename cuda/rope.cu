@@ -1,0 +1,45 @@
+/* Rotary position embedding (rotate-half), in place; the backward rotates by -theta. */
+#include "common.cuh"
+
+/* one thread per (row, head, i < D/2) pair of values */
+__global__ void rope_kernel(float *x, const int32_t *pos, const float *cos, const float *sin,
+                            int64_t N, int64_t heads, int64_t D, float sign)
+{
+    int64_t half = D / 2;
+    LORA_CUDA_FOR(j, N * heads * half)
+    {
+        int64_t i = j % half, rh = j / half, r = rh / heads;
+        float *v = x + rh * D;
+        float c = cos[(int64_t)pos[r] * half + i], s = sign * sin[(int64_t)pos[r] * half + i];
+        float x1 = v[i], x2 = v[i + half];
+        v[i] = x1 * c - x2 * s;
+        v[i + half] = x2 * c + x1 * s;
+    }
+}
+
+static void rope(lora_backend *be, float *x, const int32_t *pos, const float *cos,
+                 const float *sin, int64_t N, int64_t heads, int64_t D, float sign,
+                 const char *what)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    int64_t n = N * heads * (D / 2);
+    if (!cu || n == 0)
+        return;
+    rope_kernel<<<lora__cuda_blocks(n), LORA_CUDA_THREADS, 0, cu->stream>>>(x, pos, cos, sin, N,
+                                                                           heads, D, sign);
+    lora__cuda_launched(cu, what);
+}
+
+// x (N, heads, D) rotated in place at positions pos (N); cos, sin (P, D/2)
+void lora__cuda_rope_fwd(lora_backend *be, float *x, const int32_t *pos, const float *cos,
+                         const float *sin, int64_t N, int64_t heads, int64_t D)
+{
+    rope(be, x, pos, cos, sin, N, heads, D, 1.0f, "rope_fwd");
+}
+
+// dx (N, heads, D) rotated back: the forward's transpose
+void lora__cuda_rope_bwd(lora_backend *be, float *dx, const int32_t *pos, const float *cos,
+                         const float *sin, int64_t N, int64_t heads, int64_t D)
+{
+    rope(be, dx, pos, cos, sin, N, heads, D, -1.0f, "rope_bwd");
+}

@@ -1,0 +1,857 @@
+/* The CUDA backend (cuda/) against the CPU backend, op by op: fresh random inputs of several
+ * shapes, the GPU's result within float32 (FP32 math) or bfloat16 (BF16 math, the products'
+ * inputs rounded) bounds of the CPU's, every value finite, and every output element written
+ * (outputs start as NaN on the device). Gradients accumulate into random values on both sides;
+ * what the CPU leaves untouched (ignored rows, keys no query sees) must stay bit for bit.
+ *
+ * The "gpu" cases need a CUDA device: without one each prints "skipped: no CUDA device: NAME"
+ * (tests/run_checks.sh counts those lines) and is not run. The "core" cases run on any build
+ * with the backend: device names, the cuBLASLt entry points, and what a machine without a GPU
+ * answers. The device is probed in a child process: CUDA initialised before Check forks cannot
+ * be used in the forked test processes. */
+#include <check.h>
+#include <stdio.h>
+
+#include "util/suite.h"
+
+#ifdef LORA_CUDA
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cpu/cpu.h"
+#include "cuda/backend_cuda.h"
+#include "cuda/internal.h"
+#include "lora.h"
+#include "train/optim.h"
+#include "util/rng.h"
+
+#define QWEN2 "tests/fixtures/tiny-qwen2"
+#define FP32_TOL 2e-5   /* float32 on both sides, summed in other orders */
+#define BF16_TOL 1.2e-2 /* products of bfloat16-rounded inputs (8 bits of mantissa) */
+#define ARENA ((size_t)512 << 20)
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static int n_devices; /* from the probe in main */
+
+typedef struct rig {
+    lora_backend *cpu, *gpu;
+    lora_rng rng;
+} rig;
+
+static rig rig_open(lora_cuda_math math, uint64_t seed)
+{
+    rig r;
+    ck_assert_msg(lora__cpu_backend_create(2, &r.cpu) == LORA_OK, "%s", lora_last_error());
+    ck_assert_msg(lora__cuda_backend_create(0, math, &r.gpu) == LORA_OK, "%s",
+                  lora_last_error());
+    ck_assert_msg(lora__cuda_arena_plan(r.gpu, ARENA) == LORA_OK, "%s", lora_last_error());
+    lora__rng_seed(&r.rng, seed);
+    return r;
+}
+
+static void rig_close(rig *r)
+{
+    ck_assert_msg(lora__cuda_sync(r->gpu) == LORA_OK, "%s", lora_last_error());
+    lora__cuda_backend_free(r->gpu);
+    lora__cpu_backend_free(r->cpu);
+}
+
+static float *frand(rig *r, size_t n, double lo, double hi)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)(lo + (hi - lo) * lora__rng_uniform_f64(&r->rng));
+    return p;
+}
+
+static float *fdup(const float *a, size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    ck_assert_ptr_nonnull(p);
+    memcpy(p, a, n * sizeof *p);
+    return p;
+}
+
+static void *dev_take(rig *r, size_t bytes)
+{
+    void *d;
+    ck_assert_msg(lora__cuda_arena_take(r->gpu, bytes ? bytes : 1, &d) == LORA_OK, "%s",
+                  lora_last_error());
+    return d;
+}
+
+/* a device copy of host values */
+static void *dev(rig *r, const void *h, size_t bytes)
+{
+    void *d = dev_take(r, bytes);
+    ck_assert_msg(lora__cuda_upload(r->gpu, d, h, bytes) == LORA_OK, "%s", lora_last_error());
+    return d;
+}
+
+/* n device floats that are all NaN (0xFF bytes): an element an op does not write stays NaN */
+static float *dev_nan(rig *r, size_t n)
+{
+    float *d = dev_take(r, n * sizeof *d);
+    ck_assert_msg(lora__cuda_fill(r->gpu, d, 0xFF, n * sizeof *d) == LORA_OK, "%s",
+                  lora_last_error());
+    return d;
+}
+
+/* the device floats, synchronised and checked, in a malloc'd host buffer */
+static float *host(rig *r, const float *d, size_t n)
+{
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_msg(lora__cuda_download(r->gpu, h, d, n * sizeof *h) == LORA_OK, "%s",
+                  lora_last_error());
+    return h;
+}
+
+/* GPU values against the CPU's: all finite (so all written), then max |g - c| / max |c| */
+static void expect_close(const char *op, const char *what, const float *g, const float *c,
+                         size_t n, double tol)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(isfinite(g[i]), "%s %s: element %zu of %zu is %g (not written, or not "
+                      "finite)", op, what, i, n, g[i]);
+    double e = tu_max_rel_err(g, c, n);
+    ck_assert_msg(e <= tol, "%s %s: relative error %.3g > %.3g (%zu values)", op, what, e, tol,
+                  n);
+}
+
+/* downloads d, compares with c, frees the host copy */
+static void expect_dev(rig *r, const char *op, const char *what, const float *d, const float *c,
+                       size_t n, double tol)
+{
+    float *g = host(r, d, n);
+    expect_close(op, what, g, c, n, tol);
+    free(g);
+}
+
+static void expect_same_bits(const char *op, const char *what, const float *g, const float *c,
+                             size_t n)
+{
+    ck_assert_msg(memcmp(g, c, n * sizeof *g) == 0, "%s %s: values that must not change did",
+                  op, what);
+}
+
+static const char *math_name(lora_cuda_math m)
+{
+    return m == LORA_CUDA_MATH_BF16 ? "bf16" : "fp32";
+}
+
+/* ---- matmul ------------------------------------------------------------------------------- */
+
+static void matmul_case(lora_cuda_math math, int64_t N, int64_t Nout, int64_t K, bool bias)
+{
+    rig r = rig_open(math, (uint64_t)(N * 1000003 + Nout * 1009 + K));
+    double tol = math == LORA_CUDA_MATH_BF16 ? BF16_TOL : FP32_TOL;
+    size_t nx = (size_t)(N * K), nw = (size_t)(Nout * K), ny = (size_t)(N * Nout);
+    float *x = frand(&r, nx, -1, 1), *w = frand(&r, nw, -1, 1), *b = frand(&r, (size_t)Nout, -1, 1);
+    float *dy = frand(&r, ny, -1, 1), *dx = frand(&r, nx, -1, 1), *dw = frand(&r, nw, -1, 1);
+    float *db = frand(&r, (size_t)Nout, -1, 1), *y = malloc(ny * sizeof *y);
+    float *d_x = dev(&r, x, nx * 4), *d_w = dev(&r, w, nw * 4), *d_b = dev(&r, b, (size_t)Nout * 4);
+    float *d_dy = dev(&r, dy, ny * 4), *d_dx = dev(&r, dx, nx * 4), *d_dw = dev(&r, dw, nw * 4);
+    float *d_db = dev(&r, db, (size_t)Nout * 4), *d_y = dev_nan(&r, ny);
+    char what[96];
+    snprintf(what, sizeof what, "(%s N=%lld Nout=%lld K=%lld bias=%d)", math_name(math),
+             (long long)N, (long long)Nout, (long long)K, bias);
+
+    lora__cpu_matmul_fwd(r.cpu, y, x, w, bias ? b : NULL, N, Nout, K);
+    lora__cuda_ops.matmul_fwd(r.gpu, d_y, d_x, d_w, bias ? d_b : NULL, N, Nout, K);
+    expect_dev(&r, "matmul_fwd", what, d_y, y, ny, tol);
+
+    lora__cpu_matmul_bwd(r.cpu, dx, dw, bias ? db : NULL, dy, x, w, N, Nout, K);
+    lora__cuda_ops.matmul_bwd(r.gpu, d_dx, d_dw, bias ? d_db : NULL, d_dy, d_x, d_w, N, Nout, K);
+    expect_dev(&r, "matmul_bwd dx", what, d_dx, dx, nx, tol);
+    expect_dev(&r, "matmul_bwd dw", what, d_dw, dw, nw, tol);
+    expect_dev(&r, "matmul_bwd dbias", what, d_db, db, (size_t)Nout, FP32_TOL);
+
+    /* NULL gradients are skipped: dw alone */
+    float *dw2 = fdup(dw, nw);
+    lora__cpu_matmul_bwd(r.cpu, NULL, dw2, NULL, dy, x, w, N, Nout, K);
+    lora__cuda_ops.matmul_bwd(r.gpu, NULL, d_dw, NULL, d_dy, d_x, d_w, N, Nout, K);
+    expect_dev(&r, "matmul_bwd dw only", what, d_dw, dw2, nw, tol);
+
+    free(x), free(w), free(b), free(dy), free(dx), free(dw), free(db), free(y), free(dw2);
+    rig_close(&r);
+}
+
+START_TEST(matmul_fp32)
+{
+    matmul_case(LORA_CUDA_MATH_FP32, 1, 7, 5, true);
+    matmul_case(LORA_CUDA_MATH_FP32, 3, 33, 17, false);
+    matmul_case(LORA_CUDA_MATH_FP32, 64, 96, 128, true);
+    matmul_case(LORA_CUDA_MATH_FP32, 130, 257, 70, true);
+}
+END_TEST
+
+START_TEST(matmul_bf16)
+{
+    matmul_case(LORA_CUDA_MATH_BF16, 1, 7, 5, true);
+    matmul_case(LORA_CUDA_MATH_BF16, 37, 200, 96, true);
+    matmul_case(LORA_CUDA_MATH_BF16, 256, 512, 896, false);
+}
+END_TEST
+
+/* ---- LoRA path ---------------------------------------------------------------------------- */
+
+static void lora_case(lora_cuda_math math, int64_t N, int64_t in, int64_t rk, int64_t out)
+{
+    rig r = rig_open(math, (uint64_t)(N * 7919 + in * 31 + rk));
+    double tol = math == LORA_CUDA_MATH_BF16 ? BF16_TOL : FP32_TOL;
+    float scale = 2.0f;
+    size_t nx = (size_t)(N * in), na = (size_t)(rk * in), nb = (size_t)(out * rk);
+    size_t ny = (size_t)(N * out), nt = (size_t)(N * rk);
+    float *x = frand(&r, nx, -1, 1), *A = frand(&r, na, -1, 1), *B = frand(&r, nb, -1, 1);
+    float *y = frand(&r, ny, -1, 1), *t = malloc(nt * 4), *u = malloc(nt * 4);
+    float *dy = frand(&r, ny, -1, 1), *dx = frand(&r, nx, -1, 1), *dA = frand(&r, na, -1, 1);
+    float *dB = frand(&r, nb, -1, 1);
+    float *d_x = dev(&r, x, nx * 4), *d_A = dev(&r, A, na * 4), *d_B = dev(&r, B, nb * 4);
+    float *d_y = dev(&r, y, ny * 4), *d_t = dev_nan(&r, nt), *d_u = dev_nan(&r, nt);
+    float *d_dy = dev(&r, dy, ny * 4), *d_dx = dev(&r, dx, nx * 4), *d_dA = dev(&r, dA, na * 4);
+    float *d_dB = dev(&r, dB, nb * 4);
+    char what[96];
+    snprintf(what, sizeof what, "(%s N=%lld in=%lld r=%lld out=%lld)", math_name(math),
+             (long long)N, (long long)in, (long long)rk, (long long)out);
+
+    lora__cpu_lora_fwd(r.cpu, y, t, x, A, B, N, in, rk, out, scale);
+    lora__cuda_ops.lora_fwd(r.gpu, d_y, d_t, d_x, d_A, d_B, N, in, rk, out, scale);
+    expect_dev(&r, "lora_fwd t", what, d_t, t, nt, tol);
+    expect_dev(&r, "lora_fwd y", what, d_y, y, ny, tol);
+
+    lora__cpu_lora_bwd(r.cpu, dx, dA, dB, u, dy, x, t, A, B, N, in, rk, out, scale);
+    lora__cuda_ops.lora_bwd(r.gpu, d_dx, d_dA, d_dB, d_u, d_dy, d_x, d_t, d_A, d_B, N, in, rk,
+                            out, scale);
+    expect_dev(&r, "lora_bwd u", what, d_u, u, nt, tol);
+    expect_dev(&r, "lora_bwd dx", what, d_dx, dx, nx, tol);
+    expect_dev(&r, "lora_bwd dA", what, d_dA, dA, na, tol);
+    expect_dev(&r, "lora_bwd dB", what, d_dB, dB, nb, tol);
+
+    /* dB alone needs no u: the GPU must not touch it either (it stays as the last call left) */
+    float *u_before = host(&r, d_u, nt);
+    lora__cpu_lora_bwd(r.cpu, NULL, NULL, dB, u, dy, x, t, A, B, N, in, rk, out, scale);
+    lora__cuda_ops.lora_bwd(r.gpu, NULL, NULL, d_dB, d_u, d_dy, d_x, d_t, d_A, d_B, N, in, rk,
+                            out, scale);
+    expect_dev(&r, "lora_bwd dB only", what, d_dB, dB, nb, tol);
+    float *u_after = host(&r, d_u, nt);
+    expect_same_bits("lora_bwd dB only", "u", u_after, u_before, nt);
+
+    free(x), free(A), free(B), free(y), free(t), free(u), free(dy), free(dx), free(dA);
+    free(dB), free(u_before), free(u_after);
+    rig_close(&r);
+}
+
+START_TEST(lora_path)
+{
+    lora_case(LORA_CUDA_MATH_FP32, 5, 16, 4, 24);
+    lora_case(LORA_CUDA_MATH_FP32, 37, 96, 8, 64);
+    lora_case(LORA_CUDA_MATH_FP32, 1, 64, 16, 48);
+    lora_case(LORA_CUDA_MATH_BF16, 64, 896, 16, 128);
+}
+END_TEST
+
+/* ---- embedding ---------------------------------------------------------------------------- */
+
+static void embedding_case(int64_t V, int64_t C, int64_t N)
+{
+    rig r = rig_open(LORA_CUDA_MATH_FP32, (uint64_t)(V * 131 + C));
+    int32_t *ids = malloc((size_t)N * sizeof *ids);
+    ck_assert_ptr_nonnull(ids);
+    /* ids from the lower half only, with repeats: the upper rows must stay untouched */
+    for (int64_t n = 0; n < N; n++)
+        ids[n] = (int32_t)(lora__rng_u64(&r.rng) % (uint64_t)(V / 2));
+    size_t nt = (size_t)(V * C), nx = (size_t)(N * C);
+    float *table = frand(&r, nt, -1, 1), *x = malloc(nx * 4), *dx = frand(&r, nx, -1, 1);
+    float *dtable = frand(&r, nt, -1, 1);
+    int32_t *d_ids = dev(&r, ids, (size_t)N * 4);
+    float *d_table = dev(&r, table, nt * 4), *d_x = dev_nan(&r, nx), *d_dx = dev(&r, dx, nx * 4);
+    float *d_dtable = dev(&r, dtable, nt * 4);
+    char what[64];
+    snprintf(what, sizeof what, "(V=%lld C=%lld N=%lld)", (long long)V, (long long)C,
+             (long long)N);
+
+    lora__cpu_embedding_fwd(r.cpu, x, ids, table, N, C);
+    lora__cuda_ops.embedding_fwd(r.gpu, d_x, d_ids, d_table, N, C);
+    expect_dev(&r, "embedding_fwd", what, d_x, x, nx, 0.0);
+
+    lora__cpu_embedding_bwd(r.cpu, dtable, dx, ids, N, C);
+    lora__cuda_ops.embedding_bwd(r.gpu, d_dtable, d_dx, d_ids, N, C);
+    float *g = host(&r, d_dtable, nt);
+    /* the same additions in the same order: equal, not merely close */
+    expect_same_bits("embedding_bwd", what, g, dtable, nt);
+
+    free(ids), free(table), free(x), free(dx), free(dtable), free(g);
+    rig_close(&r);
+}
+
+START_TEST(embedding)
+{
+    embedding_case(50, 8, 40);
+    embedding_case(64, 33, 7);
+    embedding_case(300, 896, 129);
+}
+END_TEST
+
+/* ---- RMSNorm ------------------------------------------------------------------------------ */
+
+static void rmsnorm_case(int64_t N, int64_t C)
+{
+    rig r = rig_open(LORA_CUDA_MATH_FP32, (uint64_t)(N * 17 + C));
+    float eps = 1e-6f;
+    size_t n = (size_t)(N * C);
+    float *x = frand(&r, n, -2, 2), *w = frand(&r, (size_t)C, 0.5, 1.5), *y = malloc(n * 4);
+    float *rstd = malloc((size_t)N * 4), *dy = frand(&r, n, -1, 1), *dx = frand(&r, n, -1, 1);
+    float *dw = frand(&r, (size_t)C, -1, 1);
+    float *d_x = dev(&r, x, n * 4), *d_w = dev(&r, w, (size_t)C * 4), *d_y = dev_nan(&r, n);
+    float *d_rstd = dev_nan(&r, (size_t)N), *d_dy = dev(&r, dy, n * 4);
+    float *d_dx = dev(&r, dx, n * 4), *d_dw = dev(&r, dw, (size_t)C * 4);
+    char what[64];
+    snprintf(what, sizeof what, "(N=%lld C=%lld)", (long long)N, (long long)C);
+
+    lora__cpu_rmsnorm_fwd(r.cpu, y, rstd, x, w, N, C, eps);
+    lora__cuda_ops.rmsnorm_fwd(r.gpu, d_y, d_rstd, d_x, d_w, N, C, eps);
+    expect_dev(&r, "rmsnorm_fwd y", what, d_y, y, n, FP32_TOL);
+    expect_dev(&r, "rmsnorm_fwd rstd", what, d_rstd, rstd, (size_t)N, FP32_TOL);
+
+    lora__cpu_rmsnorm_bwd(r.cpu, dx, dw, dy, x, w, rstd, N, C);
+    lora__cuda_ops.rmsnorm_bwd(r.gpu, d_dx, d_dw, d_dy, d_x, d_w, d_rstd, N, C);
+    expect_dev(&r, "rmsnorm_bwd dx", what, d_dx, dx, n, FP32_TOL);
+    expect_dev(&r, "rmsnorm_bwd dw", what, d_dw, dw, (size_t)C, FP32_TOL);
+
+    /* in place, no rstd: the forward of the final norm at inference */
+    float *xi = fdup(x, n);
+    lora__cpu_rmsnorm_fwd(r.cpu, xi, NULL, xi, w, N, C, eps);
+    lora__cuda_ops.rmsnorm_fwd(r.gpu, d_x, NULL, d_x, d_w, N, C, eps);
+    expect_dev(&r, "rmsnorm_fwd in place", what, d_x, xi, n, FP32_TOL);
+
+    free(x), free(w), free(y), free(rstd), free(dy), free(dx), free(dw), free(xi);
+    rig_close(&r);
+}
+
+START_TEST(rmsnorm)
+{
+    rmsnorm_case(1, 8);
+    rmsnorm_case(7, 33);
+    rmsnorm_case(16, 896);
+    rmsnorm_case(3, 4097);
+    rmsnorm_case(96, 128); /* qk-norm shape: rows of one head */
+}
+END_TEST
+
+/* ---- RoPE --------------------------------------------------------------------------------- */
+
+static void rope_case(int64_t N, int64_t heads, int64_t D)
+{
+    rig r = rig_open(LORA_CUDA_MATH_FP32, (uint64_t)(N * 5 + D));
+    int64_t P = 64, half = D / 2;
+    float *cs = malloc((size_t)(P * half) * 4), *sn = malloc((size_t)(P * half) * 4);
+    for (int64_t i = 0; i < half; i++)
+        for (int64_t p = 0; p < P; p++) {
+            double a = (double)p / pow(10000.0, (double)(2 * i) / (double)D);
+            cs[p * half + i] = (float)cos(a);
+            sn[p * half + i] = (float)sin(a);
+        }
+    int32_t *pos = malloc((size_t)N * 4);
+    for (int64_t n = 0; n < N; n++)
+        pos[n] = (int32_t)(lora__rng_u64(&r.rng) % (uint64_t)P);
+    size_t n = (size_t)(N * heads * D);
+    float *x = frand(&r, n, -1, 1), *g = frand(&r, n, -1, 1);
+    float *d_x = dev(&r, x, n * 4), *d_g = dev(&r, g, n * 4);
+    float *d_cs = dev(&r, cs, (size_t)(P * half) * 4), *d_sn = dev(&r, sn, (size_t)(P * half) * 4);
+    int32_t *d_pos = dev(&r, pos, (size_t)N * 4);
+    char what[64];
+    snprintf(what, sizeof what, "(N=%lld heads=%lld D=%lld)", (long long)N, (long long)heads,
+             (long long)D);
+
+    lora__cpu_rope_fwd(r.cpu, x, pos, cs, sn, N, heads, D);
+    lora__cuda_ops.rope_fwd(r.gpu, d_x, d_pos, d_cs, d_sn, N, heads, D);
+    expect_dev(&r, "rope_fwd", what, d_x, x, n, FP32_TOL);
+    lora__cpu_rope_bwd(r.cpu, g, pos, cs, sn, N, heads, D);
+    lora__cuda_ops.rope_bwd(r.gpu, d_g, d_pos, d_cs, d_sn, N, heads, D);
+    expect_dev(&r, "rope_bwd", what, d_g, g, n, FP32_TOL);
+
+    free(cs), free(sn), free(pos), free(x), free(g);
+    rig_close(&r);
+}
+
+START_TEST(rope)
+{
+    rope_case(9, 3, 8);
+    rope_case(17, 14, 64);
+    rope_case(5, 2, 128);
+}
+END_TEST
+
+/* ---- SwiGLU, residual, dropout ------------------------------------------------------------ */
+
+static void swiglu_case(int64_t N, int64_t I)
+{
+    rig r = rig_open(LORA_CUDA_MATH_FP32, (uint64_t)(N * 3 + I));
+    size_t n = (size_t)(N * I);
+    float *gate = frand(&r, n, -12, 12), *up = frand(&r, n, -2, 2), *h = malloc(n * 4);
+    float *dh = frand(&r, n, -1, 1), *dg = frand(&r, n, -1, 1), *du = frand(&r, n, -1, 1);
+    float *d_gate = dev(&r, gate, n * 4), *d_up = dev(&r, up, n * 4), *d_h = dev_nan(&r, n);
+    float *d_dh = dev(&r, dh, n * 4), *d_dg = dev(&r, dg, n * 4), *d_du = dev(&r, du, n * 4);
+    char what[64];
+    snprintf(what, sizeof what, "(N=%lld I=%lld)", (long long)N, (long long)I);
+
+    lora__cpu_swiglu_fwd(r.cpu, h, gate, up, N, I);
+    lora__cuda_ops.swiglu_fwd(r.gpu, d_h, d_gate, d_up, N, I);
+    expect_dev(&r, "swiglu_fwd", what, d_h, h, n, FP32_TOL);
+    lora__cpu_swiglu_bwd(r.cpu, dg, du, dh, gate, up, N, I);
+    lora__cuda_ops.swiglu_bwd(r.gpu, d_dg, d_du, d_dh, d_gate, d_up, N, I);
+    expect_dev(&r, "swiglu_bwd dgate", what, d_dg, dg, n, FP32_TOL);
+    expect_dev(&r, "swiglu_bwd dup", what, d_du, du, n, FP32_TOL);
+    lora__cpu_swiglu_bwd(r.cpu, NULL, du, dh, gate, up, N, I);
+    lora__cuda_ops.swiglu_bwd(r.gpu, NULL, d_du, d_dh, d_gate, d_up, N, I);
+    expect_dev(&r, "swiglu_bwd dup only", what, d_du, du, n, FP32_TOL);
+
+    free(gate), free(up), free(h), free(dh), free(dg), free(du);
+    rig_close(&r);
+}
+
+START_TEST(swiglu)
+{
+    swiglu_case(3, 5);
+    swiglu_case(17, 300);
+    swiglu_case(64, 4864);
+}
+END_TEST
+
+START_TEST(residual)
+{
+    const int64_t sizes[] = {1, 1000, 70001};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        rig r = rig_open(LORA_CUDA_MATH_FP32, (uint64_t)sizes[k]);
+        size_t n = (size_t)sizes[k];
+        float *y = frand(&r, n, -1, 1), *x = frand(&r, n, -1, 1);
+        float *d_y = dev(&r, y, n * 4), *d_x = dev(&r, x, n * 4);
+        lora__cpu_residual_fwd(r.cpu, y, x, sizes[k]);
+        lora__cuda_ops.residual_fwd(r.gpu, d_y, d_x, sizes[k]);
+        float *g = host(&r, d_y, n);
+        expect_same_bits("residual_fwd", "y", g, y, n); /* one float add each: exact */
+        free(y), free(x), free(g);
+        rig_close(&r);
+    }
+}
+END_TEST
+
+static void dropout_case(int64_t N, int64_t n, float p)
+{
+    rig r = rig_open(LORA_CUDA_MATH_FP32, (uint64_t)(N + n));
+    uint64_t seed = 1234, module = 77;
+    size_t m = (size_t)(N * n);
+    float *x = frand(&r, m, -1, 1), *out = malloc(m * 4), *dx = frand(&r, m, -1, 1);
+    float *d_x = dev(&r, x, m * 4), *d_out = dev_nan(&r, m), *d_dx = dev(&r, dx, m * 4);
+    lora__cpu_dropout_fwd(r.cpu, out, x, N, n, p, seed, module);
+    lora__cuda_ops.dropout_fwd(r.gpu, d_out, d_x, N, n, p, seed, module);
+    float *g = host(&r, d_out, m);
+    expect_close("dropout_fwd", "out", g, out, m, 0.0);
+    expect_same_bits("dropout_fwd", "mask", g, out, m); /* the same mask, bit for bit */
+    lora__cpu_dropout_bwd(r.cpu, dx, x, N, n, p, seed, module);
+    lora__cuda_ops.dropout_bwd(r.gpu, d_dx, d_x, N, n, p, seed, module);
+    float *gd = host(&r, d_dx, m);
+    expect_same_bits("dropout_bwd", "dx", gd, dx, m);
+    free(x), free(out), free(dx), free(g), free(gd);
+    rig_close(&r);
+}
+
+START_TEST(dropout)
+{
+    dropout_case(7, 33, 0.1f);
+    dropout_case(64, 5000, 0.5f); /* rows wider than the CPU's 4096-value pieces */
+}
+END_TEST
+
+/* ---- cross-entropy ------------------------------------------------------------------------ */
+
+static void ce_case(int64_t N, int64_t V)
+{
+    rig r = rig_open(LORA_CUDA_MATH_FP32, (uint64_t)(N * 11 + V));
+    int32_t *tg = malloc((size_t)N * 4);
+    for (int64_t n = 0; n < N; n++)
+        tg[n] = n % 3 == 1 ? -100 : (int32_t)(lora__rng_u64(&r.rng) % (uint64_t)V);
+    size_t nl = (size_t)(N * V);
+    float *logits = frand(&r, nl, -10, 10), *nll = malloc((size_t)N * 4);
+    float *lse = malloc((size_t)N * 4), *dnll = frand(&r, (size_t)N, 0.1, 1);
+    float *dl = frand(&r, nl, -1, 1);
+    float *d_logits = dev(&r, logits, nl * 4), *d_nll = dev_nan(&r, (size_t)N);
+    float *d_lse = dev_nan(&r, (size_t)N), *d_dnll = dev(&r, dnll, (size_t)N * 4);
+    float *d_dl = dev(&r, dl, nl * 4);
+    int32_t *d_tg = dev(&r, tg, (size_t)N * 4);
+    char what[64];
+    snprintf(what, sizeof what, "(N=%lld V=%lld)", (long long)N, (long long)V);
+
+    lora__cpu_cross_entropy_fwd(r.cpu, nll, lse, logits, tg, N, V);
+    lora__cuda_ops.cross_entropy_fwd(r.gpu, d_nll, d_lse, d_logits, d_tg, N, V);
+    expect_dev(&r, "cross_entropy_fwd nll", what, d_nll, nll, (size_t)N, FP32_TOL);
+    expect_dev(&r, "cross_entropy_fwd lse", what, d_lse, lse, (size_t)N, FP32_TOL);
+
+    float *dl0 = fdup(dl, nl);
+    lora__cpu_cross_entropy_bwd(r.cpu, dl, logits, lse, tg, dnll, N, V);
+    lora__cuda_ops.cross_entropy_bwd(r.gpu, d_dl, d_logits, d_lse, d_tg, d_dnll, N, V);
+    float *g = host(&r, d_dl, nl);
+    expect_close("cross_entropy_bwd", what, g, dl, nl, FP32_TOL);
+    for (int64_t n = 1; n < N; n += 3) /* target -100: the row is not touched */
+        expect_same_bits("cross_entropy_bwd", "ignored row", g + n * V, dl0 + n * V, (size_t)V);
+
+    free(tg), free(logits), free(nll), free(lse), free(dnll), free(dl), free(dl0), free(g);
+    rig_close(&r);
+}
+
+START_TEST(cross_entropy)
+{
+    ce_case(6, 5);
+    ce_case(5, 1000);
+    ce_case(4, 151936); /* Qwen2.5's vocabulary */
+}
+END_TEST
+
+/* ---- attention ---------------------------------------------------------------------------- */
+
+typedef struct attn_case {
+    int64_t B, T, S, H, KVH, D, pos0;
+    bool packed; /* key0: each sequence packs samples of 5 tokens */
+} attn_case;
+
+static void attention_case(attn_case c)
+{
+    rig r = rig_open(LORA_CUDA_MATH_FP32, (uint64_t)(c.T * 101 + c.D + c.S));
+    size_t nq = (size_t)(c.B * c.T * c.H * c.D), nk = (size_t)(c.B * c.S * c.KVH * c.D);
+    int32_t *key0 = NULL, *d_key0 = NULL;
+    if (c.packed) {
+        key0 = malloc((size_t)(c.B * c.T) * 4);
+        for (int64_t i = 0; i < c.B * c.T; i++)
+            key0[i] = (int32_t)((i % c.T) / 5 * 5);
+        d_key0 = dev(&r, key0, (size_t)(c.B * c.T) * 4);
+    }
+    lora_attention_shape sh = {c.B, c.T, c.S, c.H, c.KVH, c.D, c.pos0,
+                               (float)(1.0 / sqrt((double)c.D)), key0};
+    lora_attention_shape dsh = sh;
+    dsh.key0 = d_key0;
+    float *q = frand(&r, nq, -1, 1), *k = frand(&r, nk, -1, 1), *v = frand(&r, nk, -1, 1);
+    float *out = malloc(nq * 4), *dout = frand(&r, nq, -1, 1), *dq = frand(&r, nq, -1, 1);
+    float *dk = frand(&r, nk, -1, 1), *dv = frand(&r, nk, -1, 1), *dk0 = fdup(dk, nk);
+    float *d_q = dev(&r, q, nq * 4), *d_k = dev(&r, k, nk * 4), *d_v = dev(&r, v, nk * 4);
+    float *d_out = dev_nan(&r, nq), *d_dout = dev(&r, dout, nq * 4);
+    float *d_dq = dev(&r, dq, nq * 4), *d_dk = dev(&r, dk, nk * 4), *d_dv = dev(&r, dv, nk * 4);
+    char what[128];
+    snprintf(what, sizeof what, "(B=%lld T=%lld S=%lld H=%lld KVH=%lld D=%lld pos0=%lld%s)",
+             (long long)c.B, (long long)c.T, (long long)c.S, (long long)c.H, (long long)c.KVH,
+             (long long)c.D, (long long)c.pos0, c.packed ? " packed" : "");
+
+    lora__cpu_attention_fwd(r.cpu, out, q, k, v, &sh);
+    lora__cuda_ops.attention_fwd(r.gpu, d_out, d_q, d_k, d_v, &dsh);
+    expect_dev(&r, "attention_fwd", what, d_out, out, nq, FP32_TOL);
+
+    lora__cpu_attention_bwd(r.cpu, dq, dk, dv, dout, q, k, v, &sh);
+    lora__cuda_ops.attention_bwd(r.gpu, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, &dsh);
+    expect_dev(&r, "attention_bwd dq", what, d_dq, dq, nq, 5 * FP32_TOL);
+    expect_dev(&r, "attention_bwd dv", what, d_dv, dv, nk, 5 * FP32_TOL);
+    float *g = host(&r, d_dk, nk);
+    expect_close("attention_bwd dk", what, g, dk, nk, 5 * FP32_TOL);
+    /* key rows past pos0 + T - 1 are seen by no query */
+    size_t row = (size_t)(c.KVH * c.D);
+    for (int64_t b = 0; b < c.B; b++)
+        for (int64_t s = c.pos0 + c.T; s < c.S; s++) {
+            size_t off = (size_t)(b * c.S + s) * row;
+            expect_same_bits("attention_bwd dk", "unseen key row", g + off, dk0 + off, row);
+        }
+
+    free(key0), free(q), free(k), free(v), free(out), free(dout), free(dq), free(dk), free(dv);
+    free(dk0), free(g);
+    rig_close(&r);
+}
+
+START_TEST(attention)
+{
+    attention_case((attn_case){2, 5, 5, 4, 2, 16, 0, false});
+    attention_case((attn_case){1, 3, 40, 2, 1, 64, 20, false});   /* KV cache: pos0, S > T */
+    attention_case((attn_case){1, 1, 33, 14, 2, 64, 17, false});  /* one decode step */
+    attention_case((attn_case){2, 17, 17, 4, 4, 80, 0, true});    /* packed, D not 2^k * 32 */
+    attention_case((attn_case){1, 33, 33, 8, 2, 128, 0, false});  /* the CPU's blocked path */
+    attention_case((attn_case){1, 7, 7, 2, 1, 256, 0, false});
+    attention_case((attn_case){1, 4, 4, 2, 2, 8, 0, false});      /* D < 32 */
+}
+END_TEST
+
+/* ---- AdamW and the gradient norm ---------------------------------------------------------- */
+
+static void adamw_case(size_t n, const char *json)
+{
+    rig r = rig_open(LORA_CUDA_MATH_FP32, n);
+    lora_optim_config cfg;
+    ck_assert_msg(lora__optim_config_parse(json, &cfg) == LORA_OK, "%s", lora_last_error());
+    float *p = frand(&r, n, -1, 1), *g = malloc(n * 4);
+    lora_param prm = {"w", p, g, n, 0};
+    lora_optim *o;
+    ck_assert_msg(lora__optim_create(&cfg, &prm, 1, &o) == LORA_OK, "%s", lora_last_error());
+    float *d_p = dev(&r, p, n * 4), *d_g = dev_take(&r, n * 4);
+    float *d_m = dev_take(&r, n * 4), *d_v = dev_take(&r, n * 4);
+    ck_assert(lora__cuda_fill(r.gpu, d_m, 0, n * 4) == LORA_OK);
+    ck_assert(lora__cuda_fill(r.gpu, d_v, 0, n * 4) == LORA_OK);
+    for (int step = 0; step < 3; step++) {
+        for (size_t i = 0; i < n; i++)
+            g[i] = (float)(lora__rng_uniform_f64(&r.rng) * 2 - 1) * (float)(step + 1);
+        ck_assert(lora__cuda_upload(r.gpu, d_g, g, n * 4) == LORA_OK);
+        double lr = lora__optim_lr(o), ss;
+        uint64_t t = lora__optim_step_count(o);
+        lora_optim_report rep;
+        ck_assert_msg(lora__optim_step(o, &rep) == LORA_OK, "%s", lora_last_error());
+        ck_assert_msg(lora__cuda_sum_squares(r.gpu, d_g, n, &ss) == LORA_OK, "%s",
+                      lora_last_error());
+        double norm = sqrt(ss), scale = 1.0;
+        ck_assert_msg(fabs(norm - rep.grad_norm) <= 1e-10 * rep.grad_norm,
+                      "gradient norm %.17g on the GPU, %.17g on the CPU", norm, rep.grad_norm);
+        if (cfg.max_grad_norm > 0 && cfg.max_grad_norm / (norm + 1e-6) < 1.0)
+            scale = cfg.max_grad_norm / (norm + 1e-6);
+        lora_cuda_adamw a = {lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, scale, t};
+        lora__cuda_adamw(r.gpu, d_p, d_g, d_m, d_v, n, &a);
+        char what[64];
+        snprintf(what, sizeof what, "(n=%zu step %d)", n, step);
+        expect_dev(&r, "adamw p", what, d_p, p, n, 1e-6);
+        expect_dev(&r, "adamw exp_avg", what, d_m, o->m, n, 1e-6);
+        expect_dev(&r, "adamw exp_avg_sq", what, d_v, o->v, n, 1e-6);
+    }
+    lora__optim_free(o);
+    free(p), free(g);
+    rig_close(&r);
+}
+
+START_TEST(adamw)
+{
+    adamw_case(1000, "{\"lr\": 0.01, \"weight_decay\": 0.1}");
+    adamw_case(100003, "{\"lr\": 0.001, \"max_grad_norm\": 0.5, \"betas\": [0.8, 0.99]}");
+}
+END_TEST
+
+/* ---- memory, failures --------------------------------------------------------------------- */
+
+START_TEST(arena_plan_take_reset)
+{
+    lora_backend *g;
+    ck_assert_msg(lora__cuda_backend_create(0, LORA_CUDA_MATH_BF16, &g) == LORA_OK, "%s",
+                  lora_last_error());
+    lora_cuda_memory m0, m;
+    lora__cuda_memory(g, &m0);
+    ck_assert_uint_eq(m0.arena_bytes, 0);
+    ck_assert_uint_gt(m0.device_bytes, 0); /* the cuBLASLt workspace */
+    ck_assert_int_eq(lora__cuda_arena_plan(g, 1000), LORA_OK);
+    lora__cuda_memory(g, &m);
+    ck_assert_uint_eq(m.arena_bytes, lora__cuda_arena_size(1000));
+    ck_assert_uint_eq(m.device_bytes, m0.device_bytes + m.arena_bytes);
+    void *a, *b, *c;
+    ck_assert_int_eq(lora__cuda_arena_take(g, 100, &a), LORA_OK);
+    ck_assert_int_eq(lora__cuda_arena_take(g, 100, &b), LORA_OK);
+    ck_assert_uint_eq((uintptr_t)b - (uintptr_t)a, 256);
+    ck_assert_int_eq(lora__cuda_arena_take(g, 1000, &c), LORA_ERR_INTERNAL);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(lora__cuda_arena_plan(g, 4096), LORA_ERR_STATE); /* slices are out */
+    lora__cuda_arena_reset(g);
+    ck_assert_int_eq(lora__cuda_arena_plan(g, 4096), LORA_OK);
+    lora__cuda_memory(g, &m);
+    ck_assert_uint_eq(m.arena_bytes, 4096);
+    ck_assert_uint_eq(m.arena_peak, 512);
+    ck_assert_uint_eq(m.device_peak, m0.device_bytes + 4096);
+    lora__cuda_backend_free(g);
+}
+END_TEST
+
+START_TEST(device_oom_leaves_backend_usable)
+{
+    lora_backend *g;
+    ck_assert_msg(lora__cuda_backend_create(0, LORA_CUDA_MATH_FP32, &g) == LORA_OK, "%s",
+                  lora_last_error());
+    ck_assert_int_eq(lora__cuda_arena_plan(g, 1 << 20), LORA_OK);
+    /* a petabyte: no device has it */
+    ck_assert_int_eq(lora__cuda_arena_plan(g, (size_t)1 << 50), LORA_ERR_DEVICE_OUT_OF_MEMORY);
+    ck_assert_msg(strstr(lora_last_error(), "cudaErrorMemoryAllocation"), "%s",
+                  lora_last_error());
+    lora_cuda_memory m;
+    lora__cuda_memory(g, &m);
+    ck_assert_uint_eq(m.arena_bytes, 1 << 20); /* the old plan is back */
+    float x[4] = {1, 2, 3, 4}, y[4] = {10, 20, 30, 40}, out[4];
+    void *dx, *dy;
+    ck_assert_int_eq(lora__cuda_arena_take(g, sizeof x, &dx), LORA_OK);
+    ck_assert_int_eq(lora__cuda_arena_take(g, sizeof y, &dy), LORA_OK);
+    ck_assert_int_eq(lora__cuda_upload(g, dx, x, sizeof x), LORA_OK);
+    ck_assert_int_eq(lora__cuda_upload(g, dy, y, sizeof y), LORA_OK);
+    lora__cuda_ops.residual_fwd(g, dy, dx, 4);
+    ck_assert_int_eq(lora__cuda_download(g, out, dy, sizeof out), LORA_OK);
+    ck_assert(out[0] == 11 && out[3] == 44);
+    lora__cuda_backend_free(g);
+}
+END_TEST
+
+START_TEST(sticky_error_leaves_only_free)
+{
+    lora_backend *g;
+    ck_assert_msg(lora__cuda_backend_create(0, LORA_CUDA_MATH_FP32, &g) == LORA_OK, "%s",
+                  lora_last_error());
+    /* an address no allocation has: the kernel faults, which poisons the context */
+    float *bad = (float *)(uintptr_t)0x10000;
+    lora__cuda_ops.residual_fwd(g, bad, bad, 1 << 20);
+    ck_assert_int_eq(lora__cuda_sync(g), LORA_ERR_DEVICE);
+    ck_assert_msg(strstr(lora_last_error(), "failed state"), "%s", lora_last_error());
+    ck_assert_int_eq(lora__cuda_sync(g), LORA_ERR_DEVICE);
+    ck_assert_int_eq(lora__cuda_arena_plan(g, 1024), LORA_ERR_DEVICE);
+    float x = 1;
+    ck_assert_int_eq(lora__cuda_upload(g, bad, &x, sizeof x), LORA_ERR_DEVICE);
+    lora__cuda_backend_free(g);
+}
+END_TEST
+
+START_TEST(model_device_with_gpu)
+{
+    lora_model *m = NULL;
+    ck_assert_int_eq(lora_model_load(QWEN2, "{\"device\": \"cuda\"}", &m), LORA_ERR_DEVICE);
+    ck_assert_msg(strstr(lora_last_error(), "does not run on"), "%s", lora_last_error());
+    ck_assert_int_eq(lora_model_load(QWEN2, "{\"device\": \"cuda:999\"}", &m), LORA_ERR_DEVICE);
+    ck_assert_msg(strstr(lora_last_error(), "no such device"), "%s", lora_last_error());
+    ck_assert_ptr_null(m);
+}
+END_TEST
+
+/* ---- without a device (and everywhere) ---------------------------------------------------- */
+
+START_TEST(device_names)
+{
+    int o = -1;
+    ck_assert_int_eq(lora__cuda_parse_device("cuda", &o), LORA_OK);
+    ck_assert_int_eq(o, 0);
+    ck_assert_int_eq(lora__cuda_parse_device("cuda:3", &o), LORA_OK);
+    ck_assert_int_eq(o, 3);
+    const char *bad[] = {"cuda:", "cuda:-1", "cuda:1x", "cuda: 1", "cuda:123456", "cud", "cuda0"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(lora__cuda_parse_device(bad[i], &o) == LORA_ERR_CONFIG, "%s", bad[i]);
+    lora_model *m;
+    ck_assert_int_eq(lora_model_load(QWEN2, "{\"device\": \"cuda:x\"}", &m), LORA_ERR_CONFIG);
+    ck_assert_ptr_null(m);
+}
+END_TEST
+
+/* dlopen and every dlsym of cublaslt.c: needs the library, not a device */
+START_TEST(cublaslt_loads)
+{
+    const lora_cublaslt *lt;
+    ck_assert_msg(lora__cublaslt(&lt) == LORA_OK, "%s", lora_last_error());
+    ck_assert_str_eq(lt->status_name(CUBLAS_STATUS_ALLOC_FAILED), "CUBLAS_STATUS_ALLOC_FAILED");
+    ck_assert_ptr_nonnull(strstr(lt->status_string(CUBLAS_STATUS_ALLOC_FAILED), "alloc"));
+}
+END_TEST
+
+/* what a machine without a device answers (run only there) */
+START_TEST(no_gpu_answers)
+{
+    int n = -1;
+    ck_assert_int_eq(lora__cuda_device_count(&n), LORA_ERR_DEVICE);
+    ck_assert_int_eq(n, 0);
+    ck_assert_msg(strstr(lora_last_error(), "CUDA device"), "%s", lora_last_error());
+    lora_backend *g = (lora_backend *)&n;
+    ck_assert_int_eq(lora__cuda_backend_create(0, LORA_CUDA_MATH_BF16, &g), LORA_ERR_DEVICE);
+    ck_assert_ptr_null(g);
+    lora__cuda_backend_free(NULL);
+    lora_model *m = NULL;
+    ck_assert_int_eq(lora_model_load(QWEN2, "{\"device\": \"cuda\"}", &m), LORA_ERR_DEVICE);
+    ck_assert_msg(strstr(lora_last_error(), "device 'cuda'") &&
+                  strstr(lora_last_error(), "CUDA device"), "%s", lora_last_error());
+    ck_assert_int_eq(lora_model_load(QWEN2, "{\"device\": \"cuda:1\"}", &m), LORA_ERR_DEVICE);
+    ck_assert_ptr_null(m);
+    /* "auto" falls back to the CPU */
+    ck_assert_msg(lora_model_load(QWEN2, "{\"device\": \"auto\"}", &m) == LORA_OK, "%s",
+                  lora_last_error());
+    lora_session *s;
+    ck_assert_int_eq(lora_session_create(m, NULL, &s), LORA_OK);
+    int32_t ids[3] = {1, 2, 3};
+    float *logits = malloc(3 * lora_model_vocab_size(m) * sizeof *logits);
+    ck_assert_int_eq(lora_session_logits(s, ids, NULL, 1, 3, logits), LORA_OK);
+    ck_assert(isfinite(logits[0]));
+    free(logits);
+    lora_session_free(s);
+    lora_model_free(m);
+}
+END_TEST
+
+/* ---- suite -------------------------------------------------------------------------------- */
+
+/* Counts the devices in a child process (see the top of the file); *why gets the runtime's
+ * reason when there are none. */
+static int probe_devices(char *why, size_t cap)
+{
+    int fd[2];
+    why[0] = '\0';
+    if (pipe(fd) != 0)
+        return 0;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        int n = 0;
+        if (lora__cuda_device_count(&n) != LORA_OK) {
+            ssize_t w = write(fd[1], lora_last_error(), strlen(lora_last_error()));
+            (void)w;
+        }
+        _exit(n > 100 ? 100 : n);
+    }
+    close(fd[1]);
+    ssize_t k = pid > 0 ? read(fd[0], why, cap - 1) : -1;
+    why[k > 0 ? k : 0] = '\0';
+    close(fd[0]);
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+        return 0;
+    return WEXITSTATUS(status);
+}
+
+int main(void)
+{
+    char why[512];
+    n_devices = probe_devices(why, sizeof why);
+    Suite *s = suite_create("cuda");
+    TCase *core = tcase_create("core");
+    tcase_set_tags(core, "core");
+    tcase_add_test(core, device_names);
+    tcase_add_test(core, cublaslt_loads);
+    if (n_devices == 0)
+        tcase_add_test(core, no_gpu_answers);
+    else
+        printf("skipped: a CUDA device is present: no_gpu_answers\n");
+    suite_add_tcase(s, core);
+
+    const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, lora_path, embedding, rmsnorm, rope,
+                                swiglu, residual, dropout, cross_entropy, attention, adamw,
+                                arena_plan_take_reset, device_oom_leaves_backend_usable,
+                                sticky_error_leaves_only_free, model_device_with_gpu};
+    TCase *gpu = tcase_create("gpu");
+    tcase_set_tags(gpu, "gpu");
+    tcase_set_timeout(gpu, 120);
+    if (n_devices == 0)
+        printf("check_cuda: %s\n", why[0] ? why : "no CUDA device");
+    for (size_t i = 0; i < sizeof gpu_cases / sizeof *gpu_cases; i++) {
+        if (n_devices > 0)
+            tcase_add_test(gpu, gpu_cases[i]);
+        else
+            printf("skipped: no CUDA device: %s\n", gpu_cases[i]->name);
+    }
+    suite_add_tcase(s, gpu);
+    fflush(stdout);
+    return tu_run_suite(s);
+}
+
+#else /* built without the CUDA backend */
+
+int main(void)
+{
+    printf("skipped: built without the CUDA backend (CUDA=0, or no nvcc): check_cuda\n");
+    fflush(stdout);
+    return tu_run_suite(suite_create("cuda"));
+}
+
+#endif
