@@ -25,8 +25,9 @@ BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
 BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-openmp
 BLAS_LIBS := -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -fopenmp
 
-# jansson parses JSON; the tokenizer's pre-tokenizer regex runs on PCRE2, its NFC on utf8proc.
-DEPS_PC := jansson libpcre2-8 libutf8proc
+# jansson parses JSON; the tokenizer's pre-tokenizer regex runs on PCRE2, its NFC on utf8proc;
+# OpenSSL's libcrypto computes the SHA-256 checksums of saved folders (src/io/manifest_*.c).
+DEPS_PC := jansson libpcre2-8 libutf8proc libcrypto
 DEP_CFLAGS := $(shell pkg-config --cflags $(DEPS_PC) 2>/dev/null)
 DEP_LIBS := $(shell pkg-config --libs $(DEPS_PC) 2>/dev/null)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
@@ -100,7 +101,7 @@ STATIC := lib/liblora.a
 CLI := bin/lora
 GOLDEN := tests/golden_check
 
-.PHONY: demo tiny-model all deps test test-all test-c test-asan test-cli test-python test-docs test-install golden check-build install uninstall abi-check \
+.PHONY: demo tiny-model all deps test test-all test-c test-asan test-cli test-crash test-python test-docs test-install golden check-build install uninstall abi-check \
         abi-update clean help bench parity parity-bench fuzz fuzz-run test-fuzz
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
@@ -112,6 +113,7 @@ help:
 	@echo "make test       every test suite (C suites, golden fixtures, CLI, ASan+UBSan)"
 	@echo "make test-asan  the C suites under ASan+UBSan"
 	@echo "make test-docs  every code block of README.md and docs/*.md (tests/run_docs.sh)"
+	@echo "make test-crash saves killed at random moments leave the old folder or the new"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=   (and uninstall)"
 	@echo "make abi-check  exported symbols against src/api/abi.symbols"
 	@echo "                CUDA=0 builds without the CUDA backend (built when nvcc is found:"
@@ -122,7 +124,7 @@ help:
 
 # --- dependencies ------------------------------------------------------------------------------
 DEB_PKGS := gcc make pkg-config check libsubunit-dev libopenblas-openmp-dev libpcre2-dev \
-            libutf8proc-dev libjansson-dev python3
+            libutf8proc-dev libjansson-dev libssl-dev python3
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -208,7 +210,12 @@ build/asan-tests/%: tests/%.c build/asan/liblora.a $(TEST_UTIL_SRC)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(SAN_FLAGS) -o $@ $< $(TEST_UTIL_SRC) \
 	    build/asan/liblora.a $(CHECK_LIBS) $(LIBS)
 
-check-build: all $(CHECKS) $(GOLDEN) $(RESUME)
+CRASH := build/tests/crash_save
+$(CRASH): tests/crash/crash_save.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
+
+check-build: all $(CHECKS) $(GOLDEN) $(RESUME) $(CRASH)
 
 # `make test` installs what is missing first, then runs everything in a fresh make (whose
 # pkg-config flags see the new packages). Every suite runs even when an earlier one fails; the
@@ -221,6 +228,7 @@ test-all: check-build abi-check $(ASAN_CHECKS) $(FUZZ_REPLAY)
 	@tests/run_checks.sh build/results/c $(CHECKS) || true
 	@tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
 	@tests/run_resume.sh build/results/resume $(RESUME) tests/fixtures/tiny-qwen2 || true
+	@tests/run_crash.sh build/results/crash $(CRASH) tests/fixtures/tiny-qwen2 || true
 	@tests/run_cli.sh build/results/cli $(CLI) || true
 	@tests/run_examples.sh build/results/examples $(CLI) || true
 	@tests/run_demo.sh build/results/demo || true
@@ -242,6 +250,10 @@ golden: $(GOLDEN)
 test-cli: $(CLI)
 	@mkdir -p build/results
 	@tests/run_cli.sh build/results/cli $(CLI)
+
+test-crash: $(CRASH)
+	@mkdir -p build/results
+	@tests/run_crash.sh build/results/crash $(CRASH) tests/fixtures/tiny-qwen2
 
 test-python: lib/$(SONAME)
 	@mkdir -p build/results

@@ -143,10 +143,11 @@ LORA_API void lora_string_free(char *s);
  * The folder holds config.json and either model.safetensors or model.safetensors.index.json
  * with its shards. Supported model_type values: "qwen2", "qwen3", "llama". Weights stored as
  * F32, BF16 or F16 are converted to float32 on the CPU. Every tensor's name, dtype and shape is
- * checked against config.json; every safetensors file is validated before any byte is used.
- * A path to a GGUF file (llama.cpp's format, recognised by its magic) is converted as by
- * lora_gguf_import() and dequantized into float32 in memory; its tokenizer comes from the
- * file's metadata.
+ * checked against config.json; every safetensors file is validated before any byte is used. In
+ * a folder liblora saved, the files its liblora_manifest.json lists are checked against their
+ * recorded size and SHA-256 first (docs/reliability.md). A path to a GGUF file (llama.cpp's
+ * format, recognised by its magic) is converted as by lora_gguf_import() and dequantized into
+ * float32 in memory; its tokenizer comes from the file's metadata.
  *
  * IN  path         folder path or GGUF file path (UTF-8).
  * IN  config_json  NULL or a JSON object:
@@ -157,10 +158,12 @@ LORA_API void lora_string_free(char *s);
  * OUT out          the model, or NULL on failure. Free with lora_model_free().
  *
  * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT (NULL path/out); LORA_ERR_IO (missing file);
- * LORA_ERR_FORMAT (malformed safetensors or JSON); LORA_ERR_CONFIG (bad option or config.json
- * value); LORA_ERR_UNSUPPORTED (model_type, dtype, rope_scaling...); LORA_ERR_SHAPE (a tensor
- * disagrees with the config); LORA_ERR_DEVICE ("cuda" or "cuda:N": no usable GPU, or, in this
- * version, a GPU the decoder does not run on yet); LORA_ERR_OUT_OF_MEMORY.
+ * LORA_ERR_FORMAT (malformed safetensors or JSON; a file truncated or changed since liblora
+ * saved it, or a malformed manifest: the message names the file); LORA_ERR_CONFIG (bad
+ * option or config.json value); LORA_ERR_UNSUPPORTED (model_type, dtype, rope_scaling...);
+ * LORA_ERR_SHAPE (a tensor disagrees with the config); LORA_ERR_DEVICE ("cuda" or "cuda:N": no
+ * usable GPU, or, in this version, a GPU the decoder does not run on yet);
+ * LORA_ERR_OUT_OF_MEMORY.
  * Threads: any. Since: 0.1.0.
  */
 LORA_API lora_status lora_model_load(const char *path, const char *config_json, lora_model **out);
@@ -215,9 +218,11 @@ LORA_API lora_status lora_model_describe(const char *path, char **json_out);
  *
  * Weights follow Hugging Face's initialisation: linear and embedding weights normal with
  * mean 0 and standard deviation initializer_range (config key, default 0.02), biases zero,
- * RMSNorm weights one. The folder gets config.json (torch_dtype set to the chosen dtype) and
- * model.safetensors, each written atomically (temporary file, fsync, rename); the folder is
- * created if missing. The same config and seed give the same bytes.
+ * RMSNorm weights one. The folder gets config.json (torch_dtype set to the chosen dtype),
+ * model.safetensors and liblora_manifest.json (their sizes and SHA-256), saved as one
+ * transaction: after a failure or a crash at any point the folder holds its previous files or
+ * the new ones, never a mix (docs/reliability.md). The folder is created if missing; other files
+ * in it are kept. The same config and seed give the same bytes.
  *
  * IN  config_json  the contents of a Hugging Face config.json (validated as by
  *                  lora_model_load).
@@ -395,8 +400,11 @@ LORA_API lora_status lora_adapter_create(lora_model *model, const char *config_j
  * adapter_model.safetensors, tensors named like
  * "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight").
  * Every tensor is checked against the model and the config: a missing, extra or mis-shaped
- * tensor is an error naming it and both shapes. A pickled adapter_model.bin is refused.
- * Returns the statuses of lora_adapter_create plus LORA_ERR_IO, LORA_ERR_FORMAT,
+ * tensor is an error naming it and both shapes. A pickled adapter_model.bin is refused. In a
+ * folder liblora saved, both files are first checked against liblora_manifest.json (size and
+ * SHA-256); PEFT's folders have none and are read unchecked.
+ * Returns the statuses of lora_adapter_create plus LORA_ERR_IO, LORA_ERR_FORMAT (also: a file
+ * truncated or changed since liblora saved it, naming the file and the mismatch),
  * LORA_ERR_SHAPE. Threads: any. Since: 0.2.0.
  */
 LORA_API lora_status lora_adapter_load(lora_model *model, const char *peft_dir,
@@ -404,10 +412,13 @@ LORA_API lora_status lora_adapter_load(lora_model *model, const char *peft_dir,
 
 /**
  * lora_adapter_save -- writes the adapter as a PEFT folder (created if missing):
- * adapter_config.json and adapter_model.safetensors (F32), each atomically (temporary file,
- * fsync, rename). Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_IO;
- * LORA_ERR_OUT_OF_MEMORY. Threads: not concurrently with training of the same adapter.
- * Since: 0.2.0.
+ * adapter_config.json and adapter_model.safetensors (F32), plus liblora_manifest.json with
+ * their sizes and SHA-256, which PEFT ignores. The save is one transaction (files staged and
+ * fsynced, the manifest written, then the files moved in): after a failure or a crash at any
+ * point the folder holds the previous adapter or the new one, never a mix; other files in the
+ * folder are kept (docs/reliability.md). One save at a time per folder.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_IO; LORA_ERR_OUT_OF_MEMORY.
+ * Threads: not concurrently with training of the same adapter. Since: 0.2.0.
  */
 LORA_API lora_status lora_adapter_save(const lora_adapter *adapter, const char *peft_dir);
 
@@ -451,7 +462,8 @@ LORA_API lora_status lora_model_unmerge(lora_model *model);
 /**
  * lora_model_save -- writes the model's current weights (merged ones included) as a Hugging
  * Face folder that liblora and transformers load: config.json (as loaded, torch_dtype set)
- * and model.safetensors, each atomically; the folder is created if missing.
+ * and model.safetensors, saved as one transaction with liblora_manifest.json (sizes and
+ * SHA-256) like lora_adapter_save's; the folder is created if missing.
  * IN  dtype  "f32" (default when NULL) or "bf16" (round to nearest even).
  * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_IO; LORA_ERR_OUT_OF_MEMORY.
  * Threads: not concurrently with a merge. Since: 0.2.0.
@@ -557,11 +569,12 @@ LORA_API lora_status lora_train_step_packed(lora_optimizer *optimizer, const int
  * weights (each adapter as a PEFT folder "adapter_0", ...; or "model" for full fine-tuning),
  * the optimizer state ("optimizer.safetensors": moments, step, skips, configuration) and
  * "trainer_state.json" (steps, tokens, and data_position, the caller's place in its data).
- * The folder is written under a temporary name and swapped in by rename, so dir holds either
- * the previous checkpoint or the new one, never a mix. Only at an update boundary (no
- * micro-batch accumulated). The dropout mask stream resumes where it stopped, so a run of N
- * steps equals, bit for bit, N/2 steps, a save, a load
- * into fresh handles, and N/2 more.
+ * The folder is written whole as "dir.tmp" and exchanged with dir in one atomic rename, so dir
+ * holds either the previous checkpoint or the new one, never a mix, even after a crash at any
+ * point (docs/reliability.md); it keeps nothing but what liblora wrote. Only at an update
+ * boundary (no micro-batch accumulated). The dropout mask stream resumes where it stopped, so a
+ * run of N steps equals, bit for bit, N/2 steps, a save, a load into fresh handles, and N/2
+ * more.
  * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_STATE (mid-accumulation); LORA_ERR_IO;
  * LORA_ERR_OUT_OF_MEMORY. Since: 0.2.0.
  */
@@ -572,10 +585,11 @@ LORA_API lora_status lora_optimizer_save_checkpoint(lora_optimizer *optimizer, c
  * lora_optimizer_load_checkpoint -- restores a checkpoint into an optimizer made with the same
  * configuration over a session with adapters of the same shapes (or, for full fine-tuning,
  * the same model): weights, optimizer state and counters. Everything is checked before
- * anything changes.
+ * anything changes, every file also against its recorded size and SHA-256.
  * OUT data_position  NULL or the value given to the save.
- * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_IO; LORA_ERR_FORMAT; LORA_ERR_CONFIG
- * (names the differing key); LORA_ERR_SHAPE; LORA_ERR_OUT_OF_MEMORY. Since: 0.2.0.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_IO; LORA_ERR_FORMAT (also a file
+ * truncated or damaged since the save, named); LORA_ERR_CONFIG (names the differing key);
+ * LORA_ERR_SHAPE; LORA_ERR_OUT_OF_MEMORY. Since: 0.2.0.
  */
 LORA_API lora_status lora_optimizer_load_checkpoint(lora_optimizer *optimizer, const char *dir,
                                                     uint64_t *data_position);

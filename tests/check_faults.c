@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/manifest.h"
 #include "lora.h"
 #include "util/alloc.h"
 #include "util/suite.h"
@@ -471,9 +472,21 @@ static void prep_save_over(void (*save_other)(void))
     restore(F.dir, &F.before);
 }
 
+/* For a file of a save's staging folder (io/manifest.h), the path it is staged for. */
+static const char *staged_for(const char *rel, char *buf, size_t cap)
+{
+    const char *at = strstr(rel, "/" LORA_STAGING_NAME "/");
+    if (!at)
+        return NULL;
+    snprintf(buf, cap, "%.*s%s", (int)(at - rel), rel, at + strlen(LORA_STAGING_NAME) + 1);
+    return buf;
+}
+
 /* After a save: without error the folder holds what an unfaulted save writes; after an error
  * every file is its old or its complete new self (whole == 1: all old or all new), no file is
- * added (temporary files are removed) and none is lost. */
+ * added (temporary files are removed) and none is lost. A save that failed after its commit
+ * (the new manifest written) may leave files it could not move in staged, where a load reads
+ * them: each must be the new file. */
 static void check_saved(lora_status st, int whole)
 {
     tree now;
@@ -491,8 +504,25 @@ static void check_saved(lora_status st, int whole)
     if (whole)
         ck_assert_msg(same_tree(&now, &F.before) || (F.after.n && same_tree(&now, &F.after)),
                       "the folder is neither the old save nor the new one");
-    ck_assert_uint_eq(now.n, F.before.n);
+    size_t staged = 0;
     for (size_t i = 0; i < now.n; i++) {
+        char buf[512], manifest[512];
+        const char *rel = staged_for(now.f[i].rel, buf, sizeof buf);
+        if (!rel)
+            continue;
+        snprintf(manifest, sizeof manifest, "%.*s" LORA_MANIFEST_NAME,
+                 (int)(strrchr(rel, '/') + 1 - rel), rel);
+        ck_assert_msg(F.after.n && same_file(tree_find(&now, manifest),
+                                             tree_find(&F.after, manifest)) &&
+                      same_file(&now.f[i], tree_find(&F.after, rel)),
+                      "a failed save left %s, and it is not a committed new file", now.f[i].rel);
+        staged++;
+    }
+    ck_assert_uint_eq(now.n - staged, F.before.n);
+    for (size_t i = 0; i < now.n; i++) {
+        char buf[512];
+        if (staged_for(now.f[i].rel, buf, sizeof buf))
+            continue;
         const file_copy *c = &now.f[i], *old = tree_find(&F.before, c->rel);
         ck_assert_msg(old, "a failed save left %s", c->rel);
         ck_assert_msg(same_file(c, old) || (F.after.n && same_file(c, tree_find(&F.after, c->rel))),

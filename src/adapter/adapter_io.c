@@ -1,13 +1,13 @@
 /* PEFT adapter folders: adapter_config.json and adapter_model.safetensors, read with every tensor
- * checked against the config and the model, written atomically as F32. */
-#include <errno.h>
+ * checked against the config and the model (and both files against liblora_manifest.json when
+ * liblora saved them), written as F32 by a folder transaction (io/manifest.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "adapter/adapter.h"
 #include "api/error.h"
+#include "io/manifest.h"
 #include "io/safetensors.h"
 #include "model/dtype.h"
 #include "model/weights.h"
@@ -19,14 +19,15 @@
 
 /* ---- load ----------------------------------------------------------------------------------- */
 
-static lora_status read_spec(const char *dir, const lora_config *c, lora_adapter_spec *s)
+static lora_status read_spec(const char *dir, const lora_manifest *m, const lora_config *c,
+                             lora_adapter_spec *s)
 {
-    char *path = lora__path_join(dir, "adapter_config.json");
-    if (!path)
-        return lora__oom("path", strlen(dir) + 32);
+    char *path;
+    lora_status st = lora__manifest_resolve(m, dir, "adapter_config.json", &path);
+    if (st)
+        return st;
     char *text = NULL;
     size_t len;
-    lora_status st;
     if (!lora__is_file(path))
         st = lora__error(LORA_ERR_IO, "%s: adapter_config.json is missing", dir);
     else if (!(st = lora__read_file(path, MAX_CONFIG_BYTES, &text, &len))) {
@@ -40,12 +41,13 @@ static lora_status read_spec(const char *dir, const lora_config *c, lora_adapter
     return st;
 }
 
-static lora_status open_weights(const char *dir, lora_st_file **f)
+static lora_status open_weights(const char *dir, const lora_manifest *m, lora_st_file **f)
 {
-    char *path = lora__path_join(dir, "adapter_model.safetensors");
-    char *bin = lora__path_join(dir, "adapter_model.bin");
-    lora_status st;
-    if (!path || !bin)
+    char *path, *bin;
+    lora_status st = lora__manifest_resolve(m, dir, "adapter_model.safetensors", &path);
+    if (st)
+        return st;
+    if (!(bin = lora__path_join(dir, "adapter_model.bin")))
         st = lora__oom("path", strlen(dir) + 32);
     else if (lora__is_file(path))
         st = lora__st_open(path, f);
@@ -193,17 +195,23 @@ static lora_status load(lora_model *model, const char *dir, lora_adapter **out)
 {
     if (!lora__is_dir(dir))
         return lora__error(LORA_ERR_IO, "%s: not a folder", dir);
-    lora_adapter_spec s;
-    lora_status st = read_spec(dir, &model->cfg, &s);
+    lora_manifest *m;
+    lora_status st = lora__manifest_load(dir, &m);
     if (st)
         return st;
+    lora_adapter_spec s;
+    if ((st = read_spec(dir, m, &model->cfg, &s))) {
+        lora__manifest_free(m);
+        return st;
+    }
     lora_st_file *f = NULL;
     lora_adapter *a = NULL;
-    if (!(st = open_weights(dir, &f)) && !(st = check_tensors(&s, &model->cfg, f)) &&
+    if (!(st = open_weights(dir, m, &f)) && !(st = check_tensors(&s, &model->cfg, f)) &&
         !(st = lora__adapter_build(model, &s, &a)))
         st = read_weights(a, f);
     lora__st_close(f);
     lora__adapter_spec_free(&s);
+    lora__manifest_free(m);
     if (st) {
         lora__adapter_release(a);
         return st;
@@ -283,20 +291,17 @@ done:
 
 static lora_status save(const lora_adapter *a, const char *dir)
 {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return lora__error(LORA_ERR_IO, "%s: %s", dir, strerror(errno));
-    if (!lora__is_dir(dir))
-        return lora__error(LORA_ERR_IO, "%s: not a folder", dir);
-    char *weights = lora__path_join(dir, "adapter_model.safetensors");
-    char *cfg = lora__path_join(dir, "adapter_config.json");
-    lora_status st;
-    if (!weights || !cfg)
-        st = lora__oom("path", strlen(dir) + 32);
-    /* weights first: a folder whose adapter_config.json is new is complete */
-    else if (!(st = write_weights(a, weights)))
-        st = lora__write_file_atomic(cfg, a->config_json, strlen(a->config_json));
-    free(weights);
-    free(cfg);
+    lora_txn *t;
+    const char *weights, *cfg;
+    lora_status st = lora__txn_begin(dir, &t);
+    if (st)
+        return st;
+    if (!(st = lora__txn_file(t, "adapter_model.safetensors", &weights)) &&
+        !(st = lora__txn_file(t, "adapter_config.json", &cfg)) &&
+        !(st = write_weights(a, weights)) &&
+        !(st = lora__write_file_atomic(cfg, a->config_json, strlen(a->config_json))))
+        return lora__txn_commit(t);
+    lora__txn_abort(t);
     return st;
 }
 

@@ -1,5 +1,6 @@
 /* A checkpoint folder as one tensor namespace: model.safetensors, or the shards named by
- * model.safetensors.index.json, cross-checked so that every tensor has exactly one home. */
+ * model.safetensors.index.json, cross-checked so that every tensor has exactly one home; files
+ * that liblora_manifest.json lists are checked against it first. */
 #include "io/safetensors.h"
 
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "api/error.h"
+#include "io/manifest.h"
 #include "util/alloc.h"
 #include "util/file.h"
 #include "util/json_text.h"
@@ -129,16 +131,18 @@ static lora_status shard_names(const json_t *map, const char ***names_out, size_
     return LORA_OK;
 }
 
-static lora_status open_shards(lora_st_set *s, const char *dir, const char **names, size_t n)
+static lora_status open_shards(lora_st_set *s, const char *dir, const lora_manifest *m,
+                               const char **names, size_t n)
 {
     s->files = lora__calloc(n ? n : 1, sizeof *s->files);
     if (!s->files)
         return lora__oom("shard table", n * sizeof *s->files);
     for (size_t i = 0; i < n; i++) {
-        char *path = lora__path_join(dir, names[i]);
-        if (!path)
-            return lora__oom("shard path", strlen(dir) + strlen(names[i]) + 2);
-        lora_status st = lora__st_open(path, &s->files[i]);
+        char *path;
+        lora_status st = lora__manifest_resolve(m, dir, names[i], &path);
+        if (st)
+            return st;
+        st = lora__st_open(path, &s->files[i]);
         free(path);
         if (st)
             return st;
@@ -176,7 +180,8 @@ static lora_status cross_check(const lora_st_set *s, const char *index_path, con
     return LORA_OK;
 }
 
-static lora_status open_sharded(lora_st_set *s, const char *dir, const char *index_path)
+static lora_status open_sharded(lora_st_set *s, const char *dir, const lora_manifest *m,
+                                const char *index_path)
 {
     json_t *root = NULL, *map = NULL;
     const char **names = NULL;
@@ -185,7 +190,7 @@ static lora_status open_sharded(lora_st_set *s, const char *dir, const char *ind
     if (st)
         return st;
     if (!(st = shard_names(map, &names, &n_names)) &&
-        !(st = open_shards(s, dir, names, n_names)))
+        !(st = open_shards(s, dir, m, names, n_names)))
         st = cross_check(s, index_path, map, names);
     free(names);
     json_decref(root);
@@ -211,19 +216,21 @@ static int present(const char *path)
 
 static lora_status open_folder(lora_st_set *s, const char *dir)
 {
-    char *single = lora__path_join(dir, SINGLE_NAME), *index = lora__path_join(dir, INDEX_NAME);
-    lora_status st;
-    if (!single || !index)
-        st = lora__oom("checkpoint paths", 2 * strlen(dir) + sizeof SINGLE_NAME +
-                       sizeof INDEX_NAME);
-    else if (present(single))
-        st = open_single(s, single);
-    else if (present(index))
-        st = open_sharded(s, dir, index);
-    else
-        st = lora__error(LORA_ERR_IO, "%s: neither %s nor %s exists", dir, single, index);
+    lora_manifest *m;
+    char *single = NULL, *index = NULL;
+    lora_status st = lora__manifest_load(dir, &m);
+    if (!st && !(st = lora__manifest_resolve(m, dir, SINGLE_NAME, &single)) &&
+        !(st = lora__manifest_resolve(m, dir, INDEX_NAME, &index))) {
+        if (present(single))
+            st = open_single(s, single);
+        else if (present(index))
+            st = open_sharded(s, dir, m, index);
+        else
+            st = lora__error(LORA_ERR_IO, "%s: neither %s nor %s exists", dir, single, index);
+    }
     free(single);
     free(index);
+    lora__manifest_free(m);
     return st;
 }
 

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "api/error.h"
+#include "io/manifest.h"
 #include "io/safetensors.h"
 #include "model/dtype.h"
 #include "util/alloc.h"
@@ -93,5 +94,23 @@ lora_status lora__write_weights(const char *path, const lora_weight_slot *slots,
 done:
     free(buf);
     free(decls);
+    return st;
+}
+
+lora_status lora__write_hf_folder(const char *dir, const char *config_json,
+                                  const lora_weight_slot *slots, size_t n, int bf16,
+                                  lora_fill_fn fill, void *ctx)
+{
+    lora_txn *t;
+    const char *weights, *cfg;
+    lora_status st = lora__txn_begin(dir, &t);
+    if (st)
+        return st;
+    if (!(st = lora__txn_file(t, "model.safetensors", &weights)) &&
+        !(st = lora__txn_file(t, "config.json", &cfg)) &&
+        !(st = lora__write_weights(weights, slots, n, bf16, fill, ctx)) &&
+        !(st = lora__write_hf_config(cfg, config_json, bf16)))
+        return lora__txn_commit(t);
+    lora__txn_abort(t);
     return st;
 }

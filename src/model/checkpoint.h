@@ -19,5 +19,10 @@ typedef void (*lora_fill_fn)(void *ctx, const lora_weight_slot *s, size_t offset
  * even), values streamed from fill in bounded chunks; atomic. */
 lora_status lora__write_weights(const char *path, const lora_weight_slot *slots, size_t n,
                                 int bf16, lora_fill_fn fill, void *ctx);
+/* dir (created if missing) as a Hugging Face folder, model.safetensors and config.json, saved
+ * as one transaction with a manifest (io/manifest.h): the folder holds the old pair or the new. */
+lora_status lora__write_hf_folder(const char *dir, const char *config_json,
+                                  const lora_weight_slot *slots, size_t n, int bf16,
+                                  lora_fill_fn fill, void *ctx);
 
 #endif

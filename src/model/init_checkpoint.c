@@ -30,21 +30,6 @@ static void init_values(void *ctx, const lora_weight_slot *s, size_t offset, flo
                                              : (float)(lora__rng_normal(&src->rng) * src->std);
 }
 
-static lora_status write_weights(const char *path, const lora_config *c, uint64_t seed, int bf16)
-{
-    lora_weight_slot *slots;
-    size_t n;
-    lora_status st = lora__weight_slots(c, NULL, &slots, &n);
-    if (st)
-        return st;
-    init_src src;
-    lora__rng_seed(&src.rng, seed);
-    src.std = c->init_range;
-    st = lora__write_weights(path, slots, n, bf16, init_values, &src);
-    free(slots);
-    return st;
-}
-
 static lora_status init_checkpoint(const char *config_json, const char *out_dir, uint64_t seed,
                                    int bf16)
 {
@@ -52,17 +37,15 @@ static lora_status init_checkpoint(const char *config_json, const char *out_dir,
     lora_status st = lora__config_parse(config_json, strlen(config_json), "config", &c);
     if (st)
         return st;
-    if ((st = lora__make_dir(out_dir)))
+    lora_weight_slot *slots;
+    size_t n;
+    if ((st = lora__weight_slots(&c, NULL, &slots, &n)))
         return st;
-    char *weights = lora__path_join(out_dir, "model.safetensors");
-    char *cfg = lora__path_join(out_dir, "config.json");
-    if (!weights || !cfg)
-        st = lora__oom("path", strlen(out_dir) + 32);
-    /* weights first: a folder whose config.json exists is complete */
-    else if (!(st = write_weights(weights, &c, seed, bf16)))
-        st = lora__write_hf_config(cfg, config_json, bf16);
-    free(weights);
-    free(cfg);
+    init_src src;
+    lora__rng_seed(&src.rng, seed);
+    src.std = c.init_range;
+    st = lora__write_hf_folder(out_dir, config_json, slots, n, bf16, init_values, &src);
+    free(slots);
     return st;
 }
 

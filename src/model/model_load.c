@@ -8,6 +8,7 @@
 #include "api/error.h"
 #include "util/alloc.h"
 #include "gguf/gguf.h"
+#include "io/manifest.h"
 #include "io/safetensors.h"
 #include "model/dtype.h"
 #include "model/model.h"
@@ -206,11 +207,16 @@ static lora_status load_config(lora_model *m, const char *text, size_t len, cons
 
 static lora_status load(const char *path, int threads, lora_model *m)
 {
-    char *cfg_path = lora__path_join(path, "config.json");
-    if (!cfg_path)
-        return lora__oom("path", strlen(path) + 16);
+    lora_manifest *mf;
+    char *cfg_path = NULL;
+    lora_status st = lora__manifest_load(path, &mf);
+    if (!st)
+        st = lora__manifest_resolve(mf, path, "config.json", &cfg_path);
+    lora__manifest_free(mf);
+    if (st)
+        return st;
     size_t len;
-    lora_status st = lora__read_file(cfg_path, 16u << 20, &m->config_text, &len);
+    st = lora__read_file(cfg_path, 16u << 20, &m->config_text, &len);
     if (!st)
         st = load_config(m, m->config_text, len, cfg_path, threads);
     free(cfg_path);

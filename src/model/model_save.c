@@ -15,21 +15,12 @@ static void weight_values(void *ctx, const lora_weight_slot *s, size_t offset, f
 
 static lora_status save(lora_model *m, const char *dir, int bf16)
 {
-    lora_status st = lora__make_dir(dir);
-    if (st)
-        return st;
     lora_weight_slot *slots;
     size_t n;
-    if ((st = lora__weight_slots(&m->cfg, m, &slots, &n)))
+    lora_status st = lora__weight_slots(&m->cfg, m, &slots, &n);
+    if (st)
         return st;
-    char *weights = lora__path_join(dir, "model.safetensors");
-    char *cfg = lora__path_join(dir, "config.json");
-    if (!weights || !cfg)
-        st = lora__oom("path", strlen(dir) + 32);
-    else if (!(st = lora__write_weights(weights, slots, n, bf16, weight_values, NULL)))
-        st = lora__write_hf_config(cfg, m->config_text, bf16);
-    free(weights);
-    free(cfg);
+    st = lora__write_hf_folder(dir, m->config_text, slots, n, bf16, weight_values, NULL);
     free(slots);
     return st;
 }

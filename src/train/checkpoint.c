@@ -1,8 +1,8 @@
 /* Training checkpoints: the trained weights, the optimizer state and the trainer's counters in
- * one folder, staged under DIR.tmp and swapped in by rename so that DIR is always whole. */
+ * one folder, staged whole under DIR.tmp and swapped in by one atomic exchange of the two names,
+ * so that DIR is always a complete checkpoint, the previous one or the new one. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "api/error.h"
+#include "io/manifest.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "train/trainer.h"
@@ -21,24 +22,6 @@
 #define STATE_FORMAT "liblora-checkpoint"
 #define MAX_STATE_BYTES (1u << 20)
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* Removes a folder this file wrote (or nothing, if it does not exist). */
-static lora_status remove_tree(const char *dir)
-{
-    if (!lora__is_dir(dir))
-        return LORA_OK;
-    if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        return lora__error(LORA_ERR_IO, "%s: could not remove: %s", dir, strerror(errno));
-    return LORA_OK;
-}
-
 static char *sub(const char *dir, const char *fmt, size_t i)
 {
     char name[64];
@@ -46,7 +29,7 @@ static char *sub(const char *dir, const char *fmt, size_t i)
     return lora__path_join(dir, name);
 }
 
-static lora_status write_state(const lora_optimizer *o, const char *dir, uint64_t data_position)
+static lora_status write_state(const lora_optimizer *o, const char *path, uint64_t data_position)
 {
     json_t *j = json_pack("{s:s, s:i, s:I, s:I, s:I, s:s, s:I, s:I}", "format", STATE_FORMAT,
                           "format_version", 1, "step",
@@ -57,14 +40,14 @@ static lora_status write_state(const lora_optimizer *o, const char *dir, uint64_
                           (json_int_t)o->micro_total);
     char *text = j ? lora__json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
-    char *path = lora__path_join(dir, "trainer_state.json");
-    lora_status st = text && path ? lora__write_file_atomic(path, text, strlen(text))
-                                  : lora__oom("trainer state", 1024);
+    lora_status st = text ? lora__write_file_atomic(path, text, strlen(text))
+                          : lora__oom("trainer state", 1024);
     free(text);
-    free(path);
     return st;
 }
 
+/* The weights as their own folders, then optimizer.safetensors and trainer_state.json under
+ * the checkpoint's manifest. */
 static lora_status write_all(const lora_optimizer *o, const char *dir, uint64_t data_position)
 {
     lora_status st = lora__make_dir(dir);
@@ -78,64 +61,83 @@ static lora_status write_all(const lora_optimizer *o, const char *dir, uint64_t 
         st = p ? lora_model_save(o->s->model, p, "f32") : lora__oom("path", 64);
         free(p);
     }
-    if (!st) {
-        char *p = lora__path_join(dir, "optimizer.safetensors");
-        st = p ? lora__optim_save(o->optim, p) : lora__oom("path", 64);
-        free(p);
-    }
-    return st ? st : write_state(o, dir, data_position);
-}
-
-/* The renames are only durable once the parent folder is on disk. */
-static lora_status sync_parent(const char *dir)
-{
-    char *copy = lora__strdup(dir);
-    if (!copy)
-        return lora__oom("path", strlen(dir) + 1);
-    char *slash = strrchr(copy, '/');
-    const char *parent = slash ? (slash == copy ? "/" : (*slash = '\0', copy)) : ".";
-    int fd = open(parent, O_RDONLY | O_DIRECTORY);
-    lora_status st = LORA_OK;
-    if (fd < 0 || lora__sys_fsync(fd) != 0)
-        st = lora__error(LORA_ERR_IO, "%s: cannot sync folder %s: %s", dir, parent,
-                         strerror(errno));
-    if (fd >= 0)
-        close(fd);
-    free(copy);
+    lora_txn *t = NULL;
+    const char *opt, *state;
+    if (!st && !(st = lora__txn_begin(dir, &t)) &&
+        !(st = lora__txn_file(t, "optimizer.safetensors", &opt)) &&
+        !(st = lora__txn_file(t, "trainer_state.json", &state)) &&
+        !(st = lora__optim_save(o->optim, opt)) && !(st = write_state(o, state, data_position)))
+        return lora__txn_commit(t);
+    lora__txn_abort(t);
     return st;
 }
 
-/* DIR.tmp is filled, then DIR (if any) moves to DIR.old, DIR.tmp to DIR, and DIR.old goes. */
-static lora_status save(const lora_optimizer *o, const char *dir, uint64_t data_position)
+static lora_status rename_error(const char *from, const char *to)
 {
-    size_t len = strlen(dir);
-    char *tmp = lora__malloc(len + 8), *old = lora__malloc(len + 8);
-    lora_status st = tmp && old ? LORA_OK : lora__oom("path", 2 * len + 16);
+    return lora__error(LORA_ERR_IO, "cannot rename %s to %s: %s", from, to, strerror(errno));
+}
+
+/* DIR.tmp becomes DIR. Where the file system cannot exchange two names (NFS, some FUSE), DIR
+ * first moves to DIR.old: a crash between the two renames leaves no DIR, and loading and the
+ * next save both take DIR.old for it. */
+static lora_status swap_in(const char *tmp, const char *dir, const char *old)
+{
+    if (!lora__is_dir(dir))
+        return lora__sys_rename(tmp, dir) == 0 ? LORA_OK : rename_error(tmp, dir);
+    if (lora__sys_exchange(tmp, dir) == 0)
+        return LORA_OK;     /* tmp now holds the previous checkpoint */
+    if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+        return rename_error(tmp, dir);
+    if (lora__sys_rename(dir, old) != 0)
+        return rename_error(dir, old);
+    if (lora__sys_rename(tmp, dir) == 0)
+        return LORA_OK;
+    lora_status st = rename_error(tmp, dir);
+    rename(old, dir);       /* DIR goes back where it was */
+    return st;
+}
+
+/* "run/ckpt/" is the folder "run/ckpt", whose siblings are "run/ckpt.tmp" and "run/ckpt.old". */
+static char *folder_name(const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    return lora__strndup(dir, n);
+}
+
+static char *parent_of(const char *dir)
+{
+    const char *slash = strrchr(dir, '/');
+    return slash ? lora__strndup(dir, slash == dir ? 1 : (size_t)(slash - dir))
+                 : lora__strdup(".");
+}
+
+static lora_status save(const lora_optimizer *o, const char *path, uint64_t data_position)
+{
+    size_t len = strlen(path);
+    char *dir = folder_name(path), *tmp = lora__malloc(len + 8), *old = lora__malloc(len + 8);
+    char *parent = dir ? parent_of(dir) : NULL;
+    lora_status st = dir && tmp && old && parent ? LORA_OK : lora__oom("path", 4 * len + 16);
     if (!st) {
         sprintf(tmp, "%s.tmp", dir);
         sprintf(old, "%s.old", dir);
-        int had = lora__is_dir(dir);
-        if (!(st = remove_tree(tmp)) && !(st = remove_tree(old)) &&
-            !(st = write_all(o, tmp, data_position))) {
-            if (had && lora__sys_rename(dir, old) != 0)
-                st = lora__error(LORA_ERR_IO, "%s: %s", dir, strerror(errno));
-            else if (lora__sys_rename(tmp, dir) != 0) {
-                st = lora__error(LORA_ERR_IO, "%s: %s", dir, strerror(errno));
-                /* DIR goes back where it was */
-                if (had)
-                    rename(old, dir);
-            } else {
-                /* DIR is the new checkpoint now; a failed sync is still reported */
-                st = sync_parent(dir);
-                lora_status rm = remove_tree(old);
-                st = st ? st : rm;
-            }
-        }
-        if (st)
-            remove_tree(tmp);
+        /* a crash in the fallback of swap_in left the previous checkpoint as DIR.old */
+        if (!lora__is_dir(dir) && lora__is_dir(old) && lora__sys_rename(old, dir) != 0)
+            st = rename_error(old, dir);
     }
+    if (!st && !(st = lora__remove_tree(tmp)) && !(st = lora__remove_tree(old)) &&
+        !(st = write_all(o, tmp, data_position)) && !(st = lora__sync_dir(parent)) &&
+        !(st = swap_in(tmp, dir, old)) && !(st = lora__sync_dir(parent))) {
+        /* what is left is the previous checkpoint, under DIR.tmp or DIR.old */
+        if (!(st = lora__remove_tree(tmp)))
+            st = lora__remove_tree(old);
+    } else if (tmp)
+        lora__remove_tree(tmp);
     free(tmp);
     free(old);
+    free(parent);
+    free(dir);
     return st;
 }
 
@@ -161,12 +163,14 @@ typedef struct loaded {
     lora_model *model;
 } loaded;
 
-static lora_status read_state(const char *dir, const lora_optimizer *o, loaded *l)
+static lora_status read_state(const char *dir, const lora_manifest *m, const lora_optimizer *o,
+                              loaded *l)
 {
-    char *path = lora__path_join(dir, "trainer_state.json"), *text = NULL;
-    if (!path)
-        return lora__oom("path", strlen(dir) + 32);
-    lora_status st = lora__read_file(path, MAX_STATE_BYTES, &text, NULL);
+    char *path, *text = NULL;
+    lora_status st = lora__manifest_resolve(m, dir, "trainer_state.json", &path);
+    if (st)
+        return st;
+    st = lora__read_file(path, MAX_STATE_BYTES, &text, NULL);
     json_t *j = st ? NULL : lora__json_loads(text, JSON_REJECT_DUPLICATES, NULL);
     json_int_t step = -1, tokens = -1, pos = -1, n = -1, micro = -1;
     const char *format = "", *train = "";
@@ -228,13 +232,27 @@ static lora_status read_weights(const char *dir, const lora_optimizer *o, loaded
     return st;
 }
 
-static lora_status load(lora_optimizer *o, const char *dir, uint64_t *data_position)
+static lora_status load(lora_optimizer *o, const char *path, uint64_t *data_position)
 {
     loaded l = {0};
-    char *opt = lora__path_join(dir, "optimizer.safetensors");
-    lora_status st = opt ? LORA_OK : lora__oom("path", strlen(dir) + 32);
+    char *old = NULL, *opt = NULL;
+    const char *dir = path;
+    lora_manifest *m = NULL;
+    lora_status st = LORA_OK;
+    /* see swap_in: a crash between its two renames leaves the checkpoint as DIR.old */
+    if (!lora__is_dir(path)) {
+        char *name = folder_name(path);
+        if (!name || lora__asprintf(&old, "%s.old", name) < 0) {
+            old = NULL;
+            st = lora__oom("path", strlen(path) + 8);
+        } else if (lora__is_dir(old))
+            dir = old;
+        free(name);
+    }
+    if (!st && !(st = lora__manifest_load(dir, &m)))
+        st = lora__manifest_resolve(m, dir, "optimizer.safetensors", &opt);
     /* every check first; lora__optim_load changes nothing unless it succeeds */
-    if (!st && !(st = read_state(dir, o, &l)) && !(st = read_weights(dir, o, &l)) &&
+    if (!st && !(st = read_state(dir, m, o, &l)) && !(st = read_weights(dir, o, &l)) &&
         !(st = lora__optim_load(o->optim, opt))) {
         for (size_t i = 0; i < o->n_adapters; i++)
             memcpy(o->adapters[i]->arena, l.adapters[i]->arena,
@@ -250,7 +268,9 @@ static lora_status load(lora_optimizer *o, const char *dir, uint64_t *data_posit
     for (size_t i = 0; i < o->n_adapters; i++)
         lora_adapter_free(l.adapters[i]);
     lora_model_free(l.model);
+    lora__manifest_free(m);
     free(opt);
+    free(old);
     return st;
 }
 

@@ -1,7 +1,8 @@
 /* Every heap allocation of the library goes through these, so that a test can make the k-th
  * one fail (lora__fault_alloc) and check that each error path cleans up. The memory is plain
  * malloc memory and free() releases it: it crosses into jansson, PCRE2 and lora_string_free.
- * Allocations made inside OpenBLAS and utf8proc stay outside (neither takes an allocator). */
+ * Allocations made inside OpenBLAS and utf8proc stay outside (neither takes an allocator), and
+ * so do OpenSSL's (its allocator is process-wide: the host program's). */
 #ifndef LORA_UTIL_ALLOC_H
 #define LORA_UTIL_ALLOC_H
 

@@ -1,13 +1,17 @@
 #include "util/file.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "api/error.h"
 #include "util/alloc.h"
+#include "util/sysio.h"
 
 lora_status lora__read_file(const char *path, size_t max_bytes, char **out, size_t *len)
 {
@@ -67,4 +71,33 @@ int lora__is_dir(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+lora_status lora__remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0 && errno == ENOENT)
+        return LORA_OK;
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return lora__error(LORA_ERR_IO, "%s: could not remove: %s", path, strerror(errno));
+    return LORA_OK;
+}
+
+lora_status lora__sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    lora_status st = LORA_OK;
+    if (fd < 0 || lora__sys_fsync(fd) != 0)
+        st = lora__error(LORA_ERR_IO, "%s: cannot sync the folder: %s", dir, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return st;
 }

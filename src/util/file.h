@@ -1,4 +1,4 @@
-/* Whole-file reads and path joining with errors as values. */
+/* Whole-file reads, path joining and folder housekeeping with errors as values. */
 #ifndef LORA_UTIL_FILE_H
 #define LORA_UTIL_FILE_H
 
@@ -14,5 +14,9 @@ char *lora__path_join(const char *dir, const char *name);
 /* 1 if path names an existing regular file / directory. */
 int lora__is_file(const char *path);
 int lora__is_dir(const char *path);
+/* Removes a file or a folder with everything in it; a missing path is LORA_OK. */
+lora_status lora__remove_tree(const char *path);
+/* fsync of a folder, so that renames and new entries in it are durable. */
+lora_status lora__sync_dir(const char *dir);
 
 #endif

@@ -1,6 +1,7 @@
 #include "util/sysio.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -34,6 +35,11 @@ int lora__sys_fsync(int fd) { return fault(LORA__IO_FSYNC) ? -1 : fsync(fd); }
 int lora__sys_rename(const char *from, const char *to)
 {
     return fault(LORA__IO_RENAME) ? -1 : rename(from, to);
+}
+
+int lora__sys_exchange(const char *a, const char *b)
+{
+    return fault(LORA__IO_RENAME) ? -1 : renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
 }
 
 void lora__fault_io(unsigned ops, uint64_t k, lora__fault_mode mode, int err)

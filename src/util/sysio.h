@@ -1,4 +1,4 @@
-/* The system calls every save goes through (write, fsync, rename), wrapped so that a test can
+/* The system calls every save goes through (write, fsync, rename, exchange), wrapped so that a test can
  * make the k-th of them fail with ENOSPC or EIO (lora__fault_io) and check that the status
  * says so and the previous file is intact. */
 #ifndef LORA_UTIL_SYSIO_H
@@ -12,6 +12,9 @@
 ssize_t lora__sys_write(int fd, const void *buf, size_t n);
 int lora__sys_fsync(int fd);
 int lora__sys_rename(const char *from, const char *to);
+/* renameat2(RENAME_EXCHANGE): a and b (both existing) swap names atomically; counted as a
+ * rename. */
+int lora__sys_exchange(const char *a, const char *b);
 
 /* ---- test control: which calls are counted (and may fail) -------------------------------- */
 enum {
