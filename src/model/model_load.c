@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "api/error.h"
+#include "api/handle.h"
 #include "io/safetensors.h"
 #include "model/dtype.h"
 #include "model/model.h"
@@ -23,6 +24,7 @@ void lora__model_release(lora_model *m)
 {
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
         return;
+    lora__handle_remove(m);
     free(m->arena);
     free(m->layers);
     free(m->info_json);
@@ -34,7 +36,11 @@ void lora__model_release(lora_model *m)
     free(m);
 }
 
-LORA_API void lora_model_free(lora_model *model) { lora__model_release(model); }
+LORA_API void lora_model_free(lora_model *model)
+{
+    if (lora__handle_freeable(model, LORA__KIND_MODEL, "lora_model_free", "model"))
+        lora__model_release(model);
+}
 
 static int default_threads(void)
 {
@@ -189,7 +195,9 @@ LORA_API lora_status lora_model_load(const char *path, const char *config_json, 
     atomic_init(&m->refs, 1);
     pthread_mutex_init(&m->tokenizer_lock, NULL);
     m->path = strdup(path);
-    st = m->path ? load(path, threads, m) : lora__oom("path", strlen(path) + 1);
+    st = !m->path ? lora__oom("path", strlen(path) + 1) : lora__handle_add(m, LORA__KIND_MODEL);
+    if (!st)
+        st = load(path, threads, m);
     if (st) {
         lora__model_release(m);
         return lora__error_prefix(st, "lora_model_load");
@@ -200,15 +208,21 @@ LORA_API lora_status lora_model_load(const char *path, const char *config_json, 
 
 LORA_API size_t lora_model_vocab_size(const lora_model *model)
 {
-    return model ? (size_t)model->cfg.vocab : 0;
+    if (lora__handle_check(model, LORA__KIND_MODEL, "lora_model_vocab_size", "model"))
+        return 0;
+    return (size_t)model->cfg.vocab;
 }
 
 LORA_API uint64_t lora_model_num_parameters(const lora_model *model)
 {
-    return model ? model->n_params : 0;
+    if (lora__handle_check(model, LORA__KIND_MODEL, "lora_model_num_parameters", "model"))
+        return 0;
+    return model->n_params;
 }
 
 LORA_API const char *lora_model_info_json(const lora_model *model)
 {
-    return model ? model->info_json : NULL;
+    if (lora__handle_check(model, LORA__KIND_MODEL, "lora_model_info_json", "model"))
+        return NULL;
+    return model->info_json;
 }
