@@ -2,6 +2,7 @@
  * and training while others attach, detach, load and free adapters, give exactly the results of
  * the same work done on one thread; NULL, freed and foreign handles are refused by name. */
 #include <check.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +264,48 @@ START_TEST(threaded_work_equals_serial_work)
     }
     rmdir(tmp);
     lora_adapter_free(shared);
+    lora_model_free(m);
+}
+END_TEST
+
+/* A host whose threads are OpenMP's: each calls liblora from inside its own parallel region,
+ * where (nesting off) a session's worker team gets one thread instead of the two it asks for.
+ * Every row must still be computed, as on a plain thread. */
+START_TEST(sessions_inside_an_openmp_region)
+{
+    enum { B = 2, L = 24 };
+    lora_model *m;
+    ck_assert_int_eq(lora_model_load(FIXTURE, "{\"threads\": 2}", &m), LORA_OK);
+    size_t V = lora_model_vocab_size(m);
+    int32_t ids[B * L];
+    for (int i = 0; i < B * L; i++)
+        ids[i] = (int32_t)((i * 7919u + 13u) % V);
+    float *ref = malloc(B * L * V * sizeof *ref), *got[2] = {NULL, NULL};
+    lora_session *s;
+    ck_assert_int_eq(lora_session_create(m, NULL, &s), LORA_OK);
+    ck_assert_int_eq(lora_session_logits(s, ids, NULL, B, L, ref), LORA_OK);
+    lora_session_free(s);
+    int ok[2] = {0, 0}, team = 0;
+    omp_set_max_active_levels(1);
+#pragma omp parallel num_threads(2)
+    {
+        int t = omp_get_thread_num();
+        if (t == 0)
+            team = omp_get_num_threads(); /* 1 under OMP_THREAD_LIMIT=1 (make test-tsan) */
+        lora_session *own;
+        got[t] = malloc(B * L * V * sizeof(float));
+        ok[t] = lora_session_create(m, NULL, &own) == LORA_OK &&
+                lora_session_logits(own, ids, NULL, B, L, got[t]) == LORA_OK;
+        lora_session_free(own);
+    }
+    for (int t = 0; t < team; t++) {
+        ck_assert(ok[t]);
+        ck_assert_msg(memcmp(got[t], ref, B * L * V * sizeof *ref) == 0,
+                      "OpenMP thread %d: logits differ from a plain thread's", t);
+    }
+    for (int t = 0; t < team; t++)
+        free(got[t]);
+    free(ref);
     lora_model_free(m);
 }
 END_TEST
@@ -534,6 +577,7 @@ static Suite *threads_suite(void)
     tcase_set_timeout(core, 600); /* TSan and valgrind runs are many times slower */
     tcase_add_test(core, threaded_work_equals_serial_work);
     tcase_add_test(core, model_tokenizer_shared_by_threads);
+    tcase_add_test(core, sessions_inside_an_openmp_region);
     suite_add_tcase(s, core);
     TCase *misuse = tcase_create("misuse");
     tcase_set_tags(misuse, "misuse");
