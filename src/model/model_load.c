@@ -134,9 +134,12 @@ static lora_status load_weights(lora_model *m, const lora_st_set *set)
     size_t off = 0;
     st = lora__weights_check(&m->cfg, set, slots, n);
     for (size_t i = 0; i < n && !st; i++) {
+        size_t numel = (size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1));
         *slots[i].dst = m->arena + off;
-        off += round_up((size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1)));
+        off += round_up(numel);
         convert(lora__st_set_find(set, slots[i].name), *slots[i].dst);
+        /* the alignment gap too: whole-arena copies and comparisons see defined bytes */
+        memset(*slots[i].dst + numel, 0, (round_up(numel) - numel) * sizeof(float));
     }
     if (!st) {
         const lora_st_tensor *e = lora__st_set_find(set, "model.embed_tokens.weight");
