@@ -101,7 +101,7 @@ STATIC := lib/liblora.a
 CLI := bin/lora
 GOLDEN := tests/golden_check
 
-.PHONY: demo tiny-model all deps test test-all test-c test-asan test-cli test-crash test-python test-docs test-install golden check-build install uninstall abi-check \
+.PHONY: demo tiny-model all deps test test-all test-c test-asan test-tsan test-valgrind test-cli test-crash test-python test-docs test-install golden check-build install uninstall abi-check \
         abi-update clean help bench parity parity-bench fuzz fuzz-run test-fuzz
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
@@ -112,6 +112,8 @@ help:
 	@echo "make demo       the main job on the embedded model (installs, builds, runs)"
 	@echo "make test       every test suite (C suites, golden fixtures, CLI, ASan+UBSan)"
 	@echo "make test-asan  the C suites under ASan+UBSan"
+	@echo "make test-tsan  the C suites under ThreadSanitizer (build/tsan-tests)"
+	@echo "make test-valgrind  the C suites under valgrind memcheck (slow; VALGRIND_CHECKS= a subset)"
 	@echo "make test-docs  every code block of README.md and docs/*.md (tests/run_docs.sh)"
 	@echo "make test-crash saves killed at random moments leave the old folder or the new"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=   (and uninstall)"
@@ -215,6 +217,41 @@ $(CRASH): tests/crash/crash_save.c $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(STATIC) $(LIBS)
 
+# ThreadSanitizer. libgomp is not built with TSan, so the barriers that end an OpenMP parallel
+# region are invisible to it and every region would be reported as a race. OMP_THREAD_LIMIT=1
+# makes every team one thread (OpenBLAS, an OpenMP build, then runs single-threaded too), so
+# what TSan checks is the contract lora.h states: application threads, each with its own
+# session, over shared models, adapters and tokenizers. A report makes the test's process exit
+# 66, which fails that test.
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+TSAN_OBJ := $(LIB_SRC:%.c=build/tsan/%.o)
+TSAN_CHECKS := $(CHECK_SRC:tests/%.c=build/tsan-tests/%)
+TSAN_ENV := OMP_THREAD_LIMIT=1 OPENBLAS_NUM_THREADS=1 CK_TIMEOUT_MULTIPLIER=10 \
+            TSAN_OPTIONS="second_deadlock_stack=1 history_size=4"
+
+build/tsan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(TSAN_FLAGS) -MMD -MP -c $< -o $@
+
+build/tsan/liblora.a: $(TSAN_OBJ)
+	rm -f $@
+	ar rcs $@ $(TSAN_OBJ)
+
+build/tsan-tests/%: tests/%.c build/tsan/liblora.a $(TEST_UTIL_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(TSAN_FLAGS) -o $@ $< $(TEST_UTIL_SRC) \
+	    build/tsan/liblora.a $(CHECK_LIBS) $(LIBS)
+
+# valgrind memcheck over the normal build. Check's fork mode stays on: valgrind follows a
+# fork()ed child without any option (--trace-children is about exec, which no suite does),
+# each test's child gets its own error and leak report when it exits, and --error-exitcode
+# makes that child exit 1, which fails that one test. Idle OpenMP threads sleep instead of
+# spinning (valgrind runs one thread at a time). Suppressions: tests/valgrind.supp.
+VALGRIND_CHECKS ?= $(CHECKS)
+VALGRIND_ENV := OMP_WAIT_POLICY=PASSIVE CK_TIMEOUT_MULTIPLIER=60 \
+                CHECK_WRAPPER="valgrind -q --error-exitcode=1 --leak-check=full \
+                --suppressions=tests/valgrind.supp"
+
 check-build: all $(CHECKS) $(GOLDEN) $(RESUME) $(CRASH)
 
 # `make test` installs what is missing first, then runs everything in a fresh make (whose
@@ -303,6 +340,14 @@ fuzz-run: $(FUZZ_BINS)
 test-fuzz: $(FUZZ_REPLAY)
 	@mkdir -p build/results
 	@$(ASAN_ENV) tests/run_fuzz_replay.sh build/results/fuzz-replay $(FUZZ_REPLAY)
+
+test-tsan: $(TSAN_CHECKS)
+	@mkdir -p build/tsan-results
+	@$(TSAN_ENV) tests/run_checks.sh build/tsan-results/tsan $(TSAN_CHECKS)
+
+test-valgrind: $(VALGRIND_CHECKS)
+	@mkdir -p build/valgrind-results
+	@$(VALGRIND_ENV) tests/run_checks.sh build/valgrind-results/valgrind $(VALGRIND_CHECKS)
 
 # --- the embedded default model (models/tiny), pretrained from scratch by liblora ---------------
 # Writes the corpus, tokenizer, config and task data (seeded), then `lora init` and a full
@@ -403,4 +448,4 @@ abi-update: $(SHARED)
 clean:
 	rm -rf build lib bin $(GOLDEN)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) $(TSAN_OBJ:.o=.d)

@@ -14,12 +14,18 @@
  *     keys and out-of-range values are errors that name the key. NULL means "all defaults".
  *   - lora_*_free(NULL) is a no-op. Children keep their parent alive: a session keeps its model,
  *     so handles may be freed in any order.
+ *   - A handle argument that is NULL, already freed, or a handle of another kind gives
+ *     LORA_ERR_INVALID_ARGUMENT with a message naming the function and the argument (calls
+ *     that return a size or a string return 0 or NULL); freeing such a pointer does nothing.
+ *     Best effort: a freed handle whose memory went to a new handle of the same kind is taken
+ *     for that handle.
  *   - The library never calls exit() or abort() and never prints.
  *
  * Threads
  *   - A lora_model is immutable after loading and may be shared by any number of threads.
  *   - A lora_session and a lora_sampler belong to one thread at a time: calls on one handle must
- *     not overlap. Different sessions over one model may run concurrently.
+ *     not overlap. Different sessions over one model may run concurrently, and one adapter may
+ *     be attached to several of them at once while no optimizer trains it.
  *   - lora_last_error() reports the last failure of the calling thread.
  *
  * Numbers

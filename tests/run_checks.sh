@@ -1,10 +1,11 @@
 #!/bin/sh
 # Runs Check suites; writes "passed failed skipped" to RESULT; exits 1 if any test failed.
 # Check's CK_FORK mode runs each test in a child, so a crash or a leak report fails one test.
+# CHECK_WRAPPER, when set, is a command each suite runs under (make test-valgrind's valgrind).
 result=$1; shift
 passed=0; failed=0; skipped=0
 for t in "$@"; do
-    out=$("$t" 2>&1); rc=$?
+    out=$($CHECK_WRAPPER "$t" 2>&1); rc=$?
     printf '%s\n' "$out"
     line=$(printf '%s\n' "$out" | grep -E '^[0-9]+%: Checks: ' | tail -n 1)
     if [ -z "$line" ]; then

@@ -9,6 +9,7 @@
 #include "adapter/adapter.h"
 #include "api/error.h"
 #include "util/json_text.h"
+#include "api/handle.h"
 
 static const char *const proj_names[LORA_PROJ_COUNT] = {
     "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
@@ -52,6 +53,7 @@ void lora__adapter_release(lora_adapter *a)
 {
     if (!a || atomic_fetch_sub(&a->refs, 1) != 1)
         return;
+    lora__handle_remove(a);
     free(a->arena);
     free(a->mods);
     free(a->table);
@@ -61,11 +63,17 @@ void lora__adapter_release(lora_adapter *a)
     free(a);
 }
 
-LORA_API void lora_adapter_free(lora_adapter *adapter) { lora__adapter_release(adapter); }
+LORA_API void lora_adapter_free(lora_adapter *adapter)
+{
+    if (lora__handle_freeable(adapter, LORA__KIND_ADAPTER, "lora_adapter_free", "adapter"))
+        lora__adapter_release(adapter);
+}
 
 LORA_API const char *lora_adapter_info_json(const lora_adapter *adapter)
 {
-    return adapter ? adapter->info_json : NULL;
+    if (lora__handle_check(adapter, LORA__KIND_ADAPTER, "lora_adapter_info_json", "adapter"))
+        return NULL;
+    return adapter->info_json;
 }
 
 json_t *lora__adapter_json_number(double x)

@@ -7,6 +7,7 @@
 #include "adapter/adapter.h"
 #include "api/error.h"
 #include "util/alloc.h"
+#include "api/handle.h"
 #include "util/rng.h"
 
 #define ALIGN_FLOATS 16 /* 64-byte alignment for every A and B */
@@ -67,6 +68,11 @@ lora_status lora__adapter_build(lora_model *m, const lora_adapter_spec *s, lora_
     if (!a)
         return lora__oom("adapter", sizeof *a);
     atomic_init(&a->refs, 1);
+    lora_status st = lora__handle_add(a, LORA__KIND_ADAPTER);
+    if (st) {
+        free(a);
+        return st;
+    }
     lora__model_retain(m);
     a->model = m;
     a->r = s->r;
@@ -74,7 +80,7 @@ lora_status lora__adapter_build(lora_model *m, const lora_adapter_spec *s, lora_
     a->lora_dropout = s->lora_dropout;
     a->use_rslora = s->use_rslora;
     a->targets = s->targets;
-    lora_status st = lay_out(a, s, &m->cfg);
+    st = lay_out(a, s, &m->cfg);
     if (!st && !(a->config_json = lora__adapter_spec_peft_json(s)))
         st = lora__oom("adapter_config.json", 4096);
     if (!st)
@@ -123,10 +129,11 @@ LORA_API lora_status lora_adapter_create(lora_model *model, const char *config_j
     if (!out)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_adapter_create: out is NULL");
     *out = NULL;
-    if (!model)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_adapter_create: model is NULL");
+    lora_status st = lora__handle_check(model, LORA__KIND_MODEL, "lora_adapter_create", "model");
+    if (st)
+        return st;
     lora_adapter_spec s;
-    lora_status st = lora__adapter_spec_parse(config_json, &model->cfg, LORA_ERR_CONFIG, &s);
+    st = lora__adapter_spec_parse(config_json, &model->cfg, LORA_ERR_CONFIG, &s);
     if (st)
         return lora__error_prefix(st, "lora_adapter_create");
     lora_adapter *a;

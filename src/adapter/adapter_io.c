@@ -8,6 +8,7 @@
 #include "adapter/adapter.h"
 #include "api/error.h"
 #include "io/manifest.h"
+#include "api/handle.h"
 #include "io/safetensors.h"
 #include "model/dtype.h"
 #include "model/weights.h"
@@ -227,10 +228,12 @@ LORA_API lora_status lora_adapter_load(lora_model *model, const char *peft_dir,
     if (!out)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_adapter_load: out is NULL");
     *out = NULL;
-    if (!model || !peft_dir)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_adapter_load: %s is NULL",
-                           model ? "peft_dir" : "model");
-    lora_status st = load(model, peft_dir, out);
+    lora_status st = lora__handle_check(model, LORA__KIND_MODEL, "lora_adapter_load", "model");
+    if (st)
+        return st;
+    if (!peft_dir)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_adapter_load: peft_dir is NULL");
+    st = load(model, peft_dir, out);
     return st ? lora__error_prefix(st, "lora_adapter_load") : LORA_OK;
 }
 
@@ -308,9 +311,12 @@ static lora_status save(const lora_adapter *a, const char *dir)
 LORA_API lora_status lora_adapter_save(const lora_adapter *adapter, const char *peft_dir)
 {
     lora__error_clear();
-    if (!adapter || !peft_dir)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_adapter_save: %s is NULL",
-                           adapter ? "peft_dir" : "adapter");
-    lora_status st = save(adapter, peft_dir);
+    lora_status st = lora__handle_check(adapter, LORA__KIND_ADAPTER, "lora_adapter_save",
+                                        "adapter");
+    if (st)
+        return st;
+    if (!peft_dir)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_adapter_save: peft_dir is NULL");
+    st = save(adapter, peft_dir);
     return st ? lora__error_prefix(st, "lora_adapter_save") : LORA_OK;
 }

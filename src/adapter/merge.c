@@ -8,6 +8,7 @@
 #include "adapter/adapter.h"
 #include "adapter/merge.h"
 #include "api/error.h"
+#include "api/handle.h"
 #include "cpu/cpu.h"
 #include "model/session.h"
 #include "util/alloc.h"
@@ -172,9 +173,13 @@ LORA_API lora_status lora_model_merge(lora_model *m, lora_adapter *a, float scal
     static const char fn[] = "lora_model_merge";
     if (max_logit_change)
         *max_logit_change = 0.0f;
-    if (!m || !a || (n && !probe))
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
-                           !m ? "model" : !a ? "adapter" : "probe");
+    lora_status st = lora__handle_check(m, LORA__KIND_MODEL, fn, "model");
+    if (!st)
+        st = lora__handle_check(a, LORA__KIND_ADAPTER, fn, "adapter");
+    if (st)
+        return st;
+    if (n && !probe)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: probe is NULL", fn);
     if (a->model != m)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: the adapter was made for another model",
                            fn);
@@ -183,15 +188,16 @@ LORA_API lora_status lora_model_merge(lora_model *m, lora_adapter *a, float scal
     if (m->merge)
         return lora__error(LORA_ERR_STATE, "%s: an adapter is already merged; unmerge it first",
                            fn);
-    lora_status st = merge(m, a, scale, n ? probe : NULL, n, max_logit_change);
+    st = merge(m, a, scale, n ? probe : NULL, n, max_logit_change);
     return st ? lora__error_prefix(st, "%s", fn) : LORA_OK;
 }
 
 LORA_API lora_status lora_model_unmerge(lora_model *m)
 {
     lora__error_clear();
-    if (!m)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_model_unmerge: model is NULL");
+    lora_status st = lora__handle_check(m, LORA__KIND_MODEL, "lora_model_unmerge", "model");
+    if (st)
+        return st;
     struct lora_merge *mg = m->merge;
     if (!mg)
         return lora__error(LORA_ERR_STATE, "lora_model_unmerge: no adapter is merged");

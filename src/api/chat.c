@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "api/error.h"
+#include "api/handle.h"
 #include "chat/chat.h"
 #include "util/json_text.h"
 
@@ -12,10 +13,11 @@ LORA_API lora_status lora_chat_render(const lora_tokenizer *tokenizer, const cha
     static const char fn[] = "lora_chat_render";
     if (text_out)
         *text_out = NULL;
-    if (!tokenizer || !messages_json || !text_out)
+    if (lora__handle_check(tokenizer, LORA__KIND_TOKENIZER, fn, "tokenizer"))
+        return LORA_ERR_INVALID_ARGUMENT;
+    if (!messages_json || !text_out)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
-                           !tokenizer ? "tokenizer" : !messages_json ? "messages_json"
-                                                                     : "text_out");
+                           !messages_json ? "messages_json" : "text_out");
     json_error_t err;
     json_t *messages = lora__json_loads(messages_json, JSON_REJECT_DUPLICATES, &err);
     if (!messages)

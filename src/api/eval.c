@@ -5,6 +5,7 @@
 
 #include "adapter/adapter.h"
 #include "api/error.h"
+#include "api/handle.h"
 #include "eval/eval.h"
 #include "model/model.h"
 
@@ -134,6 +135,8 @@ LORA_API lora_status lora_flops_json(const lora_model *model, const char *config
     if (!model == !config_json)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: give a model or config_json, not %s",
                            fn, model ? "both" : "neither");
+    if (model && lora__handle_check(model, LORA__KIND_MODEL, fn, "model"))
+        return LORA_ERR_INVALID_ARGUMENT;
     if (!context || !batch)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s is 0", fn,
                            !context ? "context" : "batch");

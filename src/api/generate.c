@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "api/error.h"
+#include "api/handle.h"
 #include "model/session.h"
 #include "sample/sampler.h"
 #include "util/alloc.h"
@@ -14,10 +15,14 @@ LORA_API lora_status lora_generate(lora_session *s, lora_sampler *smp, const int
     static const char fn[] = "lora_generate";
     if (n_out)
         *n_out = 0;
-    if (!s || !smp || !n_out || (n && !prompt) || (cap && !out))
+    lora_status st = lora__handle_check(s, LORA__KIND_SESSION, fn, "session");
+    if (!st)
+        st = lora__handle_check(smp, LORA__KIND_SAMPLER, fn, "sampler");
+    if (st)
+        return st;
+    if (!n_out || (n && !prompt) || (cap && !out))
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
-                           !s ? "session" : !smp ? "sampler" : !n_out ? "n_out"
-                           : (n && !prompt) ? "prompt" : "out");
+                           !n_out ? "n_out" : (n && !prompt) ? "prompt" : "out");
     if (n == 0)
         return lora__error(LORA_ERR_INVALID_ARGUMENT,
                            "%s: n = 0: a prompt of at least one token is needed (to continue, "
@@ -26,7 +31,7 @@ LORA_API lora_status lora_generate(lora_session *s, lora_sampler *smp, const int
     float *logits = lora__malloc(V * sizeof *logits);
     if (!logits)
         return lora__oom("logits", V * sizeof *logits);
-    lora_status st = lora_session_append(s, prompt, n, logits);
+    st = lora_session_append(s, prompt, n, logits);
     size_t n_prompt = (size_t)s->pos;
     size_t limit = lora__sampler_max_new_tokens(smp);
     limit = limit < cap ? limit : cap;

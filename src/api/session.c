@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "api/handle.h"
 #include "cpu/cpu.h"
 #include "model/session.h"
 #include "util/alloc.h"
@@ -59,12 +60,17 @@ static lora_status parse_session_options(const char *json, const lora_model *m,
 
 void lora__session_retain(lora_session *s) { atomic_fetch_add(&s->refs, 1); }
 
-LORA_API void lora_session_free(lora_session *s) { lora__session_release(s); }
+LORA_API void lora_session_free(lora_session *s)
+{
+    if (lora__handle_freeable(s, LORA__KIND_SESSION, "lora_session_free", "session"))
+        lora__session_release(s);
+}
 
 void lora__session_release(lora_session *s)
 {
     if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
+    lora__handle_remove(s);
     lora__cpu_backend_free(s->be);
     free(s->tokens);
     free(s->k_cache);
@@ -89,17 +95,22 @@ LORA_API lora_status lora_session_create(lora_model *model, const char *config_j
     if (!out)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_session_create: out is NULL");
     *out = NULL;
-    if (!model)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_session_create: model is NULL");
+    lora_status st = lora__handle_check(model, LORA__KIND_MODEL, "lora_session_create", "model");
+    if (st)
+        return st;
     int64_t max_ctx;
     int threads;
-    lora_status st = parse_session_options(config_json, model, &max_ctx, &threads);
+    st = parse_session_options(config_json, model, &max_ctx, &threads);
     if (st)
         return st;
     lora_session *s = lora__calloc(1, sizeof *s);
     if (!s)
         return lora__oom("session", sizeof *s);
     atomic_init(&s->refs, 1);
+    if ((st = lora__handle_add(s, LORA__KIND_SESSION))) {
+        free(s);
+        return lora__error_prefix(st, "lora_session_create");
+    }
     lora__model_retain(model);
     s->model = model;
     s->max_ctx = max_ctx;
@@ -120,11 +131,16 @@ LORA_API lora_status lora_session_create(lora_model *model, const char *config_j
     return LORA_OK;
 }
 
-LORA_API size_t lora_session_position(const lora_session *s) { return s ? (size_t)s->pos : 0; }
+LORA_API size_t lora_session_position(const lora_session *s)
+{
+    if (lora__handle_check(s, LORA__KIND_SESSION, "lora_session_position", "session"))
+        return 0;
+    return (size_t)s->pos;
+}
 
 LORA_API void lora_session_reset(lora_session *s)
 {
-    if (s)
+    if (s && !lora__handle_check(s, LORA__KIND_SESSION, "lora_session_reset", "session"))
         s->pos = 0;
 }
 
@@ -134,8 +150,11 @@ lora_status lora__batch_ids(const char *fn, const lora_session *s, const int32_t
                            const int32_t *lengths, size_t B, size_t T, int32_t **out)
 {
     *out = NULL;
-    if (!s || !ids)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, s ? "ids" : "session");
+    lora_status st = lora__handle_check(s, LORA__KIND_SESSION, fn, "session");
+    if (st)
+        return st;
+    if (!ids)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: ids is NULL", fn);
     if (B == 0 || T == 0)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: batch = %zu, seq = %zu: both must be >= 1",
                            fn, B, T);
@@ -318,9 +337,12 @@ LORA_API lora_status lora_session_append(lora_session *s, const int32_t *ids, si
 {
     lora__error_clear();
     static const char fn[] = "lora_session_append";
-    if (!s || !ids || n == 0)
+    lora_status st = lora__handle_check(s, LORA__KIND_SESSION, fn, "session");
+    if (st)
+        return st;
+    if (!ids || n == 0)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s", fn,
-                           !s ? "session is NULL" : !ids ? "ids is NULL" : "n is 0");
+                           !ids ? "ids is NULL" : "n is 0");
     const lora_config *c = &s->model->cfg;
     if (n > (size_t)(s->max_ctx - s->pos))
         return lora__error(LORA_ERR_RANGE,
@@ -331,7 +353,7 @@ LORA_API lora_status lora_session_append(lora_session *s, const int32_t *ids, si
             return lora__error(LORA_ERR_RANGE, "%s: ids[%zu] = %d is outside the vocabulary (0..%lld)",
                                fn, i, ids[i], (long long)c->vocab - 1);
     float *hidden;
-    lora_status st = lora__decoder_forward(s, ids, 1, (int64_t)n, true, 0, &hidden, NULL);
+    st = lora__decoder_forward(s, ids, 1, (int64_t)n, true, 0, &hidden, NULL);
     if (st)
         return lora__error_prefix(st, "%s", fn);
     memcpy(s->tokens + s->pos, ids, n * sizeof *ids);

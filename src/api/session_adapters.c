@@ -1,7 +1,9 @@
 /* lora_session_set_adapters: hot-swapping adapters on a session. */
 #include <math.h>
+#include <stdio.h>
 
 #include "api/error.h"
+#include "api/handle.h"
 #include "model/session.h"
 
 LORA_API lora_status lora_session_set_adapters(lora_session *s, lora_adapter *const *adapters,
@@ -9,16 +11,21 @@ LORA_API lora_status lora_session_set_adapters(lora_session *s, lora_adapter *co
 {
     lora__error_clear();
     static const char fn[] = "lora_session_set_adapters";
-    if (!s || (n && (!adapters || !scales)))
+    lora_status st = lora__handle_check(s, LORA__KIND_SESSION, fn, "session");
+    if (st)
+        return st;
+    if (n && (!adapters || !scales))
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
-                           !s ? "session" : !adapters ? "adapters" : "scales");
+                           !adapters ? "adapters" : "scales");
     if (n > LORA_MAX_ADAPTERS)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %zu adapters; at most %d at once", fn, n,
                            LORA_MAX_ADAPTERS);
     int64_t max_rank = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!adapters[i])
-            return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: adapters[%zu] is NULL", fn, i);
+        char arg[32];
+        snprintf(arg, sizeof arg, "adapters[%zu]", i);
+        if ((st = lora__handle_check(adapters[i], LORA__KIND_ADAPTER, fn, arg)))
+            return st;
         if (adapters[i]->model != s->model)
             return lora__error(LORA_ERR_INVALID_ARGUMENT,
                                "%s: adapters[%zu] was made for another model", fn, i);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "api/handle.h"
 #include "chat/render.h"
 #include "model/model.h"
 #include "tokenizer/added_tokens.h"
@@ -96,7 +97,9 @@ lora_status lora__tokenizer_from_text(const char *tokenizer_json, const char *co
     lora_tokenizer *t = tokenizer_new();
     if (!t)
         return lora__oom("tokenizer", sizeof *t);
-    lora_status st = lora__tokenizer_parse(t, tokenizer_json, strlen(tokenizer_json), label);
+    lora_status st = lora__handle_add(t, LORA__KIND_TOKENIZER);
+    if (!st)
+        st = lora__tokenizer_parse(t, tokenizer_json, strlen(tokenizer_json), label);
     if (!st)
         st = lora__added_prepare(t);
     if (!st && config_json)
@@ -123,7 +126,9 @@ LORA_API lora_status lora_tokenizer_load(const char *path, const char *config_js
     lora_tokenizer *t = tokenizer_new();
     if (!t)
         return lora__error_prefix(lora__oom("tokenizer", sizeof *t), "lora_tokenizer_load");
-    lora_status st = load(path, config_json, t);
+    lora_status st = lora__handle_add(t, LORA__KIND_TOKENIZER);
+    if (!st)
+        st = load(path, config_json, t);
     if (st) {
         lora__tokenizer_release(t);
         return lora__error_prefix(st, "lora_tokenizer_load");
@@ -138,9 +143,9 @@ LORA_API lora_status lora_model_tokenizer(lora_model *model, lora_tokenizer **ou
     if (!out)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_model_tokenizer: out is NULL");
     *out = NULL;
-    if (!model)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_model_tokenizer: model is NULL");
-    lora_status st = LORA_OK;
+    lora_status st = lora__handle_check(model, LORA__KIND_MODEL, "lora_model_tokenizer", "model");
+    if (st)
+        return st;
     pthread_mutex_lock(&model->tokenizer_lock);
     if (!model->tokenizer) {
         char *file = lora__path_join(model->path, "tokenizer.json");
@@ -161,16 +166,26 @@ LORA_API lora_status lora_model_tokenizer(lora_model *model, lora_tokenizer **ou
     return st;
 }
 
-LORA_API void lora_tokenizer_free(lora_tokenizer *tokenizer) { lora__tokenizer_release(tokenizer); }
+LORA_API void lora_tokenizer_free(lora_tokenizer *tokenizer)
+{
+    if (lora__handle_freeable(tokenizer, LORA__KIND_TOKENIZER, "lora_tokenizer_free", "tokenizer"))
+        lora__tokenizer_release(tokenizer);
+}
 
 LORA_API size_t lora_tokenizer_vocab_size(const lora_tokenizer *tokenizer)
 {
-    return tokenizer ? tokenizer->n_ids : 0;
+    if (lora__handle_check(tokenizer, LORA__KIND_TOKENIZER, "lora_tokenizer_vocab_size",
+                           "tokenizer"))
+        return 0;
+    return tokenizer->n_ids;
 }
 
 LORA_API const char *lora_tokenizer_info_json(const lora_tokenizer *tokenizer)
 {
-    return tokenizer ? tokenizer->info_json : NULL;
+    if (lora__handle_check(tokenizer, LORA__KIND_TOKENIZER, "lora_tokenizer_info_json",
+                           "tokenizer"))
+        return NULL;
+    return tokenizer->info_json;
 }
 
 static lora_status check_encode(const char *where, const lora_tokenizer *t, const char *text,
@@ -207,7 +222,10 @@ LORA_API lora_status lora_tokenizer_encode(const lora_tokenizer *tokenizer, cons
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_tokenizer_encode: %s is NULL",
                            !n_out ? "n_out" : "ids");
     *n_out = 0;
-    lora_status st = check_encode("lora_tokenizer_encode", tokenizer, text, len, flags);
+    lora_status st = lora__handle_check(tokenizer, LORA__KIND_TOKENIZER, "lora_tokenizer_encode",
+                                        "tokenizer");
+    if (!st)
+        st = check_encode("lora_tokenizer_encode", tokenizer, text, len, flags);
     if (st)
         return st;
     lora__encoding e;
@@ -233,9 +251,10 @@ LORA_API lora_status lora_tokenizer_decode(const lora_tokenizer *tokenizer, cons
     *text_out = NULL;
     if (len_out)
         *len_out = 0;
-    if (!tokenizer || (!ids && n))
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_tokenizer_decode: %s is NULL",
-                           !tokenizer ? "tokenizer" : "ids");
+    if (lora__handle_check(tokenizer, LORA__KIND_TOKENIZER, "lora_tokenizer_decode", "tokenizer"))
+        return LORA_ERR_INVALID_ARGUMENT;
+    if (!ids && n)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_tokenizer_decode: ids is NULL");
     if (flags & ~LORA_DECODE_SKIP_SPECIAL)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_tokenizer_decode: unknown flags 0x%x",
                            flags & ~LORA_DECODE_SKIP_SPECIAL);
@@ -265,9 +284,11 @@ LORA_API lora_status lora_tokenizer_token_id(const lora_tokenizer *tokenizer,
     if (!id_out)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_tokenizer_token_id: id_out is NULL");
     *id_out = -1;
-    if (!tokenizer || !token)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_tokenizer_token_id: %s is NULL",
-                           !tokenizer ? "tokenizer" : "token");
+    if (lora__handle_check(tokenizer, LORA__KIND_TOKENIZER, "lora_tokenizer_token_id",
+                           "tokenizer"))
+        return LORA_ERR_INVALID_ARGUMENT;
+    if (!token)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_tokenizer_token_id: token is NULL");
     int32_t id = lora__tokenizer_lookup(tokenizer, token, strlen(token));
     if (id < 0)
         return lora__error(LORA_ERR_RANGE, "lora_tokenizer_token_id: no token '%.64s'", token);

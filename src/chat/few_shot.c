@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "api/handle.h"
 #include "chat/render.h"
 #include "tokenizer/tokenizer.h"
 #include "util/json_text.h"
@@ -227,6 +228,8 @@ LORA_API lora_status lora_prompt_few_shot(const lora_tokenizer *tokenizer,
         return lora__error(LORA_ERR_INVALID_ARGUMENT, WHERE ": %s is NULL",
                            !examples_json ? "examples_json" : !question ? "question"
                                                                         : "text_out");
+    if (tokenizer && lora__handle_check(tokenizer, LORA__KIND_TOKENIZER, WHERE, "tokenizer"))
+        return LORA_ERR_INVALID_ARGUMENT;
     lora_status st = few_shot(tokenizer, examples_json, question, options_json, text_out);
     return st == LORA_OK ? st : lora__error_prefix(st, WHERE);
 }

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "api/handle.h"
 #include "data/dataset.h"
 
 static void ensure_order(lora_dataset *d, uint64_t epoch)
@@ -31,10 +32,11 @@ LORA_API lora_status lora_dataset_next_batch(lora_dataset *dataset, size_t batch
                                              size_t *seq_out, size_t *rows_out)
 {
     lora__error_clear();
-    if (!dataset || !ids || !labels || !seq_out || !rows_out)
+    if (lora__handle_check(dataset, LORA__KIND_DATASET, "lora_dataset_next_batch", "dataset"))
+        return LORA_ERR_INVALID_ARGUMENT;
+    if (!ids || !labels || !seq_out || !rows_out)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_dataset_next_batch: %s is NULL",
-                           !dataset ? "dataset" : !ids ? "ids" : !labels ? "labels"
-                           : !seq_out ? "seq_out" : "rows_out");
+                           !ids ? "ids" : !labels ? "labels" : !seq_out ? "seq_out" : "rows_out");
     if (batch == 0)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_dataset_next_batch: batch is 0");
     lora_dataset *d = dataset;
@@ -64,14 +66,16 @@ LORA_API lora_status lora_dataset_next_batch(lora_dataset *dataset, size_t batch
 
 LORA_API uint64_t lora_dataset_position(const lora_dataset *dataset)
 {
-    return dataset ? dataset->position : 0;
+    if (lora__handle_check(dataset, LORA__KIND_DATASET, "lora_dataset_position", "dataset"))
+        return 0;
+    return dataset->position;
 }
 
 LORA_API lora_status lora_dataset_seek(lora_dataset *dataset, uint64_t position)
 {
     lora__error_clear();
-    if (!dataset)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_dataset_seek: dataset is NULL");
+    if (lora__handle_check(dataset, LORA__KIND_DATASET, "lora_dataset_seek", "dataset"))
+        return LORA_ERR_INVALID_ARGUMENT;
     dataset->position = position;
     return LORA_OK;
 }

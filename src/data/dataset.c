@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "api/handle.h"
 #include "data/dataset.h"
 #include "tokenizer/tokenizer.h"
 #include "util/alloc.h"
@@ -64,8 +65,9 @@ static lora_status finish(lora_dataset *d)
 
 LORA_API void lora_dataset_free(lora_dataset *dataset)
 {
-    if (!dataset)
+    if (!lora__handle_freeable(dataset, LORA__KIND_DATASET, "lora_dataset_free", "dataset"))
         return;
+    lora__handle_remove(dataset);
     lora__rows_free(&dataset->rows);
     lora__store_release(dataset->store);
     lora__dataset_config_release(&dataset->cfg);
@@ -86,6 +88,12 @@ static lora_status make(lora_tokenizer *t, lora__store *store, const lora__datas
         free(samples);
         return lora__oom("a dataset", sizeof *d);
     }
+    lora_status st = lora__handle_add(d, LORA__KIND_DATASET);
+    if (st) {
+        free(samples);
+        free(d);
+        return st;
+    }
     lora__tokenizer_retain(t);
     d->tokenizer = t;
     lora__store_retain(store);
@@ -94,7 +102,7 @@ static lora_status make(lora_tokenizer *t, lora__store *store, const lora__datas
     d->samples = samples;
     d->n_samples = n;
     d->pad_id = pad_id(t);
-    lora_status st = finish(d);
+    st = finish(d);
     if (st != LORA_OK) {
         lora_dataset_free(d);
         return st;
@@ -110,11 +118,14 @@ LORA_API lora_status lora_dataset_load(lora_tokenizer *tokenizer, const char *pa
     if (!out)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_dataset_load: out is NULL");
     *out = NULL;
-    if (!tokenizer || !path)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_dataset_load: %s is NULL",
-                           !tokenizer ? "tokenizer" : "path");
+    lora_status st = lora__handle_check(tokenizer, LORA__KIND_TOKENIZER, "lora_dataset_load",
+                                        "tokenizer");
+    if (st)
+        return st;
+    if (!path)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_dataset_load: path is NULL");
     lora__dataset_config cfg;
-    lora_status st = lora__dataset_config_parse(config_json, &cfg);
+    st = lora__dataset_config_parse(config_json, &cfg);
     if (st != LORA_OK)
         return st;
     lora__store *store = NULL;
@@ -182,10 +193,12 @@ LORA_API lora_status lora_dataset_split(const lora_dataset *dataset, double test
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_dataset_split: %s is NULL",
                            !train_out ? "train_out" : "test_out");
     *train_out = *test_out = NULL;
-    if (!dataset)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_dataset_split: dataset is NULL");
+    lora_status st = lora__handle_check(dataset, LORA__KIND_DATASET, "lora_dataset_split",
+                                        "dataset");
+    if (st)
+        return st;
     size_t n = dataset->n_samples, n_test = 0;
-    lora_status st = test_count(test_size, n, &n_test);
+    st = test_count(test_size, n, &n_test);
     if (st != LORA_OK)
         return st;
     size_t *perm = lora__malloc(n * sizeof *perm);
@@ -218,12 +231,16 @@ LORA_API lora_status lora_dataset_split(const lora_dataset *dataset, double test
 
 LORA_API size_t lora_dataset_size(const lora_dataset *dataset)
 {
-    return dataset ? dataset->rows.n : 0;
+    if (lora__handle_check(dataset, LORA__KIND_DATASET, "lora_dataset_size", "dataset"))
+        return 0;
+    return dataset->rows.n;
 }
 
 LORA_API const char *lora_dataset_stats_json(const lora_dataset *dataset)
 {
-    return dataset ? dataset->stats : NULL;
+    if (lora__handle_check(dataset, LORA__KIND_DATASET, "lora_dataset_stats_json", "dataset"))
+        return NULL;
+    return dataset->stats;
 }
 
 LORA_API lora_status lora_dataset_row(const lora_dataset *dataset, size_t i, int32_t *ids,
@@ -231,9 +248,11 @@ LORA_API lora_status lora_dataset_row(const lora_dataset *dataset, size_t i, int
                                       size_t *len_out)
 {
     lora__error_clear();
-    if (!dataset || !ids || !labels || !len_out)
+    if (lora__handle_check(dataset, LORA__KIND_DATASET, "lora_dataset_row", "dataset"))
+        return LORA_ERR_INVALID_ARGUMENT;
+    if (!ids || !labels || !len_out)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_dataset_row: %s is NULL",
-                           !dataset ? "dataset" : !ids ? "ids" : !labels ? "labels" : "len_out");
+                           !ids ? "ids" : !labels ? "labels" : "len_out");
     if (i >= dataset->rows.n)
         return lora__error(LORA_ERR_RANGE, "lora_dataset_row: row %zu of %zu", i,
                            dataset->rows.n);

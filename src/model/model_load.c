@@ -9,6 +9,7 @@
 #include "util/alloc.h"
 #include "gguf/gguf.h"
 #include "io/manifest.h"
+#include "api/handle.h"
 #include "io/safetensors.h"
 #include "model/dtype.h"
 #include "model/model.h"
@@ -31,6 +32,7 @@ void lora__model_release(lora_model *m)
 {
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
         return;
+    lora__handle_remove(m);
     free(m->arena);
     free(m->layers);
     free(m->info_json);
@@ -42,7 +44,11 @@ void lora__model_release(lora_model *m)
     free(m);
 }
 
-LORA_API void lora_model_free(lora_model *model) { lora__model_release(model); }
+LORA_API void lora_model_free(lora_model *model)
+{
+    if (lora__handle_freeable(model, LORA__KIND_MODEL, "lora_model_free", "model"))
+        lora__model_release(model);
+}
 
 static int default_threads(void)
 {
@@ -166,8 +172,11 @@ static lora_status alloc_weights(lora_model *m, const lora_st_set *set,
     }
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
+        size_t numel = slot_numel(&slots[i]);
         *slots[i].dst = m->arena + off;
-        off += round_up(slot_numel(&slots[i]));
+        off += round_up(numel);
+        /* the alignment gap too: whole-arena copies and comparisons see defined bytes */
+        memset(*slots[i].dst + numel, 0, (round_up(numel) - numel) * sizeof(float));
     }
     *slots_out = slots;
     *n_out = n;
@@ -286,8 +295,9 @@ LORA_API lora_status lora_model_load(const char *path, const char *config_json, 
     atomic_init(&m->refs, 1);
     pthread_mutex_init(&m->tokenizer_lock, NULL);
     m->path = lora__strdup(path);
-    st = !m->path ? lora__oom("path", strlen(path) + 1)
-         : gguf ? load_gguf(path, threads, m) : load(path, threads, m);
+    st = !m->path ? lora__oom("path", strlen(path) + 1) : lora__handle_add(m, LORA__KIND_MODEL);
+    if (!st)
+        st = gguf ? load_gguf(path, threads, m) : load(path, threads, m);
     if (st) {
         lora__model_release(m);
         return lora__error_prefix(st, "lora_model_load");
@@ -298,15 +308,21 @@ LORA_API lora_status lora_model_load(const char *path, const char *config_json, 
 
 LORA_API size_t lora_model_vocab_size(const lora_model *model)
 {
-    return model ? (size_t)model->cfg.vocab : 0;
+    if (lora__handle_check(model, LORA__KIND_MODEL, "lora_model_vocab_size", "model"))
+        return 0;
+    return (size_t)model->cfg.vocab;
 }
 
 LORA_API uint64_t lora_model_num_parameters(const lora_model *model)
 {
-    return model ? model->n_params : 0;
+    if (lora__handle_check(model, LORA__KIND_MODEL, "lora_model_num_parameters", "model"))
+        return 0;
+    return model->n_params;
 }
 
 LORA_API const char *lora_model_info_json(const lora_model *model)
 {
-    return model ? model->info_json : NULL;
+    if (lora__handle_check(model, LORA__KIND_MODEL, "lora_model_info_json", "model"))
+        return NULL;
+    return model->info_json;
 }

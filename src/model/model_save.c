@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "api/handle.h"
 #include "model/checkpoint.h"
 #include "util/file.h"
 
@@ -28,14 +29,16 @@ static lora_status save(lora_model *m, const char *dir, int bf16)
 LORA_API lora_status lora_model_save(const lora_model *model, const char *dir, const char *dtype)
 {
     lora__error_clear();
-    if (!model || !dir)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_model_save: %s is NULL",
-                           model ? "dir" : "model");
+    lora_status st = lora__handle_check(model, LORA__KIND_MODEL, "lora_model_save", "model");
+    if (st)
+        return st;
+    if (!dir)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_model_save: dir is NULL");
     int bf16 = dtype && strcmp(dtype, "bf16") == 0;
     if (dtype && !bf16 && strcmp(dtype, "f32") != 0)
         return lora__error(LORA_ERR_INVALID_ARGUMENT,
                            "lora_model_save: dtype '%.16s' is not \"f32\" or \"bf16\"", dtype);
     /* the slots' dst pointers are the model's own fields; nothing is written through them */
-    lora_status st = save((lora_model *)model, dir, bf16);
+    st = save((lora_model *)model, dir, bf16);
     return st ? lora__error_prefix(st, "lora_model_save") : LORA_OK;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "api/handle.h"
 #include "sample/sampler.h"
 #include "util/alloc.h"
 #include "util/rng.h"
@@ -33,6 +34,11 @@ LORA_API lora_status lora_sampler_create(const char *config_json, lora_sampler *
         free(s);
         return st;
     }
+    if ((st = lora__handle_add(s, LORA__KIND_SAMPLER))) {
+        lora__sampler_config_release(&s->cfg);
+        free(s);
+        return lora__error_prefix(st, "lora_sampler_create");
+    }
     lora__rng_seed(&s->rng, s->cfg.seed);
     *out = s;
     return LORA_OK;
@@ -40,8 +46,9 @@ LORA_API lora_status lora_sampler_create(const char *config_json, lora_sampler *
 
 LORA_API void lora_sampler_free(lora_sampler *sampler)
 {
-    if (!sampler)
+    if (!lora__handle_freeable(sampler, LORA__KIND_SAMPLER, "lora_sampler_free", "sampler"))
         return;
+    lora__handle_remove(sampler);
     lora__sampler_config_release(&sampler->cfg);
     free(sampler->work);
     free(sampler->scratch);
@@ -53,9 +60,10 @@ LORA_API void lora_sampler_free(lora_sampler *sampler)
 LORA_API lora_status lora_sampler_set_temperature(lora_sampler *sampler, float temperature)
 {
     lora__error_clear();
-    if (!sampler)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT,
-                           "lora_sampler_set_temperature: sampler is NULL");
+    lora_status st = lora__handle_check(sampler, LORA__KIND_SAMPLER,
+                                        "lora_sampler_set_temperature", "sampler");
+    if (st)
+        return st;
     if (!(temperature >= 0) || isinf(temperature))
         return lora__error(LORA_ERR_CONFIG, "lora_sampler_set_temperature: temperature %g is "
                            "negative or not finite", (double)temperature);
@@ -66,8 +74,10 @@ LORA_API lora_status lora_sampler_set_temperature(lora_sampler *sampler, float t
 LORA_API lora_status lora_sampler_set_seed(lora_sampler *sampler, uint64_t seed)
 {
     lora__error_clear();
-    if (!sampler)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_sampler_set_seed: sampler is NULL");
+    lora_status st = lora__handle_check(sampler, LORA__KIND_SAMPLER, "lora_sampler_set_seed",
+                                        "sampler");
+    if (st)
+        return st;
     lora__rng_seed(&sampler->rng, seed);
     return LORA_OK;
 }
@@ -76,9 +86,13 @@ static lora_status check_args(const lora_sampler *sampler, const float *logits, 
                               const int32_t *tokens, size_t n_tokens, size_t n_prompt,
                               const int32_t *token_out)
 {
-    if (!sampler || !logits || !token_out)
+    lora_status st = lora__handle_check(sampler, LORA__KIND_SAMPLER, "lora_sampler_sample",
+                                        "sampler");
+    if (st)
+        return st;
+    if (!logits || !token_out)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_sampler_sample: %s is NULL",
-                           !sampler ? "sampler" : !logits ? "logits" : "token_out");
+                           !logits ? "logits" : "token_out");
     if (n_vocab == 0 || n_vocab > (size_t)INT32_MAX + 1)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_sampler_sample: n_vocab %zu is "
                            "outside 1..2^31", n_vocab);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "api/handle.h"
 #include "tokenizer/internal.h"
 #include "tokenizer/utf8.h"
 #include "util/alloc.h"
@@ -22,14 +23,20 @@ LORA_API lora_status lora_detokenizer_create(lora_tokenizer *tokenizer, unsigned
     if (!out)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_detokenizer_create: out is NULL");
     *out = NULL;
-    if (!tokenizer)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_detokenizer_create: tokenizer is NULL");
+    lora_status st = lora__handle_check(tokenizer, LORA__KIND_TOKENIZER, "lora_detokenizer_create",
+                                        "tokenizer");
+    if (st)
+        return st;
     if (flags & ~LORA_DECODE_SKIP_SPECIAL)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_detokenizer_create: unknown flags "
                            "0x%x", flags & ~LORA_DECODE_SKIP_SPECIAL);
     lora_detokenizer *d = lora__calloc(1, sizeof *d);
     if (!d)
         return lora__error_prefix(lora__oom("detokenizer", sizeof *d), "lora_detokenizer_create");
+    if ((st = lora__handle_add(d, LORA__KIND_DETOKENIZER))) {
+        free(d);
+        return lora__error_prefix(st, "lora_detokenizer_create");
+    }
     lora__tokenizer_retain(tokenizer);
     d->t = tokenizer;
     d->skip_special = (flags & LORA_DECODE_SKIP_SPECIAL) != 0;
@@ -40,9 +47,12 @@ LORA_API lora_status lora_detokenizer_create(lora_tokenizer *tokenizer, unsigned
 static lora_status check_out(const lora_detokenizer *d, const char **text, size_t *len,
                              const char *where)
 {
-    if (!d || !text || !len)
+    lora_status st = lora__handle_check(d, LORA__KIND_DETOKENIZER, where, "detok");
+    if (st)
+        return st;
+    if (!text || !len)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s is NULL", where,
-                           !d ? "detok" : !text ? "text" : "len");
+                           !text ? "text" : "len");
     return LORA_OK;
 }
 
@@ -95,8 +105,9 @@ LORA_API lora_status lora_detokenizer_flush(lora_detokenizer *detok, const char 
 
 LORA_API void lora_detokenizer_free(lora_detokenizer *detok)
 {
-    if (!detok)
+    if (!lora__handle_freeable(detok, LORA__KIND_DETOKENIZER, "lora_detokenizer_free", "detok"))
         return;
+    lora__handle_remove(detok);
     lora__tokenizer_release(detok->t);
     lora__bytebuf_free(&detok->pending);
     lora__bytebuf_free(&detok->text);

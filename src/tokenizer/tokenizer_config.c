@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "api/handle.h"
 #include "tokenizer/internal.h"
 #include "util/alloc.h"
 #include "util/file.h"
@@ -185,6 +186,7 @@ void lora__tokenizer_release(lora_tokenizer *t)
 {
     if (!t || atomic_fetch_sub(&t->refs, 1) != 1)
         return;
+    lora__handle_remove(t);
     free(t->kind);
     free(t->raw_off);
     free(t->raw);

@@ -11,6 +11,7 @@
 
 #include "api/error.h"
 #include "io/manifest.h"
+#include "api/handle.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "train/trainer.h"
@@ -146,12 +147,15 @@ LORA_API lora_status lora_optimizer_save_checkpoint(lora_optimizer *o, const cha
 {
     lora__error_clear();
     static const char fn[] = "lora_optimizer_save_checkpoint";
-    if (!o || !dir)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, o ? "dir" : "optimizer");
+    lora_status st = lora__handle_check(o, LORA__KIND_OPTIMIZER, fn, "optimizer");
+    if (st)
+        return st;
+    if (!dir)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: dir is NULL", fn);
     if (o->micro)
         return lora__error(LORA_ERR_STATE, "%s: %lld micro-batches are accumulated; save at an "
                            "update boundary", fn, (long long)o->micro);
-    lora_status st = save(o, dir, data_position);
+    st = save(o, dir, data_position);
     return st ? lora__error_prefix(st, "%s", fn) : LORA_OK;
 }
 
@@ -279,8 +283,11 @@ LORA_API lora_status lora_optimizer_load_checkpoint(lora_optimizer *o, const cha
 {
     lora__error_clear();
     static const char fn[] = "lora_optimizer_load_checkpoint";
-    if (!o || !dir)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, o ? "dir" : "optimizer");
-    lora_status st = load(o, dir, data_position);
+    lora_status st = lora__handle_check(o, LORA__KIND_OPTIMIZER, fn, "optimizer");
+    if (st)
+        return st;
+    if (!dir)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: dir is NULL", fn);
+    st = load(o, dir, data_position);
     return st ? lora__error_prefix(st, "%s", fn) : LORA_OK;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "api/handle.h"
 #include "model/weights.h"
 #include "train/forward_backward.h"
 #include "train/trainer.h"
@@ -148,8 +149,9 @@ static lora_status attach_state(lora_optimizer *o)
 
 LORA_API void lora_optimizer_free(lora_optimizer *o)
 {
-    if (!o)
+    if (!lora__handle_freeable(o, LORA__KIND_OPTIMIZER, "lora_optimizer_free", "optimizer"))
         return;
+    lora__handle_remove(o);
     lora__optim_free(o->optim);
     for (size_t i = 0; i < o->n_adapters; i++) {
         free(o->grads.adapter[i]);
@@ -169,18 +171,23 @@ LORA_API lora_status lora_optimizer_create(lora_session *session, const char *co
     if (!out)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_optimizer_create: out is NULL");
     *out = NULL;
-    if (!session)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_optimizer_create: session is NULL");
+    lora_status st = lora__handle_check(session, LORA__KIND_SESSION, "lora_optimizer_create",
+                                        "session");
+    if (st)
+        return st;
     lora_optimizer *o = lora__calloc(1, sizeof *o);
     if (!o)
         return lora__oom("optimizer", sizeof *o);
+    if ((st = lora__handle_add(o, LORA__KIND_OPTIMIZER))) {
+        free(o);
+        return lora__error_prefix(st, "lora_optimizer_create");
+    }
     lora__session_retain(session);
     o->s = session;
     char *rest = NULL;
     lora_optim_config cfg;
     lora_param *params = NULL;
     size_t n = 0;
-    lora_status st;
     if (!(st = parse_own_keys(config_json, o, &rest)) &&
         !(st = lora__optim_config_parse(rest, &cfg)) && !(st = attach_state(o)) &&
         !(st = collect_params(o, &params, &n)))
@@ -219,14 +226,16 @@ static lora_status train_step(const char *fn, lora_optimizer *o, const int32_t *
                               const int32_t *labels, const int32_t *position_ids, size_t batch,
                               size_t seq, float *loss_out)
 {
-    if (!o || !labels)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
-                           o ? "labels" : "optimizer");
+    lora_status st = lora__handle_check(o, LORA__KIND_OPTIMIZER, fn, "optimizer");
+    if (st)
+        return st;
+    if (!labels)
+        return lora__error(LORA_ERR_INVALID_ARGUMENT, "%s: labels is NULL", fn);
     if (!adapters_unchanged(o))
         return lora__error(LORA_ERR_STATE, "%s: the session's attached adapters changed since "
                            "the optimizer was made", fn);
     int32_t *clean;
-    lora_status st = lora__batch_ids(fn, o->s, ids, NULL, batch, seq, &clean);
+    st = lora__batch_ids(fn, o->s, ids, NULL, batch, seq, &clean);
     if (st)
         return st;
     if ((st = lora__check_labels(fn, o->s, labels, batch, seq)) ||
@@ -277,16 +286,18 @@ LORA_API lora_status lora_train_step_packed(lora_optimizer *o, const int32_t *id
 LORA_API lora_status lora_optimizer_set_lr(lora_optimizer *o, double lr)
 {
     lora__error_clear();
-    if (!o)
-        return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_optimizer_set_lr: optimizer is NULL");
-    lora_status st = lora__optim_set_lr(o->optim, lr);
+    lora_status st = lora__handle_check(o, LORA__KIND_OPTIMIZER, "lora_optimizer_set_lr",
+                                        "optimizer");
+    if (st)
+        return st;
+    st = lora__optim_set_lr(o->optim, lr);
     return st ? lora__error_prefix(st, "lora_optimizer_set_lr") : LORA_OK;
 }
 
 LORA_API const char *lora_optimizer_stats_json(lora_optimizer *o)
 {
     lora__error_clear();
-    if (!o)
+    if (lora__handle_check(o, LORA__KIND_OPTIMIZER, "lora_optimizer_stats_json", "optimizer"))
         return NULL;
     bool any = lora__optim_step_count(o->optim) > 0 || o->last.skipped;
     json_t *j = json_pack("{s:I, s:I, s:f, s:f, s:o, s:b, s:I, s:I, s:f}", "step",

@@ -38,11 +38,16 @@ static void run_region(lora_pool_fn fn, void *ctx, int64_t n, int64_t chunk, int
     {
         /* confines nested parallelism (OpenBLAS's own) to one thread, for this region only */
         omp_set_num_threads(1);
-        int tid = omp_get_thread_num();
-        int64_t begin = (int64_t)tid * chunk;
-        int64_t end = begin + chunk < n ? begin + chunk : n;
-        if (begin < end)
-            fn(ctx, begin, end, tid);
+        /* OpenMP may give fewer threads than asked (OMP_THREAD_LIMIT, OMP_DYNAMIC, a caller's
+         * own parallel region with nesting off): each thread then takes every nth range, so
+         * the ranges, and the results, are the same whatever the team */
+        int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+        for (int r = tid; r < teams; r += nth) {
+            int64_t begin = (int64_t)r * chunk;
+            int64_t end = begin + chunk < n ? begin + chunk : n;
+            if (begin < end)
+                fn(ctx, begin, end, tid);
+        }
     }
 }
 

@@ -10,7 +10,8 @@
 
 typedef struct lora_pool lora_pool;
 
-/* fn processes items [begin, end); tid is 0..n_threads-1. */
+/* fn processes items [begin, end); tid is 0..n_threads-1, the calling thread's index in the team
+ * (a thread may run several ranges one after another, never two at once). */
 typedef void (*lora_pool_fn)(void *ctx, int64_t begin, int64_t end, int tid);
 
 lora_status lora__pool_create(int n_threads, lora_pool **out);
