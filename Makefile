@@ -233,9 +233,9 @@ build/tsan/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(TSAN_FLAGS) -MMD -MP -c $< -o $@
 
-build/tsan/liblora.a: $(TSAN_OBJ)
+build/tsan/liblora.a: $(TSAN_OBJ) $(CU_OBJ)
 	rm -f $@
-	ar rcs $@ $(TSAN_OBJ)
+	ar rcs $@ $(TSAN_OBJ) $(CU_OBJ)
 
 build/tsan-tests/%: tests/%.c build/tsan/liblora.a $(TEST_UTIL_SRC)
 	@mkdir -p $(dir $@)
@@ -318,9 +318,9 @@ build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(ALL_CFLAGS) $(FUZZ_SAN) -MMD -MP -c $< -o $@
 
-build/fuzz/liblora.a: $(FUZZ_OBJ)
+build/fuzz/liblora.a: $(FUZZ_OBJ) $(CU_OBJ)
 	rm -f $@
-	ar rcs $@ $(FUZZ_OBJ)
+	ar rcs $@ $(FUZZ_OBJ) $(CU_OBJ)
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.c tests/fuzz/harness.h build/fuzz/liblora.a
 	$(FUZZ_CC) $(ALL_CFLAGS) $(SAN_FLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< \
