@@ -902,6 +902,12 @@ static const struct bad_case {
      NULL, LORA_ERR_FORMAT, "entry 'a'"},
     {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":0},\"merges\":[]}," PRE_OK "," DEC_OK
      "}", NULL, LORA_ERR_FORMAT, "id 0 is given to both"},
+    /* one huge id in a small file (found by fuzz_tokenizer_load: 325 MB and seconds per load) */
+    {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":13000000},\"merges\":[]},"
+     PRE_OK "," DEC_OK "}", NULL, LORA_ERR_FORMAT, "largest token id is 13000000 for 2 tokens"},
+    {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"added_tokens\":[{\"id\":"
+     "9000000,\"content\":\"<x>\",\"special\":true}]," PRE_OK "," DEC_OK "}", NULL,
+     LORA_ERR_FORMAT, "largest token id is 9000000 for 2 tokens"},
     {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}}," PRE_OK "," DEC_OK "}", NULL,
      LORA_ERR_FORMAT, "'model.merges' is missing"},
     {"{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":{}}," PRE_OK "," DEC_OK "}", NULL,

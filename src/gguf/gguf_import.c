@@ -7,6 +7,7 @@
 #include "api/error.h"
 #include "util/json_text.h"
 #include "gguf/gguf.h"
+#include "io/manifest.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
@@ -52,17 +53,14 @@ static void fill_from_gguf(void *ctx, const lora_weight_slot *s, size_t offset, 
     lora__gguf_source_read(lora__gguf_model_find(ctx, s->name), offset, out, n);
 }
 
-static lora_status write_text(const char *dir, const char *name, const char *text)
+static lora_status write_text(lora_txn *t, const char *name, const char *text)
 {
-    char *path = lora__path_join(dir, name);
-    if (!path)
-        return lora__oom("path", strlen(dir) + strlen(name) + 2);
-    lora_status st = lora__write_file_atomic(path, text, strlen(text));
-    free(path);
-    return st;
+    const char *path;
+    lora_status st = lora__txn_file(t, name, &path);
+    return st ? st : lora__write_file_atomic(path, text, strlen(text));
 }
 
-static lora_status write_weights(const lora_gguf_model *g, const char *out_dir, int bf16)
+static lora_status write_weights(const lora_gguf_model *g, lora_txn *t, int bf16)
 {
     lora_config c;
     lora_status st = lora__config_parse(g->config_json, strlen(g->config_json), "config", &c);
@@ -72,30 +70,33 @@ static lora_status write_weights(const lora_gguf_model *g, const char *out_dir, 
     size_t n;
     if ((st = lora__weight_slots(&c, NULL, &slots, &n)))
         return st;
-    char *path = lora__path_join(out_dir, "model.safetensors");
-    st = path ? lora__write_weights(path, slots, n, bf16, fill_from_gguf, (void *)g)
-              : lora__oom("path", strlen(out_dir) + 24);
-    free(path);
+    const char *path;
+    if (!(st = lora__txn_file(t, "model.safetensors", &path)))
+        st = lora__write_weights(path, slots, n, bf16, fill_from_gguf, (void *)g);
     free(slots);
     return st;
 }
 
+/* Every file staged, then committed together (io/manifest.h): an import that fails or is
+ * killed leaves the folder as it was, never weights without their config. */
 static lora_status import(const char *gguf_path, const char *out_dir, int bf16)
 {
     lora_gguf_model *g;
     lora_status st = lora__gguf_model_open(gguf_path, &g);
     if (st)
         return st;
-    char *cfg = lora__path_join(out_dir, "config.json");
-    if (!cfg)
-        st = lora__oom("path", strlen(out_dir) + 16);
-    /* the weights first: a folder with a config but no weights would look like a model */
-    if (!st && !(st = lora__make_dir(out_dir)) && !(st = write_weights(g, out_dir, bf16)) &&
-        !(st = write_text(out_dir, "tokenizer.json", g->tokenizer_json)) &&
-        !(st = write_text(out_dir, "tokenizer_config.json", g->tokenizer_config_json)) &&
-        !(st = write_text(out_dir, "generation_config.json", g->generation_config_json)))
-        st = lora__write_hf_config(cfg, g->config_json, bf16);
-    free(cfg);
+    lora_txn *t = NULL;
+    const char *cfg;
+    if (!(st = lora__txn_begin(out_dir, &t)) && !(st = write_weights(g, t, bf16)) &&
+        !(st = write_text(t, "tokenizer.json", g->tokenizer_json)) &&
+        !(st = write_text(t, "tokenizer_config.json", g->tokenizer_config_json)) &&
+        !(st = write_text(t, "generation_config.json", g->generation_config_json)) &&
+        !(st = lora__txn_file(t, "config.json", &cfg)) &&
+        !(st = lora__write_hf_config(cfg, g->config_json, bf16))) {
+        st = lora__txn_commit(t);
+        t = NULL;
+    }
+    lora__txn_abort(t);
     lora__gguf_model_free(g);
     return st;
 }

@@ -171,8 +171,8 @@ static lora_status special_id(const lora_gguf_file *f, const char *key, json_t *
     int64_t id;
     int found;
     lora_status st = lora__gguf_get_int(f, key, 0, INT32_MAX, &id, &found);
-    if (!st)
-        json_object_set_new(cfg, hf_key, found ? json_integer(id) : json_null());
+    if (!st && json_object_set_new(cfg, hf_key, found ? json_integer(id) : json_null()))
+        st = lora__oom("config", 64);
     return st;
 }
 
@@ -182,24 +182,26 @@ static lora_status build_config(const lora_gguf_file *f, const arch_info *a, con
     json_t *c = json_object();
     if (!c)
         return lora__oom("config", 1024);
-    json_object_set_new(c, "architectures", json_pack("[s]", a->hf_class));
-    json_object_set_new(c, "model_type", json_string(a->name));
-    json_object_set_new(c, "vocab_size", json_integer(d->vocab));
-    json_object_set_new(c, "hidden_size", json_integer(d->hidden));
-    json_object_set_new(c, "intermediate_size", json_integer(d->inter));
-    json_object_set_new(c, "num_hidden_layers", json_integer(d->layers));
-    json_object_set_new(c, "num_attention_heads", json_integer(d->heads));
-    json_object_set_new(c, "num_key_value_heads", json_integer(d->kv_heads));
-    json_object_set_new(c, "head_dim", json_integer(d->head_dim));
-    json_object_set_new(c, "max_position_embeddings", json_integer(d->context));
-    json_object_set_new(c, "rms_norm_eps", real_of_f32(d->rms_eps));
-    json_object_set_new(c, "rope_theta", real_of_f32(d->rope_theta));
-    json_object_set_new(c, "tie_word_embeddings", json_boolean(tied));
+    int bad = 0; /* a member that could not be added (out of memory) */
+    bad |= json_object_set_new(c, "architectures", json_pack("[s]", a->hf_class));
+    bad |= json_object_set_new(c, "model_type", json_string(a->name));
+    bad |= json_object_set_new(c, "vocab_size", json_integer(d->vocab));
+    bad |= json_object_set_new(c, "hidden_size", json_integer(d->hidden));
+    bad |= json_object_set_new(c, "intermediate_size", json_integer(d->inter));
+    bad |= json_object_set_new(c, "num_hidden_layers", json_integer(d->layers));
+    bad |= json_object_set_new(c, "num_attention_heads", json_integer(d->heads));
+    bad |= json_object_set_new(c, "num_key_value_heads", json_integer(d->kv_heads));
+    bad |= json_object_set_new(c, "head_dim", json_integer(d->head_dim));
+    bad |= json_object_set_new(c, "max_position_embeddings", json_integer(d->context));
+    bad |= json_object_set_new(c, "rms_norm_eps", real_of_f32(d->rms_eps));
+    bad |= json_object_set_new(c, "rope_theta", real_of_f32(d->rope_theta));
+    bad |= json_object_set_new(c, "tie_word_embeddings", json_boolean(tied));
     if (strcmp(a->name, "qwen2") != 0)
-        json_object_set_new(c, "attention_bias", json_boolean(bias));
-    json_object_set_new(c, "hidden_act", json_string("silu"));
-    json_object_set_new(c, "torch_dtype", json_string("float32"));
-    lora_status st = special_id(f, "tokenizer.ggml.bos_token_id", c, "bos_token_id");
+        bad |= json_object_set_new(c, "attention_bias", json_boolean(bias));
+    bad |= json_object_set_new(c, "hidden_act", json_string("silu"));
+    bad |= json_object_set_new(c, "torch_dtype", json_string("float32"));
+    lora_status st = bad ? lora__oom("config", 1024)
+                         : special_id(f, "tokenizer.ggml.bos_token_id", c, "bos_token_id");
     if (!st)
         st = special_id(f, "tokenizer.ggml.eos_token_id", c, "eos_token_id");
     if (!st && !(*out = lora__json_dumps(c, JSON_INDENT(2) | JSON_REAL_PRECISION(17))))
@@ -214,12 +216,10 @@ static lora_status build_generation_config(const char *config_json, char **out)
     lora_status st = LORA_OK;
     if (!c || !g)
         st = lora__oom("generation config", 256);
-    else {
-        json_object_set(g, "bos_token_id", json_object_get(c, "bos_token_id"));
-        json_object_set(g, "eos_token_id", json_object_get(c, "eos_token_id"));
-        if (!(*out = lora__json_dumps(g, JSON_INDENT(2))))
-            st = lora__oom("generation config", 256);
-    }
+    else if (json_object_set(g, "bos_token_id", json_object_get(c, "bos_token_id")) ||
+             json_object_set(g, "eos_token_id", json_object_get(c, "eos_token_id")) ||
+             !(*out = lora__json_dumps(g, JSON_INDENT(2))))
+        st = lora__oom("generation config", 256);
     json_decref(c);
     json_decref(g);
     return st;

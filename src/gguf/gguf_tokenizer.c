@@ -66,9 +66,9 @@ static lora_status pre_tokenizer(const lora_gguf_file *f, json_t *root)
                            "pre-tokenizer is not supported (supported: qwen2, llama-bpe, smollm, "
                            "gpt2)", lora__gguf_path(f), name);
     }
-    json_object_set_new(root, "normalizer", normalizer);
-    json_object_set_new(root, "pre_tokenizer", p);
-    return LORA_OK;
+    int bad = json_object_set_new(root, "normalizer", normalizer);
+    bad |= json_object_set_new(root, "pre_tokenizer", p);
+    return bad ? lora__oom("tokenizer.json pre_tokenizer", 1024) : LORA_OK;
 }
 
 static lora_status bad_text(const lora_gguf_file *f, const char *key, uint64_t i)
@@ -107,14 +107,16 @@ static lora_status vocab_and_added(const lora_gguf_file *f, const lora_gguf_kv *
                                strlen(text) != tokens->strs[i].len ? "contains a NUL byte"
                                : "is listed twice");
         }
-        json_object_set_new(vocab, text, json_integer((json_int_t)i));
-        if (type == TT_CONTROL || type == TT_USER)
-            json_array_append_new(added, json_pack("{s:I, s:O, s:b, s:b, s:b, s:b, s:b}", "id",
+        int bad = json_object_set_new(vocab, text, json_integer((json_int_t)i));
+        if (!bad && (type == TT_CONTROL || type == TT_USER))
+            bad = json_array_append_new(added, json_pack("{s:I, s:O, s:b, s:b, s:b, s:b, s:b}", "id",
                                                    (json_int_t)i, "content", s, "single_word", 0,
                                                    "lstrip", 0, "rstrip", 0, "normalized",
                                                    type == TT_USER, "special",
                                                    type == TT_CONTROL));
         json_decref(s);
+        if (bad)
+            return lora__oom("tokenizer.json vocabulary", 64);
     }
     return LORA_OK;
 }
@@ -128,7 +130,8 @@ static lora_status merges_of(const lora_gguf_file *f, json_t *merges)
         json_t *s = json_stringn(m->strs[i].p, m->strs[i].len);
         if (!s)
             return bad_text(f, "tokenizer.ggml.merges", i);
-        json_array_append_new(merges, s);
+        if (json_array_append_new(merges, s))
+            return lora__oom("tokenizer.json merges", 64);
     }
     return st;
 }
@@ -151,19 +154,20 @@ static lora_status build_tokenizer(const lora_gguf_file *f, const lora_gguf_kv *
     if ((st = vocab_and_added(f, tokens, found ? types : NULL, vocab, added)) ||
         (st = merges_of(f, merges)) || (st = pre_tokenizer(f, root)))
         goto done;
-    json_object_set_new(root, "version", json_string("1.0"));
-    json_object_set_new(root, "truncation", json_null());
-    json_object_set_new(root, "padding", json_null());
-    json_object_set(root, "added_tokens", added);
-    json_object_set_new(root, "post_processor", bytelevel(0, 0));
-    json_object_set_new(root, "decoder", bytelevel(1, 1));
-    json_object_set_new(root, "model", json_pack("{s:s, s:n, s:n, s:s, s:s, s:b, s:b, s:b, s:O, "
-                                                 "s:O}", "type", "BPE", "dropout", "unk_token",
-                                                 "continuing_subword_prefix", "",
-                                                 "end_of_word_suffix", "", "fuse_unk", 0,
-                                                 "byte_fallback", 0, "ignore_merges", 0, "vocab",
-                                                 vocab, "merges", merges));
-    if (!(*out = lora__json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII)))
+    int bad = 0; /* a member that could not be added (out of memory) */
+    bad |= json_object_set_new(root, "version", json_string("1.0"));
+    bad |= json_object_set_new(root, "truncation", json_null());
+    bad |= json_object_set_new(root, "padding", json_null());
+    bad |= json_object_set(root, "added_tokens", added);
+    bad |= json_object_set_new(root, "post_processor", bytelevel(0, 0));
+    bad |= json_object_set_new(root, "decoder", bytelevel(1, 1));
+    json_t *model = json_pack("{s:s, s:n, s:n, s:s, s:s, s:b, s:b, s:b, s:O, s:O}", "type", "BPE",
+                              "dropout", "unk_token", "continuing_subword_prefix", "",
+                              "end_of_word_suffix", "", "fuse_unk", 0, "byte_fallback", 0,
+                              "ignore_merges", 0, "vocab", vocab, "merges", merges);
+    bad |= json_object_set_new(root, "model", model);
+    if (bad || !(*out = lora__json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER |
+                                                 JSON_ENSURE_ASCII)))
         st = lora__oom("tokenizer.json text", 1u << 20);
 done:
     json_decref(vocab);
@@ -185,8 +189,10 @@ static lora_status special(const lora_gguf_file *f, const lora_gguf_kv *tokens, 
     if (found && (uint64_t)id >= tokens->n)
         return lora__error(LORA_ERR_FORMAT, "%s: key '%s' = %" PRId64 " is not a token id "
                            "(there are %" PRIu64 ")", lora__gguf_path(f), key, id, tokens->n);
-    json_object_set_new(cfg, hf_key, found ? json_stringn(tokens->strs[id].p,
-                                                          tokens->strs[id].len) : json_null());
+    if (json_object_set_new(cfg, hf_key, found ? json_stringn(tokens->strs[id].p,
+                                                              tokens->strs[id].len)
+                                               : json_null()))
+        return lora__oom("tokenizer_config.json", 256);
     return LORA_OK;
 }
 
@@ -204,7 +210,10 @@ static lora_status build_config(const lora_gguf_file *f, const lora_gguf_kv *tok
         (st = special(f, tokens, "tokenizer.ggml.unknown_token_id", cfg, "unk_token")) ||
         (st = lora__gguf_get_bool(f, "tokenizer.ggml.add_bos_token", &add_bos, &found)))
         goto done;
-    json_object_set_new(cfg, "add_bos_token", json_boolean(found && add_bos));
+    if (json_object_set_new(cfg, "add_bos_token", json_boolean(found && add_bos))) {
+        st = lora__oom("tokenizer_config.json", 256);
+        goto done;
+    }
     if ((st = lora__gguf_get_str(f, "tokenizer.chat_template", &tmpl, &found)))
         goto done;
     if (found) {
@@ -214,10 +223,13 @@ static lora_status build_config(const lora_gguf_file *f, const lora_gguf_kv *tok
                              "UTF-8", lora__gguf_path(f));
             goto done;
         }
-        json_object_set_new(cfg, "chat_template", t);
+        if (json_object_set_new(cfg, "chat_template", t)) {
+            st = lora__oom("tokenizer_config.json", tmpl.len);
+            goto done;
+        }
     }
-    json_object_set_new(cfg, "tokenizer_class", json_string("PreTrainedTokenizerFast"));
-    if (!(*out = lora__json_dumps(cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER)))
+    if (json_object_set_new(cfg, "tokenizer_class", json_string("PreTrainedTokenizerFast")) ||
+        !(*out = lora__json_dumps(cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER)))
         st = lora__oom("tokenizer_config.json text", 4096);
 done:
     json_decref(cfg);
