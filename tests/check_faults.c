@@ -1113,6 +1113,59 @@ static void check_model_tokenizer(lora_status st)
     lora_model_free(F.obj2);
 }
 
+/* calls that allocate nothing: each must run without one (the loop sees no injection) */
+static int32_t token_id;
+static lora_status call_token_id(void)
+{
+    return lora_tokenizer_token_id(F.tok, "<|im_end|>", &token_id);
+}
+static void check_token_id(lora_status st)
+{
+    if (!st)
+        ck_assert_int_eq(token_id, 345);
+}
+
+static double metric[3];
+static lora_status call_forecast_metrics(void)
+{
+    static const float pred[4] = {1, 2, 3, 5}, truth[4] = {1, 2, 3, 4};
+    return lora_forecast_metrics(pred, truth, 4, &metric[0], &metric[1], &metric[2]);
+}
+static void check_forecast_metrics(lora_status st)
+{
+    if (!st)
+        ck_assert(metric[0] == 0.25 && metric[1] == 0.25 && metric[2] == 0.8);
+}
+
+static lora_status call_pass_at_k(void) { return lora_pass_at_k(8, 3, 4, &metric[0]); }
+static void check_pass_at_k(lora_status st)
+{
+    if (!st) /* 1 - C(5,4) / C(8,4) */
+        ck_assert_double_eq_tol(metric[0], 1 - 5.0 / 70, 1e-15);
+}
+
+static lora_status call_mfu(void) { return lora_mfu(1e9, 1000, 1e14, &metric[0], &metric[1]); }
+static void check_mfu(lora_status st)
+{
+    if (!st)
+        ck_assert(metric[0] == 1e12 && metric[1] == 0.01);
+}
+
+static lora_status call_set_lr(void) { return lora_optimizer_set_lr(F.opt, 1e-3); }
+static void check_set_lr(lora_status st) { (void)st; }
+
+static lora_status call_set_temperature(void)
+{
+    return lora_sampler_set_temperature(F.sampler, 0.5f);
+}
+static void check_set_temperature(lora_status st) { (void)st; }
+
+static lora_status call_num_parameters(void)
+{
+    return lora_model_num_parameters(F.model) ? LORA_OK : LORA_ERR_INTERNAL;
+}
+static void check_num_parameters(lora_status st) { (void)st; }
+
 static const fcase CASES[] = {
     {"model_load", prep_out, call_model_load, check_model_load, 0},
     {"model_describe", prep_out, call_describe, check_describe, 0},
@@ -1157,6 +1210,13 @@ static const fcase CASES[] = {
     {"gguf_load", prep_gguf_load, call_gguf_load, check_gguf_load, 0},
     {"gguf_import", prep_gguf_import, call_gguf_import, check_gguf_import, 1},
     {"model_tokenizer", prep_model_tokenizer, call_model_tokenizer, check_model_tokenizer, 0},
+    {"tokenizer_token_id", NULL, call_token_id, check_token_id, 0},
+    {"forecast_metrics", NULL, call_forecast_metrics, check_forecast_metrics, 0},
+    {"pass_at_k", NULL, call_pass_at_k, check_pass_at_k, 0},
+    {"mfu", NULL, call_mfu, check_mfu, 0},
+    {"optimizer_set_lr", prep_stats, call_set_lr, check_set_lr, 0},
+    {"sampler_set_temperature", prep_sampler, call_set_temperature, check_set_temperature, 0},
+    {"model_num_parameters", NULL, call_num_parameters, check_num_parameters, 0},
 };
 #define N_CASES (int)(sizeof CASES / sizeof CASES[0])
 
