@@ -24,12 +24,19 @@ typedef struct parse_ctx {
     const char *path;
     const char **vocab_text;  /* (LORA__MAX_TOKEN_ID sized lazily) byte-level text per id */
     size_t vocab_ids;         /* vocab's largest id + 1 */
-    size_t vocab_entries;     /* entries of model.vocab */
+    size_t tokens;            /* entries of model.vocab and of added_tokens */
 } parse_ctx;
 
 /* Ids may leave gaps, but not many: every per-id table is sized by the largest id, so one huge
- * id in a small file would cost its size in memory and time. */
-#define MAX_ID_SPAN(tokens) (4 * (tokens) + 1024)
+ * id in a small file would cost its size in memory and time. Checked before any is sized. */
+static lora_status check_id_span(const parse_ctx *c, size_t n_ids)
+{
+    if (n_ids <= 4 * c->tokens + 1024)
+        return LORA_OK;
+    return lora__error(LORA_ERR_FORMAT, "%s: the largest token id is %zu for %zu tokens: ids "
+                       "this sparse are refused (at most 4 x tokens + 1024 ids)", c->path,
+                       n_ids - 1, c->tokens);
+}
 
 static lora_status bad(const parse_ctx *c, const char *key, const char *what)
 {
@@ -85,7 +92,9 @@ static lora_status parse_vocab(parse_ctx *c, const json_t *vocab)
             max_id = (size_t)id + 1;
     }
     c->vocab_ids = max_id;
-    c->vocab_entries = n;
+    c->tokens += n;
+    if ((st = check_id_span(c, max_id)))
+        return st;
     c->vocab_text = lora__calloc(max_id ? max_id : 1, sizeof *c->vocab_text);
     if (!c->vocab_text)
         return lora__oom("vocabulary", max_id * sizeof *c->vocab_text);
@@ -307,11 +316,9 @@ static lora_status build_ids(parse_ctx *c)
     for (size_t i = 0; i < t->n_added; i++)
         if ((size_t)t->added[i].id + 1 > n)
             n = (size_t)t->added[i].id + 1;
-    size_t tokens = c->vocab_entries + t->n_added;
-    if (n > MAX_ID_SPAN(tokens))
-        return lora__error(LORA_ERR_FORMAT, "%s: the largest token id is %zu for %zu tokens: ids "
-                           "this sparse are refused (at most 4 x tokens + 1024 ids)", c->path,
-                           n - 1, tokens);
+    lora_status st = check_id_span(c, n);
+    if (st)
+        return st;
     t->n_ids = n;
     const char **added_text = lora__calloc(n ? n : 1, sizeof *added_text);
     t->kind = lora__calloc(n ? n : 1, 1);
@@ -508,6 +515,8 @@ lora_status lora__tokenizer_parse(lora_tokenizer *t, const char *text, size_t le
         return lora__error(LORA_ERR_FORMAT, "%s: line %d column %d: %s", path, jerr.line,
                            jerr.column, jerr.text);
     parse_ctx c = {.t = t, .path = path};
+    const json_t *added = json_object_get(root, "added_tokens");
+    c.tokens = json_is_array(added) ? json_array_size(added) : 0;
     lora_status st = json_is_object(root) ? LORA_OK
                                           : lora__error(LORA_ERR_FORMAT, "%s: not a JSON object",
                                                         path);
