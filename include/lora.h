@@ -728,7 +728,8 @@ LORA_API lora_status lora_generate(lora_session *session, lora_sampler *sampler,
  * IN  path         a folder holding tokenizer.json, or the path of a tokenizer.json.
  * IN  config_json  NULL or a JSON object:
  *       "chat_template"  "auto" (default: recognised from tokenizer_config.json's template),
- *                        or a built-in name ("qwen2.5", "qwen3", "llama3", "chatml"), used
+ *                        or a built-in name ("qwen2.5", "qwen3", "llama3", "chatml",
+ *                        "smollm2"), used
  *                        when the folder's template is not one liblora recognises
  * OUT out          the tokenizer or NULL. Free with lora_tokenizer_free().
  * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_IO; LORA_ERR_FORMAT (malformed JSON,
@@ -842,10 +843,12 @@ LORA_API void lora_detokenizer_free(lora_detokenizer *detok);
  * from "reasoning_content" or from the content's "<think>...</think>"; earlier turns lose
  * theirs), "llama3" (Llama 3.1/3.3 Instruct: bos, a system header with "Cutting Knowledge
  * Date: December 2023" and "Today Date: 26 Jul 2024", contents trimmed), "chatml" (ChatML, no
- * default system prompt). The tokenizer's template is recognised when its text (surrounding
- * whitespace aside) is exactly one of those of Qwen2.5-Instruct, Qwen3, Meta-Llama-3-Instruct
- * (3.0: no system header of its own), Llama-3.1/3.3-Instruct, Llama-3.2-Instruct (today's local
- * date, as transformers' strftime_now) or transformers' ChatML example; any other text is
+ * default system prompt), "smollm2" (ChatML; "You are a helpful AI assistant named SmolLM,
+ * trained by Hugging Face" when no system message is given; since 0.3.0). The tokenizer's
+ * template is recognised when its text (surrounding whitespace aside) is exactly one of those of
+ * Qwen2.5-Instruct, Qwen3, Meta-Llama-3-Instruct (3.0: no system header of its own),
+ * Llama-3.1/3.3-Instruct, Llama-3.2-Instruct (today's local date, as transformers'
+ * strftime_now), SmolLM2-Instruct or transformers' ChatML example; any other text is
  * LORA_ERR_UNSUPPORTED, whose message lists the built-in names.
  *
  * IN  tokenizer      the tokenizer (its template, bos and eos token texts).

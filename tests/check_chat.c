@@ -249,6 +249,7 @@ static const struct {
     {"qwen2.5-instruct.jinja", LORA__CHAT_QWEN25, LORA__LLAMA3_NO_PREAMBLE},
     {"qwen3.jinja", LORA__CHAT_QWEN3, LORA__LLAMA3_NO_PREAMBLE},
     {"chatml.jinja", LORA__CHAT_CHATML, LORA__LLAMA3_NO_PREAMBLE},
+    {"smollm2-instruct.jinja", LORA__CHAT_SMOLLM2, LORA__LLAMA3_NO_PREAMBLE},
     {"llama3.0-instruct.jinja", LORA__CHAT_LLAMA3, LORA__LLAMA3_NO_PREAMBLE},
     {"llama3.1-instruct.jinja", LORA__CHAT_LLAMA3, LORA__LLAMA3_FIXED_DATE},
     {"llama3.2-instruct.jinja", LORA__CHAT_LLAMA3, LORA__LLAMA3_TODAY},

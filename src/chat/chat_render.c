@@ -65,6 +65,7 @@ static lora_status render(const lora__chat_msg *m, size_t n, const lora__chat_ct
 {
     switch (c->style.kind) {
     case LORA__CHAT_QWEN25:
+    case LORA__CHAT_SMOLLM2:
     case LORA__CHAT_CHATML: lora__render_chatml(m, n, c, o); break;
     case LORA__CHAT_QWEN3: lora__render_qwen3(m, n, c, o); break;
     case LORA__CHAT_LLAMA3: lora__render_llama3(m, n, c, o); break;

@@ -49,6 +49,7 @@ typedef enum lora__chat_kind {
     LORA__CHAT_LLAMA3,
     LORA__CHAT_CHATML,
     LORA__CHAT_FORMAT,
+    LORA__CHAT_SMOLLM2,
 } lora__chat_kind;
 
 /* Llama 3 templates differ in their system header: 3.0 has none of its own, 3.1 and 3.3 write

