@@ -210,9 +210,12 @@ LORA_API uint64_t lora_model_num_parameters(const lora_model *model);
  * Reads and validates config.json and, when present, the safetensors headers (the tensor data
  * is not read). The JSON object has the keys of lora_model_info_json() except device/threads,
  * plus "has_weights" (false for a folder with config.json only), "stored_dtype" (from the
- * tensors, else torch_dtype) and "stored_bytes".
+ * tensors, else torch_dtype) and "stored_bytes". A GGUF file is described from its metadata
+ * and tensor table as lora_model_load() would convert it: "stored_dtype" is the GGUF type
+ * holding most of the model's values ("Q4_1", "F16", ...), "stored_bytes" the bytes of the tensors the model
+ * reads (since 0.3.0).
  *
- * IN  path      folder path, or the path of a config.json file.
+ * IN  path      folder path, the path of a config.json file, or a GGUF file path.
  * OUT json_out  a string to free with lora_string_free(); NULL on failure.
  * Returns the statuses of lora_model_load() except LORA_ERR_DEVICE.
  * Threads: any. Since: 0.1.0.

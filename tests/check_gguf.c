@@ -226,13 +226,14 @@ START_TEST(import_writes_hf_folder)
 }
 END_TEST
 
-/* A model loaded from a GGUF path carries its tokenizer and reports the stored type. */
+/* A model loaded from a GGUF path carries its tokenizer and reports the stored type: the one
+ * of most values (tiny-q4.gguf is Q4_1 with its embedding in Q8_0). */
 START_TEST(load_gguf_directly)
 {
     lora_model *m;
     ck_assert_msg(lora_model_load(FIX "tiny-q4.gguf", NULL, &m) == LORA_OK, "%s", lora_last_error());
     json_t *info = json_loads(lora_model_info_json(m), 0, NULL);
-    ck_assert_str_eq(json_string_value(json_object_get(info, "stored_dtype")), "Q8_0");
+    ck_assert_str_eq(json_string_value(json_object_get(info, "stored_dtype")), "Q4_1");
     ck_assert_int_eq(json_integer_value(json_object_get(info, "vocab_size")), 384);
     json_decref(info);
     lora_tokenizer *t;
@@ -241,6 +242,40 @@ START_TEST(load_gguf_directly)
     ck_assert_uint_eq(lora_tokenizer_vocab_size(t), 346);
     lora_tokenizer_free(t);
     lora_model_free(m);
+}
+END_TEST
+
+/* lora_model_describe on a GGUF file: the loaded model's description, without the load. */
+START_TEST(describe_gguf)
+{
+    char *d;
+    ck_assert_msg(lora_model_describe(FIX "tiny-q4.gguf", &d) == LORA_OK, "%s", lora_last_error());
+    json_t *got = json_loads(d, 0, NULL);
+    lora_string_free(d);
+    lora_model *m;
+    ck_assert_msg(lora_model_load(FIX "tiny-q4.gguf", NULL, &m) == LORA_OK, "%s", lora_last_error());
+    json_t *want = json_loads(lora_model_info_json(m), 0, NULL);
+    lora_model_free(m);
+    const char *key;
+    json_t *v;
+    json_object_foreach(want, key, v) {
+        if (strcmp(key, "device") == 0 || strcmp(key, "threads") == 0)
+            continue;
+        ck_assert_msg(json_equal(json_object_get(got, key), v), "key %s differs", key);
+    }
+    ck_assert(json_is_true(json_object_get(got, "has_weights")));
+    /* Q4_1 blocks (20 bytes per 32) for most tensors: far less than float32 */
+    json_int_t stored = json_integer_value(json_object_get(got, "stored_bytes"));
+    json_int_t f32 = json_integer_value(json_object_get(got, "weight_bytes"));
+    ck_assert_int_gt(stored, f32 / 8);
+    ck_assert_int_lt(stored, f32 / 4);
+    json_decref(got);
+    json_decref(want);
+    /* a GGUF that holds no model is refused as the load refuses it */
+    lora_status st = lora_model_load(FIX "dequant.gguf", NULL, &m);
+    ck_assert_int_ne(st, LORA_OK);
+    ck_assert_int_eq(lora_model_describe(FIX "dequant.gguf", &d), st);
+    ck_assert_ptr_null(d);
 }
 END_TEST
 
@@ -675,6 +710,7 @@ static Suite *gguf_suite(void)
     tcase_add_test(tc, tiny_q4_logits_close);
     tcase_add_test(tc, import_writes_hf_folder);
     tcase_add_test(tc, load_gguf_directly);
+    tcase_add_test(tc, describe_gguf);
     tc = tcase(s, "tokenizer", "core");
     tcase_add_loop_test(tc, tokenizer_matches_hf, 0, 4);
     tc = tcase(s, "malformed", "limits");

@@ -124,6 +124,8 @@ run "$lora" generate --model tests/fixtures/gguf/tiny-q4.gguf --prompt "What is 
 if [ "$rc" -eq 0 ] && cmp -s "$tmp/out" "$tmp/from_folder"; then
     pass "generate on the .gguf itself: the imported folder's text"
 else fail "generate on the .gguf itself: the imported folder's text" "exit $rc: $(head -c 200 "$tmp/out")"; fi
+run "$lora" info --model tests/fixtures/gguf/tiny-q4.gguf
+expect_ok "info on a .gguf: its main quantization type" '^dtype: Q4_1$'
 run "$lora" import --out "$tmp/x"
 expect_error "import without --gguf" 2 '--gguf is required'
 run "$lora" import --gguf tests/fixtures/gguf/tok-qwen2.gguf --out "$tmp/x"

@@ -1,4 +1,5 @@
-/* lora info -- describes a checkpoint folder (or a config.json) without loading its weights. */
+/* lora info -- describes a checkpoint folder (a config.json, a GGUF file) without loading its
+ * weights. */
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -14,11 +15,11 @@ static const char help[] =
     "\n"
     "Describes a Hugging Face checkpoint without loading its weights: architecture, dimensions,\n"
     "dtype, parameter count and memory. DIR is a checkpoint folder (config.json, optionally\n"
-    "model.safetensors or a sharded index) or the path of a config.json.\n"
+    "model.safetensors or a sharded index), the path of a config.json, or a GGUF file.\n"
     "With any --lora-* option it also reports what a LoRA adapter would add, as PEFT's\n"
     "print_trainable_parameters() does.\n"
     "\n"
-    "  --model DIR            checkpoint folder or config.json (required)\n"
+    "  --model DIR            checkpoint folder, config.json or GGUF file (required)\n"
     "  --json                 print the library's JSON description instead (with a \"lora\"\n"
     "                         object when --lora-* options are given)\n"
     "  --lora-rank R          LoRA rank, 1..65536 (default 8)\n"

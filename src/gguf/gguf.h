@@ -132,6 +132,9 @@ const lora_gguf_source *lora__gguf_model_find(const lora_gguf_model *g, const ch
 void lora__gguf_source_read(const lora_gguf_source *s, size_t offset, float *dst, size_t n);
 /* The tensor's stored type name ("Q4_1"), for messages and model info. */
 const char *lora__gguf_source_type(const lora_gguf_source *s);
+/* The stored type name holding most of the model's values (a quantized file keeps the
+ * embedding or the norms in other types), for model info. */
+const char *lora__gguf_model_main_type(const lora_gguf_model *g);
 
 /* Builds tokenizer.json and tokenizer_config.json texts from the tokenizer.* metadata. */
 lora_status lora__gguf_tokenizer_build(const lora_gguf_file *f, char **tokenizer_json,

@@ -391,6 +391,25 @@ const lora_gguf_source *lora__gguf_model_find(const lora_gguf_model *g, const ch
     return bsearch(&key, g->src, g->n, sizeof *g->src, cmp_source);
 }
 
+/* The stored type holding most of the model's values: a quantized file keeps some tensors
+ * (the embedding, norms) in other types. */
+const char *lora__gguf_model_main_type(const lora_gguf_model *g)
+{
+    uint64_t best = 0;
+    const char *name = "F32";
+    for (size_t i = 0; i < g->n; i++) {
+        uint64_t sum = 0;
+        for (size_t j = 0; j < g->n; j++)
+            if (g->src[j].t->type == g->src[i].t->type)
+                sum += g->src[j].t->numel;
+        if (sum > best) {
+            best = sum;
+            name = lora__gguf_source_type(&g->src[i]);
+        }
+    }
+    return name;
+}
+
 const char *lora__gguf_source_type(const lora_gguf_source *s)
 {
     return lora__gguf_type_name(s->t->type);

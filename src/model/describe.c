@@ -1,10 +1,12 @@
 /* lora_model_describe: what a checkpoint folder holds, from config.json and the safetensors
- * headers, without reading tensor data. */
+ * headers, or what a GGUF file holds, from its metadata and tensor table; no tensor data is
+ * read. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/error.h"
+#include "gguf/gguf.h"
 #include "io/safetensors.h"
 #include "model/model_info.h"
 #include "model/weights.h"
@@ -60,8 +62,46 @@ static const char *safetensors_dtype(const char *torch_dtype)
     return torch_dtype;
 }
 
+/* A GGUF file as lora_model_load would convert it: the converted config, and the stored
+ * type and bytes of the tensors the model reads. */
+static lora_status describe_gguf(const char *path, json_t **out)
+{
+    lora_gguf_model *g;
+    lora_status st = lora__gguf_model_open(path, &g);
+    if (st)
+        return st;
+    lora_config c;
+    *out = NULL;
+    if (!(st = lora__config_parse(g->config_json, strlen(g->config_json), path, &c))) {
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < g->n; i++)
+            bytes += g->src[i].t->nbytes;
+        json_t *o = lora__config_to_json(&c);
+        if (!o || json_object_set_new(o, "has_weights", json_true()) ||
+            json_object_set_new(o, "weight_bytes",
+                                json_integer((json_int_t)(lora__config_num_params(&c) *
+                                                          sizeof(float)))) ||
+            json_object_set_new(o, "stored_dtype", json_string(lora__gguf_model_main_type(g))) ||
+            json_object_set_new(o, "stored_bytes", json_integer((json_int_t)bytes))) {
+            json_decref(o);
+            st = lora__oom("description", 1024);
+        } else
+            *out = o;
+    }
+    lora__gguf_model_free(g);
+    return st;
+}
+
 static lora_status describe(const char *path, char **json_out)
 {
+    if (lora__gguf_is_gguf(path)) {
+        json_t *o;
+        lora_status st = describe_gguf(path, &o);
+        if (!st && !(*json_out = lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+            st = lora__oom("description", 1024);
+        json_decref(o);
+        return st;
+    }
     int is_dir = lora__is_dir(path);
     char *dir = lora__strdup(path);
     if (!dir)

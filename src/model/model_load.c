@@ -260,8 +260,7 @@ static lora_status load_gguf(const char *path, int threads, lora_model *m)
         lora__gguf_source_read(lora__gguf_model_find(g, slots[i].name), 0, *slots[i].dst,
                                slot_numel(&slots[i]));
     if (!st) {
-        const lora_gguf_source *e = lora__gguf_model_find(g, "model.embed_tokens.weight");
-        snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s", lora__gguf_source_type(e));
+        snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s", lora__gguf_model_main_type(g));
         if (m->cfg.tie_embeddings)
             m->lm_head = m->embed;
         st = lora__tokenizer_from_text(g->tokenizer_json, g->tokenizer_config_json, path,
