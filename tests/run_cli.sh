@@ -124,6 +124,20 @@ run "$lora" generate --model tests/fixtures/gguf/tiny-q4.gguf --prompt "What is 
 if [ "$rc" -eq 0 ] && cmp -s "$tmp/out" "$tmp/from_folder"; then
     pass "generate on the .gguf itself: the imported folder's text"
 else fail "generate on the .gguf itself: the imported folder's text" "exit $rc: $(head -c 200 "$tmp/out")"; fi
+# --- eval --answers --match exact: whole replies, not extracted answers --------------------------
+run "$lora" generate --model models/tiny --prompt "What is 12 + 7?" --max-new-tokens 24
+python3 -c 'import json, sys
+r = open(sys.argv[1]).read()
+for a in (r, "\n " + r + "  ", r.strip() + " more"):
+    print(json.dumps({"question": "What is 12 + 7?", "answer": a}))' "$tmp/out" >"$tmp/qa.jsonl"
+run "$lora" eval --model models/tiny --answers "$tmp/qa.jsonl" --match exact --max-new-tokens 24
+expect_ok "eval --match exact: the reply itself counts, padded or not; a longer one does not" \
+    '^greedy accuracy: 0.6667 \(2 correct\)$'
+run "$lora" eval --model models/tiny --answers "$tmp/qa.jsonl" --match nearly
+expect_error "eval --match with an unknown mode" 2 '--match must be answer or exact'
+run "$lora" eval --model models/tiny --data "$tmp/qa.jsonl" --match exact
+expect_error "eval --match without --answers" 2 '--match applies to --answers'
+
 run "$lora" info --model tests/fixtures/gguf/tiny-q4.gguf
 expect_ok "info on a .gguf: its main quantization type" '^dtype: Q4_1$'
 run "$lora" import --out "$tmp/x"

@@ -18,7 +18,8 @@ static const char help[] =
     "lora train counts them), the perplexity exp(loss), and the token counts.\n"
     "With --answers: each {\"question\", \"answer\"} line is asked as a user message; the\n"
     "answer is the reply's last \\boxed{} (else a GSM8K \"####\" line, else its last\n"
-    "number), compared after normalisation with the reference's. Prints the greedy accuracy\n"
+    "number), compared after normalisation with the reference's (--match exact: the whole\n"
+    "reply, surrounding whitespace aside, must equal the reference). Prints the greedy accuracy\n"
     "and, with --rollouts N, pass@k and avg@k for k = 1..N over N sampled replies per\n"
     "question.\n"
     "\n"
@@ -35,6 +36,7 @@ static const char help[] =
     "  --top-p P                 of the rollouts (default 1)\n"
     "  --seed S                  of the rollouts (default 0)\n"
     "  --max-new-tokens N        per reply (default 64)\n"
+    "  --match answer|exact      compare extracted answers (default) or whole replies\n"
     "  --show N                  print the first N questions with the greedy replies\n"
     "  --no-thinking             Qwen3: an empty think block\n"
     "  --threads N               worker threads (default: all online CPUs)\n"
@@ -73,7 +75,8 @@ static int evaluate(cli_stack *s, lora_dataset *ds, size_t cap, int as_json)
 static int run_answers(const cli_opt *opts, int argc, char **argv)
 {
     eval_answer_opts o = {cli_get(opts, "answers"), 64, 0, 0.7, 1.0, 0, 0,
-                          cli_get(opts, "no-thinking") ? 0 : -1, cli_get(opts, "json") != NULL, ""};
+                          cli_get(opts, "no-thinking") ? 0 : -1, cli_get(opts, "json") != NULL, "",
+                          0};
     uint64_t u, threads = 0;
     const char *s;
     int rc = 0;
@@ -87,6 +90,11 @@ static int run_answers(const cli_opt *opts, int argc, char **argv)
     if (!rc && (s = cli_get(opts, "temperature"))) rc = cli_double("eval", "temperature", s, &o.temperature);
     if (!rc && (s = cli_get(opts, "top-p"))) rc = cli_double("eval", "top-p", s, &o.top_p);
     if (!rc && (s = cli_get(opts, "threads"))) rc = cli_uint("eval", "threads", s, 1, 1024, &threads);
+    if (!rc && (s = cli_get(opts, "match"))) {
+        if (strcmp(s, "exact") == 0) o.exact = 1;
+        else if (strcmp(s, "answer") != 0)
+            rc = cli_fail("eval", CLI_USAGE, "--match must be answer or exact, not '%s'", s);
+    }
     if (rc) return rc;
     const char *specs[CLI_MAX_ADAPTERS + 1];
     int n_specs = cli_get_all(argc, argv, "adapter", specs, CLI_MAX_ADAPTERS + 1);
@@ -112,7 +120,7 @@ int cmd_eval(int argc, char **argv)
                       {"max-length", 0, NULL}, {"loss", 0, NULL}, {"json", 1, NULL},
                       {"answers", 0, NULL}, {"rollouts", 0, NULL}, {"temperature", 0, NULL},
                       {"top-p", 0, NULL},   {"seed", 0, NULL},    {"max-new-tokens", 0, NULL},
-                      {"show", 0, NULL},    {"no-thinking", 1, NULL},
+                      {"show", 0, NULL},    {"no-thinking", 1, NULL}, {"match", 0, NULL},
                       {"threads", 0, NULL}, {"device", 0, NULL},  {NULL, 0, NULL}};
     int rc = cli_parse("eval", argc, argv, opts, help);
     if (rc >= 0) return rc;
@@ -125,9 +133,9 @@ int cmd_eval(int argc, char **argv)
     if (answers && (cli_get(opts, "max-length") || cli_get(opts, "loss")))
         return cli_fail("eval", CLI_USAGE, "--%s applies to --data, not --answers",
                         cli_get(opts, "loss") ? "loss" : "max-length");
-    if (!answers && (cli_get(opts, "rollouts") || cli_get(opts, "show")))
+    if (!answers && (cli_get(opts, "rollouts") || cli_get(opts, "show") || cli_get(opts, "match")))
         return cli_fail("eval", CLI_USAGE, "--%s applies to --answers, not --data",
-                        cli_get(opts, "show") ? "show" : "rollouts");
+                        cli_get(opts, "show") ? "show" : cli_get(opts, "match") ? "match" : "rollouts");
     if (answers) return run_answers(opts, argc, argv);
     uint64_t max_len = 1024, threads = 0;
     if ((s = cli_get(opts, "max-length")) && (rc = cli_uint("eval", "max-length", s, 2, 1u << 20, &max_len)))

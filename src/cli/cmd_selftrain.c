@@ -72,7 +72,7 @@ static int collect(cli_stack *s, const st_opts *o, lora_sampler *smp, const eval
         for (size_t k = 0; rc == CLI_OK && k < o->rollouts; k++) {
             char *reply = NULL;
             int ok = 0;
-            rc = eval_ask("selftrain", s, smp, o->max_new, qs->q[i], qs->a[i], -1, &reply, &ok);
+            rc = eval_ask("selftrain", s, smp, o->max_new, qs->q[i], qs->a[i], -1, 0, &reply, &ok);
             int dup = 0;
             for (size_t j = 0; ok && j < n_seen; j++) dup |= strcmp(seen[j], reply) == 0;
             if (rc == CLI_OK && ok && !dup && seen) {
@@ -138,7 +138,7 @@ static int evaluate(cli_stack *s, const st_opts *o, lora_sampler *smp, const eva
         for (size_t k = 0; rc == CLI_OK && k < 8; k++) {
             char *reply = NULL;
             int ok = 0;
-            rc = eval_ask("selftrain", s, smp, o->max_new, qs->q[i], qs->a[i], -1, &reply, &ok);
+            rc = eval_ask("selftrain", s, smp, o->max_new, qs->q[i], qs->a[i], -1, 0, &reply, &ok);
             outcomes[i * 8 + k] = (uint8_t)ok;
             free(reply);
         }

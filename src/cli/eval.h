@@ -17,6 +17,7 @@ typedef struct eval_answer_opts {
     int thinking;           /* -1 default, 0 off */
     int json;
     const char *eos_json;   /* ", \"eos_token_id\": ..." or "" */
+    int exact;              /* whole replies compared, not extracted answers */
 } eval_answer_opts;
 
 int eval_answers(cli_stack *s, const eval_answer_opts *o);
@@ -33,9 +34,9 @@ int eval_read_qa(const char *cmd, const char *path, eval_qa *d);
 void eval_qa_free(eval_qa *d);
 
 /* Asks question q as one user message; *reply (to free) is the reply and *correct whether its
- * extracted answer matches ref's (ref itself when it holds none to extract). Returns the exit
- * status. */
+ * extracted answer matches ref's (ref itself when it holds none to extract), or with exact
+ * whether the reply equals ref, surrounding whitespace aside. Returns the exit status. */
 int eval_ask(const char *cmd, cli_stack *s, lora_sampler *smp, size_t max_new, const char *q, const char *ref,
-             int thinking, char **reply, int *correct);
+             int thinking, int exact, char **reply, int *correct);
 
 #endif

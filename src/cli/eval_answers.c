@@ -55,9 +55,20 @@ int eval_read_qa(const char *cmd, const char *path, eval_qa *d)
     return rc;
 }
 
+/* a and b equal once the whitespace around each is set aside */
+static int same_trimmed(const char *a, const char *b)
+{
+    static const char ws[] = " \t\r\n";
+    a += strspn(a, ws);
+    b += strspn(b, ws);
+    size_t na = strlen(a), nb = strlen(b);
+    while (na && strchr(ws, a[na - 1])) na--;
+    while (nb && strchr(ws, b[nb - 1])) nb--;
+    return na == nb && memcmp(a, b, na) == 0;
+}
+
 int eval_ask(const char *cmd, cli_stack *s, lora_sampler *smp, size_t max_new, const char *q,
-             const char *ref,
-               int thinking, char **reply, int *correct)
+             const char *ref, int thinking, int exact, char **reply, int *correct)
 {
     json_t *msgs = json_pack("[{s:s,s:s}]", "role", "user", "content", q);
     char *prompt = NULL, *ans = NULL;
@@ -67,6 +78,10 @@ int eval_ask(const char *cmd, cli_stack *s, lora_sampler *smp, size_t max_new, c
     lora_string_free(prompt);
     lora_status st = LORA_OK;
     char *want = NULL;
+    if (rc == CLI_OK && exact) {
+        *correct = same_trimmed(*reply, ref);
+        return CLI_OK;
+    }
     if (rc == CLI_OK) st = lora_answer_extract(*reply, strlen(*reply), &ans);
     /* a reference may be a worked solution (GSM8K's "... #### 72"): its answer counts */
     if (rc == CLI_OK && st == LORA_OK) st = lora_answer_extract(ref, strlen(ref), &want);
@@ -100,7 +115,8 @@ int eval_answers(cli_stack *s, const eval_answer_opts *o)
     for (size_t i = 0; rc == CLI_OK && i < d.n; i++) {
         char *reply = NULL;
         int ok = 0;
-        rc = eval_ask("eval", s, greedy, o->max_new, d.q[i], d.a[i], o->thinking, &reply, &ok);
+        rc = eval_ask("eval", s, greedy, o->max_new, d.q[i], d.a[i], o->thinking, o->exact, &reply,
+                         &ok);
         right += (size_t)ok;
         if (rc == CLI_OK && i < o->show && !o->json)
             printf("Q: %s\nA: %s\n   [%s; expected %s]\n", d.q[i], reply,
@@ -108,7 +124,8 @@ int eval_answers(cli_stack *s, const eval_answer_opts *o)
         free(reply);
         for (size_t k = 0; rc == CLI_OK && k < o->rollouts; k++) {
             reply = NULL;
-            rc = eval_ask("eval", s, sampled, o->max_new, d.q[i], d.a[i], o->thinking, &reply, &ok);
+            rc = eval_ask("eval", s, sampled, o->max_new, d.q[i], d.a[i], o->thinking, o->exact, &reply,
+                         &ok);
             outcomes[i * o->rollouts + k] = (uint8_t)ok;
             free(reply);
         }
