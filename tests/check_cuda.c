@@ -612,7 +612,7 @@ static void adamw_case(size_t n, const char *json)
                       "gradient norm %.17g on the GPU, %.17g on the CPU", norm, rep.grad_norm);
         if (cfg.max_grad_norm > 0 && cfg.max_grad_norm / (norm + 1e-6) < 1.0)
             scale = cfg.max_grad_norm / (norm + 1e-6);
-        lora_cuda_adamw a = {lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, scale, t};
+        lora_adamw_args a = {lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, scale, t};
         lora__cuda_adamw(r.gpu, d_p, d_g, d_m, d_v, n, &a);
         char what[64];
         snprintf(what, sizeof what, "(n=%zu step %d)", n, step);
@@ -711,8 +711,10 @@ END_TEST
 START_TEST(model_device_with_gpu)
 {
     lora_model *m = NULL;
-    ck_assert_int_eq(lora_model_load(QWEN2, "{\"device\": \"cuda\"}", &m), LORA_ERR_DEVICE);
-    ck_assert_msg(strstr(lora_last_error(), "does not run on"), "%s", lora_last_error());
+    ck_assert_msg(lora_model_load(QWEN2, "{\"device\": \"cuda\"}", &m) == LORA_OK, "%s",
+                  lora_last_error());
+    lora_model_free(m);
+    m = NULL;
     ck_assert_int_eq(lora_model_load(QWEN2, "{\"device\": \"cuda:999\"}", &m), LORA_ERR_DEVICE);
     ck_assert_msg(strstr(lora_last_error(), "no such device"), "%s", lora_last_error());
     ck_assert_ptr_null(m);
