@@ -12,6 +12,7 @@
 #include <check.h>
 #include <stdio.h>
 
+#include "util/cuda_probe.h"
 #include "util/suite.h"
 
 #ifdef LORA_CUDA
@@ -19,8 +20,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "cpu/cpu.h"
 #include "cuda/backend_cuda.h"
@@ -783,39 +782,10 @@ END_TEST
 
 /* ---- suite -------------------------------------------------------------------------------- */
 
-/* Counts the devices in a child process (see the top of the file); *why gets the runtime's
- * reason when there are none. */
-static int probe_devices(char *why, size_t cap)
-{
-    int fd[2];
-    why[0] = '\0';
-    if (pipe(fd) != 0)
-        return 0;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fd[0]);
-        int n = 0;
-        if (lora__cuda_device_count(&n) != LORA_OK) {
-            ssize_t w = write(fd[1], lora_last_error(), strlen(lora_last_error()));
-            (void)w;
-        }
-        _exit(n > 100 ? 100 : n);
-    }
-    close(fd[1]);
-    ssize_t k = pid > 0 ? read(fd[0], why, cap - 1) : -1;
-    why[k > 0 ? k : 0] = '\0';
-    close(fd[0]);
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-        return 0;
-    return WEXITSTATUS(status);
-}
-
 int main(void)
 {
     char why[512];
-    n_devices = probe_devices(why, sizeof why);
+    n_devices = tu_cuda_devices(why, sizeof why);
     Suite *s = suite_create("cuda");
     TCase *core = tcase_create("core");
     tcase_set_tags(core, "core");
