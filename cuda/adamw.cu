@@ -69,7 +69,7 @@ __global__ void adamw_kernel(float *p, const float *g, float *m, float *v, int64
 
 // p -= AdamW step from g (scaled), m, v updated; t = updates before this one
 void lora__cuda_adamw(lora_backend *be, float *p, const float *g, float *m, float *v, size_t n,
-                      const lora_cuda_adamw *c)
+                      const lora_adamw_args *c)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || n == 0)

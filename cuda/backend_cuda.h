@@ -91,14 +91,10 @@ lora_status lora__cuda_fill(lora_backend *be, void *dst, int byte, size_t bytes)
 lora_status lora__cuda_sum_squares(lora_backend *be, const float *x, size_t n, double *out);
 
 /* One AdamW update of n parameters, torch.optim.AdamW's math as src/train/optim.c does it
- * (double per element, float32 moments): g is scaled by grad_scale (clipping), t is the number
- * of updates before this one, lr the group's scheduled rate. Asynchronous, like an op. */
-typedef struct lora_cuda_adamw {
-    double lr, beta1, beta2, eps, weight_decay, grad_scale;
-    uint64_t t;
-} lora_cuda_adamw;
+ * (double per element, float32 moments; the arguments in src/backend.h). Asynchronous, like an
+ * op. */
 void lora__cuda_adamw(lora_backend *be, float *p, const float *g, float *m, float *v, size_t n,
-                      const lora_cuda_adamw *a);
+                      const lora_adamw_args *a);
 
 #ifdef __cplusplus
 }

@@ -134,6 +134,11 @@ void lora__cuda_dropout_fwd(lora_backend *be, float *out, const float *x, int64_
 void lora__cuda_dropout_bwd(lora_backend *be, float *dx, const float *dy, int64_t N, int64_t n,
                             float p, uint64_t seed, uint64_t module);
 void lora__cuda_residual_fwd(lora_backend *be, float *y, const float *x, int64_t n);
+lora_status lora__cuda_mem_alloc(lora_backend *be, size_t bytes, const char *what, void **p);
+void lora__cuda_mem_free(lora_backend *be, void *p, size_t bytes);
+void lora__cuda_copy(lora_backend *be, void *dst, const void *src, size_t bytes);
+void lora__cuda_zero(lora_backend *be, void *dst, size_t bytes);
+lora_status lora__cuda_sum_squares_acc(lora_backend *be, const float *x, size_t n, double *acc);
 void lora__cuda_cross_entropy_fwd(lora_backend *be, float *nll, float *lse,
                                   const float *logits, const int32_t *targets, int64_t N,
                                   int64_t V);

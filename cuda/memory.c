@@ -136,3 +136,53 @@ lora_status lora__cuda_fill(lora_backend *be, void *dst, int byte, size_t bytes)
         lora__cuda_check(cu, cudaMemsetAsync(dst, byte, bytes, cu->stream), "cudaMemset");
     return lora__cuda_sync(be);
 }
+
+/* ---- the op table's memory entries ---------------------------------------------------------- */
+
+lora_status lora__cuda_mem_alloc(lora_backend *be, size_t bytes, const char *what, void **p)
+{
+    *p = NULL;
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (cu)
+        *p = lora__cuda_malloc(cu, bytes, what);
+    /* reports the failure of this allocation, or the one pending before it */
+    lora_status st = lora__cuda_report(be->impl);
+    if (st && *p) {
+        lora__cuda_free_mem(be->impl, *p, bytes);
+        *p = NULL;
+    }
+    return st;
+}
+
+void lora__cuda_mem_free(lora_backend *be, void *p, size_t bytes)
+{
+    lora_cuda *cu = be->impl;
+    if (!p)
+        return;
+    (void)cudaSetDevice(cu->ordinal);
+    lora__cuda_free_mem(cu, p, bytes);
+}
+
+void lora__cuda_copy(lora_backend *be, void *dst, const void *src, size_t bytes)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (cu && bytes)
+        lora__cuda_check(cu, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice,
+                                             cu->stream), "cudaMemcpy on the device");
+}
+
+void lora__cuda_zero(lora_backend *be, void *dst, size_t bytes)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (cu && bytes)
+        lora__cuda_check(cu, cudaMemsetAsync(dst, 0, bytes, cu->stream), "cudaMemset");
+}
+
+lora_status lora__cuda_sum_squares_acc(lora_backend *be, const float *x, size_t n, double *acc)
+{
+    double s;
+    lora_status st = lora__cuda_sum_squares(be, x, n, &s);
+    if (!st)
+        *acc += s;
+    return st;
+}

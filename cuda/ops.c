@@ -3,6 +3,17 @@
 /* Every entry, forward and backward, as in the CPU backend's table. */
 const lora_backend_ops lora__cuda_ops = {
     .name = "cuda",
+    .host_memory = false,
+    .backend_free = lora__cuda_backend_free,
+    .mem_alloc = lora__cuda_mem_alloc,
+    .mem_free = lora__cuda_mem_free,
+    .copy = lora__cuda_copy,
+    .zero = lora__cuda_zero,
+    .upload = lora__cuda_upload,
+    .download = lora__cuda_download,
+    .sync = lora__cuda_sync,
+    .sum_squares = lora__cuda_sum_squares_acc,
+    .adamw = lora__cuda_adamw,
     .matmul_fwd = lora__cuda_matmul_fwd,
     .matmul_bwd = lora__cuda_matmul_bwd,
     .embedding_fwd = lora__cuda_embedding_fwd,

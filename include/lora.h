@@ -158,7 +158,13 @@ LORA_API void lora_string_free(char *s);
  * IN  path         folder path or GGUF file path (UTF-8).
  * IN  config_json  NULL or a JSON object:
  *                    "device":  "cpu" (default) | "auto" | "cuda" | "cuda:N"
- *                               ("auto" is the CPU in builds without a usable GPU)
+ *                               "cuda" is device 0; the weights are uploaded to the GPU at
+ *                               load (float32) and sessions, training and generation run
+ *                               there. "auto" is CUDA device 0 when the build has the CUDA
+ *                               backend and a usable GPU, else the CPU.
+ *                    "cuda_math": "bf16" (default) | "fp32": how a GPU's matrix products
+ *                               round their inputs (bf16 with float32 accumulation, or
+ *                               float32); ignored on the CPU
  *                    "threads": worker threads of sessions made from this model
  *                               (default: the number of online CPUs, at most 64)
  * OUT out          the model, or NULL on failure. Free with lora_model_free().
@@ -168,8 +174,13 @@ LORA_API void lora_string_free(char *s);
  * saved it, or a malformed manifest: the message names the file); LORA_ERR_CONFIG (bad
  * option or config.json value); LORA_ERR_UNSUPPORTED (model_type, dtype, rope_scaling...);
  * LORA_ERR_SHAPE (a tensor disagrees with the config); LORA_ERR_DEVICE ("cuda" or "cuda:N": no
- * usable GPU, or, in this version, a GPU the decoder does not run on yet);
- * LORA_ERR_OUT_OF_MEMORY.
+ * usable GPU, no such device, a build without the CUDA backend, cuBLASLt missing, a failed
+ * CUDA call); LORA_ERR_DEVICE_OUT_OF_MEMORY (the weights do not fit on the GPU);
+ * LORA_ERR_OUT_OF_MEMORY. On a GPU model every call that computes may also return
+ * LORA_ERR_DEVICE_OUT_OF_MEMORY (the model and session stay usable) or LORA_ERR_DEVICE; after
+ * a sticky device error (the CUDA context is lost) every call on the model's sessions and
+ * optimizers returns LORA_ERR_DEVICE and only the _free functions are left. Training on a GPU
+ * is LoRA with AdamW ("train": "full" and SGD are LORA_ERR_UNSUPPORTED there).
  * Threads: any. Since: 0.1.0.
  */
 LORA_API lora_status lora_model_load(const char *path, const char *config_json, lora_model **out);

@@ -6,11 +6,20 @@
  * I = intermediate, V = vocabulary. All tensors are row-major float32. Backward ops accumulate
  * (+=) into every gradient they are given; a NULL gradient pointer is skipped.
  *
- * Backward entries are NULL in a backend that only runs inference; the training code checks. */
+ * Backward entries are NULL in a backend that only runs inference; the training code checks.
+ *
+ * Besides the math, the table holds what the decoder does with its memory (allocation, copies,
+ * fills, transfers to and from the host) and the optimizer's two reductions, so that
+ * src/model/ and src/train/ never touch activation memory themselves: on the CPU it is host
+ * memory, on a GPU it is device memory the host cannot read. */
 #ifndef LORA_BACKEND_H
 #define LORA_BACKEND_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "lora.h"
 
 typedef struct lora_backend_ops lora_backend_ops;
 
@@ -33,8 +42,49 @@ typedef struct lora_attention_shape {
     const int32_t *key0;
 } lora_attention_shape;
 
+/* One AdamW update (torch.optim.AdamW, decoupled decay): t is the number of updates before
+ * this one, lr the group's scheduled rate, grad_scale the clipping factor (1: none). */
+typedef struct lora_adamw_args {
+    double lr, beta1, beta2, eps, weight_decay, grad_scale;
+    uint64_t t;
+} lora_adamw_args;
+
 struct lora_backend_ops {
     const char *name;
+    /* true when the backend computes on host memory: callers may then hand it their own host
+     * buffers (the CPU), where another backend needs a transfer */
+    bool host_memory;
+    /* frees the backend itself (the CPU's thread pool, a GPU's stream and memory) */
+    void (*backend_free)(lora_backend *be);
+
+    /* ---- memory. Unlike the math ops these return a status: allocation fails, and a device
+     * reports its pending failure here (LORA_ERR_DEVICE_OUT_OF_MEMORY, LORA_ERR_DEVICE). ---- */
+
+    /* bytes of backend memory, 64-byte aligned, contents undefined; what names it in the
+     * out-of-memory message. */
+    lora_status (*mem_alloc)(lora_backend *be, size_t bytes, const char *what, void **p);
+    /* p from mem_alloc with its size; NULL is a no-op. Waits for the ops that may read it. */
+    void (*mem_free)(lora_backend *be, void *p, size_t bytes);
+    /* dst = src, both backend memory, not overlapping; ordered with the ops. */
+    void (*copy)(lora_backend *be, void *dst, const void *src, size_t bytes);
+    /* bytes of zeros at dst (backend memory); ordered with the ops. */
+    void (*zero)(lora_backend *be, void *dst, size_t bytes);
+    /* Host to backend and backend to host, synchronous: when they return, the ops before them
+     * are done and the data has arrived; they report any pending failure. */
+    lora_status (*upload)(lora_backend *be, void *dst, const void *src, size_t bytes);
+    lora_status (*download)(lora_backend *be, void *dst, const void *src, size_t bytes);
+    /* Waits for every op and reports the first failure since the last report. */
+    lora_status (*sync)(lora_backend *be);
+
+    /* ---- the optimizer ---- */
+
+    /* *acc (host) += sum of x[i]^2 over n floats, in double, in index order on the CPU;
+     * synchronous. */
+    lora_status (*sum_squares)(lora_backend *be, const float *x, size_t n, double *acc);
+    /* One AdamW update of n parameters p from gradients g, float32 moments m, v; the
+     * arithmetic of src/train/optim.h in double per element. */
+    void (*adamw)(lora_backend *be, float *p, const float *g, float *m, float *v, size_t n,
+                  const lora_adamw_args *a);
 
     /* y (N, Nout) = x (N, K) @ w (Nout, K)^T + bias (Nout); bias may be NULL. */
     void (*matmul_fwd)(lora_backend *be, float *y, const float *x, const float *w,

@@ -12,6 +12,7 @@
 #include <check.h>
 #include <stdio.h>
 
+#include "util/cuda_probe.h"
 #include "util/suite.h"
 
 #ifdef LORA_CUDA
@@ -19,8 +20,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "cpu/cpu.h"
 #include "cuda/backend_cuda.h"
@@ -612,7 +611,7 @@ static void adamw_case(size_t n, const char *json)
                       "gradient norm %.17g on the GPU, %.17g on the CPU", norm, rep.grad_norm);
         if (cfg.max_grad_norm > 0 && cfg.max_grad_norm / (norm + 1e-6) < 1.0)
             scale = cfg.max_grad_norm / (norm + 1e-6);
-        lora_cuda_adamw a = {lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, scale, t};
+        lora_adamw_args a = {lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, scale, t};
         lora__cuda_adamw(r.gpu, d_p, d_g, d_m, d_v, n, &a);
         char what[64];
         snprintf(what, sizeof what, "(n=%zu step %d)", n, step);
@@ -711,8 +710,10 @@ END_TEST
 START_TEST(model_device_with_gpu)
 {
     lora_model *m = NULL;
-    ck_assert_int_eq(lora_model_load(QWEN2, "{\"device\": \"cuda\"}", &m), LORA_ERR_DEVICE);
-    ck_assert_msg(strstr(lora_last_error(), "does not run on"), "%s", lora_last_error());
+    ck_assert_msg(lora_model_load(QWEN2, "{\"device\": \"cuda\"}", &m) == LORA_OK, "%s",
+                  lora_last_error());
+    lora_model_free(m);
+    m = NULL;
     ck_assert_int_eq(lora_model_load(QWEN2, "{\"device\": \"cuda:999\"}", &m), LORA_ERR_DEVICE);
     ck_assert_msg(strstr(lora_last_error(), "no such device"), "%s", lora_last_error());
     ck_assert_ptr_null(m);
@@ -781,39 +782,10 @@ END_TEST
 
 /* ---- suite -------------------------------------------------------------------------------- */
 
-/* Counts the devices in a child process (see the top of the file); *why gets the runtime's
- * reason when there are none. */
-static int probe_devices(char *why, size_t cap)
-{
-    int fd[2];
-    why[0] = '\0';
-    if (pipe(fd) != 0)
-        return 0;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fd[0]);
-        int n = 0;
-        if (lora__cuda_device_count(&n) != LORA_OK) {
-            ssize_t w = write(fd[1], lora_last_error(), strlen(lora_last_error()));
-            (void)w;
-        }
-        _exit(n > 100 ? 100 : n);
-    }
-    close(fd[1]);
-    ssize_t k = pid > 0 ? read(fd[0], why, cap - 1) : -1;
-    why[k > 0 ? k : 0] = '\0';
-    close(fd[0]);
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-        return 0;
-    return WEXITSTATUS(status);
-}
-
 int main(void)
 {
     char why[512];
-    n_devices = probe_devices(why, sizeof why);
+    n_devices = tu_cuda_devices(why, sizeof why);
     Suite *s = suite_create("cuda");
     TCase *core = tcase_create("core");
     tcase_set_tags(core, "core");

@@ -1,5 +1,6 @@
 /* Adapter bookkeeping: projection names and shapes, the refcount, tensor names and the
  * PEFT-style description behind lora_adapter_info_json. */
+#include <pthread.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -54,6 +55,12 @@ void lora__adapter_release(lora_adapter *a)
     if (!a || atomic_fetch_sub(&a->refs, 1) != 1)
         return;
     lora__handle_remove(a);
+    if (a->dev_arena) {
+        pthread_mutex_lock(&a->model->dev_lock);
+        a->model->dev->ops->mem_free(a->model->dev, a->dev_arena,
+                                     a->arena_floats * sizeof(float));
+        pthread_mutex_unlock(&a->model->dev_lock);
+    }
     free(a->arena);
     free(a->mods);
     free(a->table);

@@ -38,6 +38,9 @@ struct lora_adapter {
     lora_adapter_module **table;    /* (n_layers * LORA_PROJ_COUNT), NULL where not adapted */
     float *arena;                   /* every A and B, 64-byte aligned */
     size_t arena_floats;
+    /* On a GPU model: the device copy of arena, the one sessions read and training updates;
+     * arena is kept equal to it by lora__adapter_upload / _download. NULL on the CPU. */
+    float *dev_arena;
     /* What adapter_config.json says, normalised; written back by save. */
     int64_t r;
     double lora_alpha;
@@ -54,6 +57,22 @@ static inline lora_adapter_module *lora__adapter_module(const lora_adapter *a, i
 {
     return a->table[layer * LORA_PROJ_COUNT + p];
 }
+
+/* Where a session's backend reads A or B (a pointer into arena). */
+static inline const float *lora__adapter_mem(const lora_adapter *a, const float *p)
+{
+    return a->dev_arena ? a->dev_arena + (p - a->arena) : p;
+}
+static inline float *lora__adapter_mem_rw(lora_adapter *a, float *p)
+{
+    return a->dev_arena ? a->dev_arena + (p - a->arena) : p;
+}
+
+/* On a GPU model: allocates the device copy when there is none and copies arena to it
+ * (upload), or the device copy back to arena (download). LORA_OK on the CPU. Statuses:
+ * LORA_ERR_DEVICE, LORA_ERR_DEVICE_OUT_OF_MEMORY. */
+lora_status lora__adapter_upload(lora_adapter *a);
+lora_status lora__adapter_download(lora_adapter *a);
 
 void lora__adapter_retain(lora_adapter *a);
 void lora__adapter_release(lora_adapter *a);

@@ -138,8 +138,11 @@ LORA_API lora_status lora_adapter_create(lora_model *model, const char *config_j
         return lora__error_prefix(st, "lora_adapter_create");
     lora_adapter *a;
     st = lora__adapter_build(model, &s, &a);
-    if (!st)
+    if (!st) {
         lora__adapter_init_weights(a, s.init, seed);
+        if ((st = lora__adapter_upload(a)))
+            lora__adapter_release(a);
+    }
     lora__adapter_spec_free(&s);
     if (st)
         return lora__error_prefix(st, "lora_adapter_create");

@@ -208,8 +208,8 @@ static lora_status load(lora_model *model, const char *dir, lora_adapter **out)
     lora_st_file *f = NULL;
     lora_adapter *a = NULL;
     if (!(st = open_weights(dir, m, &f)) && !(st = check_tensors(&s, &model->cfg, f)) &&
-        !(st = lora__adapter_build(model, &s, &a)))
-        st = read_weights(a, f);
+        !(st = lora__adapter_build(model, &s, &a)) && !(st = read_weights(a, f)))
+        st = lora__adapter_upload(a);
     lora__st_close(f);
     lora__adapter_spec_free(&s);
     lora__manifest_free(m);

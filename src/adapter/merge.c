@@ -144,9 +144,10 @@ static lora_status merge(lora_model *m, lora_adapter *a, float scale, const int3
         free(before);
         return st;
     }
-    /* on any failure nothing changed: put back what did */
-    if ((st = add_deltas(m, a, scale))) {
+    /* on any failure nothing changed: put back what did (on a GPU model, its copy too) */
+    if ((st = add_deltas(m, a, scale)) || (st = lora__model_upload(m))) {
         restore(mg);
+        (void)lora__model_upload(m);
         free(before);
         return st;
     }
@@ -157,9 +158,10 @@ static lora_status merge(lora_model *m, lora_adapter *a, float scale, const int3
         if (max_change)
             *max_change = worst;
     }
-    if (st)
+    if (st) {
         restore(mg);
-    else
+        (void)lora__model_upload(m);
+    } else
         m->merge = mg;
     free(before);
     free(after);
@@ -203,5 +205,6 @@ LORA_API lora_status lora_model_unmerge(lora_model *m)
         return lora__error(LORA_ERR_STATE, "lora_model_unmerge: no adapter is merged");
     restore(mg);
     m->merge = NULL;
-    return LORA_OK;
+    st = lora__model_upload(m);
+    return st ? lora__error_prefix(st, "lora_model_unmerge") : LORA_OK;
 }

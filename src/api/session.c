@@ -6,7 +6,6 @@
 
 #include "api/error.h"
 #include "api/handle.h"
-#include "cpu/cpu.h"
 #include "model/session.h"
 #include "util/alloc.h"
 #include "util/json_text.h"
@@ -71,16 +70,25 @@ void lora__session_release(lora_session *s)
     if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
     lora__handle_remove(s);
-    lora__cpu_backend_free(s->be);
+    lora_backend *be = s->be;
+    if (be) {
+        const lora_config *c = &s->model->cfg;
+        size_t cache = (size_t)(c->n_layers * s->max_ctx * c->n_kv_heads * c->head_dim);
+        size_t rope = (size_t)s->rope_len * (size_t)(c->head_dim / 2) * sizeof(float);
+        be->ops->mem_free(be, s->k_cache, cache * sizeof(float));
+        be->ops->mem_free(be, s->v_cache, cache * sizeof(float));
+        be->ops->mem_free(be, s->rope_cos, rope);
+        be->ops->mem_free(be, s->rope_sin, rope);
+        be->ops->mem_free(be, s->ws, s->ws_floats * sizeof(float));
+        be->ops->mem_free(be, s->head_ws, s->head_ws_floats * sizeof(float));
+        be->ops->mem_free(be, s->train_ws, s->train_ws_floats * sizeof(float));
+        be->ops->mem_free(be, s->dhidden, s->dhidden_floats * sizeof(float));
+        for (int k = 0; k < LORA_STAGE_COUNT; k++)
+            be->ops->mem_free(be, s->stage[k], s->stage_bytes[k]);
+        be->ops->backend_free(be);
+    }
     free(s->tokens);
-    free(s->k_cache);
-    free(s->v_cache);
-    free(s->rope_cos);
-    free(s->rope_sin);
-    free(s->ws);
     free(s->ws_ids);
-    free(s->head_ws);
-    free(s->train_ws);
     free(s->train_layers);
     for (size_t i = 0; i < s->n_adapters; i++)
         lora__adapter_release(s->adapters[i]);
@@ -117,12 +125,13 @@ LORA_API lora_status lora_session_create(lora_model *model, const char *config_j
     const lora_config *c = &model->cfg;
     size_t cache = (size_t)(c->n_layers * max_ctx * c->n_kv_heads * c->head_dim);
     s->tokens = lora__malloc((size_t)max_ctx * sizeof *s->tokens);
-    s->k_cache = lora__malloc(cache * sizeof(float));
-    s->v_cache = lora__malloc(cache * sizeof(float));
-    if (!s->tokens || !s->k_cache || !s->v_cache)
-        st = lora__oom("KV cache", 2 * cache * sizeof(float));
-    else
-        st = lora__cpu_backend_create(threads, &s->be);
+    if (!s->tokens)
+        st = lora__oom("KV cache", (size_t)max_ctx * sizeof *s->tokens);
+    else if (!(st = lora__model_backend_create(model, threads, &s->be)) &&
+             !(st = s->be->ops->mem_alloc(s->be, cache * sizeof(float), "KV cache",
+                                          (void **)&s->k_cache)))
+        st = s->be->ops->mem_alloc(s->be, cache * sizeof(float), "KV cache",
+                                   (void **)&s->v_cache);
     if (st) {
         lora__session_release(s);
         return lora__error_prefix(st, "lora_session_create");
@@ -192,6 +201,26 @@ lora_status lora__batch_ids(const char *fn, const lora_session *s, const int32_t
     return LORA_OK;
 }
 
+/* logits (N, V) on the host = hidden (N, C) @ lm_head^T: straight into the caller's buffer on a
+ * host-memory backend, else through the head workspace and one download. */
+static lora_status project_logits(lora_session *s, const float *hidden, int64_t N, float *logits)
+{
+    const lora_config *c = &s->model->cfg;
+    const float *lm_head = lora__weight(s, s->model->lm_head);
+    lora_backend *be = s->be;
+    if (be->ops->host_memory) {
+        be->ops->matmul_fwd(be, logits, hidden, lm_head, NULL, N, c->vocab, c->hidden);
+        return LORA_OK;
+    }
+    size_t bytes = s->head_ws_floats * sizeof(float), need = (size_t)(N * c->vocab) * sizeof(float);
+    lora_status st = lora__session_grow(s, (void **)&s->head_ws, &bytes, need, "logits");
+    s->head_ws_floats = bytes / sizeof(float);
+    if (st)
+        return st;
+    be->ops->matmul_fwd(be, s->head_ws, hidden, lm_head, NULL, N, c->vocab, c->hidden);
+    return be->ops->download(be, logits, s->head_ws, need);
+}
+
 LORA_API lora_status lora_session_logits(lora_session *s, const int32_t *ids,
                                          const int32_t *lengths, size_t batch, size_t seq,
                                          float *logits_out)
@@ -210,10 +239,10 @@ LORA_API lora_status lora_session_logits(lora_session *s, const int32_t *ids,
     float *hidden;
     st = lora__decoder_forward(s, clean, (int64_t)batch, (int64_t)seq, false, 0, &hidden, NULL);
     free(clean);
+    if (!st)
+        st = project_logits(s, hidden, N, logits_out);
     if (st)
         return lora__error_prefix(st, "lora_session_logits");
-    s->be->ops->matmul_fwd(s->be, logits_out, hidden, s->model->lm_head, NULL, N, c->vocab,
-                           c->hidden);
     for (size_t b = 0; lengths && b < batch; b++)
         for (size_t t = (size_t)lengths[b]; t < seq; t++)
             memset(logits_out + (b * seq + t) * (size_t)c->vocab, 0, (size_t)c->vocab * sizeof(float));
@@ -356,10 +385,11 @@ LORA_API lora_status lora_session_append(lora_session *s, const int32_t *ids, si
     st = lora__decoder_forward(s, ids, 1, (int64_t)n, true, 0, &hidden, NULL);
     if (st)
         return lora__error_prefix(st, "%s", fn);
+    /* the cache holds the new rows only once the device says they were computed */
+    if ((st = logits_out ? project_logits(s, hidden + (n - 1) * (size_t)c->hidden, 1, logits_out)
+                         : s->be->ops->sync(s->be)))
+        return lora__error_prefix(st, "%s", fn);
     memcpy(s->tokens + s->pos, ids, n * sizeof *ids);
     s->pos += (int64_t)n;
-    if (logits_out)
-        s->be->ops->matmul_fwd(s->be, logits_out, hidden + (n - 1) * (size_t)c->hidden,
-                               s->model->lm_head, NULL, 1, c->vocab, c->hidden);
     return LORA_OK;
 }

@@ -7,6 +7,17 @@
 /* Every entry, forward and backward: the CPU backend trains as well as it infers. */
 const lora_backend_ops lora__cpu_ops = {
     .name = "cpu",
+    .host_memory = true,
+    .backend_free = lora__cpu_backend_free,
+    .mem_alloc = lora__cpu_mem_alloc,
+    .mem_free = lora__cpu_mem_free,
+    .copy = lora__cpu_copy,
+    .zero = lora__cpu_zero,
+    .upload = lora__cpu_transfer,
+    .download = lora__cpu_transfer,
+    .sync = lora__cpu_sync,
+    .sum_squares = lora__cpu_sum_squares,
+    .adamw = lora__cpu_adamw,
     .matmul_fwd = lora__cpu_matmul_fwd,
     .matmul_bwd = lora__cpu_matmul_bwd,
     .embedding_fwd = lora__cpu_embedding_fwd,

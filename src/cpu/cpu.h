@@ -93,6 +93,17 @@ void lora__cpu_dropout_fwd(lora_backend *be, float *out, const float *x, int64_t
 void lora__cpu_dropout_bwd(lora_backend *be, float *dx, const float *dy, int64_t N, int64_t n,
                            float p, uint64_t seed, uint64_t module);
 void lora__cpu_residual_fwd(lora_backend *be, float *y, const float *x, int64_t n);
+lora_status lora__cpu_mem_alloc(lora_backend *be, size_t bytes, const char *what, void **p);
+void lora__cpu_mem_free(lora_backend *be, void *p, size_t bytes);
+void lora__cpu_copy(lora_backend *be, void *dst, const void *src, size_t bytes);
+void lora__cpu_zero(lora_backend *be, void *dst, size_t bytes);
+/* upload and download alike: host memory on both sides */
+lora_status lora__cpu_transfer(lora_backend *be, void *dst, const void *src, size_t bytes);
+lora_status lora__cpu_sync(lora_backend *be);
+/* be is unused and may be NULL (src/train/optim.c's host path) */
+lora_status lora__cpu_sum_squares(lora_backend *be, const float *x, size_t n, double *acc);
+void lora__cpu_adamw(lora_backend *be, float *p, const float *g, float *m, float *v, size_t n,
+                     const lora_adamw_args *a);
 void lora__cpu_cross_entropy_fwd(lora_backend *be, float *nll, float *lse, const float *logits,
                                  const int32_t *targets, int64_t N, int64_t V);
 void lora__cpu_cross_entropy_bwd(lora_backend *be, float *dlogits, const float *logits,

@@ -3,11 +3,9 @@
  * gradient sits at the same offset in its gradient arena as the parameter in its own. */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "api/error.h"
 #include "model/session.h"
-#include "util/alloc.h"
 
 typedef struct grad_bufs {
     float *dx;           // (N, C) gradient of the residual stream
@@ -32,7 +30,12 @@ static float *base_grad(const bwd_ctx *c, const float *param)
     return c->g->base && param ? c->g->base + (param - c->s->model->arena) : NULL;
 }
 
-static void zero(float *p, int64_t n) { memset(p, 0, (size_t)n * sizeof *p); }
+static void zero(const bwd_ctx *c, float *p, int64_t n)
+{
+    c->s->be->ops->zero(c->s->be, p, (size_t)n * sizeof *p);
+}
+
+static const float *W(const bwd_ctx *c, const float *p) { return lora__weight(c->s, p); }
 
 /* dx (N, in) += gradient through projection p (base weight w, optional bias, attached LoRA
  * paths) given dy (N, out) and the projection's input x (N, in). */
@@ -43,8 +46,8 @@ static void projection_bwd(bwd_ctx *c, const lora_layer_acts *a, int64_t l, lora
     lora_session *s = c->s;
     int64_t out, in;
     lora__proj_shape(&s->model->cfg, p, &out, &in);
-    s->be->ops->matmul_bwd(s->be, dx, base_grad(c, w), base_grad(c, bias), dy, x, w, c->N, out,
-                           in);
+    s->be->ops->matmul_bwd(s->be, dx, base_grad(c, w), base_grad(c, bias), dy, x, W(c, w), c->N,
+                           out, in);
     for (size_t i = 0; i < s->n_adapters; i++) {
         const lora_adapter *ad = s->adapters[i];
         const lora_adapter_module *m = lora__adapter_module(ad, l, p);
@@ -58,13 +61,14 @@ static void projection_bwd(bwd_ctx *c, const lora_layer_acts *a, int64_t l, lora
         if (drop > 0.0f) { /* the forward's mask, regenerated */
             s->be->ops->dropout_fwd(s->be, c->b.drop_x, x, c->N, m->in, drop, s->dropout_seed,
                                     id);
-            zero(c->b.drop_dx, c->N * m->in);
+            zero(c, c->b.drop_dx, c->N * m->in);
             xin = c->b.drop_x;
             dxin = c->b.drop_dx;
         }
         s->be->ops->lora_bwd(s->be, dxin, ga ? ga + (m->A - ad->arena) : NULL,
                              ga ? ga + (m->B - ad->arena) : NULL, c->b.u, dy, xin, a->t[p][i],
-                             m->A, m->B, c->N, m->in, m->r, m->out, s->scales[i] * m->scaling);
+                             lora__adapter_mem(ad, m->A), lora__adapter_mem(ad, m->B), c->N,
+                             m->in, m->r, m->out, s->scales[i] * m->scaling);
         if (drop > 0.0f)
             s->be->ops->dropout_bwd(s->be, dx, c->b.drop_dx, c->N, m->in, drop, s->dropout_seed,
                                     id);
@@ -79,16 +83,16 @@ static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
     const lora_layer_weights *w = &s->model->layers[l];
     int64_t N = c->N, I = cfg->inter;
     grad_bufs *b = &c->b;
-    zero(b->dact, N * I);
+    zero(c, b->dact, N * I);
     projection_bwd(c, a, l, LORA_PROJ_DOWN, b->dact, b->dx, a->act, w->w_down, NULL);
-    zero(b->dgate, N * I);
-    zero(b->dup, N * I);
+    zero(c, b->dgate, N * I);
+    zero(c, b->dup, N * I);
     s->be->ops->swiglu_bwd(s->be, b->dgate, b->dup, b->dact, a->gate, a->up, N, I);
-    zero(b->dh, N * cfg->hidden);
+    zero(c, b->dh, N * cfg->hidden);
     projection_bwd(c, a, l, LORA_PROJ_GATE, b->dh, b->dgate, a->h2, w->w_gate, NULL);
     projection_bwd(c, a, l, LORA_PROJ_UP, b->dh, b->dup, a->h2, w->w_up, NULL);
     s->be->ops->rmsnorm_bwd(s->be, b->dx, base_grad(c, w->mlp_norm), b->dh, a->x_mid,
-                            w->mlp_norm, a->rstd2, N, cfg->hidden);
+                            W(c, w->mlp_norm), a->rstd2, N, cfg->hidden);
 }
 
 static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64_t B,
@@ -101,32 +105,32 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     int64_t N = c->N, C = cfg->hidden, H = cfg->n_heads, KVH = cfg->n_kv_heads,
             D = cfg->head_dim;
     grad_bufs *b = &c->b;
-    zero(b->datt, N * H * D);
+    zero(c, b->datt, N * H * D);
     projection_bwd(c, a, l, LORA_PROJ_O, b->datt, b->dx, a->att, w->wo, w->bo);
-    zero(b->dq, N * H * D);
-    zero(b->dk, N * KVH * D);
-    zero(b->dv, N * KVH * D);
+    zero(c, b->dq, N * H * D);
+    zero(c, b->dk, N * KVH * D);
+    zero(c, b->dv, N * KVH * D);
     lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0};
     op->attention_bwd(s->be, b->dq, b->dk, b->dv, b->datt, a->q, a->k, a->v, &sh);
     op->rope_bwd(s->be, b->dq, pos, s->rope_cos, s->rope_sin, N, H, D);
     op->rope_bwd(s->be, b->dk, pos, s->rope_cos, s->rope_sin, N, KVH, D);
     float *dq = b->dq, *dk = b->dk;
     if (cfg->qk_norm) {
-        zero(b->dq_lin, N * H * D);
-        zero(b->dk_lin, N * KVH * D);
-        op->rmsnorm_bwd(s->be, b->dq_lin, base_grad(c, w->q_norm), b->dq, a->q_lin, w->q_norm,
-                        a->rstd_q, N * H, D);
-        op->rmsnorm_bwd(s->be, b->dk_lin, base_grad(c, w->k_norm), b->dk, a->k_lin, w->k_norm,
-                        a->rstd_k, N * KVH, D);
+        zero(c, b->dq_lin, N * H * D);
+        zero(c, b->dk_lin, N * KVH * D);
+        op->rmsnorm_bwd(s->be, b->dq_lin, base_grad(c, w->q_norm), b->dq, a->q_lin,
+                        W(c, w->q_norm), a->rstd_q, N * H, D);
+        op->rmsnorm_bwd(s->be, b->dk_lin, base_grad(c, w->k_norm), b->dk, a->k_lin,
+                        W(c, w->k_norm), a->rstd_k, N * KVH, D);
         dq = b->dq_lin;
         dk = b->dk_lin;
     }
-    zero(b->dh, N * C);
+    zero(c, b->dh, N * C);
     projection_bwd(c, a, l, LORA_PROJ_Q, b->dh, dq, a->h1, w->wq, w->bq);
     projection_bwd(c, a, l, LORA_PROJ_K, b->dh, dk, a->h1, w->wk, w->bk);
     projection_bwd(c, a, l, LORA_PROJ_V, b->dh, b->dv, a->h1, w->wv, w->bv);
-    op->rmsnorm_bwd(s->be, b->dx, base_grad(c, w->attn_norm), b->dh, a->x_in, w->attn_norm,
-                    a->rstd1, N, C);
+    op->rmsnorm_bwd(s->be, b->dx, base_grad(c, w->attn_norm), b->dh, a->x_in,
+                    W(c, w->attn_norm), a->rstd1, N, C);
 }
 
 static lora_status alloc_bufs(bwd_ctx *c)
@@ -137,13 +141,12 @@ static lora_status alloc_bufs(bwd_ctx *c)
             kv = cfg->n_kv_heads * cfg->head_dim, I = cfg->inter;
     int64_t drop = s->dropout_on ? 2 * lora__max_proj_in(cfg) : 0;
     size_t need = (size_t)(N * (2 * C + 3 * q + 3 * kv + 3 * I + s->max_rank + drop));
-    if (need > s->ws_floats) {
-        float *p = lora__realloc(s->ws, need * sizeof(float));
-        if (!p)
-            return lora__oom("gradient buffers", need * sizeof(float));
-        s->ws = p;
-        s->ws_floats = need;
-    }
+    size_t bytes = s->ws_floats * sizeof(float);
+    lora_status st = lora__session_grow(s, (void **)&s->ws, &bytes, need * sizeof(float),
+                                        "gradient buffers");
+    s->ws_floats = bytes / sizeof(float);
+    if (st)
+        return st;
     float *p = s->ws;
     grad_bufs *b = &c->b;
     b->dx = p, p += N * C;
@@ -173,21 +176,18 @@ lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float
     int64_t B = acts->B, T = acts->T, N = B * T, C = cfg->hidden;
     bwd_ctx c = {s, g, N, {0}};
     const int32_t *pos = acts->pos;
-    int32_t *own_pos;
     lora_status st;
-    if ((st = alloc_bufs(&c)) || (!pos && (st = lora__positions(s, B, T, 0, &own_pos))))
+    if ((st = alloc_bufs(&c)) || (!pos && (st = lora__positions(s, B, T, 0, &pos))))
         return st;
-    if (!pos)
-        pos = own_pos;
-    zero(c.b.dx, N * C);
+    zero(&c, c.b.dx, N * C);
     s->be->ops->rmsnorm_bwd(s->be, c.b.dx, base_grad(&c, m->final_norm), dhidden, acts->x_final,
-                            m->final_norm, acts->rstd_final, N, C);
+                            W(&c, m->final_norm), acts->rstd_final, N, C);
     for (int64_t l = cfg->n_layers - 1; l >= 0; l--) {
         lora_layer_acts *a = &acts->layers[l], tmp;
         if (acts->recompute) {
             /* rerun the layer from its kept input, in the scratch set */
             tmp = acts->scratch;
-            memcpy(tmp.x_in, a->x_in, (size_t)(N * C) * sizeof(float));
+            s->be->ops->copy(s->be, tmp.x_in, a->x_in, (size_t)(N * C) * sizeof(float));
             float *work = tmp.x_in;
             tmp.x_in = NULL;
             lora__layer_forward(s, l, &tmp, work, B, T, false, pos, acts->key0);

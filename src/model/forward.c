@@ -68,19 +68,45 @@ static void layout_layer(const lora_session *s, int64_t N, bool train, bump *b,
         }
 }
 
-static lora_status grow(float **buf, size_t *cap, size_t need, const char *what)
+lora_status lora__session_grow(lora_session *s, void **buf, size_t *cap, size_t need,
+                               const char *what)
 {
     if (need <= *cap)
         return LORA_OK;
-    float *p = lora__realloc(*buf, need * sizeof(float));
-    if (!p)
-        return lora__oom(what, need * sizeof(float));
-    *buf = p;
-    *cap = need;
-    return LORA_OK;
+    /* nothing is kept, so the old block goes first: the backend needs room for one */
+    s->be->ops->mem_free(s->be, *buf, *cap);
+    *buf = NULL;
+    *cap = 0;
+    lora_status st = s->be->ops->mem_alloc(s->be, need, what, buf);
+    if (!st)
+        *cap = need;
+    return st;
 }
 
-lora_status lora__positions(lora_session *s, int64_t B, int64_t T, int64_t pos0, int32_t **pos)
+static lora_status grow(lora_session *s, float **buf, size_t *cap, size_t need, const char *what)
+{
+    size_t bytes = *cap * sizeof(float);
+    lora_status st = lora__session_grow(s, (void **)buf, &bytes, need * sizeof(float), what);
+    *cap = bytes / sizeof(float);
+    return st;
+}
+
+lora_status lora__stage_i32(lora_session *s, lora_stage slot, const int32_t *host, size_t n,
+                            const int32_t **out)
+{
+    *out = host;
+    if (s->be->ops->host_memory || !host)
+        return LORA_OK;
+    lora_status st = lora__session_grow(s, (void **)&s->stage[slot], &s->stage_bytes[slot],
+                                        n * sizeof(int32_t), "token ids");
+    if (!st)
+        st = s->be->ops->upload(s->be, s->stage[slot], host, n * sizeof(int32_t));
+    *out = st ? NULL : s->stage[slot];
+    return st;
+}
+
+lora_status lora__positions(lora_session *s, int64_t B, int64_t T, int64_t pos0,
+                            const int32_t **pos)
 {
     size_t N = (size_t)(B * T);
     if (N > s->ws_ids_cap) {
@@ -92,8 +118,7 @@ lora_status lora__positions(lora_session *s, int64_t B, int64_t T, int64_t pos0,
     }
     for (size_t n = 0; n < N; n++)
         s->ws_ids[n] = (int32_t)(pos0 + (int64_t)n % T);
-    *pos = s->ws_ids;
-    return LORA_OK;
+    return lora__stage_i32(s, LORA_STAGE_POS, s->ws_ids, N, pos);
 }
 
 /* cos/sin tables in double precision: the golden results are float64, and the angle
@@ -119,10 +144,28 @@ lora_status lora__ensure_rope(lora_session *s, int64_t len)
             sn[p * half + i] = (float)sin(angle);
         }
     }
-    free(s->rope_cos);
-    free(s->rope_sin);
-    s->rope_cos = cs;
-    s->rope_sin = sn;
+    /* into the backend's memory; the old tables stay until the new ones are there */
+    lora_backend *be = s->be;
+    float *dc = NULL, *ds = NULL;
+    lora_status st = be->ops->mem_alloc(be, bytes, "rope tables", (void **)&dc);
+    if (!st)
+        st = be->ops->mem_alloc(be, bytes, "rope tables", (void **)&ds);
+    if (!st)
+        st = be->ops->upload(be, dc, cs, bytes);
+    if (!st)
+        st = be->ops->upload(be, ds, sn, bytes);
+    free(cs);
+    free(sn);
+    if (st) {
+        be->ops->mem_free(be, dc, bytes);
+        be->ops->mem_free(be, ds, bytes);
+        return st;
+    }
+    size_t old = (size_t)s->rope_len * (size_t)half * sizeof(float);
+    be->ops->mem_free(be, s->rope_cos, old);
+    be->ops->mem_free(be, s->rope_sin, old);
+    s->rope_cos = dc;
+    s->rope_sin = ds;
     s->rope_len = len;
     return LORA_OK;
 }
@@ -149,7 +192,9 @@ static void apply_lora(lora_session *s, lora_layer_acts *a, int64_t l, lora_proj
                                     lora__dropout_module(s, i, l, p));
             xin = a->drop_x;
         }
-        s->be->ops->lora_fwd(s->be, y, a->t[p][i], xin, m->A, m->B, N, m->in, m->r, m->out,
+        const lora_adapter *ad = s->adapters[i];
+        s->be->ops->lora_fwd(s->be, y, a->t[p][i], xin, lora__adapter_mem(ad, m->A),
+                             lora__adapter_mem(ad, m->B), N, m->in, m->r, m->out,
                              s->scales[i] * m->scaling);
     }
 }
@@ -159,7 +204,7 @@ static void projection(lora_session *s, lora_layer_acts *a, int64_t l, lora_proj
 {
     int64_t out, in;
     lora__proj_shape(&s->model->cfg, p, &out, &in);
-    s->be->ops->matmul_fwd(s->be, y, x, w, bias, N, out, in);
+    s->be->ops->matmul_fwd(s->be, y, x, lora__weight(s, w), lora__weight(s, bias), N, out, in);
     apply_lora(s, a, l, p, y, x, N);
 }
 
@@ -173,13 +218,14 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     int64_t N = B * T, C = c->hidden, H = c->n_heads, KVH = c->n_kv_heads, D = c->head_dim;
     float eps = (float)c->rms_eps;
 
-    op->rmsnorm_fwd(be, a->h1, a->rstd1, x, w->attn_norm, N, C, eps);
+    op->rmsnorm_fwd(be, a->h1, a->rstd1, x, lora__weight(s, w->attn_norm), N, C, eps);
     projection(s, a, l, LORA_PROJ_Q, a->q_lin, a->h1, w->wq, w->bq, N);
     projection(s, a, l, LORA_PROJ_K, a->k_lin, a->h1, w->wk, w->bk, N);
     projection(s, a, l, LORA_PROJ_V, a->v, a->h1, w->wv, w->bv, N);
     if (c->qk_norm) {
-        op->rmsnorm_fwd(be, a->q, a->rstd_q, a->q_lin, w->q_norm, N * H, D, eps);
-        op->rmsnorm_fwd(be, a->k, a->rstd_k, a->k_lin, w->k_norm, N * KVH, D, eps);
+        op->rmsnorm_fwd(be, a->q, a->rstd_q, a->q_lin, lora__weight(s, w->q_norm), N * H, D, eps);
+        op->rmsnorm_fwd(be, a->k, a->rstd_k, a->k_lin, lora__weight(s, w->k_norm), N * KVH, D,
+                        eps);
     }
     op->rope_fwd(be, a->q, pos, s->rope_cos, s->rope_sin, N, H, D);
     op->rope_fwd(be, a->k, pos, s->rope_cos, s->rope_sin, N, KVH, D);
@@ -190,8 +236,8 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
         size_t row = (size_t)(KVH * D);
         float *kc = s->k_cache + (size_t)l * (size_t)s->max_ctx * row;
         float *vc = s->v_cache + (size_t)l * (size_t)s->max_ctx * row;
-        memcpy(kc + (size_t)s->pos * row, a->k, (size_t)T * row * sizeof(float));
-        memcpy(vc + (size_t)s->pos * row, a->v, (size_t)T * row * sizeof(float));
+        op->copy(be, kc + (size_t)s->pos * row, a->k, (size_t)T * row * sizeof(float));
+        op->copy(be, vc + (size_t)s->pos * row, a->v, (size_t)T * row * sizeof(float));
         k = kc;
         v = vc;
         sh.S = s->max_ctx;
@@ -207,7 +253,8 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
     const lora_config *c = &s->model->cfg;
     const lora_layer_weights *w = &s->model->layers[l];
     const lora_backend_ops *op = s->be->ops;
-    op->rmsnorm_fwd(s->be, a->h2, a->rstd2, x, w->mlp_norm, N, c->hidden, (float)c->rms_eps);
+    op->rmsnorm_fwd(s->be, a->h2, a->rstd2, x, lora__weight(s, w->mlp_norm), N, c->hidden,
+                    (float)c->rms_eps);
     projection(s, a, l, LORA_PROJ_GATE, a->gate, a->h2, w->w_gate, NULL, N);
     projection(s, a, l, LORA_PROJ_UP, a->up, a->h2, w->w_up, NULL, N);
     op->swiglu_fwd(s->be, a->act, a->gate, a->up, N, c->inter);
@@ -220,10 +267,10 @@ void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *
 {
     size_t bytes = (size_t)(B * T * s->model->cfg.hidden) * sizeof(float);
     if (a->x_in)
-        memcpy(a->x_in, x, bytes);
+        s->be->ops->copy(s->be, a->x_in, x, bytes);
     attention_block(s, l, a, x, B, T, use_cache, pos, key0);
     if (a->x_mid)
-        memcpy(a->x_mid, x, bytes);
+        s->be->ops->copy(s->be, a->x_mid, x, bytes);
     mlp_block(s, l, a, x, B * T);
 }
 
@@ -239,19 +286,21 @@ lora_status lora__decoder_forward(lora_session *s, const int32_t *ids, int64_t B
     bump count = {NULL, 0};
     take(&count, N * c->hidden); /* the residual stream */
     layout_layer(s, N, false, &count, &a);
-    int32_t *pos;
+    const int32_t *pos, *dids;
     lora_status st;
-    if ((st = grow(&s->ws, &s->ws_floats, count.used + extra_floats, "activations")) ||
-        (st = lora__ensure_rope(s, pos0 + T)) || (st = lora__positions(s, B, T, pos0, &pos)))
+    if ((st = grow(s, &s->ws, &s->ws_floats, count.used + extra_floats, "activations")) ||
+        (st = lora__ensure_rope(s, pos0 + T)) || (st = lora__positions(s, B, T, pos0, &pos)) ||
+        (st = lora__stage_i32(s, LORA_STAGE_IDS, ids, (size_t)N, &dids)))
         return st;
     bump b = {s->ws, 0};
     float *x = take(&b, N * c->hidden);
     layout_layer(s, N, false, &b, &a);
 
-    s->be->ops->embedding_fwd(s->be, x, ids, m->embed, N, c->hidden);
+    s->be->ops->embedding_fwd(s->be, x, dids, lora__weight(s, m->embed), N, c->hidden);
     for (int64_t l = 0; l < c->n_layers; l++)
         lora__layer_forward(s, l, &a, x, B, T, use_cache, pos, NULL);
-    s->be->ops->rmsnorm_fwd(s->be, a.h1, NULL, x, m->final_norm, N, c->hidden, (float)c->rms_eps);
+    s->be->ops->rmsnorm_fwd(s->be, a.h1, NULL, x, lora__weight(s, m->final_norm), N, c->hidden,
+                            (float)c->rms_eps);
     *hidden = a.h1;
     if (extra)
         *extra = s->ws + count.used;
@@ -289,7 +338,8 @@ static lora_status layout_train(lora_session *s, int64_t N, bool recompute, lora
         t->rstd_final = take(&b, N);
         t->h_final = take(&b, N * c->hidden);
         if (pass == 0) {
-            lora_status st = grow(&s->train_ws, &s->train_ws_floats, b.used, "training activations");
+            lora_status st = grow(s, &s->train_ws, &s->train_ws_floats, b.used,
+                                  "training activations");
             if (st)
                 return st;
         }
@@ -305,31 +355,35 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
     const lora_model *m = s->model;
     const lora_config *c = &m->cfg;
     int64_t N = B * T;
-    int32_t *own_pos = NULL;
+    const int32_t *pos, *dids, *dkey0;
     lora_status st;
     if ((st = layout_train(s, N, recompute, acts)) || (st = lora__ensure_rope(s, T)) ||
-        (!packed_pos && (st = lora__positions(s, B, T, 0, &own_pos))))
+        (st = packed_pos ? lora__stage_i32(s, LORA_STAGE_POS, packed_pos, (size_t)N, &pos)
+                         : lora__positions(s, B, T, 0, &pos)) ||
+        (st = lora__stage_i32(s, LORA_STAGE_KEY0, key0, (size_t)N, &dkey0)) ||
+        (st = lora__stage_i32(s, LORA_STAGE_IDS, ids, (size_t)N, &dids)))
         return st;
-    const int32_t *pos = packed_pos ? packed_pos : own_pos;
     acts->B = B;
     acts->T = T;
     acts->recompute = recompute;
-    acts->ids = ids;
-    acts->pos = packed_pos;
-    acts->key0 = key0;
+    acts->ids = dids;
+    acts->pos = packed_pos ? pos : NULL;
+    acts->key0 = dkey0;
+    key0 = dkey0;
     /* the residual stream runs in x_final, which ends up holding the last layer's output */
     float *x = acts->x_final;
-    s->be->ops->embedding_fwd(s->be, x, ids, m->embed, N, c->hidden);
+    s->be->ops->embedding_fwd(s->be, x, dids, lora__weight(s, m->embed), N, c->hidden);
     for (int64_t l = 0; l < c->n_layers; l++) {
         if (recompute) {
-            memcpy(acts->layers[l].x_in, x, (size_t)(N * c->hidden) * sizeof(float));
+            s->be->ops->copy(s->be, acts->layers[l].x_in, x,
+                             (size_t)(N * c->hidden) * sizeof(float));
             lora_layer_acts tmp = acts->scratch;
             tmp.x_in = NULL; /* kept above */
             lora__layer_forward(s, l, &tmp, x, B, T, false, pos, key0);
         } else
             lora__layer_forward(s, l, &acts->layers[l], x, B, T, false, pos, key0);
     }
-    s->be->ops->rmsnorm_fwd(s->be, acts->h_final, acts->rstd_final, x, m->final_norm, N,
-                            c->hidden, (float)c->rms_eps);
+    s->be->ops->rmsnorm_fwd(s->be, acts->h_final, acts->rstd_final, x,
+                            lora__weight(s, m->final_norm), N, c->hidden, (float)c->rms_eps);
     return LORA_OK;
 }

@@ -1,5 +1,6 @@
 #include "model/model_info.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "api/error.h"
@@ -23,12 +24,15 @@ json_t *lora__config_to_json(const lora_config *c)
 lora_status lora__model_info_build(lora_model *m)
 {
     json_t *o = lora__config_to_json(&m->cfg);
+    char device[16] = "cpu";
+    if (m->dev)
+        snprintf(device, sizeof device, "cuda:%d", m->dev_ordinal);
     if (!o)
         return lora__oom("model info", 1024);
     int bad = json_object_set_new(o, "stored_dtype", json_string(m->stored_dtype)) ||
               json_object_set_new(o, "weight_bytes",
                                   json_integer((json_int_t)(m->arena_floats * sizeof(float)))) ||
-              json_object_set_new(o, "device", json_string("cpu")) ||
+              json_object_set_new(o, "device", json_string(device)) ||
               json_object_set_new(o, "threads", json_integer(m->threads));
     m->info_json = bad ? NULL : lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);

@@ -19,6 +19,7 @@
 #include "tokenizer/tokenizer.h"
 #include "util/file.h"
 #include "util/json_text.h"
+#include "cpu/cpu.h"
 #ifdef LORA_CUDA
 #include "cuda/backend_cuda.h"
 #endif
@@ -33,6 +34,11 @@ void lora__model_release(lora_model *m)
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
         return;
     lora__handle_remove(m);
+    if (m->dev) {
+        m->dev->ops->mem_free(m->dev, m->dev_arena, m->arena_floats * sizeof(float));
+        m->dev->ops->backend_free(m->dev);
+    }
+    pthread_mutex_destroy(&m->dev_lock);
     free(m->arena);
     free(m->layers);
     free(m->info_json);
@@ -56,76 +62,139 @@ static int default_threads(void)
     return n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
 }
 
-/* "cuda" or "cuda:N". The CUDA ops exist (cuda/) but the decoder does not run on them yet,
- * so even a present device is refused; the message says which case it is. */
-static lora_status cuda_device(const char *d)
+/* What lora_model_load's options ask for: the CPU, or CUDA device ordinal (auto: if one is
+ * usable), and the GPU's math mode. */
+typedef struct load_opts {
+    int threads;
+    int ordinal;  /* -1: the CPU */
+    bool autodev; /* "auto": device 0 when usable, else the CPU */
+    int math;     /* lora_cuda_math; BF16 unless "cuda_math": "fp32" */
+    char name[40]; /* the device as given, for messages */
+} load_opts;
+
+/* "cuda" or "cuda:N" into o->ordinal; without the backend in the build, LORA_ERR_DEVICE. */
+static lora_status cuda_device(const char *d, load_opts *o)
 {
 #ifdef LORA_CUDA
-    int ordinal;
-    char name[256];
-    lora_status st = lora__cuda_parse_device(d, &ordinal);
-    if (!st)
-        st = lora__cuda_probe(ordinal, name, sizeof name);
-    if (st)
-        return lora__error_prefix(st, "lora_model_load: device '%.32s'", d);
-    return lora__error(LORA_ERR_DEVICE, "lora_model_load: device '%s' (%s): the model does not "
-                       "run on liblora's CUDA backend yet (use \"cpu\" or \"auto\")", d, name);
+    lora_status st = lora__cuda_parse_device(d, &o->ordinal);
+    return st ? lora__error_prefix(st, "lora_model_load: device '%.32s'", d) : LORA_OK;
 #else
+    (void)o;
     return lora__error(LORA_ERR_DEVICE, "lora_model_load: device '%s': this build of liblora has "
                        "no CUDA backend (use \"cpu\" or \"auto\")", d);
 #endif
 }
 
-/* {"device": ..., "threads": ...}; "auto" is the CPU until the decoder runs on CUDA */
-static lora_status parse_options(const char *json, int *threads)
+static lora_status option(const char *key, json_t *v, load_opts *o)
 {
-    *threads = default_threads();
+    if (strcmp(key, "threads") == 0) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > MAX_THREADS)
+            return lora__error(LORA_ERR_CONFIG, "lora_model_load: option 'threads' must be an "
+                               "integer in 1..%d", MAX_THREADS);
+        o->threads = (int)json_integer_value(v);
+        return LORA_OK;
+    }
+    const char *d = json_is_string(v) ? json_string_value(v) : NULL;
+    if (strcmp(key, "cuda_math") == 0) {
+        if (!d || (strcmp(d, "bf16") != 0 && strcmp(d, "fp32") != 0))
+            return lora__error(LORA_ERR_CONFIG, "lora_model_load: option 'cuda_math' must be "
+                               "\"bf16\" or \"fp32\"");
+        o->math = strcmp(d, "fp32") == 0;
+        return LORA_OK;
+    }
+    if (strcmp(key, "device") != 0)
+        return lora__error(LORA_ERR_CONFIG, "lora_model_load: unknown option '%s'", key);
+    if (!d)
+        return lora__error(LORA_ERR_CONFIG, "lora_model_load: option 'device' must be a string");
+    o->ordinal = -1;
+    o->autodev = strcmp(d, "auto") == 0;
+    snprintf(o->name, sizeof o->name, "%.32s", d);
+    if (strcmp(d, "cpu") == 0 || o->autodev)
+        return LORA_OK;
+    if (strncmp(d, "cuda", 4) == 0 && (d[4] == '\0' || d[4] == ':'))
+        return cuda_device(d, o);
+    return lora__error(LORA_ERR_CONFIG, "lora_model_load: option 'device' = '%.32s' is not one "
+                       "of \"cpu\", \"auto\", \"cuda\", \"cuda:N\"", d);
+}
+
+/* {"device": ..., "threads": ..., "cuda_math": ...}; the CPU unless a device is asked for */
+static lora_status parse_options(const char *json, load_opts *o)
+{
+    *o = (load_opts){default_threads(), -1, false, 0, "cpu"};
     if (!json)
         return LORA_OK;
     json_error_t jerr;
-    json_t *o = lora__json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
-    if (!o)
+    json_t *obj = lora__json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+    if (!obj)
         return lora__error(LORA_ERR_CONFIG, "lora_model_load: options: %s", jerr.text);
     lora_status st = LORA_OK;
     const char *key;
     json_t *v;
-    if (!json_is_object(o))
+    if (!json_is_object(obj))
         st = lora__error(LORA_ERR_CONFIG, "lora_model_load: options must be a JSON object");
     else
-        json_object_foreach(o, key, v) {
-            if (strcmp(key, "threads") == 0) {
-                if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-                    json_integer_value(v) > MAX_THREADS) {
-                    st = lora__error(LORA_ERR_CONFIG,
-                                     "lora_model_load: option 'threads' must be an integer in 1..%d",
-                                     MAX_THREADS);
-                    break;
-                }
-                *threads = (int)json_integer_value(v);
-            } else if (strcmp(key, "device") == 0) {
-                const char *d = json_is_string(v) ? json_string_value(v) : NULL;
-                if (!d) {
-                    st = lora__error(LORA_ERR_CONFIG,
-                                     "lora_model_load: option 'device' must be a string");
-                    break;
-                }
-                if (strcmp(d, "cpu") == 0 || strcmp(d, "auto") == 0)
-                    continue;
-                if (strncmp(d, "cuda", 4) == 0 && (d[4] == '\0' || d[4] == ':')) {
-                    st = cuda_device(d);
-                    break;
-                }
-                st = lora__error(LORA_ERR_CONFIG,
-                                 "lora_model_load: option 'device' = '%.32s' is not one of "
-                                 "\"cpu\", \"auto\", \"cuda\", \"cuda:N\"", d);
+        json_object_foreach(obj, key, v) {
+            if ((st = option(key, v, o)))
                 break;
-            } else {
-                st = lora__error(LORA_ERR_CONFIG, "lora_model_load: unknown option '%s'", key);
-                break;
-            }
         }
-    json_decref(o);
+    json_decref(obj);
     return st;
+}
+
+/* The model's GPU backend, before any weight is read: a missing device fails fast. "auto"
+ * without a usable device is the CPU, its error forgotten. */
+static lora_status open_device(lora_model *m, const load_opts *o)
+{
+    m->dev_ordinal = -1;
+#ifdef LORA_CUDA
+    if (o->ordinal < 0 && !o->autodev)
+        return LORA_OK;
+    int ordinal = o->autodev ? 0 : o->ordinal;
+    lora_status st = lora__cuda_backend_create(ordinal, (lora_cuda_math)o->math, &m->dev);
+    if (st && o->autodev) {
+        lora__error_clear();
+        return LORA_OK;
+    }
+    if (st)
+        return lora__error_prefix(st, "device '%s'", o->name);
+    m->dev_ordinal = ordinal;
+    m->dev_math = o->math;
+    return LORA_OK;
+#else
+    (void)o;
+    return LORA_OK;
+#endif
+}
+
+/* The host arena's device copy, once the weights are read. */
+static lora_status upload_weights(lora_model *m)
+{
+    if (!m->dev)
+        return LORA_OK;
+    lora_status st = m->dev->ops->mem_alloc(m->dev, m->arena_floats * sizeof(float),
+                                            "model weights", (void **)&m->dev_arena);
+    return st ? st : lora__model_upload(m);
+}
+
+lora_status lora__model_upload(lora_model *m)
+{
+    if (!m->dev)
+        return LORA_OK;
+    pthread_mutex_lock(&m->dev_lock);
+    lora_status st = m->dev->ops->upload(m->dev, m->dev_arena, m->arena,
+                                         m->arena_floats * sizeof(float));
+    pthread_mutex_unlock(&m->dev_lock);
+    return st;
+}
+
+lora_status lora__model_backend_create(lora_model *m, int n_threads, lora_backend **out)
+{
+#ifdef LORA_CUDA
+    if (m->dev)
+        return lora__cuda_backend_create(m->dev_ordinal, (lora_cuda_math)m->dev_math, out);
+#endif
+    return lora__cpu_backend_create(n_threads, out);
 }
 
 static size_t round_up(size_t x) { return (x + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
@@ -281,8 +350,8 @@ LORA_API lora_status lora_model_load(const char *path, const char *config_json, 
     *out = NULL;
     if (!path)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_model_load: path is NULL");
-    int threads;
-    lora_status st = parse_options(config_json, &threads);
+    load_opts opts;
+    lora_status st = parse_options(config_json, &opts);
     if (st)
         return st;
     int gguf = lora__gguf_is_gguf(path);
@@ -293,10 +362,15 @@ LORA_API lora_status lora_model_load(const char *path, const char *config_json, 
         return lora__oom("model", sizeof *m);
     atomic_init(&m->refs, 1);
     pthread_mutex_init(&m->tokenizer_lock, NULL);
+    pthread_mutex_init(&m->dev_lock, NULL);
     m->path = lora__strdup(path);
     st = !m->path ? lora__oom("path", strlen(path) + 1) : lora__handle_add(m, LORA__KIND_MODEL);
     if (!st)
-        st = gguf ? load_gguf(path, threads, m) : load(path, threads, m);
+        st = open_device(m, &opts);
+    if (!st)
+        st = gguf ? load_gguf(path, opts.threads, m) : load(path, opts.threads, m);
+    if (!st)
+        st = upload_weights(m);
     if (st) {
         lora__model_release(m);
         return lora__error_prefix(st, "lora_model_load");

@@ -42,18 +42,25 @@ typedef struct lora_train_acts {
     float *x_final;          // (N, C) residual stream entering the final RMSNorm
     float *rstd_final;       // (N)
     float *h_final;          // (N, C) final hidden states
-    const int32_t *ids;      // (N)
-    const int32_t *pos;      // (N) the caller's position ids (packed rows), or NULL
-    const int32_t *key0;     // (N) each token's first visible key (packed rows), or NULL
+    const int32_t *ids;      // (N) staged (lora__stage_i32)
+    const int32_t *pos;      // (N) the caller's position ids (packed rows), staged, or NULL
+    const int32_t *key0;     // (N) each token's first visible key (packed rows), staged, or NULL
 } lora_train_acts;
 
+/* The session's backend buffers for int32 arrays staged from the host (a backend with host
+ * memory reads the host arrays themselves). */
+typedef enum lora_stage {
+    LORA_STAGE_IDS, LORA_STAGE_POS, LORA_STAGE_KEY0, LORA_STAGE_TARGETS, LORA_STAGE_COUNT
+} lora_stage;
+
+/* Every buffer below is the backend's memory (s->be->ops->mem_alloc) unless it says host. */
 struct lora_session {
     atomic_int refs;      /* the caller's and each optimizer's */
     lora_model *model;
     lora_backend *be;
     int64_t max_ctx;
     int64_t pos;          /* tokens in the KV cache */
-    int32_t *tokens;      // (max_ctx) the ids in the cache, for repetition penalties
+    int32_t *tokens;      // (max_ctx) host: the ids in the cache, for repetition penalties
     float *k_cache;       // (L, max_ctx, KVH, D)
     float *v_cache;       // (L, max_ctx, KVH, D)
     float *rope_cos;      // (rope_len, D/2)
@@ -61,8 +68,10 @@ struct lora_session {
     int64_t rope_len;
     float *ws;            /* activations, grown to the largest call */
     size_t ws_floats;
-    int32_t *ws_ids;      /* ids, positions and targets of the current call */
+    int32_t *ws_ids;      /* host: positions of the current call */
     size_t ws_ids_cap;
+    int32_t *stage[LORA_STAGE_COUNT]; /* see lora__stage_i32 */
+    size_t stage_bytes[LORA_STAGE_COUNT];
     lora_adapter *adapters[LORA_MAX_ADAPTERS]; /* attached, retained */
     float scales[LORA_MAX_ADAPTERS];
     size_t n_adapters;
@@ -73,9 +82,31 @@ struct lora_session {
     uint64_t dropout_seed;/* the masks of the current training step */
     float *train_ws;      /* saved activations of the last training forward */
     size_t train_ws_floats;
-    lora_layer_acts *train_layers;
+    float *dhidden;       /* a training step's gradient at the final hidden states */
+    size_t dhidden_floats;
+    lora_layer_acts *train_layers; /* host */
     int64_t train_layers_cap;
 };
+
+/* Where the session's backend reads weight p of the model (a pointer into the model's host
+ * arena, or NULL): p itself, or its place in the model's device copy. */
+static inline const float *lora__weight(const lora_session *s, const float *p)
+{
+    return lora__model_mem(s->model, p);
+}
+
+/* Grows the backend buffer *buf of *cap bytes to at least need bytes; the contents are lost (the
+ * old block is freed first). The backend's statuses; on failure *buf is NULL and *cap 0. */
+lora_status lora__session_grow(lora_session *s, void **buf, size_t *cap, size_t need,
+                               const char *what);
+/* n int32 host values where the backend reads them: host itself on a host-memory backend, else
+ * the session's staging buffer slot, uploaded (valid until the slot is staged again). host may
+ * be NULL (*out is then NULL). */
+lora_status lora__stage_i32(lora_session *s, lora_stage slot, const int32_t *host, size_t n,
+                            const int32_t **out);
+
+/* ids, pos, key0 and targets the functions below take are host arrays; activations, hidden
+ * states and gradients are the backend's memory. */
 
 /* Runs the decoder over ids (B, T), leaving the final-normed hidden states (B*T, C) in
  * *hidden (inside the workspace), and reserving extra_floats of scratch for the caller at
@@ -119,7 +150,8 @@ lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float
 /* The output head over hidden (N, C), chunk by chunk so that (N, V) logits never exist at once:
  * nll[n] = -log softmax(hidden[n] lm_head^T)[targets[n]] (0 where the target is -100). With
  * dnll non-NULL, also the backward of sum_n dnll[n] * nll[n]: dhidden (N, C) += ..., and
- * dlm_head (V, C) += ... when not NULL. */
+ * dlm_head (V, C) += ... when not NULL. targets, nll and dnll are host arrays (nll is
+ * downloaded, which waits for the backend); hidden, dhidden and dlm_head backend memory. */
 lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
                            const int32_t *targets, float *nll, const float *dnll, float *dhidden,
                            float *dlm_head);
@@ -142,8 +174,9 @@ static inline float lora__dropout_p(const lora_session *s, size_t i)
  * key0 NULL, or (N) first visible keys (never with use_cache). */
 void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
                          int64_t T, bool use_cache, const int32_t *pos, const int32_t *key0);
-/* Fills positions pos0 + (n mod T) for the N = B*T rows, in the session's id workspace. */
-lora_status lora__positions(lora_session *s, int64_t B, int64_t T, int64_t pos0, int32_t **pos);
+/* Positions pos0 + (n mod T) for the N = B*T rows, where the backend reads them (staged). */
+lora_status lora__positions(lora_session *s, int64_t B, int64_t T, int64_t pos0,
+                            const int32_t **pos);
 lora_status lora__ensure_rope(lora_session *s, int64_t len);
 
 #endif

@@ -258,9 +258,11 @@ static lora_status load(lora_optimizer *o, const char *path, uint64_t *data_posi
     /* every check first; lora__optim_load changes nothing unless it succeeds */
     if (!st && !(st = read_state(dir, m, o, &l)) && !(st = read_weights(dir, o, &l)) &&
         !(st = lora__optim_load(o->optim, opt))) {
-        for (size_t i = 0; i < o->n_adapters; i++)
+        for (size_t i = 0; i < o->n_adapters && !st; i++) {
             memcpy(o->adapters[i]->arena, l.adapters[i]->arena,
                    o->adapters[i]->arena_floats * sizeof(float));
+            st = lora__adapter_upload(o->adapters[i]);
+        }
         if (o->full)
             memcpy(o->s->model->arena, l.model->arena, l.model->arena_floats * sizeof(float));
         o->tokens = l.tokens;

@@ -34,12 +34,19 @@ lora_status lora__forward_backward(lora_session *s, const int32_t *ids, const in
     int32_t *key0 = position_ids ? lora__malloc((size_t)N * sizeof *key0) : NULL;
     float *nll = lora__malloc((size_t)N * sizeof *nll);
     float *dnll = lora__malloc((size_t)N * sizeof *dnll);
-    float *dhidden = lora__calloc((size_t)(N * C), sizeof *dhidden);
     lora_status st = LORA_OK;
-    if (!targets || !nll || !dnll || !dhidden || (position_ids && !key0)) {
-        st = lora__oom("loss buffers", (size_t)N * (16 + (size_t)C * 4));
+    if (!targets || !nll || !dnll || (position_ids && !key0)) {
+        st = lora__oom("loss buffers", (size_t)N * 16);
         goto done;
     }
+    size_t bytes = s->dhidden_floats * sizeof(float);
+    st = lora__session_grow(s, (void **)&s->dhidden, &bytes, (size_t)(N * C) * sizeof(float),
+                            "loss buffers");
+    s->dhidden_floats = bytes / sizeof(float);
+    if (st)
+        goto done;
+    float *dhidden = s->dhidden;
+    s->be->ops->zero(s->be, dhidden, (size_t)(N * C) * sizeof(float));
     /* a sample that starts at column t0 has position ids 0, 1, ... from there */
     for (int64_t n = 0; position_ids && n < N; n++)
         key0[n] = (int32_t)(n % T) - position_ids[n];
@@ -63,13 +70,13 @@ lora_status lora__forward_backward(lora_session *s, const int32_t *ids, const in
         sum += targets[n] == IGNORE_INDEX ? 0.0 : nll[n];
     *loss_out = count ? sum / (double)count : 0.0;
     *counted = count;
-    if (count)
-        st = lora__decoder_backward(s, &acts, dhidden, g);
+    /* a device reports its failures when waited for */
+    if (count && !(st = lora__decoder_backward(s, &acts, dhidden, g)))
+        st = s->be->ops->sync(s->be);
 done:
     free(targets);
     free(key0);
     free(nll);
     free(dnll);
-    free(dhidden);
     return st;
 }

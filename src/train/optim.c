@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "cpu/cpu.h"
 #include "train/optim.h"
 #include "util/alloc.h"
 
@@ -120,9 +121,47 @@ void lora__optim_free(lora_optim *o)
         free((char *)o->params[i].name);
     free(o->params);
     free(o->offset);
+    if (o->be && !o->be->ops->host_memory) {
+        o->be->ops->mem_free(o->be, o->m, o->total * sizeof(float));
+        o->be->ops->mem_free(o->be, o->v, o->total * sizeof(float));
+    } else {
+        free(o->m);
+        free(o->v);
+    }
+    free(o);
+}
+
+lora_status lora__optim_use_backend(lora_optim *o, lora_backend *be)
+{
+    if (be->ops->host_memory) {
+        o->be = be; /* the moments already are host memory */
+        return LORA_OK;
+    }
+    if (o->cfg.kind != LORA_OPTIM_ADAMW)
+        return lora__error(LORA_ERR_UNSUPPORTED, "lora_optimizer_create: \"sgd\" runs on the "
+                           "CPU only; the %s backend has AdamW", be->ops->name);
+    size_t bytes = o->total * sizeof(float);
+    float *m = NULL, *v = NULL;
+    lora_status st = be->ops->mem_alloc(be, bytes, "optimizer state", (void **)&m);
+    if (!st)
+        st = be->ops->mem_alloc(be, bytes, "optimizer state", (void **)&v);
+    if (!st) {
+        /* zero moments, as on the host */
+        be->ops->zero(be, m, bytes);
+        be->ops->zero(be, v, bytes);
+        st = be->ops->sync(be);
+    }
+    if (st) {
+        be->ops->mem_free(be, m, bytes);
+        be->ops->mem_free(be, v, bytes);
+        return st;
+    }
     free(o->m);
     free(o->v);
-    free(o);
+    o->m = m;
+    o->v = v;
+    o->be = be;
+    return LORA_OK;
 }
 
 /* ---- queries --------------------------------------------------------------------------------- */
@@ -167,34 +206,22 @@ lora_status lora__optim_set_lr(lora_optim *o, double lr)
 
 /* ---- the step -------------------------------------------------------------------------------- */
 
-static double grad_norm(const lora_optim *o)
+/* The backend's entries; a host optimizer runs the CPU's (which do not use the backend). */
+static const lora_backend_ops *ops_of(const lora_optim *o)
+{
+    return o->be ? o->be->ops : &lora__cpu_ops;
+}
+
+static lora_status grad_norm(const lora_optim *o, double *norm)
 {
     double sum = 0;
     for (size_t i = 0; i < o->n; i++) {
-        const float *g = o->params[i].g;
-        for (size_t k = 0; k < o->params[i].n; k++)
-            sum += (double)g[k] * g[k];
+        lora_status st = ops_of(o)->sum_squares(o->be, o->params[i].g, o->params[i].n, &sum);
+        if (st)
+            return st;
     }
-    return sqrt(sum);
-}
-
-/* torch.optim.AdamW, one tensor, t = updates before this one. */
-static void adamw_update(const lora_optim_config *c, const lora_param *q, float *m, float *v,
-                         double lr, double scale, uint64_t t)
-{
-    const double b1 = c->beta1, b2 = c->beta2, eps = c->eps;
-    const double decay = 1.0 - lr * c->weight_decay;
-    const double bc1 = 1.0 - pow(b1, (double)(t + 1));
-    const double bc2_sqrt = sqrt(1.0 - pow(b2, (double)(t + 1)));
-    const double step_size = lr / bc1;
-    for (size_t k = 0; k < q->n; k++) {
-        double g = (double)q->g[k] * scale;
-        double p = (double)q->p[k] * decay;
-        m[k] = (float)(b1 * m[k] + (1.0 - b1) * g);
-        v[k] = (float)(b2 * v[k] + (1.0 - b2) * g * g);
-        double denom = sqrt((double)v[k]) / bc2_sqrt + eps;
-        q->p[k] = (float)(p - step_size * ((double)m[k] / denom));
-    }
+    *norm = sqrt(sum);
+    return LORA_OK;
 }
 
 /* torch.optim.SGD, one tensor; buf is NULL without momentum. */
@@ -214,25 +241,31 @@ static void sgd_update(const lora_optim_config *c, const lora_param *q, float *b
     }
 }
 
-static void update(lora_optim *o, double scale)
+static lora_status update(lora_optim *o, double scale)
 {
     double lr[2] = {group_lr(o, 0), group_lr(o, 1)};
+    const lora_optim_config *c = &o->cfg;
     for (size_t i = 0; i < o->n; i++) {
         const lora_param *q = &o->params[i];
         float *m = o->m ? o->m + o->offset[i] : NULL;
-        if (o->cfg.kind == LORA_OPTIM_ADAMW)
-            adamw_update(&o->cfg, q, m, o->v + o->offset[i], lr[q->lr_group], scale, o->step);
-        else
-            sgd_update(&o->cfg, q, m, lr[q->lr_group], scale, o->step);
+        if (c->kind == LORA_OPTIM_ADAMW) {
+            lora_adamw_args a = {lr[q->lr_group], c->beta1, c->beta2, c->eps, c->weight_decay,
+                                 scale, o->step};
+            ops_of(o)->adamw(o->be, q->p, q->g, m, o->v + o->offset[i], q->n, &a);
+        } else
+            sgd_update(c, q, m, lr[q->lr_group], scale, o->step);
     }
+    return o->be ? o->be->ops->sync(o->be) : LORA_OK;
 }
 
 lora_status lora__optim_step(lora_optim *o, lora_optim_report *rep)
 {
     if (!o)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora__optim_step: optimizer is NULL");
-    lora_optim_report r = {.grad_norm = grad_norm(o), .clip_coef = 1.0, .lr = lora__optim_lr(o)};
-    lora_status st = LORA_OK;
+    lora_optim_report r = {.clip_coef = 1.0, .lr = lora__optim_lr(o)};
+    lora_status st = grad_norm(o, &r.grad_norm);
+    if (st)
+        return st;
     if (!isfinite(r.grad_norm)) {
         r.skipped = true;
         o->skips++;
@@ -249,7 +282,9 @@ lora_status lora__optim_step(lora_optim *o, lora_optim_report *rep)
             if (coef < 1.0)
                 r.clip_coef = coef;
         }
-        update(o, r.clip_coef);
+        /* a device failure leaves the counters: the step did not happen as a whole */
+        if ((st = update(o, r.clip_coef)))
+            return st;
         o->step++;
         o->consecutive_skips = 0;
     }

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "lora.h"
 
 /* ---- configuration (optim_config.c) ------------------------------------------------------ */
@@ -149,6 +150,14 @@ const lora_optim_config *lora__optim_config(const lora_optim *o); /* lr is the c
  * rep (may be NULL) is filled in every case but a NULL o. */
 lora_status lora__optim_step(lora_optim *o, lora_optim_report *rep);
 
+/* Runs the optimizer on backend be from now on (call it before the first step): the gradient
+ * norm and the AdamW update through be's table, the moments in be's memory, and p, g must be
+ * be's memory too. A backend without host memory (a GPU) takes AdamW only: SGD is
+ * LORA_ERR_UNSUPPORTED there. LORA_ERR_DEVICE_OUT_OF_MEMORY, LORA_ERR_DEVICE. Without this call
+ * the optimizer works on host memory with the CPU backend's entries. With a device, a step
+ * that fails on it returns LORA_ERR_DEVICE or LORA_ERR_DEVICE_OUT_OF_MEMORY, rep unfilled. */
+lora_status lora__optim_use_backend(lora_optim *o, lora_backend *be);
+
 /* Sets the base lr (> 0, finite; else LORA_ERR_CONFIG) from the next update on; group 1's base
  * becomes lr * loraplus_lr_ratio and the schedule factor still applies, as when a LambdaLR's
  * base_lrs are changed. */
@@ -177,7 +186,9 @@ struct lora_optim {
     lora_optim_config cfg;          /* cfg.lr: the current base lr (set_lr, load) */
     lora_param *params;             /* n, names owned */
     size_t n;
-    float *m;                       /* per parameter at offset[i]: exp_avg or momentum_buffer */
+    lora_backend *be;               /* lora__optim_use_backend's, or NULL: the host */
+    float *m;                       /* per parameter at offset[i]: exp_avg or momentum_buffer;
+                                       in be's memory */
     float *v;                       /* exp_avg_sq (adamw), else NULL */
     size_t *offset;                 /* n: where parameter i starts in m and v */
     size_t total;                   /* sum of the parameters' n */

@@ -101,17 +101,30 @@ static char *make_metadata(const lora_optim *o)
     return text;
 }
 
+/* On a device the buffers come to the host one tensor at a time, through host. */
+static bool on_device(const lora_optim *o) { return o->be && !o->be->ops->host_memory; }
+
 static lora_status write_buffers(const lora_optim *o, lora_st_writer *w)
 {
     int per = lora__optim_buffers_per_param(&o->cfg);
+    size_t most = 0;
     for (size_t i = 0; i < o->n; i++)
-        for (int b = 0; b < per; b++) {
-            lora_status st = lora__st_writer_write(w, buffer(o, i, b),
-                                                   o->params[i].n * sizeof(float));
-            if (st != LORA_OK)
-                return st;
+        most = o->params[i].n > most ? o->params[i].n : most;
+    float *host = on_device(o) ? lora__malloc(most * sizeof(float)) : NULL;
+    if (on_device(o) && !host)
+        return lora__oom("optimizer state", most * sizeof(float));
+    lora_status st = LORA_OK;
+    for (size_t i = 0; i < o->n && !st; i++)
+        for (int b = 0; b < per && !st; b++) {
+            size_t bytes = o->params[i].n * sizeof(float);
+            const float *src = buffer(o, i, b);
+            if (host && !(st = o->be->ops->download(o->be, host, src, bytes)))
+                src = host;
+            if (!st)
+                st = lora__st_writer_write(w, src, bytes);
         }
-    return LORA_OK;
+    free(host);
+    return st;
 }
 
 lora_status lora__optim_save(const lora_optim *o, const char *path)
@@ -287,16 +300,27 @@ static lora_status check_tensors(const lora_optim *o, const lora_st_file *f, loa
     return LORA_OK;
 }
 
-static void apply(lora_optim *o, const loaded *l)
+/* Only a device can fail here (its upload): the counters then stay. */
+static lora_status apply(lora_optim *o, const loaded *l)
 {
     int per = lora__optim_buffers_per_param(&o->cfg);
     for (size_t i = 0, k = 0; i < o->n; i++)
-        for (int b = 0; b < per; b++, k++)
-            memcpy(buffer(o, i, b), l->tensors[k]->data, o->params[i].n * sizeof(float));
+        for (int b = 0; b < per; b++, k++) {
+            size_t bytes = o->params[i].n * sizeof(float);
+            if (!on_device(o))
+                memcpy(buffer(o, i, b), l->tensors[k]->data, bytes);
+            else {
+                lora_status st = o->be->ops->upload(o->be, buffer(o, i, b), l->tensors[k]->data,
+                                                    bytes);
+                if (st)
+                    return st;
+            }
+        }
     o->step = l->step;
     o->skips = l->skips;
     o->consecutive_skips = l->consecutive_skips;
     o->cfg.lr = l->lr;
+    return LORA_OK;
 }
 
 lora_status lora__optim_load(lora_optim *o, const char *path)
@@ -319,7 +343,7 @@ lora_status lora__optim_load(lora_optim *o, const char *path)
     if (st == LORA_OK)
         st = check_tensors(o, f, &l);
     if (st == LORA_OK)
-        apply(o, &l);
+        st = apply(o, &l);
     free(l.tensors);
     lora__st_close(f);
     return st;

@@ -111,7 +111,8 @@ static lora_status collect_params(lora_optimizer *o, lora_param **out, size_t *n
                 lora__adapter_tensor_name(mod->layer, mod->proj, which ? 'B' : 'A', name + k0,
                                           NAME_CAP - (size_t)k0);
                 float *w = which ? mod->B : mod->A;
-                p[n] = (lora_param){name, w, o->grads.adapter[i] + (w - a->arena),
+                p[n] = (lora_param){name, lora__adapter_mem_rw(o->adapters[i], w),
+                                    o->grads.adapter[i] + (w - a->arena),
                                     (size_t)(mod->r * (which ? mod->out : mod->in)), which};
             }
         }
@@ -121,15 +122,27 @@ static lora_status collect_params(lora_optimizer *o, lora_param **out, size_t *n
     return LORA_OK;
 }
 
+/* A gradient arena of floats in the session backend's memory, zeroed. */
+static lora_status alloc_grads(lora_optimizer *o, size_t floats, float **out)
+{
+    lora_backend *be = o->s->be;
+    lora_status st = be->ops->mem_alloc(be, floats * sizeof(float), "gradients", (void **)out);
+    if (!st) {
+        be->ops->zero(be, *out, floats * sizeof(float));
+        st = be->ops->sync(be);
+    }
+    return st;
+}
+
 static lora_status attach_state(lora_optimizer *o)
 {
     lora_session *s = o->s;
     if (o->full) {
+        if (!s->be->ops->host_memory)
+            return lora__error(LORA_ERR_UNSUPPORTED, "lora_optimizer_create: \"train\": \"full\" "
+                               "runs on the CPU only (this model is on %s)", s->be->ops->name);
         o->grad_floats[LORA_MAX_ADAPTERS] = s->model->arena_floats;
-        o->grads.base = lora__calloc(s->model->arena_floats, sizeof(float));
-        if (!o->grads.base)
-            return lora__oom("gradients", s->model->arena_floats * sizeof(float));
-        return LORA_OK;
+        return alloc_grads(o, s->model->arena_floats, &o->grads.base);
     }
     if (s->n_adapters == 0)
         return lora__error(LORA_ERR_STATE, "lora_optimizer_create: \"train\": \"adapters\" but no "
@@ -140,9 +153,9 @@ static lora_status attach_state(lora_optimizer *o)
         lora__adapter_retain(a);
         o->adapters[o->n_adapters++] = a;
         o->grad_floats[i] = a->arena_floats;
-        o->grads.adapter[i] = lora__calloc(a->arena_floats, sizeof(float));
-        if (!o->grads.adapter[i])
-            return lora__oom("gradients", a->arena_floats * sizeof(float));
+        lora_status st = alloc_grads(o, a->arena_floats, &o->grads.adapter[i]);
+        if (st)
+            return st;
     }
     return LORA_OK;
 }
@@ -153,11 +166,12 @@ LORA_API void lora_optimizer_free(lora_optimizer *o)
         return;
     lora__handle_remove(o);
     lora__optim_free(o->optim);
+    lora_backend *be = o->s->be;
     for (size_t i = 0; i < o->n_adapters; i++) {
-        free(o->grads.adapter[i]);
+        be->ops->mem_free(be, o->grads.adapter[i], o->grad_floats[i] * sizeof(float));
         lora__adapter_release(o->adapters[i]);
     }
-    free(o->grads.base);
+    be->ops->mem_free(be, o->grads.base, o->grad_floats[LORA_MAX_ADAPTERS] * sizeof(float));
     free(o->names);
     free(o->stats);
     lora__session_release(o->s);
@@ -190,8 +204,9 @@ LORA_API lora_status lora_optimizer_create(lora_session *session, const char *co
     size_t n = 0;
     if (!(st = parse_own_keys(config_json, o, &rest)) &&
         !(st = lora__optim_config_parse(rest, &cfg)) && !(st = attach_state(o)) &&
-        !(st = collect_params(o, &params, &n)))
-        st = lora__optim_create(&cfg, params, n, &o->optim);
+        !(st = collect_params(o, &params, &n)) &&
+        !(st = lora__optim_create(&cfg, params, n, &o->optim)))
+        st = lora__optim_use_backend(o->optim, session->be);
     free(rest);
     free(params);
     if (st) {
@@ -216,10 +231,21 @@ static bool adapters_unchanged(const lora_optimizer *o)
 
 static void zero_grads(lora_optimizer *o)
 {
+    lora_backend *be = o->s->be;
     for (size_t i = 0; i < o->n_adapters; i++)
-        memset(o->grads.adapter[i], 0, o->grad_floats[i] * sizeof(float));
+        be->ops->zero(be, o->grads.adapter[i], o->grad_floats[i] * sizeof(float));
     if (o->grads.base)
-        memset(o->grads.base, 0, o->grad_floats[LORA_MAX_ADAPTERS] * sizeof(float));
+        be->ops->zero(be, o->grads.base, o->grad_floats[LORA_MAX_ADAPTERS] * sizeof(float));
+}
+
+/* After an update on a device: the adapters' host arenas follow, so that saves, merges and
+ * other sessions' readers of the host copy see the trained weights. */
+static lora_status pull_adapters(lora_optimizer *o)
+{
+    lora_status st = LORA_OK;
+    for (size_t i = 0; i < o->n_adapters && !st; i++)
+        st = lora__adapter_download(o->adapters[i]);
+    return st;
 }
 
 static lora_status train_step(const char *fn, lora_optimizer *o, const int32_t *ids,
@@ -263,6 +289,8 @@ static lora_status train_step(const char *fn, lora_optimizer *o, const int32_t *
     o->micro = 0;
     st = lora__optim_step(o->optim, &o->last);
     zero_grads(o); /* also after a skipped step: its non-finite gradients are dropped */
+    if (!st && !o->last.skipped)
+        st = pull_adapters(o);
     return st ? lora__error_prefix(st, "%s", fn) : LORA_OK;
 }
 

@@ -1,0 +1,337 @@
+/* The decoder on the CUDA backend against the CPU, through the public API: the tiny models of
+ * tests/fixtures loaded on "cuda" and on "cpu", logits, losses and LoRA gradients compared
+ * within float32 bounds (the "cuda_math": "fp32" products) and bfloat16 ones (the default),
+ * with an adapter whose A and B are all non-zero (PEFT's init leaves B zero), a
+ * 50-step training run whose GPU loss curve must track the CPU's, greedy generation, an
+ * adapter trained on the GPU and saved that loads on the CPU with the same weights, and a
+ * device allocation that fails, after which the model still runs.
+ *
+ * Every case is tagged "gpu" and needs a CUDA device: without one each prints
+ * "skipped: no CUDA device: NAME" (counted by tests/run_checks.sh) and is not run. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter/adapter.h"
+#include "lora.h"
+#include "model/session.h"
+#include "train/forward_backward.h"
+#include "util/cuda_probe.h"
+#include "util/suite.h"
+
+#define QWEN2 "tests/fixtures/tiny-qwen2"
+#define QWEN3 "tests/fixtures/tiny-qwen3"
+#define LLAMA "tests/fixtures/tiny-llama"
+#define LORA_CFG "{\"r\": 4, \"lora_alpha\": 8, \"target_modules\": \"all-linear\"}"
+/* relative errors (max |gpu - cpu| / max |cpu|) the fixtures' README gives: float32 math
+ * summed in other orders, and bfloat16 products */
+#define FP32_LOGITS 1e-4
+#define FP32_GRAD 1e-3
+#define BF16_LOGITS 2e-2
+#define BF16_GRAD 5e-2
+#define NB 2
+#define NT 24
+
+typedef struct side {
+    lora_model *m;
+    lora_session *s;
+    lora_adapter *a;
+} side;
+
+static side open_side(const char *dir, const char *opts)
+{
+    side x = {0};
+    ck_assert_msg(lora_model_load(dir, opts, &x.m) == LORA_OK, "%s: %s", opts, lora_last_error());
+    ck_assert_msg(lora_session_create(x.m, NULL, &x.s) == LORA_OK, "%s", lora_last_error());
+    ck_assert_msg(lora_adapter_create(x.m, LORA_CFG, 42, &x.a) == LORA_OK, "%s",
+                  lora_last_error());
+    /* PEFT's init leaves B zero: every A and B gets small values of its own, the same on
+     * every side, so that the adapter changes the logits and every gradient is non-zero */
+    unsigned r = 12345u;
+    for (size_t i = 0; i < x.a->arena_floats; i++) {
+        r = r * 1103515245u + 12345u;
+        x.a->arena[i] = ((float)((r >> 9) % 2001u) - 1000.0f) * 1e-4f;
+    }
+    ck_assert_msg(lora__adapter_upload(x.a) == LORA_OK, "%s", lora_last_error());
+    float one = 1.0f;
+    ck_assert_msg(lora_session_set_adapters(x.s, &x.a, &one, 1) == LORA_OK, "%s",
+                  lora_last_error());
+    return x;
+}
+
+static void close_side(side *x)
+{
+    lora_adapter_free(x->a);
+    lora_session_free(x->s);
+    lora_model_free(x->m);
+}
+
+static void batch(const lora_model *m, int32_t *ids, int32_t *labels, unsigned seed)
+{
+    size_t V = lora_model_vocab_size(m);
+    for (size_t i = 0; i < NB * NT; i++) {
+        seed = seed * 1103515245u + 12345u;
+        ids[i] = (int32_t)((seed >> 8) % V);
+        labels[i] = i % 11 == 0 ? -100 : ids[i];
+    }
+}
+
+/* The LoRA gradients of one micro-batch, in host memory (from the session's backend). */
+static float *grads_of(side *x, const int32_t *ids, const int32_t *labels, double *loss)
+{
+    lora_backend *be = x->s->be;
+    size_t n = x->a->arena_floats, bytes = n * sizeof(float);
+    float *dev, *host = malloc(bytes);
+    ck_assert_msg(be->ops->mem_alloc(be, bytes, "gradients", (void **)&dev) == LORA_OK, "%s",
+                  lora_last_error());
+    be->ops->zero(be, dev, bytes);
+    lora_grads g = {{dev}, NULL};
+    size_t counted;
+    ck_assert_msg(lora__forward_backward(x->s, ids, labels, NULL, NB, NT, 1.0f, false, &g, loss,
+                                         &counted) == LORA_OK, "%s", lora_last_error());
+    ck_assert_msg(be->ops->download(be, host, dev, bytes) == LORA_OK, "%s", lora_last_error());
+    be->ops->mem_free(be, dev, bytes);
+    return host;
+}
+
+static void compare_model(const char *dir, const char *gpu_opts, double tol_logits,
+                          double tol_grad)
+{
+    side c = open_side(dir, "{\"device\": \"cpu\"}"), g = open_side(dir, gpu_opts);
+    ck_assert_str_eq(g.s->be->ops->name, "cuda");
+    size_t V = lora_model_vocab_size(c.m);
+    int32_t ids[NB * NT], labels[NB * NT];
+    batch(c.m, ids, labels, 7);
+    float *lc = malloc(NB * NT * V * sizeof *lc), *lg = malloc(NB * NT * V * sizeof *lg);
+    ck_assert(lora_session_logits(c.s, ids, NULL, NB, NT, lc) == LORA_OK);
+    ck_assert_msg(lora_session_logits(g.s, ids, NULL, NB, NT, lg) == LORA_OK, "%s",
+                  lora_last_error());
+    double e = tu_max_rel_err(lg, lc, NB * NT * V);
+    ck_assert_msg(e <= tol_logits, "%s %s: logits relative error %.3g > %.3g", dir, gpu_opts, e,
+                  tol_logits);
+    float loss_c, loss_g;
+    ck_assert(lora_session_loss(c.s, ids, labels, NB, NT, &loss_c, NULL) == LORA_OK);
+    ck_assert(lora_session_loss(g.s, ids, labels, NB, NT, &loss_g, NULL) == LORA_OK);
+    ck_assert_msg(fabs(loss_g - loss_c) <= tol_logits * fabs(loss_c), "%s: loss %g on the GPU, "
+                  "%g on the CPU", dir, loss_g, loss_c);
+    double fl_c, fl_g;
+    float *gc = grads_of(&c, ids, labels, &fl_c), *gg = grads_of(&g, ids, labels, &fl_g);
+    e = tu_max_rel_err(gg, gc, c.a->arena_floats);
+    ck_assert_msg(e <= tol_grad, "%s %s: LoRA gradients relative error %.3g > %.3g", dir,
+                  gpu_opts, e, tol_grad);
+    free(lc), free(lg), free(gc), free(gg);
+    close_side(&c);
+    close_side(&g);
+}
+
+START_TEST(logits_loss_grads_fp32)
+{
+    const char *opts = "{\"device\": \"cuda\", \"cuda_math\": \"fp32\"}";
+    compare_model(QWEN2, opts, FP32_LOGITS, FP32_GRAD);
+    compare_model(QWEN3, opts, FP32_LOGITS, FP32_GRAD);
+    compare_model(LLAMA, opts, FP32_LOGITS, FP32_GRAD);
+}
+END_TEST
+
+START_TEST(logits_loss_grads_bf16)
+{
+    compare_model(QWEN2, "{\"device\": \"cuda:0\"}", BF16_LOGITS, BF16_GRAD);
+    compare_model(QWEN3, "{\"device\": \"cuda\"}", BF16_LOGITS, BF16_GRAD);
+}
+END_TEST
+
+/* 50 AdamW steps on the same batches: every GPU loss within 5% of the CPU's and both curves
+ * going down by the same amount within 10%. */
+START_TEST(training_tracks_cpu)
+{
+    side c = open_side(QWEN2, "{\"device\": \"cpu\"}"), g = open_side(QWEN2, "{\"device\": \"cuda\"}");
+    const char *opt = "{\"lr\": 0.01, \"max_grad_norm\": 1.0}";
+    lora_optimizer *oc, *og;
+    ck_assert(lora_optimizer_create(c.s, opt, &oc) == LORA_OK);
+    ck_assert_msg(lora_optimizer_create(g.s, opt, &og) == LORA_OK, "%s", lora_last_error());
+    int32_t ids[NB * NT], labels[NB * NT];
+    float first_c = 0, first_g = 0, lc = 0, lg = 0;
+    for (int step = 0; step < 50; step++) {
+        batch(c.m, ids, labels, (unsigned)(step % 5));
+        ck_assert(lora_train_step(oc, ids, labels, NB, NT, &lc) == LORA_OK);
+        ck_assert_msg(lora_train_step(og, ids, labels, NB, NT, &lg) == LORA_OK, "%s",
+                      lora_last_error());
+        ck_assert_msg(isfinite(lg) && fabsf(lg - lc) <= 0.05f * lc, "step %d: loss %g on the "
+                      "GPU, %g on the CPU", step, lg, lc);
+        if (step == 0)
+            first_c = lc, first_g = lg;
+    }
+    ck_assert_msg(lc < first_c && lg < first_g, "no progress: %g -> %g (CPU), %g -> %g (GPU)",
+                  first_c, lc, first_g, lg);
+    ck_assert_msg(fabsf((first_g - lg) - (first_c - lc)) <= 0.1f * (first_c - lc),
+                  "the GPU's loss fell by %g, the CPU's by %g", first_g - lg, first_c - lc);
+    lora_optimizer_free(oc);
+    lora_optimizer_free(og);
+    close_side(&c);
+    close_side(&g);
+}
+END_TEST
+
+/* greedy tokens with float32 products: the same as the CPU's */
+START_TEST(greedy_matches_cpu)
+{
+    side c = open_side(QWEN2, "{\"device\": \"cpu\"}");
+    side g = open_side(QWEN2, "{\"device\": \"cuda\", \"cuda_math\": \"fp32\"}");
+    int32_t prompt[6] = {5, 17, 42, 99, 3, 250}, oc[8], og[8];
+    size_t nc = 0, ng = 0;
+    lora_sampler *smp;
+    ck_assert(lora_sampler_create("{\"max_new_tokens\": 8}", &smp) == LORA_OK);
+    ck_assert(lora_generate(c.s, smp, prompt, 6, oc, 8, &nc, NULL, NULL) == LORA_OK);
+    ck_assert_msg(lora_generate(g.s, smp, prompt, 6, og, 8, &ng, NULL, NULL) == LORA_OK, "%s",
+                  lora_last_error());
+    ck_assert_uint_eq(nc, ng);
+    for (size_t i = 0; i < nc; i++)
+        ck_assert_msg(oc[i] == og[i], "token %zu: %d on the GPU, %d on the CPU", i, og[i], oc[i]);
+    lora_sampler_free(smp);
+    close_side(&c);
+    close_side(&g);
+}
+END_TEST
+
+/* trained on the GPU, saved, loaded on the CPU: the same weights bit for bit, and the CPU's
+ * logits with it within bf16 bounds of the GPU's */
+START_TEST(adapter_trained_on_gpu_loads_on_cpu)
+{
+    side g = open_side(QWEN2, "{\"device\": \"cuda\"}");
+    lora_optimizer *o;
+    ck_assert(lora_optimizer_create(g.s, "{\"lr\": 0.01}", &o) == LORA_OK);
+    int32_t ids[NB * NT], labels[NB * NT];
+    batch(g.m, ids, labels, 3);
+    for (int k = 0; k < 3; k++)
+        ck_assert_msg(lora_train_step(o, ids, labels, NB, NT, NULL) == LORA_OK, "%s",
+                      lora_last_error());
+    char dir[] = "/tmp/check_cuda_model_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_msg(lora_adapter_save(g.a, dir) == LORA_OK, "%s", lora_last_error());
+    /* what the device holds, against what was saved */
+    size_t bytes = g.a->arena_floats * sizeof(float);
+    float *on_dev = malloc(bytes);
+    ck_assert(g.s->be->ops->download(g.s->be, on_dev, g.a->dev_arena, bytes) == LORA_OK);
+    lora_model *cm;
+    lora_adapter *ca;
+    lora_session *cs;
+    ck_assert(lora_model_load(QWEN2, NULL, &cm) == LORA_OK);
+    ck_assert_msg(lora_adapter_load(cm, dir, &ca) == LORA_OK, "%s", lora_last_error());
+    ck_assert_uint_eq(ca->arena_floats, g.a->arena_floats);
+    for (size_t k = 0; k < g.a->n_mods; k++) {
+        const lora_adapter_module *x = &g.a->mods[k], *y = &ca->mods[k];
+        ck_assert(memcmp(on_dev + (x->A - g.a->arena), y->A,
+                         (size_t)(x->r * x->in) * sizeof(float)) == 0);
+        ck_assert(memcmp(on_dev + (x->B - g.a->arena), y->B,
+                         (size_t)(x->out * x->r) * sizeof(float)) == 0);
+    }
+    float one = 1.0f;
+    size_t V = lora_model_vocab_size(cm);
+    float *lc = malloc(NT * V * sizeof *lc), *lg = malloc(NT * V * sizeof *lg);
+    ck_assert(lora_session_create(cm, NULL, &cs) == LORA_OK);
+    ck_assert(lora_session_set_adapters(cs, &ca, &one, 1) == LORA_OK);
+    ck_assert(lora_session_logits(cs, ids, NULL, 1, NT, lc) == LORA_OK);
+    ck_assert(lora_session_logits(g.s, ids, NULL, 1, NT, lg) == LORA_OK);
+    double e = tu_max_rel_err(lg, lc, NT * V);
+    ck_assert_msg(e <= BF16_LOGITS, "logits relative error %.3g", e);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    free(on_dev), free(lc), free(lg);
+    lora_session_free(cs);
+    lora_adapter_free(ca);
+    lora_model_free(cm);
+    lora_optimizer_free(o);
+    close_side(&g);
+}
+END_TEST
+
+/* merge and unmerge on a GPU model: the device copy follows the host weights */
+START_TEST(merge_on_gpu)
+{
+    side g = open_side(QWEN2, "{\"device\": \"cuda\", \"cuda_math\": \"fp32\"}");
+    size_t V = lora_model_vocab_size(g.m);
+    int32_t ids[NB * NT], labels[NB * NT];
+    batch(g.m, ids, labels, 5);
+    float *with = malloc(NT * V * sizeof *with), *merged = malloc(NT * V * sizeof *merged);
+    ck_assert(lora_session_logits(g.s, ids, NULL, 1, NT, with) == LORA_OK);
+    ck_assert_msg(lora_model_merge(g.m, g.a, 1.0f, NULL, 0, NULL) == LORA_OK, "%s",
+                  lora_last_error());
+    ck_assert(lora_session_set_adapters(g.s, NULL, NULL, 0) == LORA_OK);
+    ck_assert(lora_session_logits(g.s, ids, NULL, 1, NT, merged) == LORA_OK);
+    double e = tu_max_rel_err(merged, with, NT * V);
+    ck_assert_msg(e <= FP32_LOGITS, "merged logits relative error %.3g", e);
+    ck_assert(lora_model_unmerge(g.m) == LORA_OK);
+    ck_assert(lora_session_logits(g.s, ids, NULL, 1, NT, merged) == LORA_OK);
+    ck_assert_msg(tu_max_rel_err(merged, with, NT * V) > 10 * FP32_LOGITS,
+                  "unmerged logits still carry the adapter");
+    free(with), free(merged);
+    close_side(&g);
+}
+END_TEST
+
+/* a device allocation that cannot be had: LORA_ERR_DEVICE_OUT_OF_MEMORY, and the session runs on */
+START_TEST(device_oom_leaves_model_usable)
+{
+    side g = open_side(QWEN2, "{\"device\": \"cuda\"}");
+    void *p = NULL;
+    lora_backend *be = g.s->be;
+    ck_assert_int_eq(be->ops->mem_alloc(be, (size_t)1 << 46, "a huge block", &p),
+                     LORA_ERR_DEVICE_OUT_OF_MEMORY);
+    ck_assert_ptr_null(p);
+    ck_assert_msg(strstr(lora_last_error(), "a huge block"), "%s", lora_last_error());
+    size_t bytes = g.s->ws_floats * sizeof(float);
+    ck_assert_int_eq(lora__session_grow(g.s, (void **)&g.s->ws, &bytes, (size_t)1 << 46, "huge"),
+                     LORA_ERR_DEVICE_OUT_OF_MEMORY);
+    g.s->ws_floats = 0;
+    size_t V = lora_model_vocab_size(g.m);
+    float *logits = malloc(NT * V * sizeof *logits);
+    int32_t ids[NB * NT], labels[NB * NT];
+    batch(g.m, ids, labels, 1);
+    ck_assert_msg(lora_session_logits(g.s, ids, NULL, 1, NT, logits) == LORA_OK, "%s",
+                  lora_last_error());
+    ck_assert(isfinite(logits[0]));
+    free(logits);
+    close_side(&g);
+}
+END_TEST
+
+START_TEST(full_training_refused_on_gpu)
+{
+    side g = open_side(QWEN2, "{\"device\": \"cuda\"}");
+    lora_optimizer *o;
+    ck_assert_int_eq(lora_optimizer_create(g.s, "{\"train\": \"full\"}", &o),
+                     LORA_ERR_UNSUPPORTED);
+    ck_assert_int_eq(lora_optimizer_create(g.s, "{\"optimizer\": \"sgd\"}", &o),
+                     LORA_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(o);
+    close_side(&g);
+}
+END_TEST
+
+int main(void)
+{
+    char why[512];
+    int n = tu_cuda_devices(why, sizeof why);
+    Suite *s = suite_create("cuda_model");
+    TCase *gpu = tcase_create("gpu");
+    tcase_set_tags(gpu, "gpu");
+    tcase_set_timeout(gpu, 300);
+    const TTest *cases[] = {logits_loss_grads_fp32, logits_loss_grads_bf16, training_tracks_cpu,
+                            greedy_matches_cpu, adapter_trained_on_gpu_loads_on_cpu,
+                            merge_on_gpu, device_oom_leaves_model_usable,
+                            full_training_refused_on_gpu};
+    if (n == 0)
+        printf("check_cuda_model: %s\n", why[0] ? why : "no CUDA device");
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (n > 0)
+            tcase_add_test(gpu, cases[i]);
+        else
+            printf("skipped: no CUDA device: %s\n", cases[i]->name);
+    }
+    suite_add_tcase(s, gpu);
+    fflush(stdout);
+    return tu_run_suite(s);
+}

@@ -1,0 +1,12 @@
+/* Counting CUDA devices for the GPU suites, in a child process: CUDA initialised before Check
+ * forks cannot be used in the forked test processes. */
+#ifndef TESTS_UTIL_CUDA_PROBE_H
+#define TESTS_UTIL_CUDA_PROBE_H
+
+#include <stddef.h>
+
+/* The number of CUDA devices (0 without the CUDA backend in the build); why gets the reason
+ * when there are none. */
+int tu_cuda_devices(char *why, size_t cap);
+
+#endif
