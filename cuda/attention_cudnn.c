@@ -478,14 +478,22 @@ static void destroy_plan(const lora_cudnn *dn, plan *p)
 
 /* The operation graph, the heuristics' engine configurations, the first that finalizes as an
  * execution plan, and its workspace. false with g->msg when none does. */
-static bool build_plan(graph *g, cudnnHandle_t handle, plan *p)
+/* The operations as one graph; without a handle (cuDNN 9.19 finalizes it so) for the check. */
+static cudnnBackendDescriptor_t op_graph(graph *g, cudnnHandle_t handle)
 {
-    build_ops(g, p);
     cudnnBackendDescriptor_t og = make(g, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, "graph");
     SET(g, og, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, g->n_ops, g->ops,
         "graph");
-    SET(g, og, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle, "graph");
+    if (handle)
+        SET(g, og, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle, "graph");
     fin(g, og, "graph");
+    return og;
+}
+
+static bool build_plan(graph *g, cudnnHandle_t handle, plan *p)
+{
+    build_ops(g, p);
+    cudnnBackendDescriptor_t og = op_graph(g, handle);
     cudnnBackendDescriptor_t heur = make(g, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, "heuristics");
     cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
     SET_DESC(g, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, og, "heuristics");
@@ -895,6 +903,7 @@ lora_status lora__cuda_sdpa_check_graph(int64_t B, int64_t T, int64_t H, int64_t
     graph g = {.dn = dn, .p = p};
     build_ops(&g, p);
     *n_ops = g.n_ops;
+    op_graph(&g, NULL);
     st = g.failed ? lora__error(LORA_ERR_DEVICE, "attention_%s graph: %s", bwd ? "bwd" : "fwd",
                                 g.msg)
                   : LORA_OK;

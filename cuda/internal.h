@@ -213,8 +213,9 @@ typedef struct lora_cuda_sdpa_info {
 void lora__cuda_sdpa_info(const lora_backend *be, lora_cuda_sdpa_info *out);
 
 /* Builds and finalizes every tensor and operation descriptor of the forward (bwd false) or
- * backward graph of a shape, without a device; LORA_ERR_DEVICE naming the call that failed
- * (or the library that is missing). What a machine without a GPU can check of the graphs. */
+ * backward graph of a shape, and the operation graph over them, without a device or handle;
+ * LORA_ERR_DEVICE naming the call that failed (or the library that is missing). What a machine
+ * without a GPU can check of the graphs (engine heuristics and plans need the device). */
 lora_status lora__cuda_sdpa_check_graph(int64_t B, int64_t T, int64_t H, int64_t KVH,
                                         int64_t D, bool bwd, int *n_ops);
 
