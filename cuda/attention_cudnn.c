@@ -476,8 +476,6 @@ static void destroy_plan(const lora_cudnn *dn, plan *p)
     memset(p, 0, sizeof *p);
 }
 
-/* The operation graph, the heuristics' engine configurations, the first that finalizes as an
- * execution plan, and its workspace. false with g->msg when none does. */
 /* The operations as one graph; without a handle (cuDNN 9.19 finalizes it so) for the check. */
 static cudnnBackendDescriptor_t op_graph(graph *g, cudnnHandle_t handle)
 {
@@ -490,6 +488,8 @@ static cudnnBackendDescriptor_t op_graph(graph *g, cudnnHandle_t handle)
     return og;
 }
 
+/* The operation graph, the heuristics' engine configurations, the first that finalizes as an
+ * execution plan, and its workspace. false with g->msg when none does. */
 static bool build_plan(graph *g, cudnnHandle_t handle, plan *p)
 {
     build_ops(g, p);
