@@ -1,8 +1,8 @@
 /* Causal grouped-query attention: the REFERENCE CUDA kernels, the CPU backend's row algorithm
  * (src/cpu/attention.c) on the GPU, one warp per query row with an online softmax, so they are
  * correct for every shape the op table allows (KV cache, packed rows, GQA) but far from peak
- * speed. cuDNN's fused SDPA, forward and backward, is still to do and is to be checked against
- * these.
+ * speed. The table's entries hand what cuDNN's fused attention takes (attention_cudnn.c: BF16
+ * math, queries from position 0, no packed rows) to it, the rest to these.
  *
  * Forward: a warp runs over the visible keys of its query row, the lanes holding D / 32 values
  * of the row each. Backward (deterministic, no atomics): a first kernel, per query row,
@@ -267,8 +267,8 @@ static bool head_dim_ok(lora_cuda *cu, const lora_attention_shape *s, const char
 }
 
 // out (B, T, H, D) = causal softmax(q k^T * scale) v, k/v (B, S, KVH, D)
-void lora__cuda_attention_fwd(lora_backend *be, float *out, const float *q, const float *k,
-                              const float *v, const lora_attention_shape *shape)
+void lora__cuda_attention_ref_fwd(lora_backend *be, float *out, const float *q, const float *k,
+                                  const float *v, const lora_attention_shape *shape)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || !head_dim_ok(cu, shape, "attention_fwd"))
@@ -279,9 +279,9 @@ void lora__cuda_attention_fwd(lora_backend *be, float *out, const float *q, cons
 }
 
 // dq (B, T, H, D) +=, dk, dv (B, S, KVH, D) += the gradients given dout
-void lora__cuda_attention_bwd(lora_backend *be, float *dq, float *dk, float *dv,
-                              const float *dout, const float *q, const float *k, const float *v,
-                              const lora_attention_shape *shape)
+void lora__cuda_attention_ref_bwd(lora_backend *be, float *dq, float *dk, float *dv,
+                                  const float *dout, const float *q, const float *k,
+                                  const float *v, const lora_attention_shape *shape)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || !head_dim_ok(cu, shape, "attention_bwd") || (!dq && !dk && !dv))
@@ -302,4 +302,22 @@ void lora__cuda_attention_bwd(lora_backend *be, float *dq, float *dk, float *dv,
     if (launch(cu, BWD_Q, rows, a, "attention_bwd dq") || !(dk || dv))
         return;
     launch(cu, BWD_KV, shape->B * shape->S * shape->KVH, a, "attention_bwd dk dv");
+}
+
+void lora__cuda_attention_fwd(lora_backend *be, float *out, const float *q, const float *k,
+                              const float *v, const lora_attention_shape *shape)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (cu && !lora__cuda_sdpa_fwd(cu, out, q, k, v, shape, NULL))
+        lora__cuda_attention_ref_fwd(be, out, q, k, v, shape);
+}
+
+void lora__cuda_attention_bwd(lora_backend *be, float *dq, float *dk, float *dv,
+                              const float *dout, const float *q, const float *k, const float *v,
+                              const lora_attention_shape *shape)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (cu && (dq || dk || dv) &&
+        !lora__cuda_sdpa_bwd(cu, dq, dk, dv, dout, q, k, v, shape, NULL))
+        lora__cuda_attention_ref_bwd(be, dq, dk, dv, dout, q, k, v, shape);
 }

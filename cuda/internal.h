@@ -1,6 +1,7 @@
 /* Shared by the CUDA backend's files (C and CUDA alike): the backend's state, the checked-call
- * helpers that record a failure instead of returning it, the cuBLASLt entry points (loaded at
- * run time, cublaslt.c) and the row-major matrix products over them (gemm.c). */
+ * helpers that record a failure instead of returning it, the cuBLASLt and cuDNN entry points
+ * (loaded at run time, cublaslt.c, cudnn.c), the row-major matrix products (gemm.c) and
+ * attention on cuDNN (attention_cudnn.c). */
 #ifndef LORA_CUDA_INTERNAL_H
 #define LORA_CUDA_INTERNAL_H
 
@@ -8,6 +9,7 @@
 
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
+#include <cudnn_backend.h>
 
 #include "backend_cuda.h"
 
@@ -31,6 +33,7 @@ typedef struct lora_cuda {
     void *scratch;            /* private to one op at a time (attention's row statistics...) */
     size_t scratch_cap;
     size_t device_bytes, device_peak;
+    struct lora_sdpa *sdpa;   /* cuDNN attention: handle and plans; NULL until first used */
 } lora_cuda;
 
 /* The backend's state, the device made current for the calling thread; NULL when a failure is
@@ -80,6 +83,36 @@ typedef struct lora_cublaslt {
 
 /* The entry points, loaded once; LORA_ERR_DEVICE naming the library when it is missing. */
 lora_status lora__cublaslt(const lora_cublaslt **out);
+
+/* ---- cuDNN, resolved from libcudnn at run time (cudnn.c) --------------------------------- */
+
+typedef struct lora_cudnn {
+    size_t version;           /* cudnnGetVersion(): 91900 for 9.19.0 */
+    const char *library;      /* the soname that was opened */
+    __typeof__(cudnnGetVersion) *get_version;
+    __typeof__(cudnnGetErrorString) *error_string;
+    __typeof__(cudnnGetLastErrorString) *last_error;
+    __typeof__(cudnnCreate) *create;
+    __typeof__(cudnnDestroy) *destroy;
+    __typeof__(cudnnSetStream) *set_stream;
+    __typeof__(cudnnBackendCreateDescriptor) *desc_create;
+    __typeof__(cudnnBackendDestroyDescriptor) *desc_destroy;
+    __typeof__(cudnnBackendSetAttribute) *set;
+    __typeof__(cudnnBackendGetAttribute) *get;
+    __typeof__(cudnnBackendFinalize) *finalize;
+    __typeof__(cudnnBackendExecute) *execute;
+} lora_cudnn;
+
+/* The entry points, loaded once; LORA_ERR_DEVICE naming the library when it is missing. */
+lora_status lora__cudnn(const lora_cudnn **out);
+/* The same without setting the thread's error: NULL and *why when the library is missing. */
+const lora_cudnn *lora__cudnn_get(const char **why);
+/* "what: cuDNN's name for s: cuDNN's last error message" into buf. */
+void lora__cudnn_describe(const lora_cudnn *dn, cudnnStatus_t s, const char *what, char *buf,
+                          size_t cap);
+/* Records a failed cuDNN call like lora__cuda_check does (device allocation failures as
+ * LORA_ERR_DEVICE_OUT_OF_MEMORY); 0 on success. */
+int lora__cuda_check_dnn(lora_cuda *cu, cudnnStatus_t s, const char *what);
 
 /* ---- row-major matrix products on cuBLASLt (gemm.c); float32 storage -------------------- */
 
@@ -145,6 +178,64 @@ void lora__cuda_cross_entropy_fwd(lora_backend *be, float *nll, float *lse,
 void lora__cuda_cross_entropy_bwd(lora_backend *be, float *dlogits, const float *logits,
                                   const float *lse, const int32_t *targets, const float *dnll,
                                   int64_t N, int64_t V);
+
+/* ---- attention: cuDNN's fused SDPA (attention_cudnn.c) and the reference kernels --------- */
+
+/* The reference kernels (attention_reference.cu), float32 throughout; the table's entries run
+ * them for what cuDNN does not take. */
+void lora__cuda_attention_ref_fwd(lora_backend *be, float *out, const float *q, const float *k,
+                                  const float *v, const lora_attention_shape *shape);
+void lora__cuda_attention_ref_bwd(lora_backend *be, float *dq, float *dk, float *dv,
+                                  const float *dout, const float *q, const float *k,
+                                  const float *v, const lora_attention_shape *shape);
+
+/* Attention on cuDNN's flash attention, for BF16 math, causal from position 0 (pos0 == 0, no
+ * key0), D a multiple of 8 up to 256, cuDNN >= 9.10.2: true when it was queued (or its failure
+ * recorded), false when the caller is to run the reference kernels (the reason is kept for
+ * lora__cuda_sdpa_info). Inputs are rounded to bfloat16, as the products of BF16 math are.
+ * seq_len (B device int32, or NULL: all T) are the valid rows of each sequence, queries and keys
+ * alike: the forward writes 0 to the rows past them, the backward adds nothing there. */
+bool lora__cuda_sdpa_fwd(lora_cuda *cu, float *out, const float *q, const float *k,
+                         const float *v, const lora_attention_shape *shape,
+                         const int32_t *seq_len);
+bool lora__cuda_sdpa_bwd(lora_cuda *cu, float *dq, float *dk, float *dv, const float *dout,
+                         const float *q, const float *k, const float *v,
+                         const lora_attention_shape *shape, const int32_t *seq_len);
+/* The handle, the cached plans and their descriptors (lora__cuda_backend_free). */
+void lora__cuda_sdpa_free(lora_cuda *cu);
+
+typedef struct lora_cuda_sdpa_info {
+    bool loaded;              /* libcudnn opened, version new enough */
+    size_t version;           /* cudnnGetVersion(), 0 when not loaded */
+    bool handle;              /* cudnnCreate succeeded on this backend */
+    int plans;                /* plans cached now */
+    uint64_t plans_built;     /* execution plans finalized, ever */
+    uint64_t plan_hits;       /* calls served by a cached plan */
+    uint64_t cudnn_calls;     /* forward and backward calls that ran on cuDNN */
+    uint64_t reference_calls; /* calls left to the reference kernels */
+    char why[320];            /* the last reason for the reference kernels ("" if none) */
+} lora_cuda_sdpa_info;
+void lora__cuda_sdpa_info(const lora_backend *be, lora_cuda_sdpa_info *out);
+
+/* Builds and finalizes every tensor and operation descriptor of the forward (bwd false) or
+ * backward graph of a shape, and the operation graph over them, without a device or handle;
+ * LORA_ERR_DEVICE naming the call that failed (or the library that is missing). What a machine
+ * without a GPU can check of the graphs (engine heuristics and plans need the device). */
+lora_status lora__cuda_sdpa_check_graph(int64_t B, int64_t T, int64_t H, int64_t KVH,
+                                        int64_t D, bool bwd, int *n_ops);
+
+/* Conversions around cuDNN (attention_convert.cu), rows of W values of B sequences, of which
+ * the first T of each are converted, src/dst row r of sequence b at b * S + r:
+ * bf16 dst (B, T, W) = src (B, S, W) rounded to nearest even; */
+void lora__cuda_rows_to_bf16(lora_cuda *cu, void *dst, const float *src, int64_t B, int64_t T,
+                             int64_t S, int64_t W, const char *what);
+/* dst (B, S, W) [+]= src (B, T, W) (accumulate), rows t >= len[b] left alone (accumulate) or
+ * zeroed (not); len may be NULL (all T). */
+void lora__cuda_rows_from_bf16(lora_cuda *cu, float *dst, const void *src, int64_t B, int64_t T,
+                               int64_t S, int64_t W, const int32_t *len, bool accumulate,
+                               const char *what);
+/* p[0..n) = value */
+void lora__cuda_fill_i32(lora_cuda *cu, int32_t *p, int64_t n, int32_t value, const char *what);
 
 #ifdef __cplusplus
 }

@@ -581,6 +581,214 @@ START_TEST(attention)
 }
 END_TEST
 
+/* ---- attention on cuDNN ------------------------------------------------------------------- */
+
+#define SDPA_OUT_TOL 1.5e-2  /* bfloat16 q, k, v and P; float32 softmax */
+#define SDPA_GRAD_TOL 3e-2   /* and bfloat16 dO, dS and gradients */
+
+typedef struct sdpa_case {
+    int64_t B, T, S, H, KVH, D;
+    const int32_t *len; /* (B) valid rows per sequence, or NULL */
+} sdpa_case;
+
+static void expect_info(rig *r, uint64_t calls, uint64_t reference, const char *what)
+{
+    lora_cuda_sdpa_info in;
+    lora__cuda_sdpa_info(r->gpu, &in);
+    ck_assert_msg(in.cudnn_calls == calls && in.reference_calls == reference,
+                  "%s: %llu calls on cuDNN (%llu expected), %llu on the reference kernels "
+                  "(%llu expected): %s", what, (unsigned long long)in.cudnn_calls,
+                  (unsigned long long)calls, (unsigned long long)in.reference_calls,
+                  (unsigned long long)reference, in.why);
+}
+
+/* values g - base against c - base: what the backward added */
+static void expect_added(rig *r, const char *what, const char *shape, const float *d,
+                         const float *c, const float *base, size_t n, double tol)
+{
+    float *g = host(r, d, n), *dg = malloc(n * sizeof *dg), *dc = malloc(n * sizeof *dc);
+    for (size_t i = 0; i < n; i++) {
+        dg[i] = g[i] - base[i];
+        dc[i] = c[i] - base[i];
+    }
+    expect_close(what, shape, dg, dc, n, tol);
+    free(g), free(dg), free(dc);
+}
+
+/* cuDNN's forward and backward against the reference kernels on the same device: rows within
+ * the lengths within bfloat16 bounds, padded query rows 0 in the output and untouched in the
+ * gradients, key rows past T untouched */
+static void sdpa_run(sdpa_case c)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, (uint64_t)(c.T * 7 + c.D + c.H));
+    lora_cuda *cu = r.gpu->impl;
+    size_t nq = (size_t)(c.B * c.T * c.H * c.D), nk = (size_t)(c.B * c.S * c.KVH * c.D);
+    size_t qrow = (size_t)(c.H * c.D), krow = (size_t)(c.KVH * c.D);
+    float scale = (float)(1.0 / sqrt((double)c.D));
+    float *q = frand(&r, nq, -2, 2), *k = frand(&r, nk, -2, 2), *v = frand(&r, nk, -1, 1);
+    float *dout = frand(&r, nq, -1, 1), *dq = frand(&r, nq, -1, 1), *dk = frand(&r, nk, -1, 1);
+    float *dv = frand(&r, nk, -1, 1);
+    float *d_q = dev(&r, q, nq * 4), *d_k = dev(&r, k, nk * 4), *d_v = dev(&r, v, nk * 4);
+    float *d_dout = dev(&r, dout, nq * 4);
+    float *ref_out = dev_nan(&r, nq), *d_out = dev_nan(&r, nq);
+    float *ref_dq = dev(&r, dq, nq * 4), *ref_dk = dev(&r, dk, nk * 4);
+    float *ref_dv = dev(&r, dv, nk * 4);
+    float *d_dq = dev(&r, dq, nq * 4), *d_dk = dev(&r, dk, nk * 4), *d_dv = dev(&r, dv, nk * 4);
+    int32_t *d_len = c.len ? dev(&r, c.len, (size_t)c.B * 4) : NULL;
+    char what[128];
+    snprintf(what, sizeof what, "(B=%lld T=%lld S=%lld H=%lld KVH=%lld D=%lld%s)",
+             (long long)c.B, (long long)c.T, (long long)c.S, (long long)c.H, (long long)c.KVH,
+             (long long)c.D, c.len ? " padded" : "");
+
+    /* the reference, sequence by sequence over its valid rows */
+    for (int64_t b = 0; b < c.B; b++) {
+        int64_t n = c.len ? c.len[b] : c.T;
+        lora_attention_shape one = {1, n, c.S, c.H, c.KVH, c.D, 0, scale, NULL};
+        size_t oq = (size_t)(b * c.T) * qrow, ok = (size_t)(b * c.S) * krow;
+        if (n == 0)
+            continue;
+        lora__cuda_attention_ref_fwd(r.gpu, ref_out + oq, d_q + oq, d_k + ok, d_v + ok, &one);
+        lora__cuda_attention_ref_bwd(r.gpu, ref_dq + oq, ref_dk + ok, ref_dv + ok,
+                                     d_dout + oq, d_q + oq, d_k + ok, d_v + ok, &one);
+    }
+    lora_attention_shape sh = {c.B, c.T, c.S, c.H, c.KVH, c.D, 0, scale, NULL};
+    if (c.len) {
+        ck_assert_msg(lora__cuda_sdpa_fwd(cu, d_out, d_q, d_k, d_v, &sh, d_len), "%s", what);
+        ck_assert_msg(lora__cuda_sdpa_bwd(cu, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, &sh,
+                                          d_len), "%s", what);
+    } else {
+        lora__cuda_ops.attention_fwd(r.gpu, d_out, d_q, d_k, d_v, &sh);
+        lora__cuda_ops.attention_bwd(r.gpu, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, &sh);
+    }
+    ck_assert_msg(lora__cuda_sync(r.gpu) == LORA_OK, "%s: %s", what, lora_last_error());
+    expect_info(&r, 2, 0, what);
+
+    float *g = host(&r, d_out, nq), *ro = host(&r, ref_out, nq);
+    float *rdq = host(&r, ref_dq, nq), *rdk = host(&r, ref_dk, nk), *rdv = host(&r, ref_dv, nk);
+    float *gdq = host(&r, d_dq, nq), *gdk = host(&r, d_dk, nk), *gdv = host(&r, d_dv, nk);
+    for (int64_t b = 0; b < c.B; b++) {
+        int64_t n = c.len ? c.len[b] : c.T;
+        size_t oq = (size_t)(b * c.T) * qrow, ok = (size_t)(b * c.S) * krow;
+        size_t vq = (size_t)n * qrow, vk = (size_t)n * krow;
+        char seq[160];
+        snprintf(seq, sizeof seq, "%s sequence %lld", what, (long long)b);
+        expect_close("sdpa fwd", seq, g + oq, ro + oq, vq, SDPA_OUT_TOL);
+        for (size_t i = vq; i < (size_t)c.T * qrow; i++)
+            ck_assert_msg(g[oq + i] == 0.0f, "sdpa fwd %s: padded output %g", seq, g[oq + i]);
+        expect_added(&r, "sdpa bwd dq", seq, d_dq + oq, rdq + oq, dq + oq, vq, SDPA_GRAD_TOL);
+        expect_added(&r, "sdpa bwd dk", seq, d_dk + ok, rdk + ok, dk + ok, vk, SDPA_GRAD_TOL);
+        expect_added(&r, "sdpa bwd dv", seq, d_dv + ok, rdv + ok, dv + ok, vk, SDPA_GRAD_TOL);
+        /* padded queries and the keys past them (up to S) keep their values */
+        expect_same_bits("sdpa bwd dq", "padded rows", gdq + oq + vq, dq + oq + vq,
+                         (size_t)c.T * qrow - vq);
+        expect_same_bits("sdpa bwd dk", "rows past the length", gdk + ok + vk, dk + ok + vk,
+                         (size_t)c.S * krow - vk);
+        expect_same_bits("sdpa bwd dv", "rows past the length", gdv + ok + vk, dv + ok + vk,
+                         (size_t)c.S * krow - vk);
+    }
+    free(q), free(k), free(v), free(dout), free(dq), free(dk), free(dv), free(g), free(ro);
+    free(rdq), free(rdk), free(rdv), free(gdq), free(gdk), free(gdv);
+    rig_close(&r);
+}
+
+START_TEST(sdpa_cudnn)
+{
+    sdpa_run((sdpa_case){2, 37, 37, 8, 2, 64, NULL});   /* GQA, T not a multiple of 64 */
+    sdpa_run((sdpa_case){1, 64, 64, 4, 4, 128, NULL});  /* MHA, D 128 */
+    sdpa_run((sdpa_case){3, 100, 120, 6, 1, 64, NULL}); /* MQA, key rows past T */
+    sdpa_run((sdpa_case){1, 130, 130, 14, 2, 64, NULL}); /* Qwen2.5-0.5B's heads */
+    sdpa_run((sdpa_case){2, 200, 256, 16, 8, 128, NULL});
+}
+END_TEST
+
+START_TEST(sdpa_cudnn_padding)
+{
+    static const int32_t two[2] = {50, 23}, three[3] = {1, 77, 129};
+    sdpa_run((sdpa_case){2, 50, 50, 4, 2, 128, two});
+    sdpa_run((sdpa_case){3, 129, 140, 2, 2, 64, three});
+}
+END_TEST
+
+/* a second call of a shape builds no plan; the backward reuses the forward's */
+START_TEST(sdpa_plan_cache)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, 5);
+    int64_t B = 2, T = 40, H = 4, KVH = 2, D = 64, S = 48;
+    size_t nq = (size_t)(B * T * H * D), nk = (size_t)(B * S * KVH * D);
+    float *h = frand(&r, nk > nq ? nk : nq, -1, 1);
+    float *q = dev(&r, h, nq * 4), *k = dev(&r, h, nk * 4), *v = dev(&r, h, nk * 4);
+    float *out = dev_nan(&r, nq), *dq = dev(&r, h, nq * 4), *dk = dev(&r, h, nk * 4);
+    float *dv = dev(&r, h, nk * 4);
+    lora_attention_shape sh = {B, T, S, H, KVH, D, 0, 0.125f, NULL};
+    lora_cuda_sdpa_info in;
+    lora__cuda_ops.attention_fwd(r.gpu, out, q, k, v, &sh);
+    lora__cuda_sdpa_info(r.gpu, &in);
+    ck_assert_msg(in.plans_built == 1 && in.plan_hits == 0 && in.plans == 1, "%s", in.why);
+    sh.scale = 0.1f; /* by value: the same plan */
+    lora__cuda_ops.attention_fwd(r.gpu, out, q, k, v, &sh);
+    lora__cuda_sdpa_info(r.gpu, &in);
+    ck_assert_uint_eq(in.plans_built, 1);
+    ck_assert_uint_eq(in.plan_hits, 1);
+    lora__cuda_ops.attention_bwd(r.gpu, dq, dk, dv, out, q, k, v, &sh);
+    lora__cuda_sdpa_info(r.gpu, &in);
+    ck_assert_uint_eq(in.plans_built, 2); /* the backward graph */
+    ck_assert_uint_eq(in.plan_hits, 2);   /* its forward */
+    lora__cuda_ops.attention_bwd(r.gpu, dq, dk, dv, out, q, k, v, &sh);
+    lora__cuda_sdpa_info(r.gpu, &in);
+    ck_assert_uint_eq(in.plans_built, 2);
+    ck_assert_uint_eq(in.plan_hits, 4);
+    sh.T = 33; /* another shape: another plan */
+    lora__cuda_ops.attention_fwd(r.gpu, out, q, k, v, &sh);
+    lora__cuda_sdpa_info(r.gpu, &in);
+    ck_assert_uint_eq(in.plans_built, 3);
+    ck_assert_int_eq(in.plans, 3);
+    ck_assert(in.loaded && in.handle);
+    ck_assert_uint_eq(in.cudnn_calls, 5);
+    ck_assert_uint_eq(in.reference_calls, 0);
+    free(h);
+    rig_close(&r);
+}
+END_TEST
+
+/* what cuDNN does not take goes to the reference kernels, saying why */
+START_TEST(sdpa_falls_back)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, 6);
+    int64_t B = 1, T = 4, S = 20, H = 2, KVH = 1, D = 64;
+    size_t nq = (size_t)(B * T * H * D), nk = (size_t)(B * S * KVH * D);
+    float *h = frand(&r, nk, -1, 1);
+    float *q = dev(&r, h, nq * 4), *k = dev(&r, h, nk * 4), *v = dev(&r, h, nk * 4);
+    float *out = dev_nan(&r, nq);
+    lora_attention_shape sh = {B, T, S, H, KVH, D, 16, 0.125f, NULL};
+    lora__cuda_ops.attention_fwd(r.gpu, out, q, k, v, &sh);
+    lora_cuda_sdpa_info in;
+    lora__cuda_sdpa_info(r.gpu, &in);
+    ck_assert_uint_eq(in.reference_calls, 1);
+    ck_assert_msg(strstr(in.why, "position 0"), "%s", in.why);
+    sh.pos0 = 0;
+    sh.D = 36; /* not a multiple of 8: fewer columns of the same rows */
+    lora__cuda_ops.attention_fwd(r.gpu, out, q, k, v, &sh);
+    lora__cuda_sdpa_info(r.gpu, &in);
+    ck_assert_uint_eq(in.reference_calls, 2);
+    ck_assert_msg(strstr(in.why, "head_dim"), "%s", in.why);
+    ck_assert_uint_eq(in.cudnn_calls, 0);
+    float *g = host(&r, out, nq);
+    for (size_t i = 0; i < (size_t)(B * T * H * 36); i++)
+        ck_assert(isfinite(g[i]));
+    free(g);
+    rig_close(&r);
+    rig f = rig_open(LORA_CUDA_MATH_FP32, 7);
+    out = dev_nan(&f, nq);
+    q = dev(&f, h, nq * 4), k = dev(&f, h, nk * 4), v = dev(&f, h, nk * 4);
+    sh.D = 64;
+    lora__cuda_ops.attention_fwd(f.gpu, out, q, k, v, &sh);
+    lora__cuda_sdpa_info(f.gpu, &in);
+    ck_assert_msg(in.reference_calls == 1 && strstr(in.why, "FP32"), "%s", in.why);
+    free(h);
+    rig_close(&f);
+}
+END_TEST
+
 /* ---- AdamW and the gradient norm ---------------------------------------------------------- */
 
 static void adamw_case(size_t n, const char *json)
@@ -748,6 +956,46 @@ START_TEST(cublaslt_loads)
 }
 END_TEST
 
+/* dlopen and every dlsym of cudnn.c, and the version: need the library, not a device */
+START_TEST(cudnn_loads)
+{
+    const lora_cudnn *dn;
+    ck_assert_msg(lora__cudnn(&dn) == LORA_OK, "%s", lora_last_error());
+    ck_assert_uint_eq(dn->version, dn->get_version());
+    ck_assert_uint_ge(dn->version, 90000);
+    ck_assert_uint_lt(dn->version / 10000, 100); /* major * 10000 + minor * 100 + patch */
+    ck_assert_str_eq(dn->error_string(CUDNN_STATUS_BAD_PARAM), "CUDNN_STATUS_BAD_PARAM");
+    /* a descriptor of a type that does not exist is refused with a status, not a crash */
+    cudnnBackendDescriptor_t d = NULL;
+    cudnnStatus_t s = dn->desc_create((cudnnBackendDescriptorType_t)99999, &d);
+    ck_assert_int_ne(s, CUDNN_STATUS_SUCCESS);
+    char msg[300];
+    lora__cudnn_describe(dn, s, "probe", msg, sizeof msg);
+    ck_assert_msg(strncmp(msg, "probe: CUDNN_STATUS_", 20) == 0, "%s", msg);
+}
+END_TEST
+
+/* every tensor and operation descriptor of both graphs finalizes (no device needed): the
+ * attributes, their types and the shapes are what cuDNN accepts */
+START_TEST(cudnn_graph_descriptors)
+{
+    static const int64_t shapes[][5] = {{2, 37, 8, 2, 64}, {1, 64, 4, 4, 128}, {3, 1, 6, 1, 8},
+                                        {2, 200, 16, 8, 256}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        const int64_t *s = shapes[i];
+        int fwd = 0, bwd = 0;
+        ck_assert_msg(lora__cuda_sdpa_check_graph(s[0], s[1], s[2], s[3], s[4], false, &fwd) ==
+                      LORA_OK, "%s", lora_last_error());
+        ck_assert_msg(lora__cuda_sdpa_check_graph(s[0], s[1], s[2], s[3], s[4], true, &bwd) ==
+                      LORA_OK, "%s", lora_last_error());
+        /* Q KT, scale, 6 padding and 4 causal operations, 8 of softmax, P V */
+        ck_assert_int_eq(fwd, 20);
+        /* GQA adds the two reductions over the group */
+        ck_assert_int_eq(bwd, s[2] == s[3] ? 28 : 30);
+    }
+}
+END_TEST
+
 /* what a machine without a device answers (run only there) */
 START_TEST(no_gpu_answers)
 {
@@ -791,6 +1039,8 @@ int main(void)
     tcase_set_tags(core, "core");
     tcase_add_test(core, device_names);
     tcase_add_test(core, cublaslt_loads);
+    tcase_add_test(core, cudnn_loads);
+    tcase_add_test(core, cudnn_graph_descriptors);
     if (n_devices == 0)
         tcase_add_test(core, no_gpu_answers);
     else
@@ -798,7 +1048,9 @@ int main(void)
     suite_add_tcase(s, core);
 
     const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, lora_path, embedding, rmsnorm, rope,
-                                swiglu, residual, dropout, cross_entropy, attention, adamw,
+                                swiglu, residual, dropout, cross_entropy, attention,
+                                sdpa_cudnn, sdpa_cudnn_padding, sdpa_plan_cache,
+                                sdpa_falls_back, adamw,
                                 arena_plan_take_reset, device_oom_leaves_backend_usable,
                                 sticky_error_leaves_only_free, model_device_with_gpu};
     TCase *gpu = tcase_create("gpu");
