@@ -12,7 +12,7 @@ float32.
 
 Usage, from the repository root:
     build/parity-venv/bin/python tests/parity/bench.py [--steps 5] [--seq 256] [--batch 4]
-        [--new 64] [--threads 2] [--config tests/bench/qwen2-27m.json]
+        [--new 64] [--threads 2] [--config tests/bench/qwen2-27m.json | --model DIR]
 """
 
 import argparse
@@ -104,6 +104,8 @@ def work_peft(args, mode):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=os.path.join(HERE, os.pardir, "bench", "qwen2-27m.json"))
+    ap.add_argument("--model", help="an existing checkpoint folder instead of --config's random "
+                    "one (for example make real-model's build/real-model/smollm2-135m-instruct)")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--batch", type=int, default=4)
@@ -120,13 +122,15 @@ def main():
     sys.path.insert(0, HERE)
     from common import liblora
     with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
-        model = os.path.join(tmp, "model")
-        liblora.Model.init_checkpoint(args.config, model, seed=1)
+        model = args.model
+        if not model:
+            model = os.path.join(tmp, "model")
+            liblora.Model.init_checkpoint(args.config, model, seed=1)
         opts = ["--steps", str(args.steps), "--seq", str(args.seq), "--batch", str(args.batch),
                 "--new", str(args.new), "--threads", str(args.threads)]
         print("checkpoint %s; train: batch %d x seq %d, %d timed steps; decode: %d new tokens "
               "after %d; LoRA r %d on all seven projections; %d threads"
-              % (os.path.relpath(args.config), args.batch, args.seq, args.steps, args.new,
+              % (os.path.relpath(args.model or args.config), args.batch, args.seq, args.steps, args.new,
                  PROMPT, RANK, args.threads))
         print("%-22s %-7s %12s %14s" % ("implementation", "mode", "tokens/s", "peak RSS MiB"))
         for mode in ("train", "decode"):
