@@ -66,12 +66,12 @@ static const char *safetensors_dtype(const char *torch_dtype)
  * type and bytes of the tensors the model reads. */
 static lora_status describe_gguf(const char *path, json_t **out)
 {
+    *out = NULL;
     lora_gguf_model *g;
     lora_status st = lora__gguf_model_open(path, &g);
     if (st)
         return st;
     lora_config c;
-    *out = NULL;
     if (!(st = lora__config_parse(g->config_json, strlen(g->config_json), path, &c))) {
         uint64_t bytes = 0;
         for (size_t i = 0; i < g->n; i++)
