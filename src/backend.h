@@ -98,7 +98,8 @@ struct lora_backend_ops {
     /* y (N, Nout) = x (N, K) @ w (Nout, K)^T + bias (Nout); bias may be NULL. */
     void (*matmul_fwd)(lora_backend *be, float *y, const float *x, const float *w,
                        const float *bias, int64_t N, int64_t Nout, int64_t K);
-    /* dx (N, K) += dy @ w; dw (Nout, K) += dy^T @ x; dbias (Nout) += sum over rows of dy. */
+    /* dx (N, K) += dy @ w; dw (Nout, K) += dy^T @ x; dbias (Nout) += sum over rows of dy.
+     * w is read only for dx (NULL is allowed without it). */
     void (*matmul_bwd)(lora_backend *be, float *dx, float *dw, float *dbias, const float *dy,
                        const float *x, const float *w, int64_t N, int64_t Nout, int64_t K);
 
@@ -177,8 +178,8 @@ struct lora_backend_ops {
      * bfloat16 for the product, which accumulates in float32; y, bias float32. */
     void (*matmul_bf16_fwd)(lora_backend *be, float *y, const float *x, const lora_bf16 *w,
                             const float *bias, int64_t N, int64_t Nout, int64_t K);
-    /* dx (N, K) += dy (N, Nout) @ w (Nout, K), w bfloat16 and frozen (no gradient), dy rounded
-     * to bfloat16 for the product, float32 accumulation. */
+    /* dx (N, K) += dy (N, Nout) @ w (Nout, K), w bfloat16, dy rounded to bfloat16 for the
+     * product, float32 accumulation (dw and dbias need no w: matmul_bwd with w NULL). */
     void (*matmul_bf16_bwd)(lora_backend *be, float *dx, const float *dy, const lora_bf16 *w,
                             int64_t N, int64_t Nout, int64_t K);
     /* x (N, C) = table (V, C)[ids (N)], table bfloat16, x float32 (exact). */

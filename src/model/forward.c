@@ -217,6 +217,9 @@ void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const f
     if (wb) {
         if (dx)
             s->be->ops->matmul_bf16_bwd(s->be, dx, dy, wb, N, out, in);
+        /* dw = dy^T x and dbias read neither w nor dx */
+        if (dw || dbias)
+            s->be->ops->matmul_bwd(s->be, NULL, dw, dbias, dy, x, NULL, N, out, in);
     } else
         s->be->ops->matmul_bwd(s->be, dx, dw, dbias, dy, x, lora__weight(s, w), N, out, in);
 }

@@ -103,9 +103,8 @@ static inline const float *lora__weight(const lora_session *s, const float *p)
  * the bfloat16 one where the device copy holds w so. */
 void lora__base_fwd(lora_session *s, float *y, const float *x, const float *w, const float *bias,
                     int64_t N, int64_t out, int64_t in);
-/* Its backward: dx (N, in) += dy @ w; dw, dbias (gradient arenas, may be NULL) as matmul_bwd.
- * A bfloat16 copy is frozen: only GPU models hold one, and they train LoRA alone (dw, dbias
- * NULL). */
+/* Its backward: dx (N, in) += dy @ w (w's float32 or bfloat16 copy); dw, dbias (gradient
+ * arenas, may be NULL) as matmul_bwd, from dy and x alone. */
 void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const float *dy,
                     const float *x, const float *w, int64_t N, int64_t out, int64_t in);
 
