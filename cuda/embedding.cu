@@ -1,4 +1,4 @@
-/* Embedding lookup and its scatter-add backward. */
+/* Embedding lookup (from a float32 or a bfloat16 table) and its scatter-add backward. */
 #include "common.cuh"
 
 __global__ void embedding_fwd_kernel(float *x, const int32_t *ids, const float *table,
@@ -6,6 +6,13 @@ __global__ void embedding_fwd_kernel(float *x, const int32_t *ids, const float *
 {
     LORA_CUDA_FOR(i, N * C)
     x[i] = table[(int64_t)ids[i / C] * C + i % C];
+}
+
+__global__ void embedding_bf16_fwd_kernel(float *x, const int32_t *ids, const lora_bf16 *table,
+                                          int64_t N, int64_t C)
+{
+    LORA_CUDA_FOR(i, N * C)
+    x[i] = __uint_as_float((uint32_t)table[(int64_t)ids[i / C] * C + i % C] << 16);
 }
 
 /* One thread per column adds the tokens in order, as the CPU backend does: repeated ids meet
@@ -28,6 +35,18 @@ void lora__cuda_embedding_fwd(lora_backend *be, float *x, const int32_t *ids, co
     embedding_fwd_kernel<<<lora__cuda_blocks(N * C), LORA_CUDA_THREADS, 0, cu->stream>>>(
         x, ids, table, N, C);
     lora__cuda_launched(cu, "embedding_fwd");
+}
+
+// x (N, C) = table (V, C)[ids (N)], table bfloat16
+void lora__cuda_embedding_bf16_fwd(lora_backend *be, float *x, const int32_t *ids,
+                                   const lora_bf16 *table, int64_t N, int64_t C)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || N * C == 0)
+        return;
+    embedding_bf16_fwd_kernel<<<lora__cuda_blocks(N * C), LORA_CUDA_THREADS, 0, cu->stream>>>(
+        x, ids, table, N, C);
+    lora__cuda_launched(cu, "embedding_bf16_fwd");
 }
 
 // dtable (V, C)[ids[n]] += dx (N, C)[n]

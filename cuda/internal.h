@@ -125,6 +125,16 @@ void lora__cuda_mm_nn(lora_cuda *cu, float *Y, const float *X, const float *W, i
 /* Y (M, K) = alpha X (N, M)^T W (N, K) + beta Y */
 void lora__cuda_mm_tn(lora_cuda *cu, float *Y, const float *X, const float *W, int64_t N,
                       int64_t M, int64_t K, float alpha, float beta, const char *what);
+/* mm_nt and mm_nn with bfloat16 X and W, float32 Y and accumulation */
+void lora__cuda_mm_nt_bf16(lora_cuda *cu, float *Y, const lora_bf16 *X, const lora_bf16 *W,
+                           int64_t N, int64_t M, int64_t K, float alpha, float beta,
+                           const char *what);
+void lora__cuda_mm_nn_bf16(lora_cuda *cu, float *Y, const lora_bf16 *X, const lora_bf16 *W,
+                           int64_t N, int64_t M, int64_t K, float alpha, float beta,
+                           const char *what);
+/* dst (n) = src (n) rounded to bfloat16 (lora__bf16_from_f32's rounding), on the stream;
+ * 1 when the launch failed (recorded). */
+int lora__cuda_round_bf16(lora_cuda *cu, lora_bf16 *dst, const float *src, size_t n);
 
 /* ---- the op table's entries (one file each; semantics in src/backend.h) ------------------- */
 
@@ -178,6 +188,23 @@ void lora__cuda_cross_entropy_fwd(lora_backend *be, float *nll, float *lse,
 void lora__cuda_cross_entropy_bwd(lora_backend *be, float *dlogits, const float *logits,
                                   const float *lse, const int32_t *targets, const float *dnll,
                                   int64_t N, int64_t V);
+void lora__cuda_matmul_bf16_fwd(lora_backend *be, float *y, const float *x, const lora_bf16 *w,
+                                const float *bias, int64_t N, int64_t Nout, int64_t K);
+void lora__cuda_matmul_bf16_bwd(lora_backend *be, float *dx, const float *dy,
+                                const lora_bf16 *w, int64_t N, int64_t Nout, int64_t K);
+void lora__cuda_embedding_bf16_fwd(lora_backend *be, float *x, const int32_t *ids,
+                                   const lora_bf16 *table, int64_t N, int64_t C);
+void lora__cuda_to_bf16(lora_backend *be, lora_bf16 *dst, const float *src, size_t n);
+void lora__cuda_attention_bf16kv_fwd(lora_backend *be, float *out, const float *q,
+                                     const lora_bf16 *k, const lora_bf16 *v,
+                                     const lora_attention_shape *shape);
+void lora__cuda_ce_chunk_fwd(lora_backend *be, double *state, const float *logits,
+                             const int32_t *targets, int64_t N, int64_t Vc, int64_t v0);
+void lora__cuda_ce_chunk_finish(lora_backend *be, float *nll, float *lse, const double *state,
+                                const int32_t *targets, int64_t N);
+void lora__cuda_ce_chunk_bwd(lora_backend *be, float *dlogits, const float *logits,
+                             const float *lse, const int32_t *targets, const float *dnll,
+                             int64_t N, int64_t Vc, int64_t v0);
 
 /* ---- attention: cuDNN's fused SDPA (attention_cudnn.c) and the reference kernels --------- */
 

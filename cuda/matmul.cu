@@ -1,4 +1,7 @@
-/* y = x w^T + b and its backward: the products on cuBLASLt (gemm.c), the bias here. */
+/* y = x w^T + b and its backward: the products on cuBLASLt (gemm.c), the bias here. With a
+ * bfloat16 w (a GPU model's frozen base weights) the float32 operand is rounded to bfloat16
+ * into the op scratch first, then one bfloat16 x bfloat16 product accumulates in float32 into
+ * the float32 result: cuBLASLt has no mixed form. */
 #include "common.cuh"
 
 /* y (N, Nout) = bias, row by row: the product then adds onto it (beta 1) */
@@ -53,4 +56,46 @@ void lora__cuda_matmul_bwd(lora_backend *be, float *dx, float *dw, float *dbias,
             dbias, dy, N, Nout);
         lora__cuda_launched(cu, "matmul_bwd dbias");
     }
+}
+
+/* a (rows, cols) float32 operand in bfloat16, in the op scratch; NULL on failure (recorded) */
+static const lora_bf16 *rounded(lora_cuda *cu, const float *a, int64_t rows, int64_t cols)
+{
+    size_t n = (size_t)(rows * cols);
+    lora_bf16 *h = (lora_bf16 *)lora__cuda_scratch(cu, n * sizeof(lora_bf16));
+    if (!h || lora__cuda_round_bf16(cu, h, a, n))
+        return NULL;
+    return h;
+}
+
+// y (N, Nout) = x (N, K) @ w (Nout, K)^T + bias (Nout), w bfloat16
+void lora__cuda_matmul_bf16_fwd(lora_backend *be, float *y, const float *x, const lora_bf16 *w,
+                                const float *bias, int64_t N, int64_t Nout, int64_t K)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || N * Nout == 0)
+        return;
+    if (bias) {
+        bias_rows_kernel<<<lora__cuda_blocks(N * Nout), LORA_CUDA_THREADS, 0,
+                                 cu->stream>>>(y, bias, N, Nout);
+        if (lora__cuda_launched(cu, "matmul_bf16_fwd bias"))
+            return;
+    }
+    const lora_bf16 *xb = K ? rounded(cu, x, N, K) : NULL;
+    if (K && !xb)
+        return;
+    lora__cuda_mm_nt_bf16(cu, y, xb, w, N, Nout, K, 1.0f, bias ? 1.0f : 0.0f, "matmul_bf16_fwd");
+}
+
+// dx (N, K) += dy (N, Nout) @ w (Nout, K), w bfloat16
+void lora__cuda_matmul_bf16_bwd(lora_backend *be, float *dx, const float *dy,
+                                const lora_bf16 *w, int64_t N, int64_t Nout, int64_t K)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || !dx || N * K == 0)
+        return;
+    const lora_bf16 *dyb = Nout ? rounded(cu, dy, N, Nout) : NULL;
+    if (Nout && !dyb)
+        return;
+    lora__cuda_mm_nn_bf16(cu, dx, dyb, w, N, K, Nout, 1.0f, 1.0f, "matmul_bf16_bwd dx");
 }

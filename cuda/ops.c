@@ -1,6 +1,7 @@
 #include "internal.h"
 
-/* Every entry, forward and backward, as in the CPU backend's table. */
+/* Every entry, forward and backward, as in the CPU backend's table, and the optional ones: the
+ * bfloat16 weights and KV cache, the vocabulary-chunked cross-entropy. */
 const lora_backend_ops lora__cuda_ops = {
     .name = "cuda",
     .host_memory = false,
@@ -33,4 +34,12 @@ const lora_backend_ops lora__cuda_ops = {
     .residual_fwd = lora__cuda_residual_fwd,
     .cross_entropy_fwd = lora__cuda_cross_entropy_fwd,
     .cross_entropy_bwd = lora__cuda_cross_entropy_bwd,
+    .matmul_bf16_fwd = lora__cuda_matmul_bf16_fwd,
+    .matmul_bf16_bwd = lora__cuda_matmul_bf16_bwd,
+    .embedding_bf16_fwd = lora__cuda_embedding_bf16_fwd,
+    .to_bf16 = lora__cuda_to_bf16,
+    .attention_bf16kv_fwd = lora__cuda_attention_bf16kv_fwd,
+    .ce_chunk_fwd = lora__cuda_ce_chunk_fwd,
+    .ce_chunk_finish = lora__cuda_ce_chunk_finish,
+    .ce_chunk_bwd = lora__cuda_ce_chunk_bwd,
 };

@@ -197,7 +197,8 @@ LORA_API void lora_model_free(lora_model *model);
  * hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
  * head_dim, max_position_embeddings, rope_theta, rms_norm_eps, tie_word_embeddings,
  * attention_bias, qk_norm, stored_dtype, num_parameters, weight_bytes (as held in memory),
- * device, threads.
+ * device, threads; on a GPU also device_weight_bytes and device_weight_dtype ("bf16": matrices
+ * in bfloat16, norms and biases float32; "float32" with "cuda_math": "fp32").
  * Returns: a string owned by the model, valid while the model lives; NULL if model is NULL.
  * Threads: any. Since: 0.1.0.
  */

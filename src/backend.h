@@ -8,6 +8,12 @@
  *
  * Backward entries are NULL in a backend that only runs inference; the training code checks.
  *
+ * A backend may also hold frozen base weights and the KV cache in bfloat16 (a GPU does, to halve
+ * their memory): the bf16 entries below take those tensors as lora_bf16 (the upper half of a
+ * float32, rounded to nearest even), everything else stays float32, and the arithmetic float32.
+ * They, and the vocabulary-chunked cross-entropy, are optional: NULL in a backend without them
+ * (the CPU), whose callers then take the float32 entries.
+ *
  * Besides the math, the table holds what the decoder does with its memory (allocation, copies,
  * fills, transfers to and from the host) and the optimizer's two reductions, so that
  * src/model/ and src/train/ never touch activation memory themselves: on the CPU it is host
@@ -22,6 +28,9 @@
 #include "lora.h"
 
 typedef struct lora_backend_ops lora_backend_ops;
+
+/* One bfloat16 value: the upper 16 bits of a float32. */
+typedef uint16_t lora_bf16;
 
 /* One session's execution context: the op table and the implementation's state (the CPU
  * backend keeps its thread pool there). */
@@ -89,7 +98,8 @@ struct lora_backend_ops {
     /* y (N, Nout) = x (N, K) @ w (Nout, K)^T + bias (Nout); bias may be NULL. */
     void (*matmul_fwd)(lora_backend *be, float *y, const float *x, const float *w,
                        const float *bias, int64_t N, int64_t Nout, int64_t K);
-    /* dx (N, K) += dy @ w; dw (Nout, K) += dy^T @ x; dbias (Nout) += sum over rows of dy. */
+    /* dx (N, K) += dy @ w; dw (Nout, K) += dy^T @ x; dbias (Nout) += sum over rows of dy.
+     * w is read only for dx (NULL is allowed without it). */
     void (*matmul_bwd)(lora_backend *be, float *dx, float *dw, float *dbias, const float *dy,
                        const float *x, const float *w, int64_t N, int64_t Nout, int64_t K);
 
@@ -161,6 +171,45 @@ struct lora_backend_ops {
     void (*cross_entropy_bwd)(lora_backend *be, float *dlogits, const float *logits,
                               const float *lse, const int32_t *targets, const float *dnll,
                               int64_t N, int64_t V);
+
+    /* ---- optional: bfloat16 storage (NULL in a float32-only backend) ---- */
+
+    /* y (N, Nout) = x (N, K) @ w (Nout, K)^T + bias (Nout) with w bfloat16: x is rounded to
+     * bfloat16 for the product, which accumulates in float32; y, bias float32. */
+    void (*matmul_bf16_fwd)(lora_backend *be, float *y, const float *x, const lora_bf16 *w,
+                            const float *bias, int64_t N, int64_t Nout, int64_t K);
+    /* dx (N, K) += dy (N, Nout) @ w (Nout, K), w bfloat16, dy rounded to bfloat16 for the
+     * product, float32 accumulation (dw and dbias need no w: matmul_bwd with w NULL). */
+    void (*matmul_bf16_bwd)(lora_backend *be, float *dx, const float *dy, const lora_bf16 *w,
+                            int64_t N, int64_t Nout, int64_t K);
+    /* x (N, C) = table (V, C)[ids (N)], table bfloat16, x float32 (exact). */
+    void (*embedding_bf16_fwd)(lora_backend *be, float *x, const int32_t *ids,
+                               const lora_bf16 *table, int64_t N, int64_t C);
+    /* dst (n) = src (n) rounded to bfloat16, nearest even (NaN stays NaN): the KV cache's
+     * writes. */
+    void (*to_bf16)(lora_backend *be, lora_bf16 *dst, const float *src, size_t n);
+    /* attention_fwd with k, v (B, S, KVH, D) bfloat16 (a KV cache), q and out float32, scores,
+     * softmax and the weighted sum in float32; the shape's meaning as there. */
+    void (*attention_bf16kv_fwd)(lora_backend *be, float *out, const float *q,
+                                 const lora_bf16 *k, const lora_bf16 *v,
+                                 const lora_attention_shape *shape);
+
+    /* ---- optional: cross-entropy over the vocabulary in column chunks, so that a training
+     * step never holds (N, V) logits: logits (N, Vc) are the columns v0..v0+Vc-1 of the rows'
+     * logits. state (N, 3) doubles per row: running max, sum of exp(l - max), the target's
+     * logit; the chunk at v0 == 0 comes first and starts it, the others follow in any
+     * order. ---- */
+    void (*ce_chunk_fwd)(lora_backend *be, double *state, const float *logits,
+                         const int32_t *targets, int64_t N, int64_t Vc, int64_t v0);
+    /* nll[n] = lse[n] - target logit, lse[n] = max + log(sum) from the state of every chunk;
+     * rows with target -100 get nll = 0. */
+    void (*ce_chunk_finish)(lora_backend *be, float *nll, float *lse, const double *state,
+                            const int32_t *targets, int64_t N);
+    /* dlogits (N, Vc) += dnll[n] * (exp(logits - lse[n]) - onehot(targets[n] - v0)) for the
+     * chunk's columns; rows with target -100 untouched. */
+    void (*ce_chunk_bwd)(lora_backend *be, float *dlogits, const float *logits,
+                         const float *lse, const int32_t *targets, const float *dnll, int64_t N,
+                         int64_t Vc, int64_t v0);
 };
 
 #endif

@@ -25,6 +25,7 @@
 #include "cuda/backend_cuda.h"
 #include "cuda/internal.h"
 #include "lora.h"
+#include "model/dtype.h"
 #include "train/optim.h"
 #include "util/rng.h"
 
@@ -140,6 +141,22 @@ static void expect_same_bits(const char *op, const char *what, const float *g, c
                   op, what);
 }
 
+/* n values rounded to bfloat16 (the host's rounding): the bits in *half (malloc'd), the values
+ * they stand for returned (malloc'd) */
+static float *round_bf16(const float *a, size_t n, uint16_t **half)
+{
+    uint16_t *h = malloc((n ? n : 1) * sizeof *h);
+    float *w = malloc((n ? n : 1) * sizeof *w);
+    ck_assert(h && w);
+    lora__bf16_from_f32_n(h, a, n);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)h[i] << 16;
+        memcpy(&w[i], &u, sizeof u);
+    }
+    *half = h;
+    return w;
+}
+
 static const char *math_name(lora_cuda_math m)
 {
     return m == LORA_CUDA_MATH_BF16 ? "bf16" : "fp32";
@@ -196,6 +213,110 @@ START_TEST(matmul_bf16)
     matmul_case(LORA_CUDA_MATH_BF16, 1, 7, 5, true);
     matmul_case(LORA_CUDA_MATH_BF16, 37, 200, 96, true);
     matmul_case(LORA_CUDA_MATH_BF16, 256, 512, 896, false);
+}
+END_TEST
+
+/* ---- matmul with a bfloat16 weight ------------------------------------------------------- */
+
+/* Against two CPU products: on the rounded operands (the same products, float32 sums in another
+ * order: float32 bounds) and on the float32 originals (bfloat16 bounds). */
+static void matmul_bf16w_case(int64_t N, int64_t Nout, int64_t K, bool bias)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, (uint64_t)(N * 31 + Nout * 7 + K));
+    size_t nx = (size_t)(N * K), nw = (size_t)(Nout * K), ny = (size_t)(N * Nout);
+    float *x = frand(&r, nx, -1, 1), *w = frand(&r, nw, -1, 1), *b = frand(&r, (size_t)Nout, -1, 1);
+    float *dy = frand(&r, ny, -1, 1), *dx = frand(&r, nx, -1, 1), *y = malloc(ny * 4);
+    uint16_t *wh, *xh, *dyh;
+    float *wr = round_bf16(w, nw, &wh), *xr = round_bf16(x, nx, &xh), *dyr = round_bf16(dy, ny, &dyh);
+    float *d_x = dev(&r, x, nx * 4), *d_b = dev(&r, b, (size_t)Nout * 4), *d_y = dev_nan(&r, ny);
+    float *d_dy = dev(&r, dy, ny * 4), *d_dx = dev(&r, dx, nx * 4);
+    lora_bf16 *d_w = dev(&r, wh, nw * 2);
+    char what[96];
+    snprintf(what, sizeof what, "(N=%lld Nout=%lld K=%lld bias=%d)", (long long)N,
+             (long long)Nout, (long long)K, bias);
+
+    lora__cuda_ops.matmul_bf16_fwd(r.gpu, d_y, d_x, d_w, bias ? d_b : NULL, N, Nout, K);
+    float *g = host(&r, d_y, ny);
+    lora__cpu_matmul_fwd(r.cpu, y, xr, wr, bias ? b : NULL, N, Nout, K);
+    expect_close("matmul_bf16_fwd (rounded operands)", what, g, y, ny, 5 * FP32_TOL);
+    lora__cpu_matmul_fwd(r.cpu, y, x, w, bias ? b : NULL, N, Nout, K);
+    expect_close("matmul_bf16_fwd", what, g, y, ny, BF16_TOL);
+    free(g);
+
+    float *dx2 = fdup(dx, nx);
+    lora__cuda_ops.matmul_bf16_bwd(r.gpu, d_dx, d_dy, d_w, N, Nout, K);
+    g = host(&r, d_dx, nx);
+    lora__cpu_matmul_bwd(r.cpu, dx, NULL, NULL, dyr, xr, wr, N, Nout, K);
+    expect_close("matmul_bf16_bwd dx (rounded operands)", what, g, dx, nx, 5 * FP32_TOL);
+    lora__cpu_matmul_bwd(r.cpu, dx2, NULL, NULL, dy, x, w, N, Nout, K);
+    expect_close("matmul_bf16_bwd dx", what, g, dx2, nx, BF16_TOL);
+
+    free(x), free(w), free(b), free(dy), free(dx), free(dx2), free(y), free(g);
+    free(wh), free(xh), free(dyh), free(wr), free(xr), free(dyr);
+    rig_close(&r);
+}
+
+START_TEST(matmul_bf16_weight)
+{
+    matmul_bf16w_case(1, 7, 5, true);
+    matmul_bf16w_case(3, 33, 17, false);
+    matmul_bf16w_case(37, 200, 96, true);
+    matmul_bf16w_case(256, 512, 896, false);
+    matmul_bf16w_case(5, 1000, 64, false); /* an output-head chunk shape */
+}
+END_TEST
+
+/* the device rounding: the host's bits, for ties, both signs, overflow, subnormals, NaN */
+START_TEST(to_bf16_matches_host)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, 99);
+    size_t n = 100003;
+    float *a = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)lora__rng_u64(&r.rng);
+        if (i % 3 == 0)
+            u = (u & 0xffff0000u) | 0x8000u;
+        memcpy(&a[i], &u, 4);
+    }
+    a[0] = 3.4028235e38f;
+    a[1] = NAN;
+    a[2] = -0.0f;
+    a[3] = ldexpf(1.0f, -130);
+    uint16_t *want;
+    float *wv = round_bf16(a, n, &want);
+    float *d_a = dev(&r, a, n * 4);
+    lora_bf16 *d_h = dev_take(&r, n * 2);
+    lora__cuda_ops.to_bf16(r.gpu, d_h, d_a, n);
+    uint16_t *got = malloc(n * 2);
+    ck_assert_msg(lora__cuda_download(r.gpu, got, d_h, n * 2) == LORA_OK, "%s", lora_last_error());
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(got[i] == want[i], "value %zu (bits 0x%08x): 0x%04x on the GPU, 0x%04x on "
+                      "the host", i, (unsigned)(((union { float f; uint32_t u; }){a[i]}).u),
+                      got[i], want[i]);
+    free(a), free(want), free(wv), free(got);
+    rig_close(&r);
+}
+END_TEST
+
+START_TEST(embedding_bf16_table)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, 5);
+    int64_t V = 300, C = 896, N = 129;
+    int32_t *ids = malloc((size_t)N * 4);
+    for (int64_t n = 0; n < N; n++)
+        ids[n] = (int32_t)(lora__rng_u64(&r.rng) % (uint64_t)V);
+    size_t nt = (size_t)(V * C), nx = (size_t)(N * C);
+    uint16_t *th;
+    float *table = frand(&r, nt, -1, 1), *tr = round_bf16(table, nt, &th), *x = malloc(nx * 4);
+    int32_t *d_ids = dev(&r, ids, (size_t)N * 4);
+    lora_bf16 *d_t = dev(&r, th, nt * 2);
+    float *d_x = dev_nan(&r, nx);
+    lora__cpu_embedding_fwd(r.cpu, x, ids, tr, N, C);
+    lora__cuda_ops.embedding_bf16_fwd(r.gpu, d_x, d_ids, d_t, N, C);
+    float *g = host(&r, d_x, nx);
+    expect_same_bits("embedding_bf16_fwd", "rows", g, x, nx); /* widening is exact */
+    free(ids), free(th), free(table), free(tr), free(x), free(g);
+    rig_close(&r);
 }
 END_TEST
 
@@ -513,6 +634,85 @@ START_TEST(cross_entropy)
 }
 END_TEST
 
+/* The chunked cross-entropy against the CPU's row op on the whole (N, V) logits: each chunk's
+ * columns uploaded as their own (N, Vc) block, the chunk at 0 first and the others from the
+ * last back, the gradient put back together column by column. */
+static void ce_chunk_case(int64_t N, int64_t V, int64_t Vc)
+{
+    rig r = rig_open(LORA_CUDA_MATH_FP32, (uint64_t)(N * 13 + V + Vc));
+    int32_t *tg = malloc((size_t)N * 4);
+    for (int64_t n = 0; n < N; n++)
+        tg[n] = n % 3 == 1 ? -100 : (int32_t)(lora__rng_u64(&r.rng) % (uint64_t)V);
+    if (N > 2)
+        tg[2] = (int32_t)(V - 1); /* in the last, short chunk */
+    size_t nl = (size_t)(N * V);
+    float *logits = frand(&r, nl, -10, 10), *nll = malloc((size_t)N * 4);
+    float *lse = malloc((size_t)N * 4), *dnll = frand(&r, (size_t)N, 0.1, 1);
+    float *dl = frand(&r, nl, -1, 1), *dl0 = fdup(dl, nl), *chunk = malloc(nl * 4);
+    int64_t n_chunks = (V + Vc - 1) / Vc;
+    float **d_chunk = malloc((size_t)n_chunks * sizeof *d_chunk);
+    float **d_dchunk = malloc((size_t)n_chunks * sizeof *d_dchunk);
+    for (int64_t c = 0; c < n_chunks; c++) {
+        int64_t v0 = c * Vc, k = V - v0 < Vc ? V - v0 : Vc;
+        for (int64_t n = 0; n < N; n++)
+            memcpy(chunk + n * k, logits + n * V + v0, (size_t)k * 4);
+        d_chunk[c] = dev(&r, chunk, (size_t)(N * k) * 4);
+        for (int64_t n = 0; n < N; n++)
+            memcpy(chunk + n * k, dl + n * V + v0, (size_t)k * 4);
+        d_dchunk[c] = dev(&r, chunk, (size_t)(N * k) * 4);
+    }
+    double *d_state = dev_take(&r, (size_t)N * 3 * sizeof(double));
+    float *d_nll = dev_nan(&r, (size_t)N), *d_lse = dev_nan(&r, (size_t)N);
+    float *d_dnll = dev(&r, dnll, (size_t)N * 4);
+    int32_t *d_tg = dev(&r, tg, (size_t)N * 4);
+    char what[80];
+    snprintf(what, sizeof what, "(N=%lld V=%lld chunk=%lld)", (long long)N, (long long)V,
+             (long long)Vc);
+
+    lora__cpu_cross_entropy_fwd(r.cpu, nll, lse, logits, tg, N, V);
+    for (int64_t i = 0; i < n_chunks; i++) {
+        int64_t c = i == 0 ? 0 : n_chunks - i, v0 = c * Vc, k = V - v0 < Vc ? V - v0 : Vc;
+        lora__cuda_ops.ce_chunk_fwd(r.gpu, d_state, d_chunk[c], d_tg, N, k, v0);
+    }
+    lora__cuda_ops.ce_chunk_finish(r.gpu, d_nll, d_lse, d_state, d_tg, N);
+    expect_dev(&r, "ce_chunk nll", what, d_nll, nll, (size_t)N, FP32_TOL);
+    expect_dev(&r, "ce_chunk lse", what, d_lse, lse, (size_t)N, FP32_TOL);
+    float *gn = host(&r, d_nll, (size_t)N);
+    for (int64_t n = 1; n < N; n += 3)
+        ck_assert_msg(gn[n] == 0.0f, "ce_chunk nll %s: ignored row %lld is %g", what,
+                      (long long)n, gn[n]);
+
+    lora__cpu_cross_entropy_bwd(r.cpu, dl, logits, lse, tg, dnll, N, V);
+    float *g = malloc(nl * 4);
+    for (int64_t c = 0; c < n_chunks; c++) {
+        int64_t v0 = c * Vc, k = V - v0 < Vc ? V - v0 : Vc;
+        lora__cuda_ops.ce_chunk_bwd(r.gpu, d_dchunk[c], d_chunk[c], d_lse, d_tg, d_dnll, N, k,
+                                    v0);
+        float *h = host(&r, d_dchunk[c], (size_t)(N * k));
+        for (int64_t n = 0; n < N; n++)
+            memcpy(g + n * V + v0, h + n * k, (size_t)k * 4);
+        free(h);
+    }
+    expect_close("ce_chunk_bwd", what, g, dl, nl, FP32_TOL);
+    for (int64_t n = 1; n < N; n += 3)
+        expect_same_bits("ce_chunk_bwd", "ignored row", g + n * V, dl0 + n * V, (size_t)V);
+
+    free(tg), free(logits), free(nll), free(lse), free(dnll), free(dl), free(dl0), free(chunk);
+    free(d_chunk), free(d_dchunk), free(gn), free(g);
+    rig_close(&r);
+}
+
+START_TEST(cross_entropy_chunked)
+{
+    ce_chunk_case(6, 5, 2);
+    ce_chunk_case(5, 1000, 128);   /* 1000 = 7 x 128 + 104 */
+    ce_chunk_case(7, 1000, 1000);  /* one chunk */
+    ce_chunk_case(9, 777, 100);
+    ce_chunk_case(4, 151936, 8192); /* Qwen2.5's vocabulary in the head's chunks */
+    ce_chunk_case(3, 300, 1);       /* one column a chunk */
+}
+END_TEST
+
 /* ---- attention ---------------------------------------------------------------------------- */
 
 typedef struct attn_case {
@@ -789,6 +989,58 @@ START_TEST(sdpa_falls_back)
 }
 END_TEST
 
+/* Over a bfloat16 KV cache: against the CPU's attention on the same keys and values widened
+ * (float32 bounds), and on the float32 originals (bfloat16 bounds). */
+static void attention_bf16kv_case(attn_case c)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, (uint64_t)(c.T * 103 + c.D + c.S));
+    size_t nq = (size_t)(c.B * c.T * c.H * c.D), nk = (size_t)(c.B * c.S * c.KVH * c.D);
+    int32_t *key0 = NULL, *d_key0 = NULL;
+    if (c.packed) {
+        key0 = malloc((size_t)(c.B * c.T) * 4);
+        for (int64_t i = 0; i < c.B * c.T; i++)
+            key0[i] = (int32_t)((c.pos0 + i % c.T) / 5 * 5);
+        d_key0 = dev(&r, key0, (size_t)(c.B * c.T) * 4);
+    }
+    lora_attention_shape sh = {c.B, c.T, c.S, c.H, c.KVH, c.D, c.pos0,
+                               (float)(1.0 / sqrt((double)c.D)), key0};
+    lora_attention_shape dsh = sh;
+    dsh.key0 = d_key0;
+    uint16_t *kh, *vh;
+    float *q = frand(&r, nq, -1, 1), *k = frand(&r, nk, -1, 1), *v = frand(&r, nk, -1, 1);
+    float *kr = round_bf16(k, nk, &kh), *vr = round_bf16(v, nk, &vh), *out = malloc(nq * 4);
+    float *d_q = dev(&r, q, nq * 4), *d_out = dev_nan(&r, nq);
+    lora_bf16 *d_k = dev(&r, kh, nk * 2), *d_v = dev(&r, vh, nk * 2);
+    char what[128];
+    snprintf(what, sizeof what, "(B=%lld T=%lld S=%lld H=%lld KVH=%lld D=%lld pos0=%lld%s)",
+             (long long)c.B, (long long)c.T, (long long)c.S, (long long)c.H, (long long)c.KVH,
+             (long long)c.D, (long long)c.pos0, c.packed ? " packed" : "");
+
+    lora__cuda_ops.attention_bf16kv_fwd(r.gpu, d_out, d_q, d_k, d_v, &dsh);
+    float *g = host(&r, d_out, nq);
+    lora__cpu_attention_fwd(r.cpu, out, q, kr, vr, &sh);
+    expect_close("attention_bf16kv_fwd (widened cache)", what, g, out, nq, 5 * FP32_TOL);
+    lora__cpu_attention_fwd(r.cpu, out, q, k, v, &sh);
+    expect_close("attention_bf16kv_fwd", what, g, out, nq, BF16_TOL);
+
+    free(key0), free(kh), free(vh), free(q), free(k), free(v), free(kr), free(vr), free(out);
+    free(g);
+    rig_close(&r);
+}
+
+START_TEST(attention_bf16_kv_cache)
+{
+    attention_bf16kv_case((attn_case){1, 1, 33, 14, 2, 64, 17, false});  /* one decode step */
+    attention_bf16kv_case((attn_case){1, 1, 4096, 8, 2, 128, 4000, false}); /* a long context */
+    attention_bf16kv_case((attn_case){1, 1, 3, 4, 4, 16, 0, false});     /* fewer keys than warps */
+    attention_bf16kv_case((attn_case){1, 3, 40, 2, 1, 64, 20, false});   /* prefill into a cache */
+    attention_bf16kv_case((attn_case){2, 5, 5, 4, 2, 16, 0, false});
+    attention_bf16kv_case((attn_case){2, 17, 17, 4, 4, 80, 0, true});    /* packed, D = 80 */
+    attention_bf16kv_case((attn_case){1, 7, 7, 2, 1, 256, 0, false});
+    attention_bf16kv_case((attn_case){1, 4, 4, 2, 2, 8, 0, false});      /* D < 32 */
+}
+END_TEST
+
 /* ---- AdamW and the gradient norm ---------------------------------------------------------- */
 
 static void adamw_case(size_t n, const char *json)
@@ -1047,10 +1299,11 @@ int main(void)
         printf("skipped: a CUDA device is present: no_gpu_answers\n");
     suite_add_tcase(s, core);
 
-    const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, lora_path, embedding, rmsnorm, rope,
-                                swiglu, residual, dropout, cross_entropy, attention,
-                                sdpa_cudnn, sdpa_cudnn_padding, sdpa_plan_cache,
-                                sdpa_falls_back, adamw,
+    const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight, to_bf16_matches_host,
+                                embedding_bf16_table, lora_path, embedding, rmsnorm, rope,
+                                swiglu, residual, dropout, cross_entropy, cross_entropy_chunked,
+                                attention, attention_bf16_kv_cache, sdpa_cudnn,
+                                sdpa_cudnn_padding, sdpa_plan_cache, sdpa_falls_back, adamw,
                                 arena_plan_take_reset, device_oom_leaves_backend_usable,
                                 sticky_error_leaves_only_free, model_device_with_gpu};
     TCase *gpu = tcase_create("gpu");

@@ -17,9 +17,13 @@
 #include "adapter/adapter.h"
 #include "lora.h"
 #include "model/session.h"
+#include "model/weights.h"
 #include "train/forward_backward.h"
 #include "util/cuda_probe.h"
 #include "util/suite.h"
+#ifdef LORA_CUDA
+#include "cuda/backend_cuda.h"
+#endif
 
 #define QWEN2 "tests/fixtures/tiny-qwen2"
 #define QWEN3 "tests/fixtures/tiny-qwen3"
@@ -96,11 +100,13 @@ static float *grads_of(side *x, const int32_t *ids, const int32_t *labels, doubl
     return host;
 }
 
+/* head_cols: the GPU head's vocabulary chunk (0: the default, one chunk for these vocabularies) */
 static void compare_model(const char *dir, const char *gpu_opts, double tol_logits,
-                          double tol_grad)
+                          double tol_grad, int64_t head_cols)
 {
     side c = open_side(dir, "{\"device\": \"cpu\"}"), g = open_side(dir, gpu_opts);
     ck_assert_str_eq(g.s->be->ops->name, "cuda");
+    g.s->head_cols = head_cols;
     size_t V = lora_model_vocab_size(c.m);
     int32_t ids[NB * NT], labels[NB * NT];
     batch(c.m, ids, labels, 7);
@@ -129,16 +135,105 @@ static void compare_model(const char *dir, const char *gpu_opts, double tol_logi
 START_TEST(logits_loss_grads_fp32)
 {
     const char *opts = "{\"device\": \"cuda\", \"cuda_math\": \"fp32\"}";
-    compare_model(QWEN2, opts, FP32_LOGITS, FP32_GRAD);
-    compare_model(QWEN3, opts, FP32_LOGITS, FP32_GRAD);
-    compare_model(LLAMA, opts, FP32_LOGITS, FP32_GRAD);
+    compare_model(QWEN2, opts, FP32_LOGITS, FP32_GRAD, 0);
+    compare_model(QWEN3, opts, FP32_LOGITS, FP32_GRAD, 0);
+    compare_model(LLAMA, opts, FP32_LOGITS, FP32_GRAD, 0);
+    /* the loss and its gradient over vocabulary chunks of 100 (384 = 3 x 100 + 84; 300 = 3 x 100) */
+    compare_model(QWEN2, opts, FP32_LOGITS, FP32_GRAD, 100);
+    compare_model(LLAMA, opts, FP32_LOGITS, FP32_GRAD, 100);
 }
 END_TEST
 
+/* the default: bfloat16 base weights (and products) */
 START_TEST(logits_loss_grads_bf16)
 {
-    compare_model(QWEN2, "{\"device\": \"cuda:0\"}", BF16_LOGITS, BF16_GRAD);
-    compare_model(QWEN3, "{\"device\": \"cuda\"}", BF16_LOGITS, BF16_GRAD);
+    compare_model(QWEN2, "{\"device\": \"cuda:0\"}", BF16_LOGITS, BF16_GRAD, 0);
+    compare_model(QWEN3, "{\"device\": \"cuda\"}", BF16_LOGITS, BF16_GRAD, 0);
+    compare_model(LLAMA, "{\"device\": \"cuda\"}", BF16_LOGITS, BF16_GRAD, 0);
+    compare_model(QWEN3, "{\"device\": \"cuda\"}", BF16_LOGITS, BF16_GRAD, 128);
+}
+END_TEST
+
+static long long info_int(const lora_model *m, const char *key)
+{
+    const char *j = lora_model_info_json(m), *p = strstr(j, key);
+    ck_assert_msg(p, "%s: no %s", j, key);
+    return strtoll(p + strlen(key) + 1, NULL, 10); /* past "key": */
+}
+
+/* the bytes the device copy should take, from the model's weight list: matrices 2 bytes a value
+ * with bf16 (4 without), vectors 4, each tensor rounded up to 256 bytes */
+static size_t expected_device_bytes(const lora_model *m, bool bf16)
+{
+    lora_weight_slot *slots;
+    size_t n, total = 0;
+    ck_assert(lora__weight_slots(&m->cfg, NULL, &slots, &n) == LORA_OK);
+    for (size_t i = 0; i < n; i++) {
+        size_t numel = (size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1));
+        size_t b = numel * (bf16 && slots[i].ndim == 2 ? 2 : 4);
+        total += (b + 255) / 256 * 256;
+    }
+    free(slots);
+    return total;
+}
+
+/* model info reports the device copy: bf16 matrices by default, all float32 with fp32 math; the
+ * backend holds at least that much */
+START_TEST(device_weight_memory_report)
+{
+    const char *dirs[] = {QWEN2, QWEN3, LLAMA};
+    for (size_t i = 0; i < 3; i++)
+        for (int fp32 = 0; fp32 < 2; fp32++) {
+            lora_model *m;
+            ck_assert_msg(lora_model_load(dirs[i], fp32 ? "{\"device\": \"cuda\", \"cuda_math\": "
+                                          "\"fp32\"}" : "{\"device\": \"cuda\"}", &m) == LORA_OK,
+                          "%s", lora_last_error());
+            const char *j = lora_model_info_json(m);
+            ck_assert_msg(strstr(j, fp32 ? "\"device_weight_dtype\":\"float32\""
+                                         : "\"device_weight_dtype\":\"bf16\""), "%s", j);
+            size_t want = expected_device_bytes(m, !fp32);
+            ck_assert_uint_eq((size_t)info_int(m, "\"device_weight_bytes\""), want);
+            size_t host = (size_t)info_int(m, "\"weight_bytes\"");
+            if (!fp32)
+                ck_assert_msg(want < host * 6 / 10, "%zu device bytes for %zu host bytes", want,
+                              host);
+#ifdef LORA_CUDA
+            lora_cuda_memory mem;
+            lora__cuda_memory(m->dev, &mem);
+            ck_assert_uint_ge(mem.device_bytes, want);
+#endif
+            lora_model_free(m);
+        }
+}
+END_TEST
+
+/* decoding over the bfloat16 KV cache: a prompt, then single tokens, each step's logits within
+ * bf16 bounds of the CPU's float32 cache */
+START_TEST(decode_over_bf16_kv_cache)
+{
+    const char *dirs[] = {QWEN2, QWEN3, LLAMA};
+    for (size_t d = 0; d < 3; d++) {
+        side c = open_side(dirs[d], "{\"device\": \"cpu\"}");
+        side g = open_side(dirs[d], "{\"device\": \"cuda\"}");
+        ck_assert(g.s->kv_bf16 && !c.s->kv_bf16);
+        size_t V = lora_model_vocab_size(c.m);
+        float *lc = malloc(V * sizeof *lc), *lg = malloc(V * sizeof *lg);
+        int32_t ids[NB * NT], labels[NB * NT];
+        batch(c.m, ids, labels, 11);
+        ck_assert(lora_session_append(c.s, ids, 10, lc) == LORA_OK);
+        ck_assert_msg(lora_session_append(g.s, ids, 10, lg) == LORA_OK, "%s", lora_last_error());
+        for (int step = 0; step < 12; step++) {
+            double e = tu_max_rel_err(lg, lc, V);
+            ck_assert_msg(e <= BF16_LOGITS, "%s: step %d: logits relative error %.3g", dirs[d],
+                          step, e);
+            ck_assert(lora_session_append(c.s, ids + 10 + step, 1, lc) == LORA_OK);
+            ck_assert_msg(lora_session_append(g.s, ids + 10 + step, 1, lg) == LORA_OK, "%s",
+                          lora_last_error());
+        }
+        free(lc), free(lg);
+        close_side(&c);
+        close_side(&g);
+    }
 }
 END_TEST
 
@@ -272,6 +367,40 @@ START_TEST(merge_on_gpu)
 }
 END_TEST
 
+/* merge and unmerge on a model with bfloat16 device weights: the re-upload rounds the merged
+ * weights again (bf16 bounds of the unmerged logits with the adapter), and unmerging restores
+ * the first copy bit for bit (the same host floats round to the same bits) */
+START_TEST(merge_on_bf16_gpu)
+{
+    side g = open_side(QWEN2, "{\"device\": \"cuda\"}");
+    ck_assert(g.m->dev_bf16);
+    size_t V = lora_model_vocab_size(g.m);
+    int32_t ids[NB * NT], labels[NB * NT];
+    batch(g.m, ids, labels, 5);
+    float *with = malloc(NT * V * sizeof *with), *merged = malloc(NT * V * sizeof *merged);
+    char *before = malloc(g.m->dev_bytes), *after = malloc(g.m->dev_bytes);
+    ck_assert(g.m->dev->ops->download(g.m->dev, before, g.m->dev_mem, g.m->dev_bytes) == LORA_OK);
+    ck_assert(lora_session_logits(g.s, ids, NULL, 1, NT, with) == LORA_OK);
+    ck_assert_msg(lora_model_merge(g.m, g.a, 1.0f, NULL, 0, NULL) == LORA_OK, "%s",
+                  lora_last_error());
+    ck_assert(lora_session_set_adapters(g.s, NULL, NULL, 0) == LORA_OK);
+    ck_assert(lora_session_logits(g.s, ids, NULL, 1, NT, merged) == LORA_OK);
+    double e = tu_max_rel_err(merged, with, NT * V);
+    ck_assert_msg(e <= BF16_LOGITS, "merged logits relative error %.3g", e);
+    ck_assert(lora_model_unmerge(g.m) == LORA_OK);
+    ck_assert(g.m->dev->ops->download(g.m->dev, after, g.m->dev_mem, g.m->dev_bytes) == LORA_OK);
+    /* the tensors themselves (the alignment gaps between them are never written) */
+    for (size_t k = 0; k < g.m->n_dev_tensors; k++) {
+        const lora_dev_tensor *t = &g.m->dev_tensors[k];
+        size_t b = t->numel * (t->bf16 ? 2 : 4);
+        ck_assert_msg(memcmp(before + t->dev_off, after + t->dev_off, b) == 0,
+                      "tensor %zu changed after unmerge", k);
+    }
+    free(with), free(merged), free(before), free(after);
+    close_side(&g);
+}
+END_TEST
+
 /* a device allocation that cannot be had: LORA_ERR_DEVICE_OUT_OF_MEMORY, and the session runs on */
 START_TEST(device_oom_leaves_model_usable)
 {
@@ -322,7 +451,8 @@ int main(void)
     const TTest *cases[] = {logits_loss_grads_fp32, logits_loss_grads_bf16, training_tracks_cpu,
                             greedy_matches_cpu, adapter_trained_on_gpu_loads_on_cpu,
                             merge_on_gpu, device_oom_leaves_model_usable,
-                            full_training_refused_on_gpu};
+                            full_training_refused_on_gpu, device_weight_memory_report,
+                            decode_over_bf16_kv_cache, merge_on_bf16_gpu};
     if (n == 0)
         printf("check_cuda_model: %s\n", why[0] ? why : "no CUDA device");
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

@@ -61,6 +61,33 @@ START_TEST(bf16_patterns_and_rounding)
 }
 END_TEST
 
+/* the bulk rounding of a GPU model's weights: the scalar rounding value for value, over both
+ * signs, ties, values that round up to infinity, subnormals, NaN */
+START_TEST(bf16_bulk_rounding)
+{
+    enum { N = 4096 };
+    static float src[N];
+    static uint16_t dst[N];
+    uint32_t u = 1u;
+    for (size_t i = 0; i < N; i++) {
+        u = u * 1664525u + 1013904223u;
+        uint32_t bits = i % 4 == 0 ? (u & 0xffff0000u) | 0x8000u /* a tie */ : u;
+        memcpy(&src[i], &bits, sizeof bits);
+    }
+    src[0] = 3.4028235e38f; /* FLT_MAX: past bfloat16's largest finite value, rounds to inf */
+    src[1] = -0.0f;
+    src[2] = NAN;
+    src[3] = ldexpf(1.0f, -130); /* subnormal */
+    lora__bf16_from_f32_n(dst, src, N);
+    for (size_t i = 0; i < N; i++)
+        ck_assert_msg(dst[i] == lora__bf16_from_f32(src[i]), "value %zu: 0x%04x", i, dst[i]);
+    ck_assert_uint_eq(dst[0], 0x7f80);
+    ck_assert_uint_eq(dst[1], 0x8000);
+    ck_assert(isnan(from_bf16(dst[2])));
+    ck_assert(from_bf16(dst[3]) == ldexpf(1.0f, -130));
+}
+END_TEST
+
 /* round-to-nearest float -> half for the test's own checkpoint (normal range only) */
 static uint16_t to_half(float f)
 {
@@ -142,6 +169,7 @@ static Suite *dtype_suite(void)
     tcase_set_tags(core, "core");
     tcase_add_test(core, half_patterns);
     tcase_add_test(core, bf16_patterns_and_rounding);
+    tcase_add_test(core, bf16_bulk_rounding);
     tcase_add_test(core, f16_checkpoint_loads);
     suite_add_tcase(s, core);
     return s;

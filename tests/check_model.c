@@ -7,6 +7,8 @@
 #include "io/manifest.h"
 #include "io/safetensors.h"
 #include "lora.h"
+#include "model/model.h"
+#include "model/session.h"
 #include "util/suite.h"
 #include "util/st_build.h"
 
@@ -450,6 +452,66 @@ START_TEST(version_and_status_strings)
 }
 END_TEST
 
+/* The device layout a GPU model would get, worked out by hand for tiny-qwen2 (V 384, C 64, q 64,
+ * kv 32, I 160, two layers, tied, q/k/v biases): matrices 2 bytes a value with bf16, norms and
+ * biases 4, each tensor rounded up to 256 bytes. Host arithmetic: runs without a GPU. */
+START_TEST(device_layout_of_tiny_qwen2)
+{
+    lora_model *m;
+    ck_assert_int_eq(lora_model_load(QWEN2, NULL, &m), LORA_OK);
+    lora_dev_tensor *t;
+    size_t n, bytes;
+    ck_assert_int_eq(lora__model_device_plan(m, true, &t, &n, &bytes), LORA_OK);
+    size_t layer = 2 * (64 * 64 + 32 * 64 + 32 * 64 + 64 * 64 + 3 * 160 * 64) + 5 * 256;
+    ck_assert_uint_eq(bytes, 2 * 384 * 64 + 2 * layer + 256);
+    ck_assert_uint_eq(n, 1 + 2 * 12 + 1);
+    size_t matrices = 0;
+    for (size_t i = 0; i < n; i++) {
+        matrices += t[i].bf16;
+        ck_assert(t[i].bf16 == (t[i].numel > 160)); /* every vector here is <= 64 long */
+        ck_assert(t[i].dev_off % 256 == 0);
+        if (i)
+            ck_assert(t[i].off >= t[i - 1].off + t[i - 1].numel &&
+                      t[i].dev_off >= t[i - 1].dev_off + t[i - 1].numel * (t[i - 1].bf16 ? 2 : 4));
+    }
+    ck_assert_uint_eq(matrices, 1 + 2 * 7);
+    free(t);
+    ck_assert_int_eq(lora__model_device_plan(m, false, &t, &n, &bytes), LORA_OK);
+    size_t layer32 = 4 * (64 * 64 + 32 * 64 + 32 * 64 + 64 * 64 + 3 * 160 * 64) + 5 * 256;
+    ck_assert_uint_eq(bytes, 4 * 384 * 64 + 2 * layer32 + 256);
+    for (size_t i = 0; i < n; i++)
+        ck_assert(!t[i].bf16);
+    free(t);
+    /* a CPU model reads its host arena */
+    ck_assert_ptr_eq(lora__model_mem(m, m->embed), m->embed);
+    ck_assert_ptr_null(lora__model_mem_bf16(m, m->embed));
+    ck_assert_ptr_null(strstr(lora_model_info_json(m), "device_weight"));
+    lora_model_free(m);
+}
+END_TEST
+
+/* The output head's chunks: whole rows where the backend has no chunked cross-entropy (the
+ * CPU's plan, 2^22 logits at most), vocabulary columns where it has */
+START_TEST(head_chunk_plan)
+{
+    lora_head_plan p = lora__head_plan(4096, 151936, 151936);
+    ck_assert(p.cols == 151936 && p.rows == (1 << 22) / 151936);
+    p = lora__head_plan(3, 151936, 151936);
+    ck_assert(p.cols == 151936 && p.rows == 3);
+    p = lora__head_plan(4096, 151936, LORA_HEAD_COLS);
+    ck_assert(p.cols == 8192 && p.rows == 512);
+    ck_assert_int_eq((151936 + p.cols - 1) / p.cols, 19); /* the last chunk: 4480 columns */
+    p = lora__head_plan(100, 384, LORA_HEAD_COLS); /* a vocabulary smaller than a chunk */
+    ck_assert(p.cols == 384 && p.rows == 100);
+    p = lora__head_plan(7, 1000, 300);
+    ck_assert(p.cols == 300 && p.rows == 7);
+    p = lora__head_plan(7, (int64_t)1 << 23, (int64_t)1 << 23); /* a row over the budget */
+    ck_assert(p.rows == 1);
+    p = lora__head_plan(7, 1000, 0);
+    ck_assert(p.cols == 1000);
+}
+END_TEST
+
 static Suite *model_suite(void)
 {
     Suite *s = suite_create("model");
@@ -466,6 +528,8 @@ static Suite *model_suite(void)
     tcase_add_test(core, init_bf16_loads_as_bf16);
     tcase_add_test(core, sharded_checkpoint_loads);
     tcase_add_test(core, version_and_status_strings);
+    tcase_add_test(core, device_layout_of_tiny_qwen2);
+    tcase_add_test(core, head_chunk_plan);
     suite_add_tcase(s, core);
 
     TCase *misuse = tcase_create("misuse");

@@ -59,6 +59,14 @@ static lora_status parse_session_options(const char *json, const lora_model *m,
 
 void lora__session_retain(lora_session *s) { atomic_fetch_add(&s->refs, 1); }
 
+/* bytes of the K (or the V) cache */
+static size_t kv_cache_bytes(const lora_session *s)
+{
+    const lora_config *c = &s->model->cfg;
+    size_t n = (size_t)(c->n_layers * s->max_ctx * c->n_kv_heads * c->head_dim);
+    return n * (s->kv_bf16 ? sizeof(lora_bf16) : sizeof(float));
+}
+
 LORA_API void lora_session_free(lora_session *s)
 {
     if (lora__handle_freeable(s, LORA__KIND_SESSION, "lora_session_free", "session"))
@@ -73,10 +81,10 @@ void lora__session_release(lora_session *s)
     lora_backend *be = s->be;
     if (be) {
         const lora_config *c = &s->model->cfg;
-        size_t cache = (size_t)(c->n_layers * s->max_ctx * c->n_kv_heads * c->head_dim);
+        size_t cache = kv_cache_bytes(s);
         size_t rope = (size_t)s->rope_len * (size_t)(c->head_dim / 2) * sizeof(float);
-        be->ops->mem_free(be, s->k_cache, cache * sizeof(float));
-        be->ops->mem_free(be, s->v_cache, cache * sizeof(float));
+        be->ops->mem_free(be, s->k_cache, cache);
+        be->ops->mem_free(be, s->v_cache, cache);
         be->ops->mem_free(be, s->rope_cos, rope);
         be->ops->mem_free(be, s->rope_sin, rope);
         be->ops->mem_free(be, s->ws, s->ws_floats * sizeof(float));
@@ -122,16 +130,15 @@ LORA_API lora_status lora_session_create(lora_model *model, const char *config_j
     lora__model_retain(model);
     s->model = model;
     s->max_ctx = max_ctx;
-    const lora_config *c = &model->cfg;
-    size_t cache = (size_t)(c->n_layers * max_ctx * c->n_kv_heads * c->head_dim);
     s->tokens = lora__malloc((size_t)max_ctx * sizeof *s->tokens);
     if (!s->tokens)
         st = lora__oom("KV cache", (size_t)max_ctx * sizeof *s->tokens);
-    else if (!(st = lora__model_backend_create(model, threads, &s->be)) &&
-             !(st = s->be->ops->mem_alloc(s->be, cache * sizeof(float), "KV cache",
-                                          (void **)&s->k_cache)))
-        st = s->be->ops->mem_alloc(s->be, cache * sizeof(float), "KV cache",
-                                   (void **)&s->v_cache);
+    else if (!(st = lora__model_backend_create(model, threads, &s->be))) {
+        /* bfloat16 storage, where the model's weights are, and the backend reads it */
+        s->kv_bf16 = model->dev_bf16 && s->be->ops->to_bf16 && s->be->ops->attention_bf16kv_fwd;
+        if (!(st = s->be->ops->mem_alloc(s->be, kv_cache_bytes(s), "KV cache", &s->k_cache)))
+            st = s->be->ops->mem_alloc(s->be, kv_cache_bytes(s), "KV cache", &s->v_cache);
+    }
     if (st) {
         lora__session_release(s);
         return lora__error_prefix(st, "lora_session_create");
@@ -206,10 +213,10 @@ lora_status lora__batch_ids(const char *fn, const lora_session *s, const int32_t
 static lora_status project_logits(lora_session *s, const float *hidden, int64_t N, float *logits)
 {
     const lora_config *c = &s->model->cfg;
-    const float *lm_head = lora__weight(s, s->model->lm_head);
+    const float *lm_head = s->model->lm_head;
     lora_backend *be = s->be;
     if (be->ops->host_memory) {
-        be->ops->matmul_fwd(be, logits, hidden, lm_head, NULL, N, c->vocab, c->hidden);
+        lora__base_fwd(s, logits, hidden, lm_head, NULL, N, c->vocab, c->hidden);
         return LORA_OK;
     }
     size_t bytes = s->head_ws_floats * sizeof(float), need = (size_t)(N * c->vocab) * sizeof(float);
@@ -217,7 +224,7 @@ static lora_status project_logits(lora_session *s, const float *hidden, int64_t 
     s->head_ws_floats = bytes / sizeof(float);
     if (st)
         return st;
-    be->ops->matmul_fwd(be, s->head_ws, hidden, lm_head, NULL, N, c->vocab, c->hidden);
+    lora__base_fwd(s, s->head_ws, hidden, lm_head, NULL, N, c->vocab, c->hidden);
     return be->ops->download(be, logits, s->head_ws, need);
 }
 

@@ -46,8 +46,7 @@ static void projection_bwd(bwd_ctx *c, const lora_layer_acts *a, int64_t l, lora
     lora_session *s = c->s;
     int64_t out, in;
     lora__proj_shape(&s->model->cfg, p, &out, &in);
-    s->be->ops->matmul_bwd(s->be, dx, base_grad(c, w), base_grad(c, bias), dy, x, W(c, w), c->N,
-                           out, in);
+    lora__base_bwd(s, dx, base_grad(c, w), base_grad(c, bias), dy, x, w, c->N, out, in);
     for (size_t i = 0; i < s->n_adapters; i++) {
         const lora_adapter *ad = s->adapters[i];
         const lora_adapter_module *m = lora__adapter_module(ad, l, p);

@@ -52,3 +52,9 @@ uint16_t lora__bf16_from_f32(float x)
     u += 0x7fff + ((u >> 16) & 1);
     return (uint16_t)(u >> 16);
 }
+
+void lora__bf16_from_f32_n(uint16_t *dst, const float *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = lora__bf16_from_f32(src[i]);
+}

@@ -199,13 +199,49 @@ static void apply_lora(lora_session *s, lora_layer_acts *a, int64_t l, lora_proj
     }
 }
 
+void lora__base_fwd(lora_session *s, float *y, const float *x, const float *w, const float *bias,
+                    int64_t N, int64_t out, int64_t in)
+{
+    const lora_bf16 *wb = lora__model_mem_bf16(s->model, w);
+    if (wb)
+        s->be->ops->matmul_bf16_fwd(s->be, y, x, wb, lora__weight(s, bias), N, out, in);
+    else
+        s->be->ops->matmul_fwd(s->be, y, x, lora__weight(s, w), lora__weight(s, bias), N, out,
+                               in);
+}
+
+void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const float *dy,
+                    const float *x, const float *w, int64_t N, int64_t out, int64_t in)
+{
+    const lora_bf16 *wb = lora__model_mem_bf16(s->model, w);
+    if (wb) {
+        if (dx)
+            s->be->ops->matmul_bf16_bwd(s->be, dx, dy, wb, N, out, in);
+        /* dw = dy^T x and dbias read neither w nor dx */
+        if (dw || dbias)
+            s->be->ops->matmul_bwd(s->be, NULL, dw, dbias, dy, x, NULL, N, out, in);
+    } else
+        s->be->ops->matmul_bwd(s->be, dx, dw, dbias, dy, x, lora__weight(s, w), N, out, in);
+}
+
 static void projection(lora_session *s, lora_layer_acts *a, int64_t l, lora_proj p, float *y,
                        const float *x, const float *w, const float *bias, int64_t N)
 {
     int64_t out, in;
     lora__proj_shape(&s->model->cfg, p, &out, &in);
-    s->be->ops->matmul_fwd(s->be, y, x, lora__weight(s, w), lora__weight(s, bias), N, out, in);
+    lora__base_fwd(s, y, x, w, bias, N, out, in);
     apply_lora(s, a, l, p, y, x, N);
+}
+
+/* x (N, C) = the embedding rows of ids (staged), from its float32 or bfloat16 copy */
+static void embed(lora_session *s, float *x, const int32_t *ids, int64_t N)
+{
+    const lora_model *m = s->model;
+    const lora_bf16 *tb = lora__model_mem_bf16(m, m->embed);
+    if (tb)
+        s->be->ops->embedding_bf16_fwd(s->be, x, ids, tb, N, m->cfg.hidden);
+    else
+        s->be->ops->embedding_fwd(s->be, x, ids, lora__weight(s, m->embed), N, m->cfg.hidden);
 }
 
 static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
@@ -231,19 +267,25 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     op->rope_fwd(be, a->k, pos, s->rope_cos, s->rope_sin, N, KVH, D);
 
     lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0};
-    const float *k = a->k, *v = a->v;
-    if (use_cache) {
-        size_t row = (size_t)(KVH * D);
-        float *kc = s->k_cache + (size_t)l * (size_t)s->max_ctx * row;
-        float *vc = s->v_cache + (size_t)l * (size_t)s->max_ctx * row;
-        op->copy(be, kc + (size_t)s->pos * row, a->k, (size_t)T * row * sizeof(float));
-        op->copy(be, vc + (size_t)s->pos * row, a->v, (size_t)T * row * sizeof(float));
-        k = kc;
-        v = vc;
+    if (!use_cache)
+        op->attention_fwd(be, a->att, a->q, a->k, a->v, &sh);
+    else {
+        size_t row = (size_t)(KVH * D), layer = (size_t)l * (size_t)s->max_ctx * row;
+        size_t at = (size_t)s->pos * row, n = (size_t)T * row;
         sh.S = s->max_ctx;
         sh.pos0 = s->pos;
+        if (s->kv_bf16) {
+            lora_bf16 *kc = (lora_bf16 *)s->k_cache + layer, *vc = (lora_bf16 *)s->v_cache + layer;
+            op->to_bf16(be, kc + at, a->k, n);
+            op->to_bf16(be, vc + at, a->v, n);
+            op->attention_bf16kv_fwd(be, a->att, a->q, kc, vc, &sh);
+        } else {
+            float *kc = (float *)s->k_cache + layer, *vc = (float *)s->v_cache + layer;
+            op->copy(be, kc + at, a->k, n * sizeof(float));
+            op->copy(be, vc + at, a->v, n * sizeof(float));
+            op->attention_fwd(be, a->att, a->q, kc, vc, &sh);
+        }
     }
-    op->attention_fwd(be, a->att, a->q, k, v, &sh);
     projection(s, a, l, LORA_PROJ_O, a->o, a->att, w->wo, w->bo, N);
     op->residual_fwd(be, x, a->o, N * C);
 }
@@ -296,7 +338,7 @@ lora_status lora__decoder_forward(lora_session *s, const int32_t *ids, int64_t B
     float *x = take(&b, N * c->hidden);
     layout_layer(s, N, false, &b, &a);
 
-    s->be->ops->embedding_fwd(s->be, x, dids, lora__weight(s, m->embed), N, c->hidden);
+    embed(s, x, dids, N);
     for (int64_t l = 0; l < c->n_layers; l++)
         lora__layer_forward(s, l, &a, x, B, T, use_cache, pos, NULL);
     s->be->ops->rmsnorm_fwd(s->be, a.h1, NULL, x, lora__weight(s, m->final_norm), N, c->hidden,
@@ -372,7 +414,7 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
     key0 = dkey0;
     /* the residual stream runs in x_final, which ends up holding the last layer's output */
     float *x = acts->x_final;
-    s->be->ops->embedding_fwd(s->be, x, dids, lora__weight(s, m->embed), N, c->hidden);
+    embed(s, x, dids, N);
     for (int64_t l = 0; l < c->n_layers; l++) {
         if (recompute) {
             s->be->ops->copy(s->be, acts->layers[l].x_in, x,

@@ -1,9 +1,47 @@
-/* The output head (logits, cross-entropy and its backward), in row chunks. */
+/* The output head (logits, cross-entropy and its backward), in chunks: of whole rows on a
+ * backend with only the row cross-entropy (the CPU), of rows and vocabulary columns where the
+ * backend has the chunked one (a GPU), so that a training step holds neither (N, V) logits nor
+ * their gradient at once. */
 #include "api/error.h"
 #include "model/session.h"
 
-/* Bounds a chunk's logits to 16 MiB whatever the batch. */
-#define HEAD_CHUNK_FLOATS (1u << 22)
+lora_head_plan lora__head_plan(int64_t N, int64_t V, int64_t cols_max)
+{
+    lora_head_plan p;
+    p.cols = cols_max >= 1 && cols_max < V ? cols_max : V;
+    p.rows = LORA_HEAD_CHUNK_FLOATS / p.cols;
+    p.rows = p.rows < 1 ? 1 : p.rows > N ? N : p.rows;
+    return p;
+}
+
+/* One chunk of rows (n of them from hidden row r0) over the vocabulary in column chunks: the
+ * chunked cross-entropy's state through every chunk, nll and lse, then (with dnll) the
+ * gradient chunk by chunk, the logits computed again unless one chunk holds them all. */
+static void vocab_chunks(lora_session *s, const float *h, int64_t n, const int32_t *targets,
+                         int64_t cols, double *state, float *logits, float *lse, float *dlogits,
+                         float *nll, const float *dnll, float *dhidden, float *dlm_head)
+{
+    const lora_backend_ops *op = s->be->ops;
+    const float *lm_head = s->model->lm_head;
+    int64_t V = s->model->cfg.vocab, C = s->model->cfg.hidden;
+    for (int64_t v0 = 0; v0 < V; v0 += cols) {
+        int64_t k = V - v0 < cols ? V - v0 : cols;
+        lora__base_fwd(s, logits, h, lm_head + v0 * C, NULL, n, k, C);
+        op->ce_chunk_fwd(s->be, state, logits, targets, n, k, v0);
+    }
+    op->ce_chunk_finish(s->be, nll, lse, state, targets, n);
+    if (!dnll)
+        return;
+    for (int64_t v0 = 0; v0 < V; v0 += cols) {
+        int64_t k = V - v0 < cols ? V - v0 : cols;
+        if (cols < V)
+            lora__base_fwd(s, logits, h, lm_head + v0 * C, NULL, n, k, C);
+        op->zero(s->be, dlogits, (size_t)(n * k) * sizeof(float));
+        op->ce_chunk_bwd(s->be, dlogits, logits, lse, targets, dnll, n, k, v0);
+        lora__base_bwd(s, dhidden, dlm_head ? dlm_head + v0 * C : NULL, NULL, dlogits, h,
+                       lm_head + v0 * C, n, k, C);
+    }
+}
 
 lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
                            const int32_t *targets, float *nll, const float *dnll, float *dhidden,
@@ -12,11 +50,16 @@ lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
     const lora_config *c = &s->model->cfg;
     const lora_backend_ops *op = s->be->ops;
     int64_t V = c->vocab, C = c->hidden;
-    int64_t rows = (int64_t)(HEAD_CHUNK_FLOATS / (size_t)V);
-    rows = rows < 1 ? 1 : rows > N ? N : rows;
-    /* a backend without host memory gets its own nll (and dnll) rows after the chunk */
+    bool chunked = op->ce_chunk_fwd != NULL;
+    lora_head_plan plan = lora__head_plan(N, V, chunked ? (s->head_cols ? s->head_cols
+                                                                        : LORA_HEAD_COLS)
+                                                        : V);
+    int64_t rows = plan.rows, cols = plan.cols;
+    /* the chunked state first (3 doubles per row, so aligned), then logits, lse, dlogits; a
+     * backend without host memory gets its own nll (and dnll) rows after them */
+    size_t state = chunked ? (size_t)rows * 3 * sizeof(double) / sizeof(float) : 0;
     size_t own = op->host_memory ? 0 : (size_t)N * (dnll ? 2 : 1);
-    size_t need = (size_t)(rows * V * (dnll ? 2 : 1) + rows) + own;
+    size_t need = state + (size_t)(rows * cols * (dnll ? 2 : 1) + rows) + own;
     size_t bytes = s->head_ws_floats * sizeof(float);
     lora_status st = lora__session_grow(s, (void **)&s->head_ws, &bytes, need * sizeof(float),
                                         "output head");
@@ -24,25 +67,31 @@ lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
     const int32_t *dtargets;
     if (st || (st = lora__stage_i32(s, LORA_STAGE_TARGETS, targets, (size_t)N, &dtargets)))
         return st;
-    float *logits = s->head_ws, *lse = logits + rows * V, *dlogits = lse + rows;
+    float *logits = s->head_ws + state, *lse = logits + rows * cols, *dlogits = lse + rows;
     float *dev_nll = nll, *dev_dnll = (float *)dnll;
     if (own) {
-        dev_nll = dlogits + (dnll ? rows * V : 0);
+        dev_nll = dlogits + (dnll ? rows * cols : 0);
         dev_dnll = dnll ? dev_nll + N : NULL;
         if (dnll && (st = op->upload(s->be, dev_dnll, dnll, (size_t)N * sizeof(float))))
             return st;
     }
-    const float *lm_head = lora__weight(s, s->model->lm_head);
+    const float *lm_head = s->model->lm_head;
     for (int64_t r0 = 0; r0 < N; r0 += rows) {
         int64_t n = N - r0 < rows ? N - r0 : rows;
         const float *h = hidden + r0 * C;
-        op->matmul_fwd(s->be, logits, h, lm_head, NULL, n, V, C);
+        if (chunked) {
+            vocab_chunks(s, h, n, dtargets + r0, cols, (double *)(void *)s->head_ws, logits,
+                         lse, dlogits, dev_nll + r0, dnll ? dev_dnll + r0 : NULL,
+                         dhidden ? dhidden + r0 * C : NULL, dlm_head);
+            continue;
+        }
+        lora__base_fwd(s, logits, h, lm_head, NULL, n, V, C);
         op->cross_entropy_fwd(s->be, dev_nll + r0, lse, logits, dtargets + r0, n, V);
         if (!dnll)
             continue;
         op->zero(s->be, dlogits, (size_t)(n * V) * sizeof(float));
         op->cross_entropy_bwd(s->be, dlogits, logits, lse, dtargets + r0, dev_dnll + r0, n, V);
-        op->matmul_bwd(s->be, dhidden + r0 * C, dlm_head, NULL, dlogits, h, lm_head, n, V, C);
+        lora__base_bwd(s, dhidden + r0 * C, dlm_head, NULL, dlogits, h, lm_head, n, V, C);
     }
     return own ? op->download(s->be, nll, dev_nll, (size_t)N * sizeof(float)) : LORA_OK;
 }

@@ -3,6 +3,7 @@
 #define LORA_MODEL_MODEL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -28,11 +29,15 @@ struct lora_model {
     lora_layer_weights *layers;
     float *arena;
     size_t arena_floats;
-    /* On a GPU: the backend that holds the device copy of the arena (every weight at the
-     * same offset as in arena; the host arena stays, for merges and saves), its device and
+    /* On a GPU: the backend that holds the device copy of the weights (one block, laid out by
+     * lora__model_device_plan; the host arena stays, for merges and saves), its device and
      * math mode. NULL / -1 on the CPU. */
     lora_backend *dev;
-    float *dev_arena;
+    char *dev_mem;
+    size_t dev_bytes;
+    struct lora_dev_tensor *dev_tensors; /* by host offset */
+    size_t n_dev_tensors;
+    bool dev_bf16;      /* matrices in bfloat16 there (math mode bf16), the rest float32 */
     int dev_ordinal;
     int dev_math;
     pthread_mutex_t dev_lock; /* dev is used by any thread: adapter uploads, merges */
@@ -47,14 +52,31 @@ struct lora_model {
     struct lora_tokenizer *tokenizer;
 };
 
-/* Where a backend of the model reads weight p (a pointer into arena, or NULL). */
-static inline const float *lora__model_mem(const lora_model *m, const float *p)
-{
-    return p && m->dev_arena ? m->dev_arena + (p - m->arena) : p;
-}
+/* One weight tensor's device copy: the host arena's floats off..off+numel-1, at byte dev_off
+ * of the device block, in bfloat16 or float32. */
+typedef struct lora_dev_tensor {
+    size_t off, numel, dev_off;
+    bool bf16;
+} lora_dev_tensor;
 
-/* Copies the host arena to the device copy (after a merge or an unmerge changed it); LORA_OK
- * without one. LORA_ERR_DEVICE, LORA_ERR_DEVICE_OUT_OF_MEMORY. */
+/* The device layout of m's weights (host arithmetic only): with bf16, every matrix (the seven
+ * projections, the embedding, an untied lm_head) in bfloat16 and the vectors (norms, biases)
+ * in float32, else all float32; each tensor 256-byte aligned. *out (malloc'd, by host offset),
+ * *n, *bytes: the block's size. LORA_ERR_OUT_OF_MEMORY. */
+lora_status lora__model_device_plan(lora_model *m, bool bf16, lora_dev_tensor **out, size_t *n,
+                                    size_t *bytes);
+/* Plans, allocates and fills the device copy of a model with a device backend. */
+lora_status lora__model_device_create(lora_model *m, bool bf16);
+void lora__model_device_free(lora_model *m);
+/* Where a backend of the model reads weight p (a pointer into arena, or NULL) as float32: p
+ * itself on the CPU, its device copy on a GPU; NULL when that copy is bfloat16. */
+const float *lora__model_mem(const lora_model *m, const float *p);
+/* The bfloat16 device copy of weight p; NULL on the CPU and where the copy is float32. */
+const lora_bf16 *lora__model_mem_bf16(const lora_model *m, const float *p);
+
+/* Copies the host arena to the device copy (after a merge or an unmerge changed it), matrices
+ * rounded to bfloat16 where the copy keeps them so; LORA_OK without one. LORA_ERR_DEVICE,
+ * LORA_ERR_DEVICE_OUT_OF_MEMORY, LORA_ERR_OUT_OF_MEMORY. */
 lora_status lora__model_upload(lora_model *m);
 /* A backend for a session on m: the CPU's with n_threads, or one on the model's GPU. */
 lora_status lora__model_backend_create(lora_model *m, int n_threads, lora_backend **out);

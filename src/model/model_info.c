@@ -34,6 +34,12 @@ lora_status lora__model_info_build(lora_model *m)
                                   json_integer((json_int_t)(m->arena_floats * sizeof(float)))) ||
               json_object_set_new(o, "device", json_string(device)) ||
               json_object_set_new(o, "threads", json_integer(m->threads));
+    /* a GPU model: what its device copy of the weights takes, and in which dtype */
+    if (!bad && m->dev)
+        bad = json_object_set_new(o, "device_weight_bytes",
+                                  json_integer((json_int_t)m->dev_bytes)) ||
+              json_object_set_new(o, "device_weight_dtype",
+                                  json_string(m->dev_bf16 ? "bf16" : "float32"));
     m->info_json = bad ? NULL : lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     return m->info_json ? LORA_OK : lora__oom("model info", 1024);

@@ -34,10 +34,9 @@ void lora__model_release(lora_model *m)
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
         return;
     lora__handle_remove(m);
-    if (m->dev) {
-        m->dev->ops->mem_free(m->dev, m->dev_arena, m->arena_floats * sizeof(float));
+    lora__model_device_free(m);
+    if (m->dev)
         m->dev->ops->backend_free(m->dev);
-    }
     pthread_mutex_destroy(&m->dev_lock);
     free(m->arena);
     free(m->layers);
@@ -167,25 +166,17 @@ static lora_status open_device(lora_model *m, const load_opts *o)
 #endif
 }
 
-/* The host arena's device copy, once the weights are read. */
+/* The device copy, once the weights are read: matrices in bfloat16 with the bf16 math mode
+ * (its products round them so anyway), all float32 with fp32, for exact comparisons. */
 static lora_status upload_weights(lora_model *m)
 {
-    if (!m->dev)
-        return LORA_OK;
-    lora_status st = m->dev->ops->mem_alloc(m->dev, m->arena_floats * sizeof(float),
-                                            "model weights", (void **)&m->dev_arena);
-    return st ? st : lora__model_upload(m);
-}
-
-lora_status lora__model_upload(lora_model *m)
-{
-    if (!m->dev)
-        return LORA_OK;
-    pthread_mutex_lock(&m->dev_lock);
-    lora_status st = m->dev->ops->upload(m->dev, m->dev_arena, m->arena,
-                                         m->arena_floats * sizeof(float));
-    pthread_mutex_unlock(&m->dev_lock);
-    return st;
+#ifdef LORA_CUDA
+    if (m->dev)
+        return lora__model_device_create(m, m->dev_math == LORA_CUDA_MATH_BF16);
+#else
+    (void)m;
+#endif
+    return LORA_OK;
 }
 
 lora_status lora__model_backend_create(lora_model *m, int n_threads, lora_backend **out)
@@ -305,8 +296,6 @@ static lora_status load(const char *path, int threads, lora_model *m)
         return st;
     st = load_weights(m, set);
     lora__st_set_close(set);
-    if (!st)
-        st = lora__model_info_build(m);
     return st;
 }
 
@@ -337,8 +326,6 @@ static lora_status load_gguf(const char *path, int threads, lora_model *m)
     }
     free(slots);
     lora__gguf_model_free(g);
-    if (!st)
-        st = lora__model_info_build(m);
     return st;
 }
 
@@ -371,6 +358,8 @@ LORA_API lora_status lora_model_load(const char *path, const char *config_json, 
         st = gguf ? load_gguf(path, opts.threads, m) : load(path, opts.threads, m);
     if (!st)
         st = upload_weights(m);
+    if (!st)
+        st = lora__model_info_build(m);
     if (st) {
         lora__model_release(m);
         return lora__error_prefix(st, "lora_model_load");

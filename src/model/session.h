@@ -61,8 +61,9 @@ struct lora_session {
     int64_t max_ctx;
     int64_t pos;          /* tokens in the KV cache */
     int32_t *tokens;      // (max_ctx) host: the ids in the cache, for repetition penalties
-    float *k_cache;       // (L, max_ctx, KVH, D)
-    float *v_cache;       // (L, max_ctx, KVH, D)
+    void *k_cache;        // (L, max_ctx, KVH, D) float32, or bfloat16 when kv_bf16
+    void *v_cache;        // (L, max_ctx, KVH, D)
+    bool kv_bf16;         /* a GPU model with bfloat16 weights keeps its KV cache so too */
     float *rope_cos;      // (rope_len, D/2)
     float *rope_sin;      // (rope_len, D/2)
     int64_t rope_len;
@@ -78,6 +79,8 @@ struct lora_session {
     int64_t max_rank;     /* largest r among attached adapters' modules */
     float *head_ws;       /* output-head chunks: logits and log-sum-exp */
     size_t head_ws_floats;
+    int64_t head_cols;    /* vocabulary columns per head chunk, where the backend has the
+                           * chunked cross-entropy; 0: LORA_HEAD_COLS */
     bool dropout_on;      /* LoRA dropout: only inside a training step */
     uint64_t dropout_seed;/* the masks of the current training step */
     float *train_ws;      /* saved activations of the last training forward */
@@ -94,6 +97,16 @@ static inline const float *lora__weight(const lora_session *s, const float *p)
 {
     return lora__model_mem(s->model, p);
 }
+
+/* y (N, out) = x (N, in) @ w^T + bias for a base weight w (and bias, may be NULL) of the
+ * model's arena, or rows of one (the output head's vocabulary chunks): the float32 product, or
+ * the bfloat16 one where the device copy holds w so. */
+void lora__base_fwd(lora_session *s, float *y, const float *x, const float *w, const float *bias,
+                    int64_t N, int64_t out, int64_t in);
+/* Its backward: dx (N, in) += dy @ w (w's float32 or bfloat16 copy); dw, dbias (gradient
+ * arenas, may be NULL) as matmul_bwd, from dy and x alone. */
+void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const float *dy,
+                    const float *x, const float *w, int64_t N, int64_t out, int64_t in);
 
 /* Grows the backend buffer *buf of *cap bytes to at least need bytes; the contents are lost (the
  * old block is freed first). The backend's statuses; on failure *buf is NULL and *cap 0. */
@@ -155,6 +168,17 @@ lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float
 lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
                            const int32_t *targets, float *nll, const float *dnll, float *dhidden,
                            float *dlm_head);
+
+/* The output head's chunks: at most LORA_HEAD_CHUNK_FLOATS logits (16 MiB) at once, over
+ * LORA_HEAD_COLS vocabulary columns on a backend with the chunked cross-entropy (all N rows in
+ * one chunk up to 512 of them: products of a good shape), over whole rows elsewhere. */
+#define LORA_HEAD_CHUNK_FLOATS ((int64_t)1 << 22)
+#define LORA_HEAD_COLS 8192
+typedef struct lora_head_plan {
+    int64_t rows;  /* per chunk, 1..N */
+    int64_t cols;  /* per chunk, 1..V: V unless cols_max is in 1..V-1 */
+} lora_head_plan;
+lora_head_plan lora__head_plan(int64_t N, int64_t V, int64_t cols_max);
 
 /* The largest input width of any projection: max(C, H*D, I). */
 int64_t lora__max_proj_in(const lora_config *c);

@@ -1,0 +1,103 @@
+/* Causal-LM cross-entropy over the vocabulary in column chunks (the output head computes the
+ * logits chunk by chunk, src/model/head.c, so a training step never holds (N, V) of them): per
+ * row a running log-sum-exp in double, merged chunk by chunk as an online softmax does, and
+ * the target's logit, caught in whichever chunk holds it. One block per row, the chunk's sum in
+ * double as on the CPU. The backward rebuilds each chunk's softmax from the final lse. */
+#include "common.cuh"
+
+/* state per row: [0] running max, [1] sum of exp(l - max), [2] the target's logit */
+__global__ void ce_chunk_fwd_kernel(double *state, const float *logits, const int32_t *targets,
+                                    int64_t Vc, int64_t v0)
+{
+    int64_t r = blockIdx.x;
+    const float *l = logits + r * Vc;
+    float m = -INFINITY;
+    for (int64_t v = threadIdx.x; v < Vc; v += blockDim.x)
+        m = fmaxf(m, l[v]);
+    m = lora__block_max(m);
+    double sum = 0.0;
+    for (int64_t v = threadIdx.x; v < Vc; v += blockDim.x)
+        sum += exp((double)l[v] - m);
+    sum = lora__block_sum(sum);
+    if (threadIdx.x != 0)
+        return;
+    double *st = state + 3 * r;
+    int32_t t = targets[r];
+    if (v0 == 0) {
+        st[0] = m;
+        st[1] = sum;
+        st[2] = 0.0;
+    } else {
+        double mo = st[0], mx = mo > m ? mo : (double)m;
+        st[1] = st[1] * exp(mo - mx) + sum * exp((double)m - mx);
+        st[0] = mx;
+    }
+    if (t >= v0 && t < v0 + Vc)
+        st[2] = l[t - v0];
+}
+
+__global__ void ce_chunk_finish_kernel(float *nll, float *lse, const double *state,
+                                       const int32_t *targets, int64_t N)
+{
+    LORA_CUDA_FOR(r, N)
+    {
+        const double *st = state + 3 * r;
+        double ls = st[0] + log(st[1]);
+        if (lse)
+            lse[r] = (float)ls;
+        nll[r] = targets[r] == -100 ? 0.0f : (float)(ls - st[2]);
+    }
+}
+
+__global__ void ce_chunk_bwd_kernel(float *dlogits, const float *logits, const float *lse,
+                                    const int32_t *targets, const float *dnll, int64_t Vc,
+                                    int64_t v0)
+{
+    int64_t r = blockIdx.x;
+    int32_t t = targets[r];
+    if (t == -100)
+        return;
+    const float *l = logits + r * Vc;
+    float *d = dlogits + r * Vc, g = dnll[r], ls = lse[r];
+    for (int64_t v = threadIdx.x; v < Vc; v += blockDim.x) {
+        float val = d[v] + g * expf(l[v] - ls); /* exp(l - lse) <= 1: no overflow */
+        d[v] = v + v0 == t ? val - g : val;
+    }
+}
+
+// state (N, 3) from the chunk logits (N, Vc) of columns v0..v0+Vc-1
+void lora__cuda_ce_chunk_fwd(lora_backend *be, double *state, const float *logits,
+                             const int32_t *targets, int64_t N, int64_t Vc, int64_t v0)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || N == 0 || Vc == 0)
+        return;
+    ce_chunk_fwd_kernel<<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(state, logits,
+                                                                          targets, Vc, v0);
+    lora__cuda_launched(cu, "ce_chunk_fwd");
+}
+
+// nll (N), lse (N) from the state; -100 targets give 0
+void lora__cuda_ce_chunk_finish(lora_backend *be, float *nll, float *lse, const double *state,
+                                const int32_t *targets, int64_t N)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || N == 0)
+        return;
+    ce_chunk_finish_kernel<<<lora__cuda_blocks(N), LORA_CUDA_THREADS, 0, cu->stream>>>(
+        nll, lse, state, targets, N);
+    lora__cuda_launched(cu, "ce_chunk_finish");
+}
+
+// dlogits (N, Vc) += dnll (softmax - onehot) over columns v0..v0+Vc-1; -100 rows untouched
+void lora__cuda_ce_chunk_bwd(lora_backend *be, float *dlogits, const float *logits,
+                             const float *lse, const int32_t *targets, const float *dnll,
+                             int64_t N, int64_t Vc, int64_t v0)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || N == 0 || Vc == 0)
+        return;
+    ce_chunk_bwd_kernel<<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(
+        dlogits, logits, lse, targets, dnll, Vc, v0);
+    lora__cuda_launched(cu, "ce_chunk_bwd");
+}
