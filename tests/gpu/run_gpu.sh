@@ -3,7 +3,9 @@
 # tests/check_cuda.c (every op against the CPU backend) and tests/check_cuda_model.c (the
 # decoder on the GPU against the CPU) plain and under ASan+UBSan, golden_check --device cuda on
 # every fixture, and lora bench --device cuda (train and decode, on the tiny model and on a
-# random checkpoint of Qwen2.5-0.5B's config made in the out folder and removed after); fails
+# random checkpoint of Qwen2.5-0.5B's config made in the out folder and removed after), and
+# tests/gpu/hf_parity.py where torch, transformers and peft import (PYTHON= picks the
+# interpreter); fails
 # when a GPU case was skipped (on this machine that means the device was not usable), a golden
 # check fails or a benchmark does not finish.
 # Usage: tests/gpu/run_gpu.sh [OUT_DIR]   (logs there; default $OUT, else build/gpu)
@@ -89,6 +91,18 @@ if [ -f "$big/config.json" ] &&
     bench q05_decode_cuda_lora --model "$out/qwen2.5-0.5b" --mode decode --device cuda \
         --new 128 --rank 16
     rm -rf "$out/qwen2.5-0.5b"
+fi
+
+# against transformers + PEFT (tests/gpu/hf_parity.py), where this machine's Python has them
+py=${PYTHON:-python3}
+if "$py" -c 'import torch, transformers, peft' > /dev/null 2>&1; then
+    start=$(date +%s)
+    if "$py" tests/gpu/hf_parity.py > "$out/hf_parity.log" 2>&1; then r=passed
+    else r=FAILED; fail=1; fi
+    echo "run_gpu: hf_parity: $(grep -E '^hf_parity' "$out/hf_parity.log" | tr '\n' ' ')$r," \
+         "$(( $(date +%s) - start ))s"
+else
+    echo "run_gpu: hf_parity: skipped: $py has no torch, transformers and peft"
 fi
 
 [ "$fail" -eq 0 ] && echo "run_gpu: all passed" || echo "run_gpu: FAILED (logs in $out)"
