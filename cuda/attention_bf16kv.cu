@@ -53,17 +53,8 @@ template <int NJ> __global__ void attn_bf16kv_kernel(kv_args a)
                 s += qr[j] * widen(kr[d]);
         }
         s = lora__warp_sum(s) * a.scale;
-        float wa, wv; /* acc = acc * wa + wv * v, the CPU's online softmax */
-        if (s > m) {
-            wa = expf(m - s);
-            sum = sum * wa + 1.0f;
-            wv = 1.0f;
-            m = s;
-        } else {
-            wa = 1.0f;
-            wv = expf(s - m);
-            sum += wv;
-        }
+        float wa, wv; /* acc = acc * wa + wv * v */
+        lora__online_softmax_step(s, &m, &sum, &wa, &wv);
 #pragma unroll
         for (int j = 0; j < NJ; j++) {
             int64_t d = lane + 32 * j;

@@ -65,16 +65,7 @@ template <int NJ> __device__ void online_softmax(const attn_args &a, const float
         float s = dot_row(qr, kb + key * kvs, a.D, lane) * a.scale;
         const float *vr = vb + key * kvs;
         float wa, wv; /* acc = acc * wa + wv * v */
-        if (s > m) {
-            wa = expf(m - s);
-            sum = sum * wa + 1.0f;
-            wv = 1.0f;
-            m = s;
-        } else {
-            wa = 1.0f;
-            wv = expf(s - m);
-            sum += wv;
-        }
+        lora__online_softmax_step(s, &m, &sum, &wa, &wv);
 #pragma unroll
         for (int j = 0; j < NJ; j++) {
             int64_t d = lane + 32 * j;

@@ -61,4 +61,47 @@ __device__ __forceinline__ float lora__block_max(float v)
     return lora__warp_max(m);
 }
 
+/* One key of an online softmax (the CPU's order): with score s, the running max *m and sum
+ * *sum move on, and the accumulator becomes acc * *wa + *wv * v. */
+__device__ __forceinline__ void lora__online_softmax_step(float s, float *m, float *sum,
+                                                          float *wa, float *wv)
+{
+    if (s > *m) {
+        *wa = expf(*m - s);
+        *sum = *sum * *wa + 1.0f;
+        *wv = 1.0f;
+        *m = s;
+    } else {
+        *wa = 1.0f;
+        *wv = expf(s - *m);
+        *sum += *wv;
+    }
+}
+
+/* A row's max and sum of exp(l - max) (in double) over the block, returned to every thread. */
+__device__ __forceinline__ void lora__row_max_sumexp(const float *l, int64_t n, float *max_out,
+                                                     double *sum_out)
+{
+    float m = -INFINITY;
+    for (int64_t v = threadIdx.x; v < n; v += blockDim.x)
+        m = fmaxf(m, l[v]);
+    m = lora__block_max(m);
+    double sum = 0.0;
+    for (int64_t v = threadIdx.x; v < n; v += blockDim.x)
+        sum += exp((double)l[v] - m);
+    *max_out = m;
+    *sum_out = lora__block_sum(sum);
+}
+
+/* d (n) += g * (softmax(l) - onehot(t - v0)) for one row's columns v0 .. v0 + n, from the
+ * row's log-sum-exp ls (exp(l - ls) <= 1: no overflow). */
+__device__ __forceinline__ void lora__ce_row_bwd(float *d, const float *l, int64_t n, int64_t v0,
+                                                 int32_t t, float g, float ls)
+{
+    for (int64_t v = threadIdx.x; v < n; v += blockDim.x) {
+        float val = d[v] + g * expf(l[v] - ls);
+        d[v] = v + v0 == t ? val - g : val;
+    }
+}
+
 #endif

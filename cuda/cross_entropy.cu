@@ -8,14 +8,9 @@ __global__ void ce_fwd_kernel(float *nll, float *lse, const float *logits,
 {
     int64_t r = blockIdx.x;
     const float *l = logits + r * V;
-    float m = -INFINITY;
-    for (int64_t v = threadIdx.x; v < V; v += blockDim.x)
-        m = fmaxf(m, l[v]);
-    m = lora__block_max(m);
-    double sum = 0.0;
-    for (int64_t v = threadIdx.x; v < V; v += blockDim.x)
-        sum += exp((double)l[v] - m);
-    sum = lora__block_sum(sum);
+    float m;
+    double sum;
+    lora__row_max_sumexp(l, V, &m, &sum);
     if (threadIdx.x != 0)
         return;
     double ls = m + log(sum);
@@ -32,12 +27,7 @@ __global__ void ce_bwd_kernel(float *dlogits, const float *logits, const float *
     int32_t t = targets[r];
     if (t == -100)
         return;
-    const float *l = logits + r * V;
-    float *d = dlogits + r * V, g = dnll[r], ls = lse[r];
-    for (int64_t v = threadIdx.x; v < V; v += blockDim.x) {
-        float val = d[v] + g * expf(l[v] - ls); /* exp(l - lse) <= 1: no overflow */
-        d[v] = v == t ? val - g : val;
-    }
+    lora__ce_row_bwd(dlogits + r * V, logits + r * V, V, 0, t, dnll[r], lse[r]);
 }
 
 // nll (N), lse (N) from logits (N, V) and targets (N); -100 targets give 0

@@ -11,14 +11,9 @@ __global__ void ce_chunk_fwd_kernel(double *state, const float *logits, const in
 {
     int64_t r = blockIdx.x;
     const float *l = logits + r * Vc;
-    float m = -INFINITY;
-    for (int64_t v = threadIdx.x; v < Vc; v += blockDim.x)
-        m = fmaxf(m, l[v]);
-    m = lora__block_max(m);
-    double sum = 0.0;
-    for (int64_t v = threadIdx.x; v < Vc; v += blockDim.x)
-        sum += exp((double)l[v] - m);
-    sum = lora__block_sum(sum);
+    float m;
+    double sum;
+    lora__row_max_sumexp(l, Vc, &m, &sum);
     if (threadIdx.x != 0)
         return;
     double *st = state + 3 * r;
@@ -57,12 +52,7 @@ __global__ void ce_chunk_bwd_kernel(float *dlogits, const float *logits, const f
     int32_t t = targets[r];
     if (t == -100)
         return;
-    const float *l = logits + r * Vc;
-    float *d = dlogits + r * Vc, g = dnll[r], ls = lse[r];
-    for (int64_t v = threadIdx.x; v < Vc; v += blockDim.x) {
-        float val = d[v] + g * expf(l[v] - ls); /* exp(l - lse) <= 1: no overflow */
-        d[v] = v + v0 == t ? val - g : val;
-    }
+    lora__ce_row_bwd(dlogits + r * Vc, logits + r * Vc, Vc, v0, t, dnll[r], lse[r]);
 }
 
 // state (N, 3) from the chunk logits (N, Vc) of columns v0..v0+Vc-1
