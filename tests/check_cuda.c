@@ -1091,6 +1091,110 @@ START_TEST(adamw)
 }
 END_TEST
 
+/* ---- cuBLASLt plans ----------------------------------------------------------------------- */
+
+/* The second product of a shape is a hit and gives the first's bits; after the table is
+ * dropped the shape is built again (a miss) and still gives them; another alignment of the
+ * same shape is another plan. */
+static void gemm_cache_case(lora_cuda_math math, int64_t N, int64_t Nout, int64_t K)
+{
+    rig r = rig_open(math, (uint64_t)(N + Nout + K));
+    lora_cuda *cu = r.gpu->impl;
+    size_t nx = (size_t)(N * K) + 1, nw = (size_t)(Nout * K), ny = (size_t)(N * Nout);
+    float *x = frand(&r, nx, -1, 1), *w = frand(&r, nw, -1, 1);
+    float *d_x = dev(&r, x, nx * 4), *d_w = dev(&r, w, nw * 4), *d_y = dev_nan(&r, ny);
+    char what[96];
+    snprintf(what, sizeof what, "(%s N=%lld Nout=%lld K=%lld)", math_name(math), (long long)N,
+             (long long)Nout, (long long)K);
+    uint64_t hits = cu->gemm.hits, misses = cu->gemm.misses;
+    lora__cuda_ops.matmul_fwd(r.gpu, d_y, d_x, d_w, NULL, N, Nout, K);
+    float *first = host(&r, d_y, ny);
+    ck_assert_msg(cu->gemm.misses == misses + 1 && cu->gemm.hits == hits, "%s: first call: "
+                  "%llu misses, %llu hits", what, (unsigned long long)(cu->gemm.misses - misses),
+                  (unsigned long long)(cu->gemm.hits - hits));
+    ck_assert(lora__cuda_fill(r.gpu, d_y, 0xFF, ny * 4) == LORA_OK);
+    lora__cuda_ops.matmul_fwd(r.gpu, d_y, d_x, d_w, NULL, N, Nout, K);
+    float *second = host(&r, d_y, ny);
+    ck_assert_msg(cu->gemm.misses == misses + 1 && cu->gemm.hits == hits + 1,
+                  "%s: the second call is not a hit", what);
+    expect_same_bits("matmul_fwd cached", what, second, first, ny);
+
+    lora__cuda_gemm_free(cu);
+    ck_assert_ptr_null(cu->gemm.e);
+    ck_assert(lora__cuda_fill(r.gpu, d_y, 0xFF, ny * 4) == LORA_OK);
+    lora__cuda_ops.matmul_fwd(r.gpu, d_y, d_x, d_w, NULL, N, Nout, K);
+    float *rebuilt = host(&r, d_y, ny);
+    ck_assert_msg(cu->gemm.misses == misses + 2, "%s: no miss after the table was dropped", what);
+    expect_same_bits("matmul_fwd rebuilt", what, rebuilt, first, ny);
+
+    /* x one float further on: 4-byte alignment, a plan of its own */
+    lora__cuda_ops.matmul_fwd(r.gpu, d_y, d_x + 1, d_w, NULL, N, Nout, K);
+    ck_assert(lora__cuda_sync(r.gpu) == LORA_OK);
+    ck_assert_msg(cu->gemm.misses == misses + 3 && cu->gemm.live == 2,
+                  "%s: another alignment shares a plan", what);
+    free(x), free(w), free(first), free(second), free(rebuilt);
+    rig_close(&r);
+}
+
+START_TEST(gemm_plan_cache)
+{
+    gemm_cache_case(LORA_CUDA_MATH_FP32, 3, 33, 17);
+    gemm_cache_case(LORA_CUDA_MATH_FP32, 130, 257, 70);
+    gemm_cache_case(LORA_CUDA_MATH_BF16, 256, 512, 896);
+}
+END_TEST
+
+/* the table alone, with stand-in descriptors (nothing reaches cuBLASLt): hits, misses, a key
+ * differing in one field, least recently used out when full */
+START_TEST(gemm_plan_table)
+{
+    lora_gemm_cache c = {0};
+    lora_gemm_key k0 = {.m = 64, .n = 32, .k = 16, .lda = 16, .ldb = 16, .ldc = 64, .ta = 1,
+                        .ab = CUDA_R_32F, .c = CUDA_R_32F, .compute = CUBLAS_COMPUTE_32F,
+                        .align_a = 256, .align_b = 256, .align_c = 256, .workspace = 1 << 25};
+    ck_assert_ptr_null(lora__gemm_cache_find(&c, &k0));
+    ck_assert_uint_eq(c.misses, 1);
+    lora_gemm_plan plan = {.desc = (cublasLtMatmulDesc_t)(uintptr_t)1, .workspace = 7}, old;
+    bool evicted = true;
+    ck_assert(lora__gemm_cache_insert(&c, &k0, &plan, &old, &evicted));
+    ck_assert(!evicted);
+    lora_gemm_plan *got = lora__gemm_cache_find(&c, &k0);
+    ck_assert_ptr_nonnull(got);
+    ck_assert(got->desc == plan.desc && got->workspace == 7);
+    ck_assert_uint_eq(c.hits, 1);
+    lora_gemm_key k1 = k0;
+    k1.align_a = 4;
+    ck_assert_ptr_null(lora__gemm_cache_find(&c, &k1));
+    /* fill the table: keys 1..LORA_GEMM_PLANS-1 differ in n */
+    for (int i = 1; i < LORA_GEMM_PLANS; i++) {
+        lora_gemm_key k = k0;
+        k.n = 1000 + i;
+        plan.desc = (cublasLtMatmulDesc_t)(uintptr_t)(i + 1);
+        ck_assert(lora__gemm_cache_insert(&c, &k, &plan, &old, &evicted));
+        ck_assert(!evicted);
+    }
+    ck_assert_int_eq(c.live, LORA_GEMM_PLANS);
+    /* k0 used again: the least recently used is now the key of n 1001 */
+    ck_assert_ptr_nonnull(lora__gemm_cache_find(&c, &k0));
+    plan.desc = (cublasLtMatmulDesc_t)(uintptr_t)9999;
+    ck_assert(lora__gemm_cache_insert(&c, &k1, &plan, &old, &evicted));
+    ck_assert(evicted);
+    ck_assert(old.desc == (cublasLtMatmulDesc_t)(uintptr_t)2);
+    ck_assert_uint_eq(c.evictions, 1);
+    ck_assert_int_eq(c.live, LORA_GEMM_PLANS);
+    lora_gemm_key gone = k0;
+    gone.n = 1001;
+    ck_assert_ptr_null(lora__gemm_cache_find(&c, &gone));
+    ck_assert_ptr_nonnull(lora__gemm_cache_find(&c, &k0));
+    got = lora__gemm_cache_find(&c, &k1);
+    ck_assert(got && got->desc == (cublasLtMatmulDesc_t)(uintptr_t)9999);
+    lora__gemm_cache_drop(&c);
+    ck_assert_ptr_null(c.e);
+    ck_assert_int_eq(c.live, 0);
+    lora__gemm_cache_drop(&c); /* twice is harmless */
+}
+END_TEST
+
 /* ---- memory, failures --------------------------------------------------------------------- */
 
 START_TEST(arena_plan_take_reset)
@@ -1293,6 +1397,7 @@ int main(void)
     tcase_add_test(core, cublaslt_loads);
     tcase_add_test(core, cudnn_loads);
     tcase_add_test(core, cudnn_graph_descriptors);
+    tcase_add_test(core, gemm_plan_table);
     if (n_devices == 0)
         tcase_add_test(core, no_gpu_answers);
     else
@@ -1304,6 +1409,7 @@ int main(void)
                                 swiglu, residual, dropout, cross_entropy, cross_entropy_chunked,
                                 attention, attention_bf16_kv_cache, sdpa_cudnn,
                                 sdpa_cudnn_padding, sdpa_plan_cache, sdpa_falls_back, adamw,
+                                gemm_plan_cache,
                                 arena_plan_take_reset, device_oom_leaves_backend_usable,
                                 sticky_error_leaves_only_free, model_device_with_gpu};
     TCase *gpu = tcase_create("gpu");
