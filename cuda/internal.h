@@ -188,6 +188,34 @@ void lora__cuda_gemm_free(lora_cuda *cu);
  * 1 when the launch failed (recorded). */
 int lora__cuda_round_bf16(lora_cuda *cu, lora_bf16 *dst, const float *src, size_t n);
 
+/* ---- the multi-tensor optimizer: the set (optim_set.c), its kernels (adamw.cu) ----------- */
+
+/* One tensor of a set as the kernels read it. Each tensor owns a run of each grid: the blocks
+ * its own launch would have (lora__cuda_set_plan). */
+typedef struct lora_cuda_set_tensor {
+    float *p;
+    const float *g;
+    float *m, *v;
+    int64_t n;
+    int64_t group;
+    unsigned sum0, sums;      /* first block and block count in the sum-of-squares grid */
+    unsigned upd0, upds;      /* the same in the update's grid */
+} lora_cuda_set_tensor;
+
+struct lora_tensor_set {
+    size_t n;
+    lora_cuda_set_tensor *t;  /* device, n */
+    double *part;             /* device, one partial sum per sum-of-squares block */
+    double *sums;             /* device, n: each tensor's sum */
+    double *host_sums;        /* host, n */
+    unsigned sum_blocks, upd_blocks;
+    size_t bytes;             /* device bytes of t, part and sums: one allocation */
+};
+
+/* Fills the runs of t[0..n) (n and the rest already set) and the grids' sizes. */
+void lora__cuda_set_plan(lora_cuda_set_tensor *t, size_t n, uint64_t *sum_blocks,
+                         uint64_t *upd_blocks);
+
 /* ---- the op table's entries (one file each; semantics in src/backend.h) ------------------- */
 
 void lora__cuda_matmul_fwd(lora_backend *be, float *y, const float *x, const float *w,
@@ -234,6 +262,13 @@ void lora__cuda_mem_free(lora_backend *be, void *p, size_t bytes);
 void lora__cuda_copy(lora_backend *be, void *dst, const void *src, size_t bytes);
 void lora__cuda_zero(lora_backend *be, void *dst, size_t bytes);
 lora_status lora__cuda_sum_squares_acc(lora_backend *be, const float *x, size_t n, double *acc);
+lora_status lora__cuda_tensor_set_create(lora_backend *be, const lora_tensor_ref *t, size_t n,
+                                         lora_tensor_set **out);
+void lora__cuda_tensor_set_free(lora_backend *be, lora_tensor_set *set);
+lora_status lora__cuda_sum_squares_set(lora_backend *be, const lora_tensor_set *set,
+                                       double *acc);
+void lora__cuda_adamw_set(lora_backend *be, const lora_tensor_set *set,
+                          const lora_adamw_args a[2]);
 void lora__cuda_cross_entropy_fwd(lora_backend *be, float *nll, float *lse,
                                   const float *logits, const int32_t *targets, int64_t N,
                                   int64_t V);

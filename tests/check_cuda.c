@@ -1091,6 +1091,80 @@ START_TEST(adamw)
 }
 END_TEST
 
+/* The multi-tensor entries against the per-tensor ones, bit for bit: tensors of odd sizes (one
+ * past the 1024-block cap of the sum of squares), both learning-rate groups, three steps, the
+ * second set of p, m, v updated per tensor. */
+START_TEST(adamw_tensor_set)
+{
+    static const size_t sizes[] = {1, 7, 255, 257, 1000, 33, 300001, 100003, 3};
+    enum { NT = sizeof sizes / sizeof *sizes };
+    rig r = rig_open(LORA_CUDA_MATH_FP32, 77);
+    lora_tensor_ref set_t[NT], one_t[NT];
+    float *g_host[NT];
+    for (size_t i = 0; i < NT; i++) {
+        size_t n = sizes[i], b = n * 4;
+        float *p = frand(&r, n, -1, 1);
+        g_host[i] = malloc(b);
+        ck_assert_ptr_nonnull(g_host[i]);
+        float *d_g = dev_take(&r, b);
+        set_t[i] = (lora_tensor_ref){dev(&r, p, b), d_g, dev_take(&r, b), dev_take(&r, b), n,
+                                     (int)(i % 2)};
+        one_t[i] = (lora_tensor_ref){dev(&r, p, b), d_g, dev_take(&r, b), dev_take(&r, b), n,
+                                     (int)(i % 2)};
+        ck_assert(lora__cuda_fill(r.gpu, set_t[i].m, 0, b) == LORA_OK);
+        ck_assert(lora__cuda_fill(r.gpu, set_t[i].v, 0, b) == LORA_OK);
+        ck_assert(lora__cuda_fill(r.gpu, one_t[i].m, 0, b) == LORA_OK);
+        ck_assert(lora__cuda_fill(r.gpu, one_t[i].v, 0, b) == LORA_OK);
+        free(p);
+    }
+    lora_tensor_set *set;
+    ck_assert_msg(lora__cuda_ops.tensor_set_create(r.gpu, set_t, NT, &set) == LORA_OK, "%s",
+                  lora_last_error());
+    for (uint64_t step = 0; step < 3; step++) {
+        for (size_t i = 0; i < NT; i++) {
+            for (size_t k = 0; k < sizes[i]; k++)
+                g_host[i][k] = (float)((lora__rng_uniform_f64(&r.rng) * 2 - 1) * (double)(i + 1));
+            ck_assert(lora__cuda_upload(r.gpu, (void *)set_t[i].g, g_host[i], sizes[i] * 4) ==
+                      LORA_OK);
+        }
+        double per = 0, all = 0, again = 0;
+        for (size_t i = 0; i < NT; i++)
+            ck_assert(lora__cuda_ops.sum_squares(r.gpu, one_t[i].g, sizes[i], &per) == LORA_OK);
+        ck_assert_msg(lora__cuda_ops.sum_squares_set(r.gpu, set, &all) == LORA_OK, "%s",
+                      lora_last_error());
+        ck_assert(lora__cuda_ops.sum_squares_set(r.gpu, set, &again) == LORA_OK);
+        ck_assert_msg(memcmp(&per, &all, sizeof per) == 0 && memcmp(&all, &again, sizeof all) == 0,
+                      "sum of squares: %.17g per tensor, %.17g and %.17g as a set", per, all,
+                      again);
+        lora_adamw_args a[2] = {{1e-2, 0.9, 0.999, 1e-8, 0.1, 0.7, step},
+                                {4e-2, 0.9, 0.999, 1e-8, 0.1, 0.7, step}};
+        lora__cuda_ops.adamw_set(r.gpu, set, a);
+        for (size_t i = 0; i < NT; i++)
+            lora__cuda_ops.adamw(r.gpu, one_t[i].p, one_t[i].g, one_t[i].m, one_t[i].v, sizes[i],
+                                 &a[one_t[i].group]);
+        for (size_t i = 0; i < NT; i++) {
+            char what[64];
+            snprintf(what, sizeof what, "(tensor %zu of %zu values, step %llu)", i, sizes[i],
+                     (unsigned long long)step);
+            float *x[2][3] = {{set_t[i].p, set_t[i].m, set_t[i].v},
+                              {one_t[i].p, one_t[i].m, one_t[i].v}};
+            static const char *names[3] = {"p", "exp_avg", "exp_avg_sq"};
+            for (int k = 0; k < 3; k++) {
+                float *hs = host(&r, x[0][k], sizes[i]), *ho = host(&r, x[1][k], sizes[i]);
+                char op[32];
+                snprintf(op, sizeof op, "adamw_set %s", names[k]);
+                expect_same_bits(op, what, hs, ho, sizes[i]);
+                free(hs), free(ho);
+            }
+        }
+    }
+    lora__cuda_ops.tensor_set_free(r.gpu, set);
+    for (size_t i = 0; i < NT; i++)
+        free(g_host[i]);
+    rig_close(&r);
+}
+END_TEST
+
 /* ---- cuBLASLt plans ----------------------------------------------------------------------- */
 
 /* The second product of a shape is a hit and gives the first's bits; after the table is
@@ -1409,7 +1483,7 @@ int main(void)
                                 swiglu, residual, dropout, cross_entropy, cross_entropy_chunked,
                                 attention, attention_bf16_kv_cache, sdpa_cudnn,
                                 sdpa_cudnn_padding, sdpa_plan_cache, sdpa_falls_back, adamw,
-                                gemm_plan_cache,
+                                adamw_tensor_set, gemm_plan_cache,
                                 arena_plan_take_reset, device_oom_leaves_backend_usable,
                                 sticky_error_leaves_only_free, model_device_with_gpu};
     TCase *gpu = tcase_create("gpu");
