@@ -229,6 +229,9 @@ void lora__cuda_embedding_bwd(lora_backend *be, float *dtable, const float *dx,
                               const int32_t *ids, int64_t N, int64_t C);
 void lora__cuda_rmsnorm_fwd(lora_backend *be, float *y, float *rstd, const float *x,
                             const float *w, int64_t N, int64_t C, float eps);
+void lora__cuda_residual_rmsnorm_fwd(lora_backend *be, float *x, float *y, float *rstd,
+                                     const float *r, const float *w, int64_t N, int64_t C,
+                                     float eps);
 void lora__cuda_rmsnorm_bwd(lora_backend *be, float *dx, float *dw, const float *dy,
                             const float *x, const float *w, const float *rstd, int64_t N,
                             int64_t C);

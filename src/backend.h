@@ -224,6 +224,16 @@ struct lora_backend_ops {
                          const float *lse, const int32_t *targets, const float *dnll, int64_t N,
                          int64_t Vc, int64_t v0);
 
+    /* ---- optional: the residual add fused with the RMSNorm that follows it (NULL: the two
+     * ops), one pass over the rows instead of two. ---- */
+
+    /* x (N, C) += r (N, C), then y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C), rstd (N) saved
+     * when not NULL: residual_fwd then rmsnorm_fwd, y != x. The backward is rmsnorm_bwd's,
+     * accumulated into the residual stream's gradient (which is also r's). */
+    void (*residual_rmsnorm_fwd)(lora_backend *be, float *x, float *y, float *rstd,
+                                 const float *r, const float *w, int64_t N, int64_t C,
+                                 float eps);
+
     /* ---- optional: the optimizer over many tensors at once (NULL: the optimizer calls
      * sum_squares and adamw per tensor, as on the CPU). ---- */
 

@@ -563,6 +563,53 @@ START_TEST(residual)
 }
 END_TEST
 
+/* the fused op against the GPU's two ops and the CPU's: the sum bit for bit (one float add),
+ * the norm and rstd within float32 bounds */
+static void residual_rmsnorm_case(int64_t N, int64_t C, bool keep_rstd)
+{
+    rig r = rig_open(LORA_CUDA_MATH_FP32, (uint64_t)(N * 7919 + C));
+    size_t n = (size_t)(N * C);
+    float eps = 1e-6f;
+    float *x = frand(&r, n, -2, 2), *res = frand(&r, n, -2, 2), *w = frand(&r, (size_t)C, 0.5, 1.5);
+    float *y = malloc(n * 4), *rstd = malloc((size_t)N * 4);
+    float *d_x = dev(&r, x, n * 4), *d_x2 = dev(&r, x, n * 4), *d_r = dev(&r, res, n * 4);
+    float *d_w = dev(&r, w, (size_t)C * 4), *d_y = dev_nan(&r, n), *d_y2 = dev_nan(&r, n);
+    float *d_s = dev_nan(&r, (size_t)N), *d_s2 = dev_nan(&r, (size_t)N);
+    char what[64];
+    snprintf(what, sizeof what, "(N=%lld C=%lld rstd=%d)", (long long)N, (long long)C, keep_rstd);
+
+    lora__cpu_residual_fwd(r.cpu, x, res, N * C);
+    lora__cpu_rmsnorm_fwd(r.cpu, y, rstd, x, w, N, C, eps);
+    lora__cuda_ops.residual_rmsnorm_fwd(r.gpu, d_x, d_y, keep_rstd ? d_s : NULL, d_r, d_w, N, C,
+                                        eps);
+    lora__cuda_ops.residual_fwd(r.gpu, d_x2, d_r, N * C);
+    lora__cuda_ops.rmsnorm_fwd(r.gpu, d_y2, d_s2, d_x2, d_w, N, C, eps);
+    float *gx = host(&r, d_x, n), *gx2 = host(&r, d_x2, n);
+    expect_same_bits("residual_rmsnorm_fwd", what, gx, x, n);
+    expect_same_bits("residual_rmsnorm_fwd against residual_fwd", what, gx, gx2, n);
+    float *gy = host(&r, d_y, n), *gy2 = host(&r, d_y2, n);
+    expect_close("residual_rmsnorm_fwd y", what, gy, y, n, FP32_TOL);
+    expect_close("residual_rmsnorm_fwd y against rmsnorm_fwd", what, gy, gy2, n, FP32_TOL);
+    float *gs = host(&r, d_s, (size_t)N);
+    if (keep_rstd)
+        expect_close("residual_rmsnorm_fwd rstd", what, gs, rstd, (size_t)N, FP32_TOL);
+    else /* not written */
+        for (int64_t i = 0; i < N; i++)
+            ck_assert_msg(isnan(gs[i]), "residual_rmsnorm_fwd %s: rstd written", what);
+    free(x), free(res), free(w), free(y), free(rstd);
+    free(gx), free(gx2), free(gy), free(gy2), free(gs);
+    rig_close(&r);
+}
+
+START_TEST(residual_rmsnorm)
+{
+    residual_rmsnorm_case(1, 7, true);
+    residual_rmsnorm_case(5, 896, true);
+    residual_rmsnorm_case(33, 1000, false);
+    residual_rmsnorm_case(130, 1536, true);
+}
+END_TEST
+
 static void dropout_case(int64_t N, int64_t n, float p)
 {
     rig r = rig_open(LORA_CUDA_MATH_FP32, (uint64_t)(N + n));
@@ -1480,9 +1527,9 @@ int main(void)
 
     const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight, to_bf16_matches_host,
                                 embedding_bf16_table, lora_path, embedding, rmsnorm, rope,
-                                swiglu, residual, dropout, cross_entropy, cross_entropy_chunked,
-                                attention, attention_bf16_kv_cache, sdpa_cudnn,
-                                sdpa_cudnn_padding, sdpa_plan_cache, sdpa_falls_back, adamw,
+                                swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
+                                cross_entropy_chunked, attention, attention_bf16_kv_cache,
+                                sdpa_cudnn, sdpa_cudnn_padding, sdpa_plan_cache, sdpa_falls_back, adamw,
                                 adamw_tensor_set, gemm_plan_cache,
                                 arena_plan_take_reset, device_oom_leaves_backend_usable,
                                 sticky_error_leaves_only_free, model_device_with_gpu};
