@@ -218,6 +218,7 @@ void lora__cuda_backend_free(lora_backend *be)
     if (cu->stream)
         (void)cudaStreamSynchronize(cu->stream);
     lora__cuda_sdpa_free(cu);
+    lora__cuda_gemm_free(cu);
     lora__cuda_free_mem(cu, cu->arena, cu->arena_cap);
     lora__cuda_free_mem(cu, cu->scratch, cu->scratch_cap);
     lora__cuda_free_mem(cu, cu->lt_ws, cu->lt_ws_bytes);

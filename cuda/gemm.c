@@ -5,8 +5,13 @@
  * Float32 inputs: the compute type is the backend's math mode, CUBLAS_COMPUTE_32F_FAST_16BF
  * (the tensor cores take bfloat16-rounded inputs, accumulation stays float32) or
  * CUBLAS_COMPUTE_32F. Bfloat16 inputs (both of them: cuBLASLt has no mixed bf16 x f32 form):
- * CUBLAS_COMPUTE_32F, float32 accumulation into the float32 result. */
+ * CUBLAS_COMPUTE_32F, float32 accumulation into the float32 result.
+ *
+ * The descriptors, layouts and the heuristic's algorithm are built once per shape (the key of
+ * gemm_plans.c) and kept on the backend: a step's thousand-odd products then each cost one
+ * cublasLtMatmul call on the host. */
 #include <stdio.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -22,8 +27,68 @@ static uint32_t alignment(const void *p, uint32_t elem)
     return k;
 }
 
+static void plan_destroy(const lora_cublaslt *lt, lora_gemm_plan *p)
+{
+    if (p->lc)
+        lt->layout_destroy(p->lc);
+    if (p->lb)
+        lt->layout_destroy(p->lb);
+    if (p->la)
+        lt->layout_destroy(p->la);
+    if (p->desc)
+        lt->desc_destroy(p->desc);
+}
+
+/* The descriptors and layouts of key and the heuristic's first algorithm for them; false
+ * (recorded, nothing left to destroy) when cuBLASLt refuses or has none. */
+static bool plan_build(lora_cuda *cu, const lora_cublaslt *lt, const lora_gemm_key *key,
+                       lora_gemm_plan *p, const char *ctx)
+{
+    memset(p, 0, sizeof *p);
+    cublasOperation_t opa = key->ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t opb = key->tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasLtEpilogue_t epi = (cublasLtEpilogue_t)key->epilogue;
+    cudaDataType_t ab = (cudaDataType_t)key->ab, ct = (cudaDataType_t)key->c;
+    uint64_t m = (uint64_t)key->m, n = (uint64_t)key->n, k = (uint64_t)key->k;
+    uint32_t al_a = (uint32_t)key->align_a, al_b = (uint32_t)key->align_b;
+    uint32_t al_c = (uint32_t)key->align_c; /* the alignments are 4-byte attributes */
+    size_t ws = (size_t)key->workspace;
+    cublasLtMatmulPreference_t pref = NULL;
+#define OK(call) !lora__cuda_check_blas(cu, (call), ctx)
+    bool ok = OK(lt->desc_create(&p->desc, (cublasComputeType_t)key->compute, CUDA_R_32F)) &&
+              OK(lt->desc_set(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa)) &&
+              OK(lt->desc_set(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb)) &&
+              OK(lt->desc_set(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi)) &&
+              OK(lt->layout_create(&p->la, ab, key->ta ? k : m, key->ta ? m : k, key->lda)) &&
+              OK(lt->layout_create(&p->lb, ab, key->tb ? n : k, key->tb ? k : n, key->ldb)) &&
+              OK(lt->layout_create(&p->lc, ct, m, n, key->ldc)) && OK(lt->pref_create(&pref)) &&
+              OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws)) &&
+              OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, 4)) &&
+              OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, 4)) &&
+              OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, 4)) &&
+              OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, 4));
+    cublasLtMatmulHeuristicResult_t heur;
+    int found = 0;
+    if (ok && (ok = OK(lt->heuristic(cu->lt, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &heur,
+                                     &found))) && found < 1) {
+        lora__cuda_fail(cu, LORA_ERR_DEVICE, "%s: cuBLASLt has no algorithm for it", ctx);
+        ok = false;
+    }
+#undef OK
+    if (pref)
+        lt->pref_destroy(pref);
+    if (!ok) {
+        plan_destroy(lt, p);
+        return false;
+    }
+    p->algo = heur.algo;
+    p->workspace = heur.workspaceSize;
+    return true;
+}
+
 /* C (m, n) = alpha op(A) op(B) + beta C, column-major, op = transpose when t; A and B of type
- * ab (float32 or bfloat16), C float32. */
+ * ab (float32 or bfloat16), C float32. The plan of the shape comes from the backend's cache;
+ * a miss builds it (descriptors, layouts, the heuristic's choice) and keeps it. */
 static void gemm(lora_cuda *cu, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                  cudaDataType_t ab, const void *A, int64_t lda, const void *B, int64_t ldb,
                  float beta, float *C, int64_t ldc, const char *what)
@@ -42,52 +107,46 @@ static void gemm(lora_cuda *cu, bool ta, bool tb, int64_t m, int64_t n, int64_t 
         return;
     }
     bool half = ab == CUDA_R_16BF;
-    cublasComputeType_t compute = !half && cu->math == LORA_CUDA_MATH_BF16
-                                      ? CUBLAS_COMPUTE_32F_FAST_16BF
-                                      : CUBLAS_COMPUTE_32F;
-    cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasLtMatmulDesc_t desc = NULL;
-    cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL;
-    cublasLtMatmulPreference_t pref = NULL;
-    uint32_t elem = half ? 2 : 4; /* the alignments are 4-byte attributes */
-    uint32_t al_a = alignment(A, elem), al_b = alignment(B, elem), al_c = alignment(C, 4);
-    size_t ws = cu->lt_ws_bytes;
+    uint32_t elem = half ? 2 : 4;
+    lora_gemm_key key = {
+        .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc, .ta = ta, .tb = tb,
+        .ab = ab, .c = CUDA_R_32F,
+        .compute = !half && cu->math == LORA_CUDA_MATH_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                                            : CUBLAS_COMPUTE_32F,
+        .epilogue = CUBLASLT_EPILOGUE_DEFAULT, .align_a = alignment(A, elem),
+        .align_b = alignment(B, elem), .align_c = alignment(C, 4),
+        .workspace = (int64_t)cu->lt_ws_bytes};
     char ctx[160];
     snprintf(ctx, sizeof ctx, "%s (%lldx%lldx%lld, %s%s%s)", what, (long long)m, (long long)n,
              (long long)k, ta ? "T" : "N", tb ? "T" : "N", half ? ", bf16" : "");
-#define OK(call) !lora__cuda_check_blas(cu, (call), ctx)
-    int ok = OK(lt->desc_create(&desc, compute, CUDA_R_32F)) &&
-             OK(lt->desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa)) &&
-             OK(lt->desc_set(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb)) &&
-             OK(lt->layout_create(&la, ab, (uint64_t)(ta ? k : m), (uint64_t)(ta ? m : k), lda)) &&
-             OK(lt->layout_create(&lb, ab, (uint64_t)(tb ? n : k), (uint64_t)(tb ? k : n), ldb)) &&
-             OK(lt->layout_create(&lc, CUDA_R_32F, (uint64_t)m, (uint64_t)n, ldc)) &&
-             OK(lt->pref_create(&pref)) &&
-             OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws)) &&
-             OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, 4)) &&
-             OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, 4)) &&
-             OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, 4)) &&
-             OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, 4));
-    cublasLtMatmulHeuristicResult_t heur;
-    int found = 0;
-    if (ok && OK(lt->heuristic(cu->lt, desc, la, lb, lc, lc, pref, 1, &heur, &found))) {
-        if (found < 1)
-            lora__cuda_fail(cu, LORA_ERR_DEVICE, "%s: cuBLASLt has no algorithm for it", ctx);
-        else
-            (void)OK(lt->matmul(cu->lt, desc, &alpha, A, la, B, lb, &beta, C, lc, C, lc,
-                                &heur.algo, cu->lt_ws, heur.workspaceSize, cu->stream));
+    lora_gemm_plan built, *plan = lora__gemm_cache_find(&cu->gemm, &key);
+    if (!plan) {
+        if (!plan_build(cu, lt, &key, &built, ctx))
+            return;
+        plan = &built;
     }
-#undef OK
-    if (pref)
-        lt->pref_destroy(pref);
-    if (lc)
-        lt->layout_destroy(lc);
-    if (lb)
-        lt->layout_destroy(lb);
-    if (la)
-        lt->layout_destroy(la);
-    if (desc)
-        lt->desc_destroy(desc);
+    (void)lora__cuda_check_blas(cu, lt->matmul(cu->lt, plan->desc, &alpha, A, plan->la, B,
+                                               plan->lb, &beta, C, plan->lc, C, plan->lc,
+                                               &plan->algo, cu->lt_ws, plan->workspace,
+                                               cu->stream), ctx);
+    if (plan == &built) {
+        lora_gemm_plan old;
+        bool evicted;
+        if (!lora__gemm_cache_insert(&cu->gemm, &key, &built, &old, &evicted))
+            plan_destroy(lt, &built); /* no table (out of host memory): this call's plan only */
+        else if (evicted)
+            plan_destroy(lt, &old);
+    }
+}
+
+void lora__cuda_gemm_free(lora_cuda *cu)
+{
+    const lora_cublaslt *lt;
+    if (cu->gemm.e && lora__cublaslt(&lt) == LORA_OK)
+        for (int i = 0; i < LORA_GEMM_PLANS; i++)
+            if (cu->gemm.e[i].live)
+                plan_destroy(lt, &cu->gemm.e[i].plan);
+    lora__gemm_cache_drop(&cu->gemm);
 }
 
 /* Y (N, M) = X (N, K) W (M, K)^T is Y^T (M x N, ld M) = op_T(W^T: K x M, ld K) X^T (K x N, ld K) */

@@ -17,6 +17,55 @@
 extern "C" {
 #endif
 
+/* ---- cuBLASLt plans, cached per product shape (gemm_plans.c; host code only) -------------- */
+
+/* What decides a product's descriptors, layouts and heuristic choice. Every field is 64 bits
+ * wide, so the key has no padding and is hashed and compared as bytes. */
+typedef struct lora_gemm_key {
+    int64_t m, n, k, lda, ldb, ldc;
+    int64_t ta, tb;               /* transposes of A and B */
+    int64_t ab, c, compute;       /* cudaDataType_t of A and B, of C; cublasComputeType_t */
+    int64_t epilogue;             /* cublasLtEpilogue_t */
+    int64_t align_a, align_b, align_c; /* the alignments promised to the heuristic */
+    int64_t workspace;            /* the heuristic's workspace limit */
+} lora_gemm_key;
+
+typedef struct lora_gemm_plan {
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+    size_t workspace;             /* what the algorithm needs of the workspace */
+} lora_gemm_plan;
+
+/* A training step of Qwen2.5-0.5B has some 60 distinct product shapes (forward, backward, the
+ * head's chunks); 256 leaves room for several sequence lengths before the least recently used
+ * plan goes. */
+#define LORA_GEMM_PLANS 256
+
+typedef struct lora_gemm_entry {
+    lora_gemm_key key;
+    uint64_t hash, used;          /* used: the cache's clock at the last find or insert */
+    bool live;
+    lora_gemm_plan plan;
+} lora_gemm_entry;
+
+typedef struct lora_gemm_cache {
+    lora_gemm_entry *e;           /* LORA_GEMM_PLANS entries, allocated by the first insert */
+    int live;
+    uint64_t clock, hits, misses, evictions;
+} lora_gemm_cache;
+
+/* The cached plan of key (a hit), or NULL (a miss); both counted. */
+lora_gemm_plan *lora__gemm_cache_find(lora_gemm_cache *c, const lora_gemm_key *key);
+/* Stores plan under key (not present), in a free entry or in place of the least recently used
+ * one, whose plan is then copied to *evicted for the caller to destroy (*was_evicted true).
+ * False when the table cannot be allocated: the caller keeps plan. */
+bool lora__gemm_cache_insert(lora_gemm_cache *c, const lora_gemm_key *key,
+                             const lora_gemm_plan *plan, lora_gemm_plan *evicted,
+                             bool *was_evicted);
+/* Frees the table; the live entries' plans must have been destroyed (lora__cuda_gemm_free). */
+void lora__gemm_cache_drop(lora_gemm_cache *c);
+
 typedef struct lora_cuda {
     int ordinal;
     lora_cuda_math math;
@@ -34,6 +83,7 @@ typedef struct lora_cuda {
     size_t scratch_cap;
     size_t device_bytes, device_peak;
     struct lora_sdpa *sdpa;   /* cuDNN attention: handle and plans; NULL until first used */
+    lora_gemm_cache gemm;     /* cuBLASLt plans of the products (gemm.c) */
 } lora_cuda;
 
 /* The backend's state, the device made current for the calling thread; NULL when a failure is
@@ -132,9 +182,39 @@ void lora__cuda_mm_nt_bf16(lora_cuda *cu, float *Y, const lora_bf16 *X, const lo
 void lora__cuda_mm_nn_bf16(lora_cuda *cu, float *Y, const lora_bf16 *X, const lora_bf16 *W,
                            int64_t N, int64_t M, int64_t K, float alpha, float beta,
                            const char *what);
+/* Destroys the cached plans' descriptors and frees the table (lora__cuda_backend_free). */
+void lora__cuda_gemm_free(lora_cuda *cu);
 /* dst (n) = src (n) rounded to bfloat16 (lora__bf16_from_f32's rounding), on the stream;
  * 1 when the launch failed (recorded). */
 int lora__cuda_round_bf16(lora_cuda *cu, lora_bf16 *dst, const float *src, size_t n);
+
+/* ---- the multi-tensor optimizer: the set (optim_set.c), its kernels (adamw.cu) ----------- */
+
+/* One tensor of a set as the kernels read it. Each tensor owns a run of each grid: the blocks
+ * its own launch would have (lora__cuda_set_plan). */
+typedef struct lora_cuda_set_tensor {
+    float *p;
+    const float *g;
+    float *m, *v;
+    int64_t n;
+    int64_t group;
+    unsigned sum0, sums;      /* first block and block count in the sum-of-squares grid */
+    unsigned upd0, upds;      /* the same in the update's grid */
+} lora_cuda_set_tensor;
+
+struct lora_tensor_set {
+    size_t n;
+    lora_cuda_set_tensor *t;  /* device, n */
+    double *part;             /* device, one partial sum per sum-of-squares block */
+    double *sums;             /* device, n: each tensor's sum */
+    double *host_sums;        /* host, n */
+    unsigned sum_blocks, upd_blocks;
+    size_t bytes;             /* device bytes of t, part and sums: one allocation */
+};
+
+/* Fills the runs of t[0..n) (n and the rest already set) and the grids' sizes. */
+void lora__cuda_set_plan(lora_cuda_set_tensor *t, size_t n, uint64_t *sum_blocks,
+                         uint64_t *upd_blocks);
 
 /* ---- the op table's entries (one file each; semantics in src/backend.h) ------------------- */
 
@@ -149,6 +229,9 @@ void lora__cuda_embedding_bwd(lora_backend *be, float *dtable, const float *dx,
                               const int32_t *ids, int64_t N, int64_t C);
 void lora__cuda_rmsnorm_fwd(lora_backend *be, float *y, float *rstd, const float *x,
                             const float *w, int64_t N, int64_t C, float eps);
+void lora__cuda_residual_rmsnorm_fwd(lora_backend *be, float *x, float *y, float *rstd,
+                                     const float *r, const float *w, int64_t N, int64_t C,
+                                     float eps);
 void lora__cuda_rmsnorm_bwd(lora_backend *be, float *dx, float *dw, const float *dy,
                             const float *x, const float *w, const float *rstd, int64_t N,
                             int64_t C);
@@ -182,6 +265,13 @@ void lora__cuda_mem_free(lora_backend *be, void *p, size_t bytes);
 void lora__cuda_copy(lora_backend *be, void *dst, const void *src, size_t bytes);
 void lora__cuda_zero(lora_backend *be, void *dst, size_t bytes);
 lora_status lora__cuda_sum_squares_acc(lora_backend *be, const float *x, size_t n, double *acc);
+lora_status lora__cuda_tensor_set_create(lora_backend *be, const lora_tensor_ref *t, size_t n,
+                                         lora_tensor_set **out);
+void lora__cuda_tensor_set_free(lora_backend *be, lora_tensor_set *set);
+lora_status lora__cuda_sum_squares_set(lora_backend *be, const lora_tensor_set *set,
+                                       double *acc);
+void lora__cuda_adamw_set(lora_backend *be, const lora_tensor_set *set,
+                          const lora_adamw_args a[2]);
 void lora__cuda_cross_entropy_fwd(lora_backend *be, float *nll, float *lse,
                                   const float *logits, const int32_t *targets, int64_t N,
                                   int64_t V);

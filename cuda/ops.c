@@ -1,7 +1,8 @@
 #include "internal.h"
 
 /* Every entry, forward and backward, as in the CPU backend's table, and the optional ones: the
- * bfloat16 weights and KV cache, the vocabulary-chunked cross-entropy. */
+ * bfloat16 weights and KV cache, the vocabulary-chunked cross-entropy, the residual add
+ * fused with RMSNorm, the multi-tensor optimizer. */
 const lora_backend_ops lora__cuda_ops = {
     .name = "cuda",
     .host_memory = false,
@@ -42,4 +43,9 @@ const lora_backend_ops lora__cuda_ops = {
     .ce_chunk_fwd = lora__cuda_ce_chunk_fwd,
     .ce_chunk_finish = lora__cuda_ce_chunk_finish,
     .ce_chunk_bwd = lora__cuda_ce_chunk_bwd,
+    .residual_rmsnorm_fwd = lora__cuda_residual_rmsnorm_fwd,
+    .tensor_set_create = lora__cuda_tensor_set_create,
+    .tensor_set_free = lora__cuda_tensor_set_free,
+    .sum_squares_set = lora__cuda_sum_squares_set,
+    .adamw_set = lora__cuda_adamw_set,
 };

@@ -1,5 +1,6 @@
 /* RMSNorm and its backward: one block per row for y and dx, one thread per column for dw. Sums
- * over a row or a column run in double, as on the CPU. */
+ * over a row or a column run in double, as on the CPU. The residual add that precedes a norm
+ * in the decoder can run in the norm's pass (residual_rmsnorm_fwd). */
 #include "common.cuh"
 
 __global__ void rmsnorm_fwd_kernel(float *y, float *rstd, const float *x, const float *w,
@@ -11,6 +12,27 @@ __global__ void rmsnorm_fwd_kernel(float *y, float *rstd, const float *x, const 
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
         ss += (double)xr[c] * xr[c];
     ss = lora__block_sum(ss); /* every thread has read its x before anyone writes y (in place) */
+    float s = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
+    if (rstd && threadIdx.x == 0)
+        rstd[blockIdx.x] = s;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+        yr[c] = xr[c] * s * w[c];
+}
+
+/* the residual add, then rmsnorm_fwd_kernel's arithmetic on the sum: each thread adds the
+ * columns it then squares and normalises */
+__global__ void residual_rmsnorm_fwd_kernel(float *x, float *y, float *rstd, const float *r,
+                                            const float *w, int64_t C, float eps)
+{
+    float *xr = x + (int64_t)blockIdx.x * C, *yr = y + (int64_t)blockIdx.x * C;
+    const float *rr = r + (int64_t)blockIdx.x * C;
+    double ss = 0.0;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+        float v = xr[c] + rr[c];
+        xr[c] = v;
+        ss += (double)v * v;
+    }
+    ss = lora__block_sum(ss);
     float s = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
     if (rstd && threadIdx.x == 0)
         rstd[blockIdx.x] = s;
@@ -56,6 +78,19 @@ void lora__cuda_rmsnorm_fwd(lora_backend *be, float *y, float *rstd, const float
         return;
     rmsnorm_fwd_kernel<<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(y, rstd, x, w, C, eps);
     lora__cuda_launched(cu, "rmsnorm_fwd");
+}
+
+// x (N, C) += r; y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C); rstd (N) when not NULL
+void lora__cuda_residual_rmsnorm_fwd(lora_backend *be, float *x, float *y, float *rstd,
+                                     const float *r, const float *w, int64_t N, int64_t C,
+                                     float eps)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || N == 0 || C == 0)
+        return;
+    residual_rmsnorm_fwd_kernel<<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(x, y, rstd, r,
+                                                                                  w, C, eps);
+    lora__cuda_launched(cu, "residual_rmsnorm_fwd");
 }
 
 // dx (N, C) += through y = x rstd w; dw (C) += sum_n dy x rstd

@@ -58,6 +58,19 @@ typedef struct lora_adamw_args {
     uint64_t t;
 } lora_adamw_args;
 
+/* One tensor of the optimizer's multi-tensor entries: n parameters p, their gradients g, the
+ * AdamW moments m, v (backend memory), updated with the arguments of group (0 or 1). */
+typedef struct lora_tensor_ref {
+    float *p;
+    const float *g;
+    float *m, *v;
+    size_t n;                   /* >= 1 */
+    int group;
+} lora_tensor_ref;
+
+/* A backend's copy of a list of lora_tensor_ref (a GPU keeps it in device memory). */
+typedef struct lora_tensor_set lora_tensor_set;
+
 struct lora_backend_ops {
     const char *name;
     /* true when the backend computes on host memory: callers may then hand it their own host
@@ -210,6 +223,32 @@ struct lora_backend_ops {
     void (*ce_chunk_bwd)(lora_backend *be, float *dlogits, const float *logits,
                          const float *lse, const int32_t *targets, const float *dnll, int64_t N,
                          int64_t Vc, int64_t v0);
+
+    /* ---- optional: the residual add fused with the RMSNorm that follows it (NULL: the two
+     * ops), one pass over the rows instead of two. ---- */
+
+    /* x (N, C) += r (N, C), then y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C), rstd (N) saved
+     * when not NULL: residual_fwd then rmsnorm_fwd, y != x. The backward is rmsnorm_bwd's,
+     * accumulated into the residual stream's gradient (which is also r's). */
+    void (*residual_rmsnorm_fwd)(lora_backend *be, float *x, float *y, float *rstd,
+                                 const float *r, const float *w, int64_t N, int64_t C,
+                                 float eps);
+
+    /* ---- optional: the optimizer over many tensors at once (NULL: the optimizer calls
+     * sum_squares and adamw per tensor, as on the CPU). ---- */
+
+    /* A set of the n tensors t (copied; their memory must outlive the set), for the entries
+     * below. LORA_ERR_DEVICE_OUT_OF_MEMORY, LORA_ERR_DEVICE. */
+    lora_status (*tensor_set_create)(lora_backend *be, const lora_tensor_ref *t, size_t n,
+                                     lora_tensor_set **out);
+    /* NULL is a no-op. Waits for the ops that may read it. */
+    void (*tensor_set_free)(lora_backend *be, lora_tensor_set *set);
+    /* *acc (host) += the sum of squares of each tensor's gradient, the tensors in order, each
+     * sum bit for bit what sum_squares gives for it; synchronous. */
+    lora_status (*sum_squares_set)(lora_backend *be, const lora_tensor_set *set, double *acc);
+    /* adamw on every tensor of the set, tensor i with a[t[i].group]: bit for bit what adamw
+     * per tensor gives. */
+    void (*adamw_set)(lora_backend *be, const lora_tensor_set *set, const lora_adamw_args a[2]);
 };
 
 #endif

@@ -563,6 +563,53 @@ START_TEST(residual)
 }
 END_TEST
 
+/* the fused op against the GPU's two ops and the CPU's: the sum bit for bit (one float add),
+ * the norm and rstd within float32 bounds */
+static void residual_rmsnorm_case(int64_t N, int64_t C, bool keep_rstd)
+{
+    rig r = rig_open(LORA_CUDA_MATH_FP32, (uint64_t)(N * 7919 + C));
+    size_t n = (size_t)(N * C);
+    float eps = 1e-6f;
+    float *x = frand(&r, n, -2, 2), *res = frand(&r, n, -2, 2), *w = frand(&r, (size_t)C, 0.5, 1.5);
+    float *y = malloc(n * 4), *rstd = malloc((size_t)N * 4);
+    float *d_x = dev(&r, x, n * 4), *d_x2 = dev(&r, x, n * 4), *d_r = dev(&r, res, n * 4);
+    float *d_w = dev(&r, w, (size_t)C * 4), *d_y = dev_nan(&r, n), *d_y2 = dev_nan(&r, n);
+    float *d_s = dev_nan(&r, (size_t)N), *d_s2 = dev_nan(&r, (size_t)N);
+    char what[64];
+    snprintf(what, sizeof what, "(N=%lld C=%lld rstd=%d)", (long long)N, (long long)C, keep_rstd);
+
+    lora__cpu_residual_fwd(r.cpu, x, res, N * C);
+    lora__cpu_rmsnorm_fwd(r.cpu, y, rstd, x, w, N, C, eps);
+    lora__cuda_ops.residual_rmsnorm_fwd(r.gpu, d_x, d_y, keep_rstd ? d_s : NULL, d_r, d_w, N, C,
+                                        eps);
+    lora__cuda_ops.residual_fwd(r.gpu, d_x2, d_r, N * C);
+    lora__cuda_ops.rmsnorm_fwd(r.gpu, d_y2, d_s2, d_x2, d_w, N, C, eps);
+    float *gx = host(&r, d_x, n), *gx2 = host(&r, d_x2, n);
+    expect_same_bits("residual_rmsnorm_fwd", what, gx, x, n);
+    expect_same_bits("residual_rmsnorm_fwd against residual_fwd", what, gx, gx2, n);
+    float *gy = host(&r, d_y, n), *gy2 = host(&r, d_y2, n);
+    expect_close("residual_rmsnorm_fwd y", what, gy, y, n, FP32_TOL);
+    expect_close("residual_rmsnorm_fwd y against rmsnorm_fwd", what, gy, gy2, n, FP32_TOL);
+    float *gs = host(&r, d_s, (size_t)N);
+    if (keep_rstd)
+        expect_close("residual_rmsnorm_fwd rstd", what, gs, rstd, (size_t)N, FP32_TOL);
+    else /* not written */
+        for (int64_t i = 0; i < N; i++)
+            ck_assert_msg(isnan(gs[i]), "residual_rmsnorm_fwd %s: rstd written", what);
+    free(x), free(res), free(w), free(y), free(rstd);
+    free(gx), free(gx2), free(gy), free(gy2), free(gs);
+    rig_close(&r);
+}
+
+START_TEST(residual_rmsnorm)
+{
+    residual_rmsnorm_case(1, 7, true);
+    residual_rmsnorm_case(5, 896, true);
+    residual_rmsnorm_case(33, 1000, false);
+    residual_rmsnorm_case(130, 1536, true);
+}
+END_TEST
+
 static void dropout_case(int64_t N, int64_t n, float p)
 {
     rig r = rig_open(LORA_CUDA_MATH_FP32, (uint64_t)(N + n));
@@ -1091,6 +1138,184 @@ START_TEST(adamw)
 }
 END_TEST
 
+/* The multi-tensor entries against the per-tensor ones, bit for bit: tensors of odd sizes (one
+ * past the 1024-block cap of the sum of squares), both learning-rate groups, three steps, the
+ * second set of p, m, v updated per tensor. */
+START_TEST(adamw_tensor_set)
+{
+    static const size_t sizes[] = {1, 7, 255, 257, 1000, 33, 300001, 100003, 3};
+    enum { NT = sizeof sizes / sizeof *sizes };
+    rig r = rig_open(LORA_CUDA_MATH_FP32, 77);
+    lora_tensor_ref set_t[NT], one_t[NT];
+    float *g_host[NT];
+    for (size_t i = 0; i < NT; i++) {
+        size_t n = sizes[i], b = n * 4;
+        float *p = frand(&r, n, -1, 1);
+        g_host[i] = malloc(b);
+        ck_assert_ptr_nonnull(g_host[i]);
+        float *d_g = dev_take(&r, b);
+        set_t[i] = (lora_tensor_ref){dev(&r, p, b), d_g, dev_take(&r, b), dev_take(&r, b), n,
+                                     (int)(i % 2)};
+        one_t[i] = (lora_tensor_ref){dev(&r, p, b), d_g, dev_take(&r, b), dev_take(&r, b), n,
+                                     (int)(i % 2)};
+        ck_assert(lora__cuda_fill(r.gpu, set_t[i].m, 0, b) == LORA_OK);
+        ck_assert(lora__cuda_fill(r.gpu, set_t[i].v, 0, b) == LORA_OK);
+        ck_assert(lora__cuda_fill(r.gpu, one_t[i].m, 0, b) == LORA_OK);
+        ck_assert(lora__cuda_fill(r.gpu, one_t[i].v, 0, b) == LORA_OK);
+        free(p);
+    }
+    lora_tensor_set *set;
+    ck_assert_msg(lora__cuda_ops.tensor_set_create(r.gpu, set_t, NT, &set) == LORA_OK, "%s",
+                  lora_last_error());
+    for (uint64_t step = 0; step < 3; step++) {
+        for (size_t i = 0; i < NT; i++) {
+            for (size_t k = 0; k < sizes[i]; k++)
+                g_host[i][k] = (float)((lora__rng_uniform_f64(&r.rng) * 2 - 1) * (double)(i + 1));
+            ck_assert(lora__cuda_upload(r.gpu, (void *)set_t[i].g, g_host[i], sizes[i] * 4) ==
+                      LORA_OK);
+        }
+        double per = 0, all = 0, again = 0;
+        for (size_t i = 0; i < NT; i++)
+            ck_assert(lora__cuda_ops.sum_squares(r.gpu, one_t[i].g, sizes[i], &per) == LORA_OK);
+        ck_assert_msg(lora__cuda_ops.sum_squares_set(r.gpu, set, &all) == LORA_OK, "%s",
+                      lora_last_error());
+        ck_assert(lora__cuda_ops.sum_squares_set(r.gpu, set, &again) == LORA_OK);
+        ck_assert_msg(memcmp(&per, &all, sizeof per) == 0 && memcmp(&all, &again, sizeof all) == 0,
+                      "sum of squares: %.17g per tensor, %.17g and %.17g as a set", per, all,
+                      again);
+        lora_adamw_args a[2] = {{1e-2, 0.9, 0.999, 1e-8, 0.1, 0.7, step},
+                                {4e-2, 0.9, 0.999, 1e-8, 0.1, 0.7, step}};
+        lora__cuda_ops.adamw_set(r.gpu, set, a);
+        for (size_t i = 0; i < NT; i++)
+            lora__cuda_ops.adamw(r.gpu, one_t[i].p, one_t[i].g, one_t[i].m, one_t[i].v, sizes[i],
+                                 &a[one_t[i].group]);
+        for (size_t i = 0; i < NT; i++) {
+            char what[64];
+            snprintf(what, sizeof what, "(tensor %zu of %zu values, step %llu)", i, sizes[i],
+                     (unsigned long long)step);
+            float *x[2][3] = {{set_t[i].p, set_t[i].m, set_t[i].v},
+                              {one_t[i].p, one_t[i].m, one_t[i].v}};
+            static const char *names[3] = {"p", "exp_avg", "exp_avg_sq"};
+            for (int k = 0; k < 3; k++) {
+                float *hs = host(&r, x[0][k], sizes[i]), *ho = host(&r, x[1][k], sizes[i]);
+                char op[32];
+                snprintf(op, sizeof op, "adamw_set %s", names[k]);
+                expect_same_bits(op, what, hs, ho, sizes[i]);
+                free(hs), free(ho);
+            }
+        }
+    }
+    lora__cuda_ops.tensor_set_free(r.gpu, set);
+    for (size_t i = 0; i < NT; i++)
+        free(g_host[i]);
+    rig_close(&r);
+}
+END_TEST
+
+/* ---- cuBLASLt plans ----------------------------------------------------------------------- */
+
+/* The second product of a shape is a hit and gives the first's bits; after the table is
+ * dropped the shape is built again (a miss) and still gives them; another alignment of the
+ * same shape is another plan. */
+static void gemm_cache_case(lora_cuda_math math, int64_t N, int64_t Nout, int64_t K)
+{
+    rig r = rig_open(math, (uint64_t)(N + Nout + K));
+    lora_cuda *cu = r.gpu->impl;
+    size_t nx = (size_t)(N * K) + 1, nw = (size_t)(Nout * K), ny = (size_t)(N * Nout);
+    float *x = frand(&r, nx, -1, 1), *w = frand(&r, nw, -1, 1);
+    float *d_x = dev(&r, x, nx * 4), *d_w = dev(&r, w, nw * 4), *d_y = dev_nan(&r, ny);
+    char what[96];
+    snprintf(what, sizeof what, "(%s N=%lld Nout=%lld K=%lld)", math_name(math), (long long)N,
+             (long long)Nout, (long long)K);
+    uint64_t hits = cu->gemm.hits, misses = cu->gemm.misses;
+    lora__cuda_ops.matmul_fwd(r.gpu, d_y, d_x, d_w, NULL, N, Nout, K);
+    float *first = host(&r, d_y, ny);
+    ck_assert_msg(cu->gemm.misses == misses + 1 && cu->gemm.hits == hits, "%s: first call: "
+                  "%llu misses, %llu hits", what, (unsigned long long)(cu->gemm.misses - misses),
+                  (unsigned long long)(cu->gemm.hits - hits));
+    ck_assert(lora__cuda_fill(r.gpu, d_y, 0xFF, ny * 4) == LORA_OK);
+    lora__cuda_ops.matmul_fwd(r.gpu, d_y, d_x, d_w, NULL, N, Nout, K);
+    float *second = host(&r, d_y, ny);
+    ck_assert_msg(cu->gemm.misses == misses + 1 && cu->gemm.hits == hits + 1,
+                  "%s: the second call is not a hit", what);
+    expect_same_bits("matmul_fwd cached", what, second, first, ny);
+
+    lora__cuda_gemm_free(cu);
+    ck_assert_ptr_null(cu->gemm.e);
+    ck_assert(lora__cuda_fill(r.gpu, d_y, 0xFF, ny * 4) == LORA_OK);
+    lora__cuda_ops.matmul_fwd(r.gpu, d_y, d_x, d_w, NULL, N, Nout, K);
+    float *rebuilt = host(&r, d_y, ny);
+    ck_assert_msg(cu->gemm.misses == misses + 2, "%s: no miss after the table was dropped", what);
+    expect_same_bits("matmul_fwd rebuilt", what, rebuilt, first, ny);
+
+    /* x one float further on: 4-byte alignment, a plan of its own */
+    lora__cuda_ops.matmul_fwd(r.gpu, d_y, d_x + 1, d_w, NULL, N, Nout, K);
+    ck_assert(lora__cuda_sync(r.gpu) == LORA_OK);
+    ck_assert_msg(cu->gemm.misses == misses + 3 && cu->gemm.live == 2,
+                  "%s: another alignment shares a plan", what);
+    free(x), free(w), free(first), free(second), free(rebuilt);
+    rig_close(&r);
+}
+
+START_TEST(gemm_plan_cache)
+{
+    gemm_cache_case(LORA_CUDA_MATH_FP32, 3, 33, 17);
+    gemm_cache_case(LORA_CUDA_MATH_FP32, 130, 257, 70);
+    gemm_cache_case(LORA_CUDA_MATH_BF16, 256, 512, 896);
+}
+END_TEST
+
+/* the table alone, with stand-in descriptors (nothing reaches cuBLASLt): hits, misses, a key
+ * differing in one field, least recently used out when full */
+START_TEST(gemm_plan_table)
+{
+    lora_gemm_cache c = {0};
+    lora_gemm_key k0 = {.m = 64, .n = 32, .k = 16, .lda = 16, .ldb = 16, .ldc = 64, .ta = 1,
+                        .ab = CUDA_R_32F, .c = CUDA_R_32F, .compute = CUBLAS_COMPUTE_32F,
+                        .align_a = 256, .align_b = 256, .align_c = 256, .workspace = 1 << 25};
+    ck_assert_ptr_null(lora__gemm_cache_find(&c, &k0));
+    ck_assert_uint_eq(c.misses, 1);
+    lora_gemm_plan plan = {.desc = (cublasLtMatmulDesc_t)(uintptr_t)1, .workspace = 7}, old;
+    bool evicted = true;
+    ck_assert(lora__gemm_cache_insert(&c, &k0, &plan, &old, &evicted));
+    ck_assert(!evicted);
+    lora_gemm_plan *got = lora__gemm_cache_find(&c, &k0);
+    ck_assert_ptr_nonnull(got);
+    ck_assert(got->desc == plan.desc && got->workspace == 7);
+    ck_assert_uint_eq(c.hits, 1);
+    lora_gemm_key k1 = k0;
+    k1.align_a = 4;
+    ck_assert_ptr_null(lora__gemm_cache_find(&c, &k1));
+    /* fill the table: keys 1..LORA_GEMM_PLANS-1 differ in n */
+    for (int i = 1; i < LORA_GEMM_PLANS; i++) {
+        lora_gemm_key k = k0;
+        k.n = 1000 + i;
+        plan.desc = (cublasLtMatmulDesc_t)(uintptr_t)(i + 1);
+        ck_assert(lora__gemm_cache_insert(&c, &k, &plan, &old, &evicted));
+        ck_assert(!evicted);
+    }
+    ck_assert_int_eq(c.live, LORA_GEMM_PLANS);
+    /* k0 used again: the least recently used is now the key of n 1001 */
+    ck_assert_ptr_nonnull(lora__gemm_cache_find(&c, &k0));
+    plan.desc = (cublasLtMatmulDesc_t)(uintptr_t)9999;
+    ck_assert(lora__gemm_cache_insert(&c, &k1, &plan, &old, &evicted));
+    ck_assert(evicted);
+    ck_assert(old.desc == (cublasLtMatmulDesc_t)(uintptr_t)2);
+    ck_assert_uint_eq(c.evictions, 1);
+    ck_assert_int_eq(c.live, LORA_GEMM_PLANS);
+    lora_gemm_key gone = k0;
+    gone.n = 1001;
+    ck_assert_ptr_null(lora__gemm_cache_find(&c, &gone));
+    ck_assert_ptr_nonnull(lora__gemm_cache_find(&c, &k0));
+    got = lora__gemm_cache_find(&c, &k1);
+    ck_assert(got && got->desc == (cublasLtMatmulDesc_t)(uintptr_t)9999);
+    lora__gemm_cache_drop(&c);
+    ck_assert_ptr_null(c.e);
+    ck_assert_int_eq(c.live, 0);
+    lora__gemm_cache_drop(&c); /* twice is harmless */
+}
+END_TEST
+
 /* ---- memory, failures --------------------------------------------------------------------- */
 
 START_TEST(arena_plan_take_reset)
@@ -1293,6 +1518,7 @@ int main(void)
     tcase_add_test(core, cublaslt_loads);
     tcase_add_test(core, cudnn_loads);
     tcase_add_test(core, cudnn_graph_descriptors);
+    tcase_add_test(core, gemm_plan_table);
     if (n_devices == 0)
         tcase_add_test(core, no_gpu_answers);
     else
@@ -1301,9 +1527,10 @@ int main(void)
 
     const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight, to_bf16_matches_host,
                                 embedding_bf16_table, lora_path, embedding, rmsnorm, rope,
-                                swiglu, residual, dropout, cross_entropy, cross_entropy_chunked,
-                                attention, attention_bf16_kv_cache, sdpa_cudnn,
-                                sdpa_cudnn_padding, sdpa_plan_cache, sdpa_falls_back, adamw,
+                                swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
+                                cross_entropy_chunked, attention, attention_bf16_kv_cache,
+                                sdpa_cudnn, sdpa_cudnn_padding, sdpa_plan_cache, sdpa_falls_back, adamw,
+                                adamw_tensor_set, gemm_plan_cache,
                                 arena_plan_take_reset, device_oom_leaves_backend_usable,
                                 sticky_error_leaves_only_free, model_device_with_gpu};
     TCase *gpu = tcase_create("gpu");

@@ -287,7 +287,6 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
         }
     }
     projection(s, a, l, LORA_PROJ_O, a->o, a->att, w->wo, w->bo, N);
-    op->residual_fwd(be, x, a->o, N * C);
 }
 
 static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t N)
@@ -295,8 +294,6 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
     const lora_config *c = &s->model->cfg;
     const lora_layer_weights *w = &s->model->layers[l];
     const lora_backend_ops *op = s->be->ops;
-    op->rmsnorm_fwd(s->be, a->h2, a->rstd2, x, lora__weight(s, w->mlp_norm), N, c->hidden,
-                    (float)c->rms_eps);
     projection(s, a, l, LORA_PROJ_GATE, a->gate, a->h2, w->w_gate, NULL, N);
     projection(s, a, l, LORA_PROJ_UP, a->up, a->h2, w->w_up, NULL, N);
     op->swiglu_fwd(s->be, a->act, a->gate, a->up, N, c->inter);
@@ -310,10 +307,24 @@ void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *
     size_t bytes = (size_t)(B * T * s->model->cfg.hidden) * sizeof(float);
     if (a->x_in)
         s->be->ops->copy(s->be, a->x_in, x, bytes);
+    const lora_backend_ops *op = s->be->ops;
+    const lora_config *c = &s->model->cfg;
+    const float *mlp_norm = lora__weight(s, s->model->layers[l].mlp_norm);
+    int64_t N = B * T;
+    /* the attention's output (in a->o) joins the residual stream, whose norm feeds the MLP */
     attention_block(s, l, a, x, B, T, use_cache, pos, key0);
-    if (a->x_mid)
-        s->be->ops->copy(s->be, a->x_mid, x, bytes);
-    mlp_block(s, l, a, x, B * T);
+    if (op->residual_rmsnorm_fwd) {
+        op->residual_rmsnorm_fwd(s->be, x, a->h2, a->rstd2, a->o, mlp_norm, N, c->hidden,
+                                 (float)c->rms_eps);
+        if (a->x_mid)
+            op->copy(s->be, a->x_mid, x, bytes);
+    } else {
+        op->residual_fwd(s->be, x, a->o, N * c->hidden);
+        if (a->x_mid)
+            op->copy(s->be, a->x_mid, x, bytes);
+        op->rmsnorm_fwd(s->be, a->h2, a->rstd2, x, mlp_norm, N, c->hidden, (float)c->rms_eps);
+    }
+    mlp_block(s, l, a, x, N);
 }
 
 lora_status lora__decoder_forward(lora_session *s, const int32_t *ids, int64_t B, int64_t T,

@@ -119,6 +119,8 @@ void lora__optim_free(lora_optim *o)
         return;
     for (size_t i = 0; i < o->n; i++)
         free((char *)o->params[i].name);
+    if (o->set)
+        o->be->ops->tensor_set_free(o->be, o->set);
     free(o->params);
     free(o->offset);
     if (o->be && !o->be->ops->host_memory) {
@@ -129,6 +131,20 @@ void lora__optim_free(lora_optim *o)
         free(o->v);
     }
     free(o);
+}
+
+/* The parameters as one tensor set of be, their moments in m and v. */
+static lora_status make_set(lora_optim *o, lora_backend *be, float *m, float *v)
+{
+    lora_tensor_ref *t = lora__calloc(o->n, sizeof *t);
+    if (!t)
+        return lora__oom("optimizer tensor list", o->n * sizeof *t);
+    for (size_t i = 0; i < o->n; i++)
+        t[i] = (lora_tensor_ref){o->params[i].p, o->params[i].g, m + o->offset[i],
+                                 v + o->offset[i], o->params[i].n, o->params[i].lr_group};
+    lora_status st = be->ops->tensor_set_create(be, t, o->n, &o->set);
+    free(t);
+    return st;
 }
 
 lora_status lora__optim_use_backend(lora_optim *o, lora_backend *be)
@@ -151,6 +167,8 @@ lora_status lora__optim_use_backend(lora_optim *o, lora_backend *be)
         be->ops->zero(be, v, bytes);
         st = be->ops->sync(be);
     }
+    if (!st && be->ops->tensor_set_create)
+        st = make_set(o, be, m, v);
     if (st) {
         be->ops->mem_free(be, m, bytes);
         be->ops->mem_free(be, v, bytes);
@@ -215,6 +233,13 @@ static const lora_backend_ops *ops_of(const lora_optim *o)
 static lora_status grad_norm(const lora_optim *o, double *norm)
 {
     double sum = 0;
+    if (o->set) {
+        lora_status st = o->be->ops->sum_squares_set(o->be, o->set, &sum);
+        if (st)
+            return st;
+        *norm = sqrt(sum);
+        return LORA_OK;
+    }
     for (size_t i = 0; i < o->n; i++) {
         lora_status st = ops_of(o)->sum_squares(o->be, o->params[i].g, o->params[i].n, &sum);
         if (st)
@@ -245,6 +270,14 @@ static lora_status update(lora_optim *o, double scale)
 {
     double lr[2] = {group_lr(o, 0), group_lr(o, 1)};
     const lora_optim_config *c = &o->cfg;
+    if (o->set) { /* AdamW: the only optimizer use_backend takes off the host */
+        lora_adamw_args a[2];
+        for (int k = 0; k < 2; k++)
+            a[k] = (lora_adamw_args){lr[k], c->beta1, c->beta2, c->eps, c->weight_decay, scale,
+                                     o->step};
+        o->be->ops->adamw_set(o->be, o->set, a);
+        return o->be->ops->sync(o->be);
+    }
     for (size_t i = 0; i < o->n; i++) {
         const lora_param *q = &o->params[i];
         float *m = o->m ? o->m + o->offset[i] : NULL;

@@ -192,6 +192,8 @@ struct lora_optim {
     float *v;                       /* exp_avg_sq (adamw), else NULL */
     size_t *offset;                 /* n: where parameter i starts in m and v */
     size_t total;                   /* sum of the parameters' n */
+    lora_tensor_set *set;           /* every parameter in one set, when be has the multi-tensor
+                                       entries (a GPU): one launch per reduction and update */
     uint64_t step;
     uint64_t skips;
     uint64_t consecutive_skips;
