@@ -57,10 +57,21 @@ $(error CUDA=1 but there is no nvcc at '$(NVCC)': set CUDA_HOME, or CUDA=0)
 endif
 CUDA_LIBDIR := $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/lib64/libcudart_static.a \
                   $(CUDA_HOME)/lib/libcudart_static.a))))
-CUDA_CFLAGS := -DLORA_CUDA -I. -isystem $(CUDA_HOME)/include -DLORA_CUDA_LIBDIR='"$(CUDA_LIBDIR)"'
+# cuDNN's headers (cuda/ includes cudnn_backend.h; the library itself is opened at run time):
+# the toolkit's, the system's, else those of PyTorch's nvidia-cudnn wheel for python3 (the GPU
+# machines' image carries cuDNN only there; tests/gpu/cudnn_path.sh finds its library)
+CUDNN_INCLUDE ?= $(or $(if $(wildcard $(CUDA_HOME)/include/cudnn_backend.h),$(CUDA_HOME)/include), \
+                   $(if $(wildcard /usr/include/cudnn_backend.h),/usr/include), \
+                   $(shell python3 -c 'import os, nvidia.cudnn as c; d = os.path.join(list(c.__path__)[0], "include"); print(d if os.path.isfile(os.path.join(d, "cudnn_backend.h")) else "")' 2>/dev/null))
+ifeq ($(strip $(CUDNN_INCLUDE)),)
+$(error CUDA=1 but cuDNN's cudnn_backend.h is in neither $(CUDA_HOME)/include, /usr/include nor python3's nvidia-cudnn: set CUDNN_INCLUDE, or CUDA=0)
+endif
+CUDNN_INCLUDE_FLAGS := $(if $(filter $(CUDA_HOME)/include /usr/include,$(strip $(CUDNN_INCLUDE))),,-isystem $(strip $(CUDNN_INCLUDE)))
+CUDA_CFLAGS := -DLORA_CUDA -I. -isystem $(CUDA_HOME)/include $(CUDNN_INCLUDE_FLAGS) \
+               -DLORA_CUDA_LIBDIR='"$(CUDA_LIBDIR)"'
 CUDA_LIBS := -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt
 # host code as plain as C: no C++ runtime (no exceptions, no guarded statics) to link
-NVCC_FLAGS := -std=c++17 -O2 -g $(CUDA_ARCH) -DLORA_CUDA -Iinclude -Isrc -I. \
+NVCC_FLAGS := -std=c++17 -O2 -g $(CUDA_ARCH) -DLORA_CUDA -Iinclude -Isrc -I. $(CUDNN_INCLUDE_FLAGS) \
               -Xcompiler -fPIC,-fvisibility=hidden,-fno-threadsafe-statics,-fno-exceptions,-Wall
 CU_SRC := $(sort $(wildcard cuda/*.cu))
 endif

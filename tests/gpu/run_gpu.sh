@@ -15,8 +15,9 @@ out=${1:-${OUT:-build/gpu}}
 mkdir -p "$out"
 fail=0
 
-{ nvidia-smi; echo; make --version | head -n 1; ldconfig -p | grep -E 'libcudnn(_graph)?\.so'; } \
-    > "$out/device.txt" 2>&1
+. tests/gpu/cudnn_path.sh
+{ nvidia-smi; echo; make --version | head -n 1; ldconfig -p | grep -E 'libcudnn(_graph)?\.so'
+  echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"; } > "$out/device.txt" 2>&1
 start=$(date +%s)
 if [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ] || command -v nvcc > /dev/null; then
     if ! make -j"$(nproc)" CUDA=1 build/tests/check_cuda build/asan-tests/check_cuda \
