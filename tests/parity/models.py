@@ -121,23 +121,28 @@ def trainable(model):
 
 
 class Variant:
-    def __init__(self, spec, work, seed):
+    """A random model built from spec's config, or (base_dir) an existing checkpoint."""
+
+    def __init__(self, spec, work, seed, base_dir=None):
         self.spec, self.name = spec, spec["name"]
         self.dir = os.path.join(work, spec["name"].replace(" ", "-"))
-        self.base_dir = os.path.join(self.dir, "base")
+        self.base_dir = base_dir or os.path.join(self.dir, "base")
         self.adapter_dir = os.path.join(self.dir, "peft-adapter")
         gen = torch.Generator().manual_seed(seed)
-        cfg = AutoConfig.for_model(spec["model_type"], max_position_embeddings=128,
-                                   bos_token_id=None, eos_token_id=None, pad_token_id=None,
-                                   **spec["config"])
-        base = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
-        randomize(base, gen)
-        base.save_pretrained(self.base_dir)
+        if base_dir is None:
+            cfg = AutoConfig.for_model(spec["model_type"], max_position_embeddings=128,
+                                       bos_token_id=None, eos_token_id=None, pad_token_id=None,
+                                       **spec["config"])
+            base = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+            randomize(base, gen)
+            base.save_pretrained(self.base_dir)
+            v = spec["config"]["vocab_size"]
+        else:
+            v = AutoConfig.from_pretrained(base_dir).vocab_size
         pm = get_peft_model(load_hf(self.base_dir),
                             LoraConfig(task_type="CAUSAL_LM", lora_dropout=0.0, **spec["lora"]))
         randomize_lora(pm, gen)
         pm.save_pretrained(self.adapter_dir)
-        v = spec["config"]["vocab_size"]
         self.ids = torch.randint(0, v, (BATCH, SEQ), generator=gen)
         labels = self.ids.clone()
         labels[torch.rand((BATCH, SEQ), generator=gen) < 0.3] = -100
@@ -213,7 +218,9 @@ def check_variant(v, table, tmp):
     check_adamw(v, table, m, tmp)
     check_merge(v, table, tmp, ref_lora)
     check_generation(v, table, m)
-    check_training(v, table, m, tmp)
+    v.curves = None
+    if v.spec.get("training", True):
+        check_training(v, table, m, tmp)
 
     # an adapter made and saved by liblora, loaded by PEFT
     a = liblora.Adapter.create(m, seed=7, init_lora_weights=False, **v.spec["lora"])
@@ -400,12 +407,30 @@ def short(name):
     return name[:-len(".weight")] if name.endswith(".weight") else name
 
 
-def run(table, work, seed=0):
+# make real-model's SmolLM2-135M-Instruct (docs/real-model.md), checked where it is present.
+# 30 layers instead of 2 or 3: float32 rounding grows with the depth, so its tolerances are
+# wider (about 7x what was measured, still an order of magnitude below a real fault's 1e-2).
+# No 20-step run here: with this adapter's random B the model's loss is 14 and AdamW's
+# sign-like first steps on the many gradients at float32 noise make two exact runs drift
+# apart; make real-model-compare checks this model's training instead (B = 0, 60 updates).
+REAL = {"name": "smollm2-135m real", "lora": {"r": 8, "lora_alpha": 16, "target_modules": ALL7},
+        "training": False}
+REAL_TOL = {"logits": 1e-4, "grad": 1e-3, "adamw": 2e-3}
+
+
+def run(table, work, seed=0, real=None):
     torch.manual_seed(seed)
-    for i, spec in enumerate(VARIANTS):
-        v = Variant(spec, work, seed + i)
+    todo = [(spec, None) for spec in VARIANTS] + ([(REAL, real)] if real else [])
+    for i, (spec, base_dir) in enumerate(todo):
+        saved = dict(TOL)
+        if base_dir:
+            TOL.update(REAL_TOL)
+        v = Variant(spec, work, seed + i, base_dir)
         tmp = os.path.join(v.dir, "tmp")
         os.makedirs(tmp, exist_ok=True)
         check_variant(v, table, tmp)
-        with open(os.path.join(v.dir, "curves.json"), "w") as f:
-            json.dump({"liblora": v.curves[0], "transformers": v.curves[1]}, f)
+        TOL.clear()
+        TOL.update(saved)
+        if v.curves:
+            with open(os.path.join(v.dir, "curves.json"), "w") as f:
+                json.dump({"liblora": v.curves[0], "transformers": v.curves[1]}, f)

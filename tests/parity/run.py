@@ -30,6 +30,9 @@ def main():
     ap.add_argument("--strings", type=int, default=100000,
                     help="tokenizer strings (default 100000)")
     ap.add_argument("--work", help="keep the checkpoints and adapters in this folder")
+    ap.add_argument("--real", default=os.path.join(ROOT, "build", "real-model",
+                                                   "smollm2-135m-instruct"),
+                    help="a real checkpoint checked too, when present (make real-model's)")
     args = ap.parse_args()
 
     torch.set_num_threads(THREADS)
@@ -50,7 +53,11 @@ def main():
     try:
         if args.only in (None, "models"):
             import models
-            models.run(table, os.path.join(work, "models"))
+            real = args.real if os.path.isdir(args.real) else None
+            if not real:
+                print("parity: no %s (make real-model): the real model is not checked"
+                      % os.path.relpath(args.real, ROOT))
+            models.run(table, os.path.join(work, "models"), real=real)
         if args.only in (None, "tokenizer"):
             import tokenizer_parity
             tokenizer_parity.run(table, args.strings)
