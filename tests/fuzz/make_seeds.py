@@ -249,12 +249,29 @@ def seeds_checkpoint():
     return [SEP.join(files), SEP.join(files[:2])]
 
 
+def seeds_manifest():
+    """liblora_manifest.json SEP a.bin SEP .liblora-staging/a.bin (tests/fuzz/fuzz_manifest.c)."""
+    import hashlib
+
+    def manifest(files):
+        return json.dumps({"format": "liblora-manifest", "format_version": 1,
+                           "files": {n: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()}
+                                     for n, b in files.items()}}).encode()
+
+    good, other = b"the saved bytes", b"the bytes of an interrupted save"
+    return [manifest({"a.bin": good}) + SEP + good,
+            manifest({"a.bin": good}) + SEP + other + SEP + good,    # the staged copy matches
+            manifest({"a.bin": good, "b.json": b"{}"}) + SEP + good,   # b.json is missing
+            manifest({"a.bin": other}) + SEP + good + SEP + good,    # neither matches
+            manifest({})]
+
+
 def main():
     for name, make in [("safetensors", seeds_safetensors), ("shard_index", seeds_shard_index),
                        ("config", seeds_config), ("adapter", seeds_adapter),
                        ("tokenizer_load", seeds_tokenizer_load), ("tokenize", seeds_tokenize),
                        ("jsonl_line", seeds_jsonl_line), ("checkpoint", seeds_checkpoint),
-                       ("model_folder", seeds_model_folder)]:
+                       ("model_folder", seeds_model_folder), ("manifest", seeds_manifest)]:
         seeds = make()
         write(name, seeds)
         print("%s: %d seeds, %d bytes" % (name, len(seeds), sum(len(s) for s in seeds)))
