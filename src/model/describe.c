@@ -62,6 +62,16 @@ static const char *safetensors_dtype(const char *torch_dtype)
     return torch_dtype;
 }
 
+/* "has_weights" and "weight_bytes" (the float32 bytes once loaded); nonzero when out of
+ * memory. */
+static int weight_keys(json_t *o, const lora_config *c, int has)
+{
+    return json_object_set_new(o, "has_weights", json_boolean(has)) ||
+           json_object_set_new(o, "weight_bytes",
+                               json_integer((json_int_t)(lora__config_num_params(c) *
+                                                         sizeof(float))));
+}
+
 /* A GGUF file as lora_model_load would convert it: the converted config, and the stored
  * type and bytes of the tensors the model reads. */
 static lora_status describe_gguf(const char *path, json_t **out)
@@ -77,10 +87,7 @@ static lora_status describe_gguf(const char *path, json_t **out)
         for (size_t i = 0; i < g->n; i++)
             bytes += g->src[i].t->nbytes;
         json_t *o = lora__config_to_json(&c);
-        if (!o || json_object_set_new(o, "has_weights", json_true()) ||
-            json_object_set_new(o, "weight_bytes",
-                                json_integer((json_int_t)(lora__config_num_params(&c) *
-                                                          sizeof(float)))) ||
+        if (!o || weight_keys(o, &c, 1) ||
             json_object_set_new(o, "stored_dtype", json_string(lora__gguf_model_main_type(g))) ||
             json_object_set_new(o, "stored_bytes", json_integer((json_int_t)bytes))) {
             json_decref(o);
@@ -92,16 +99,10 @@ static lora_status describe_gguf(const char *path, json_t **out)
     return st;
 }
 
-static lora_status describe(const char *path, char **json_out)
+/* A checkpoint folder, or the path of a config.json (its folder may hold weights too). */
+static lora_status describe_folder(const char *path, json_t **out)
 {
-    if (lora__gguf_is_gguf(path)) {
-        json_t *o;
-        lora_status st = describe_gguf(path, &o);
-        if (!st && !(*json_out = lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)))
-            st = lora__oom("description", 1024);
-        json_decref(o);
-        return st;
-    }
+    *out = NULL;
     int is_dir = lora__is_dir(path);
     char *dir = lora__strdup(path);
     if (!dir)
@@ -122,10 +123,7 @@ static lora_status describe(const char *path, char **json_out)
         st = lora__oom("description", 1024);
     if (!st) {
         int w = has_weights(dir);
-        if (w < 0 || json_object_set_new(o, "has_weights", json_boolean(w)) ||
-            json_object_set_new(o, "weight_bytes",
-                                json_integer((json_int_t)(lora__config_num_params(&c) *
-                                                          sizeof(float)))))
+        if (w < 0 || weight_keys(o, &c, w))
             st = lora__oom("description", 1024);
         else if (w)
             st = describe_weights(dir, &c, o);
@@ -134,10 +132,22 @@ static lora_status describe(const char *path, char **json_out)
                  json_object_set_new(o, "stored_bytes", json_integer(0)))
             st = lora__oom("description", 1024);
     }
+    free(dir);
+    if (st)
+        json_decref(o);
+    else
+        *out = o;
+    return st;
+}
+
+static lora_status describe(const char *path, char **json_out)
+{
+    json_t *o;
+    lora_status st = lora__gguf_is_gguf(path) ? describe_gguf(path, &o)
+                                              : describe_folder(path, &o);
     if (!st && !(*json_out = lora__json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)))
         st = lora__oom("description", 1024);
     json_decref(o);
-    free(dir);
     return st;
 }
 
