@@ -114,7 +114,7 @@ GOLDEN := tests/golden_check
 
 .PHONY: demo tiny-model all deps test test-all test-c test-asan test-tsan test-valgrind test-cli test-crash test-python test-docs test-install golden check-build install uninstall abi-check \
         abi-update clean help bench parity parity-bench fuzz fuzz-run test-fuzz real-model \
-        real-model-compare perf-smoke
+        real-model-compare perf-smoke test-cuda-emu
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
 
@@ -124,6 +124,7 @@ help:
 	@echo "make demo       the main job on the embedded model (installs, builds, runs)"
 	@echo "make test       every test suite (C suites, golden fixtures, CLI, ASan+UBSan)"
 	@echo "make test-asan  the C suites under ASan+UBSan"
+	@echo "make test-cuda-emu  the GPU suites and golden_check --device cuda on the CUDA emulator"
 	@echo "make test-tsan  the C suites under ThreadSanitizer (build/tsan-tests)"
 	@echo "make test-valgrind  the C suites under valgrind memcheck (slow; VALGRIND_CHECKS= a subset)"
 	@echo "make test-docs  every code block of README.md and docs/*.md (tests/run_docs.sh)"
@@ -227,6 +228,70 @@ build/asan-tests/%: tests/%.c build/asan/liblora.a $(TEST_UTIL_SRC)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(SAN_FLAGS) -o $@ $< $(TEST_UTIL_SRC) \
 	    build/asan/liblora.a $(CHECK_LIBS) $(LIBS)
 
+# --- the CUDA emulator (tests/cuda_emu/): the CUDA backend run on the CPU ---------------------
+# cuda/*.cu rewritten by launch.sed and compiled as host C++ with emu_device.h; a CUDA runtime
+# (libcudaemu.so) and a cuBLASLt (libcublasLt.so.N) over host memory in build/emu/lib, which
+# LD_LIBRARY_PATH puts ahead of the toolkit's. cuDNN is the toolkit's own: it builds graphs on
+# the CPU, but cudnnCreate finds no device, so attention takes the reference kernels (the cases
+# that need cuDNN's kernels say they are skipped). Everything is built with ASan+UBSan and the
+# library's C objects are the ASan build's. It checks the backend's logic — indexing, barriers,
+# launch shapes, which memory each call is given — not the device's speed or its rounding of
+# expf; docs/cuda-emulator.md says what it does and does not prove.
+ifeq ($(CUDA)$(shell uname -m),1x86_64)
+EMU_LIB := build/emu/lib
+EMU_CU_CC := $(CU_SRC:cuda/%.cu=build/emu/cu/%.cc)
+EMU_CU_OBJ := $(EMU_CU_CC:%.cc=%.o)
+EMU_CXXFLAGS := -std=c++17 -O1 -g $(SAN_FLAGS) -fPIC -DLORA_CUDA -Iinclude -Isrc -Icuda -I. \
+                -Itests/cuda_emu -isystem $(CUDA_HOME)/include $(CUDNN_INCLUDE_FLAGS) \
+                -fno-exceptions -fno-threadsafe-statics -Wall -Wno-unknown-pragmas \
+                -include tests/cuda_emu/emu_device.h
+EMU_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g $(SAN_FLAGS) -fPIC -pthread \
+              -isystem $(CUDA_HOME)/include -Itests/cuda_emu
+EMU_LIBS := $(BLAS_LIBS) $(DEP_LIBS) -lm -pthread -ldl -lstdc++ -L$(EMU_LIB) -lcudaemu \
+            -Wl,-rpath,$(CURDIR)/$(EMU_LIB)
+EMU_CHECKS := build/emu/tests/check_cuda build/emu/tests/check_cuda_model
+EMU_GOLDEN := build/emu/tests/golden_check
+EMU_ENV := $(ASAN_ENV) LD_LIBRARY_PATH=$(CURDIR)/$(EMU_LIB)
+EMU_SONAMES := $(EMU_LIB)/libcublasLt.so.$(shell sed -n 's/^\#define CUBLAS_VER_MAJOR //p' \
+                 $(CUDA_HOME)/include/cublas_api.h)
+
+build/emu/cu/%.cc: cuda/%.cu tests/cuda_emu/launch.sed
+	@mkdir -p $(dir $@)
+	sed -E -f tests/cuda_emu/launch.sed $< > $@
+	@if grep -n '<<<\|extern __shared__' $@; then echo "$<: a launch or shared array launch.sed did not rewrite"; rm -f $@; exit 1; fi
+
+build/emu/cu/%.o: build/emu/cu/%.cc tests/cuda_emu/emu_device.h tests/cuda_emu/emu_sched.h
+	$(CXX) $(EMU_CXXFLAGS) -MMD -MP -c $< -o $@
+
+$(EMU_LIB)/libcudaemu.so: tests/cuda_emu/emu_runtime.c tests/cuda_emu/emu_sched.c tests/cuda_emu/emu_sched.h
+	@mkdir -p $(dir $@)
+	$(CC) $(EMU_CFLAGS) -shared -o $@ tests/cuda_emu/emu_runtime.c tests/cuda_emu/emu_sched.c -pthread
+
+# the products are the emulator's arithmetic, not code under test: optimised, not instrumented
+$(EMU_LIB)/libcublasLt.so.%: tests/cuda_emu/emu_cublaslt.c $(EMU_LIB)/libcudaemu.so
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -isystem $(CUDA_HOME)/include -I$(BLAS_INC) \
+	    -Itests/cuda_emu -shared -Wl,-soname,$(notdir $@) -o $@ $< -L$(EMU_LIB) -lcudaemu \
+	    $(BLAS_LIBS) -Wl,-rpath,$(CURDIR)/$(EMU_LIB)
+
+build/emu/liblora.a: $(ASAN_OBJ) $(EMU_CU_OBJ)
+	rm -f $@
+	ar rcs $@ $(ASAN_OBJ) $(EMU_CU_OBJ)
+
+build/emu/tests/%: tests/%.c build/emu/liblora.a $(TEST_UTIL_SRC) $(EMU_LIB)/libcudaemu.so $(EMU_SONAMES)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(SAN_FLAGS) -o $@ $< $(TEST_UTIL_SRC) \
+	    build/emu/liblora.a $(CHECK_LIBS) $(EMU_LIBS)
+
+$(EMU_GOLDEN): tests/golden_check.c build/emu/liblora.a $(EMU_LIB)/libcudaemu.so $(EMU_SONAMES)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $< build/emu/liblora.a $(EMU_LIBS)
+endif
+
+test-cuda-emu: $(EMU_CHECKS) $(EMU_GOLDEN)
+	@mkdir -p build/results
+	@$(if $(EMU_CHECKS),$(EMU_ENV) tests/run_cuda_emu.sh build/results/cuda-emu $(EMU_GOLDEN) \
+	    tests/fixtures $(EMU_CHECKS),echo "skipped: the CUDA emulator needs CUDA=1 on x86-64")
+
 CRASH := build/tests/crash_save
 $(CRASH): tests/crash/crash_save.c $(STATIC)
 	@mkdir -p $(dir $@)
@@ -275,7 +340,7 @@ check-build: all $(CHECKS) $(GOLDEN) $(RESUME) $(CRASH)
 test: deps
 	@$(MAKE) --no-print-directory test-all
 
-test-all: check-build abi-check $(ASAN_CHECKS) $(FUZZ_REPLAY)
+test-all: check-build abi-check $(ASAN_CHECKS) $(FUZZ_REPLAY) $(EMU_CHECKS) $(EMU_GOLDEN)
 	@rm -rf build/results && mkdir -p build/results
 	@tests/run_checks.sh build/results/c $(CHECKS) || true
 	@tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
@@ -289,6 +354,8 @@ test-all: check-build abi-check $(ASAN_CHECKS) $(FUZZ_REPLAY)
 	@tests/run_install.sh build/results/install || true
 	@$(ASAN_ENV) tests/run_fuzz_replay.sh build/results/fuzz-replay $(FUZZ_REPLAY) || true
 	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS) || true
+	@$(if $(EMU_CHECKS),$(EMU_ENV) tests/run_cuda_emu.sh build/results/cuda-emu $(EMU_GOLDEN) \
+	    tests/fixtures $(EMU_CHECKS) || true)
 	@tests/summary.sh build/results
 
 test-c: $(CHECKS)

@@ -36,7 +36,8 @@ void lora__cuda_matmul_fwd(lora_backend *be, float *y, const float *x, const flo
         if (lora__cuda_launched(cu, "matmul_fwd bias"))
             return;
     }
-    lora__cuda_mm_nt(cu, y, x, w, N, Nout, K, 1.0f, bias ? 1.0f : 0.0f, "matmul_fwd");
+    lora__cuda_mm_nt(cu, y, x, w, N, Nout, K, 1.0f, bias ? 1.0f : 0.0f, false,
+                     "matmul_fwd");
 }
 
 // dx (N, K) += dy (N, Nout) @ w (Nout, K); dw (Nout, K) += dy^T @ x; dbias += sum_n dy
@@ -48,9 +49,9 @@ void lora__cuda_matmul_bwd(lora_backend *be, float *dx, float *dw, float *dbias,
     if (!cu)
         return;
     if (dx)
-        lora__cuda_mm_nn(cu, dx, dy, w, N, K, Nout, 1.0f, 1.0f, "matmul_bwd dx");
+        lora__cuda_mm_nn(cu, dx, dy, w, N, K, Nout, 1.0f, 1.0f, false, "matmul_bwd dx");
     if (dw)
-        lora__cuda_mm_tn(cu, dw, dy, x, N, Nout, K, 1.0f, 1.0f, "matmul_bwd dw");
+        lora__cuda_mm_tn(cu, dw, dy, x, N, Nout, K, 1.0f, 1.0f, false, "matmul_bwd dw");
     if (dbias && Nout > 0 && !cu->err) {
         bias_grad_kernel<<<lora__cuda_blocks(Nout), LORA_CUDA_THREADS, 0, cu->stream>>>(
             dbias, dy, N, Nout);
@@ -76,8 +77,8 @@ void lora__cuda_matmul_bf16_fwd(lora_backend *be, float *y, const float *x, cons
     if (!cu || N * Nout == 0)
         return;
     if (bias) {
-        bias_rows_kernel<<<lora__cuda_blocks(N * Nout), LORA_CUDA_THREADS, 0,
-                                 cu->stream>>>(y, bias, N, Nout);
+        unsigned blocks = lora__cuda_blocks(N * Nout);
+        bias_rows_kernel<<<blocks, LORA_CUDA_THREADS, 0, cu->stream>>>(y, bias, N, Nout);
         if (lora__cuda_launched(cu, "matmul_bf16_fwd bias"))
             return;
     }

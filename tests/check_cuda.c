@@ -1529,10 +1529,12 @@ int main(void)
                                 embedding_bf16_table, lora_path, embedding, rmsnorm, rope,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
                                 cross_entropy_chunked, attention, attention_bf16_kv_cache,
-                                sdpa_cudnn, sdpa_cudnn_padding, sdpa_plan_cache, sdpa_falls_back, adamw,
+                                sdpa_falls_back, adamw,
                                 adamw_tensor_set, gemm_plan_cache,
                                 arena_plan_take_reset, device_oom_leaves_backend_usable,
                                 sticky_error_leaves_only_free, model_device_with_gpu};
+    /* cuDNN's kernels: the CUDA emulator runs none (its cudnnCreate finds no device) */
+    const TTest *cudnn_cases[] = {sdpa_cudnn, sdpa_cudnn_padding, sdpa_plan_cache};
     TCase *gpu = tcase_create("gpu");
     tcase_set_tags(gpu, "gpu");
     tcase_set_timeout(gpu, 120);
@@ -1543,6 +1545,16 @@ int main(void)
             tcase_add_test(gpu, gpu_cases[i]);
         else
             printf("skipped: no CUDA device: %s\n", gpu_cases[i]->name);
+    }
+    int emulated = n_devices > 0 && tu_cuda_emulated();
+    for (size_t i = 0; i < sizeof cudnn_cases / sizeof *cudnn_cases; i++) {
+        if (n_devices == 0)
+            printf("skipped: no CUDA device: %s\n", cudnn_cases[i]->name);
+        else if (emulated)
+            printf("skipped: cuDNN does not run under the CUDA emulator: %s\n",
+                   cudnn_cases[i]->name);
+        else
+            tcase_add_test(gpu, cudnn_cases[i]);
     }
     suite_add_tcase(s, gpu);
     fflush(stdout);

@@ -1,4 +1,4 @@
-/* tests/golden_check [--device cpu|cuda|cuda:N] DIR -- checks liblora against a fixture folder
+/* tests/golden_check [--device cpu|cuda|cuda:N] [--math bf16|fp32] DIR -- checks liblora against a fixture folder
  * (config.json, model.safetensors, adapter/, golden.safetensors; see the README.md of each
  * fixture). On the CPU (the default) with float32 tolerances; on a GPU (bf16 products) with the
  * fixtures' bf16 ones, greedy tokens compared up to the first step whose top-1 / top-2 logit gap
@@ -23,6 +23,7 @@
 static double TOL_LOGITS = 1e-5, TOL_GRAD = 1e-4, TOL_ADAMW = 1e-6;
 static int on_gpu;
 static const char *device = "cpu";
+static const char *math = "bf16"; /* the CUDA backend's math mode */
 
 typedef struct tally {
     int passed, failed, skipped;
@@ -409,8 +410,9 @@ static int open_model(const char *dir, golden *g)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/adapter", dir);
-    char opts[96];
-    snprintf(opts, sizeof opts, "{\"threads\": 2, \"device\": \"%s\"}", device);
+    char opts[160];
+    snprintf(opts, sizeof opts, "{\"threads\": 2, \"device\": \"%s\"%s%s%s}", device,
+             on_gpu ? ", \"cuda_math\": \"" : "", on_gpu ? math : "", on_gpu ? "\"" : "");
     if (lora_model_load(dir, opts, &g->model) != LORA_OK ||
         lora_session_create(g->model, NULL, &g->s) != LORA_OK ||
         lora_adapter_load(g->model, path, &g->adapter) != LORA_OK)
@@ -421,17 +423,28 @@ static int open_model(const char *dir, golden *g)
 
 int main(int argc, char **argv)
 {
-    if (argc == 4 && strcmp(argv[1], "--device") == 0) {
-        device = argv[2];
-        argv += 2;
-        argc -= 2;
+    for (; argc > 3 && strncmp(argv[1], "--", 2) == 0; argv += 2, argc -= 2) {
+        if (strcmp(argv[1], "--device") == 0)
+            device = argv[2];
+        else if (strcmp(argv[1], "--math") == 0 &&
+                 (strcmp(argv[2], "bf16") == 0 || strcmp(argv[2], "fp32") == 0))
+            math = argv[2];
+        else
+            break;
     }
     if (argc != 2) {
-        fprintf(stderr, "usage: %s [--device cpu|cuda|cuda:N] FIXTURE_DIR\n", argv[0]);
+        fprintf(stderr, "usage: %s [--device cpu|cuda|cuda:N] [--math bf16|fp32] FIXTURE_DIR\n",
+                argv[0]);
         return 2;
     }
     on_gpu = strncmp(device, "cuda", 4) == 0;
-    if (on_gpu) {
+    if (on_gpu && strcmp(math, "fp32") == 0) {
+        /* float32 weights and products: the CPU's tolerances, widened for another summation
+         * order (as tests/gpu/hf_parity.py's float32 rows) */
+        TOL_LOGITS *= 4;
+        TOL_GRAD *= 4;
+        TOL_ADAMW *= 4;
+    } else if (on_gpu) {
         TOL_LOGITS = 2e-2;
         TOL_GRAD = 5e-2;
         /* one step from zero moments moves each weight by about lr * sign(g): the step's error

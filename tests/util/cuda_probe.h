@@ -9,4 +9,11 @@
  * when there are none. */
 int tu_cuda_devices(char *why, size_t cap);
 
+/* The name tests/cuda_emu/emu_runtime.c gives its one device. */
+#define TU_CUDA_EMULATOR "liblora CUDA emulator"
+
+/* 1 when device 0 is the CUDA emulator's (tests/cuda_emu): the cases that need what it does
+ * not emulate (cuDNN's kernels) then say they are skipped. */
+int tu_cuda_emulated(void);
+
 #endif
