@@ -4,7 +4,10 @@
  *
  * Float32 inputs: the compute type is the backend's math mode, CUBLAS_COMPUTE_32F_FAST_16BF
  * (the tensor cores take bfloat16-rounded inputs, accumulation stays float32) or
- * CUBLAS_COMPUTE_32F. Bfloat16 inputs (both of them: cuBLASLt has no mixed bf16 x f32 form):
+ * CUBLAS_COMPUTE_32F. A precise product (the LoRA path's) takes CUBLAS_COMPUTE_32F_FAST_TF32 in
+ * the bf16 mode instead: rounding its inputs to bfloat16 doubled the error of the fixtures'
+ * LoRA logits (tiny-qwen3: 1.7e-2 to 3.0e-2, measured on the CUDA emulator), and these products
+ * (rank r on one side) are bound by reading their float32 operands, not by the tensor cores. Bfloat16 inputs (both of them: cuBLASLt has no mixed bf16 x f32 form):
  * CUBLAS_COMPUTE_32F, float32 accumulation into the float32 result.
  *
  * The descriptors, layouts and the heuristic's algorithm are built once per shape (the key of
@@ -91,7 +94,7 @@ static bool plan_build(lora_cuda *cu, const lora_cublaslt *lt, const lora_gemm_k
  * a miss builds it (descriptors, layouts, the heuristic's choice) and keeps it. */
 static void gemm(lora_cuda *cu, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                  cudaDataType_t ab, const void *A, int64_t lda, const void *B, int64_t ldb,
-                 float beta, float *C, int64_t ldc, const char *what)
+                 float beta, float *C, int64_t ldc, bool precise, const char *what)
 {
     if (m == 0 || n == 0 || cu->err || cu->dead)
         return;
@@ -111,8 +114,9 @@ static void gemm(lora_cuda *cu, bool ta, bool tb, int64_t m, int64_t n, int64_t 
     lora_gemm_key key = {
         .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc, .ta = ta, .tb = tb,
         .ab = ab, .c = CUDA_R_32F,
-        .compute = !half && cu->math == LORA_CUDA_MATH_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
-                                                            : CUBLAS_COMPUTE_32F,
+        .compute = half || cu->math != LORA_CUDA_MATH_BF16 ? CUBLAS_COMPUTE_32F
+                   : precise                              ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                          : CUBLAS_COMPUTE_32F_FAST_16BF,
         .epilogue = CUBLASLT_EPILOGUE_DEFAULT, .align_a = alignment(A, elem),
         .align_b = alignment(B, elem), .align_c = alignment(C, 4),
         .workspace = (int64_t)cu->lt_ws_bytes};
@@ -151,35 +155,38 @@ void lora__cuda_gemm_free(lora_cuda *cu)
 
 /* Y (N, M) = X (N, K) W (M, K)^T is Y^T (M x N, ld M) = op_T(W^T: K x M, ld K) X^T (K x N, ld K) */
 void lora__cuda_mm_nt(lora_cuda *cu, float *Y, const float *X, const float *W, int64_t N,
-                      int64_t M, int64_t K, float alpha, float beta, const char *what)
+                      int64_t M, int64_t K, float alpha, float beta, bool precise,
+                      const char *what)
 {
-    gemm(cu, true, false, M, N, K, alpha, CUDA_R_32F, W, K, X, K, beta, Y, M, what);
+    gemm(cu, true, false, M, N, K, alpha, CUDA_R_32F, W, K, X, K, beta, Y, M, precise, what);
 }
 
 /* Y (N, M) = X (N, K) W (K, M) is Y^T (M x N) = W^T (M x K, ld M) X^T (K x N, ld K) */
 void lora__cuda_mm_nn(lora_cuda *cu, float *Y, const float *X, const float *W, int64_t N,
-                      int64_t M, int64_t K, float alpha, float beta, const char *what)
+                      int64_t M, int64_t K, float alpha, float beta, bool precise,
+                      const char *what)
 {
-    gemm(cu, false, false, M, N, K, alpha, CUDA_R_32F, W, M, X, K, beta, Y, M, what);
+    gemm(cu, false, false, M, N, K, alpha, CUDA_R_32F, W, M, X, K, beta, Y, M, precise, what);
 }
 
 /* Y (M, K) = X (N, M)^T W (N, K) is Y^T (K x M) = W^T (K x N, ld K) op_T(X^T: M x N, ld M) */
 void lora__cuda_mm_tn(lora_cuda *cu, float *Y, const float *X, const float *W, int64_t N,
-                      int64_t M, int64_t K, float alpha, float beta, const char *what)
+                      int64_t M, int64_t K, float alpha, float beta, bool precise,
+                      const char *what)
 {
-    gemm(cu, false, true, K, M, N, alpha, CUDA_R_32F, W, K, X, M, beta, Y, K, what);
+    gemm(cu, false, true, K, M, N, alpha, CUDA_R_32F, W, K, X, M, beta, Y, K, precise, what);
 }
 
 void lora__cuda_mm_nt_bf16(lora_cuda *cu, float *Y, const lora_bf16 *X, const lora_bf16 *W,
                            int64_t N, int64_t M, int64_t K, float alpha, float beta,
                            const char *what)
 {
-    gemm(cu, true, false, M, N, K, alpha, CUDA_R_16BF, W, K, X, K, beta, Y, M, what);
+    gemm(cu, true, false, M, N, K, alpha, CUDA_R_16BF, W, K, X, K, beta, Y, M, false, what);
 }
 
 void lora__cuda_mm_nn_bf16(lora_cuda *cu, float *Y, const lora_bf16 *X, const lora_bf16 *W,
                            int64_t N, int64_t M, int64_t K, float alpha, float beta,
                            const char *what)
 {
-    gemm(cu, false, false, M, N, K, alpha, CUDA_R_16BF, W, M, X, K, beta, Y, M, what);
+    gemm(cu, false, false, M, N, K, alpha, CUDA_R_16BF, W, M, X, K, beta, Y, M, false, what);
 }

@@ -165,16 +165,21 @@ void lora__cudnn_describe(const lora_cudnn *dn, cudnnStatus_t s, const char *wha
 int lora__cuda_check_dnn(lora_cuda *cu, cudnnStatus_t s, const char *what);
 
 /* ---- row-major matrix products on cuBLASLt (gemm.c); float32 storage -------------------- */
+/* precise: TF32 inputs rather than bfloat16 ones in the bf16 math mode (the LoRA path's
+ * products, gemm.c says why); float32 in the fp32 mode either way. */
 
 /* Y (N, M) = alpha X (N, K) W (M, K)^T + beta Y */
 void lora__cuda_mm_nt(lora_cuda *cu, float *Y, const float *X, const float *W, int64_t N,
-                      int64_t M, int64_t K, float alpha, float beta, const char *what);
+                      int64_t M, int64_t K, float alpha, float beta, bool precise,
+                      const char *what);
 /* Y (N, M) = alpha X (N, K) W (K, M) + beta Y */
 void lora__cuda_mm_nn(lora_cuda *cu, float *Y, const float *X, const float *W, int64_t N,
-                      int64_t M, int64_t K, float alpha, float beta, const char *what);
+                      int64_t M, int64_t K, float alpha, float beta, bool precise,
+                      const char *what);
 /* Y (M, K) = alpha X (N, M)^T W (N, K) + beta Y */
 void lora__cuda_mm_tn(lora_cuda *cu, float *Y, const float *X, const float *W, int64_t N,
-                      int64_t M, int64_t K, float alpha, float beta, const char *what);
+                      int64_t M, int64_t K, float alpha, float beta, bool precise,
+                      const char *what);
 /* mm_nt and mm_nn with bfloat16 X and W, float32 Y and accumulation */
 void lora__cuda_mm_nt_bf16(lora_cuda *cu, float *Y, const lora_bf16 *X, const lora_bf16 *W,
                            int64_t N, int64_t M, int64_t K, float alpha, float beta,

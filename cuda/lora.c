@@ -1,5 +1,6 @@
 /* The fused LoRA path y += scale (x A^T) B^T and its backward: four small products on
- * cuBLASLt (gemm.c), so this op has no kernel of its own. */
+ * cuBLASLt (gemm.c), so this op has no kernel of its own. They are precise ones (TF32, not
+ * bfloat16, in the bf16 math mode; gemm.c says why). */
 #include "internal.h"
 
 // t (N, r) = x (N, in) @ A (r, in)^T;  y (N, out) += scale * t @ B (out, r)^T
@@ -10,8 +11,8 @@ void lora__cuda_lora_fwd(lora_backend *be, float *y, float *t, const float *x, c
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu)
         return;
-    lora__cuda_mm_nt(cu, t, x, A, N, r, in, 1.0f, 0.0f, "lora_fwd t");
-    lora__cuda_mm_nt(cu, y, t, B, N, out, r, scale, 1.0f, "lora_fwd y");
+    lora__cuda_mm_nt(cu, t, x, A, N, r, in, 1.0f, 0.0f, true, "lora_fwd t");
+    lora__cuda_mm_nt(cu, y, t, B, N, out, r, scale, 1.0f, true, "lora_fwd y");
 }
 
 // u (N, r) = scale * dy (N, out) @ B (out, r);  dx (N, in) += u @ A (r, in);
@@ -26,11 +27,11 @@ void lora__cuda_lora_bwd(lora_backend *be, float *dx, float *dA, float *dB, floa
         return;
     /* u is only an intermediate of dx and dA; dB needs t alone */
     if (dx || dA)
-        lora__cuda_mm_nn(cu, u, dy, B, N, r, out, scale, 0.0f, "lora_bwd u");
+        lora__cuda_mm_nn(cu, u, dy, B, N, r, out, scale, 0.0f, true, "lora_bwd u");
     if (dx)
-        lora__cuda_mm_nn(cu, dx, u, A, N, in, r, 1.0f, 1.0f, "lora_bwd dx");
+        lora__cuda_mm_nn(cu, dx, u, A, N, in, r, 1.0f, 1.0f, true, "lora_bwd dx");
     if (dA)
-        lora__cuda_mm_tn(cu, dA, u, x, N, r, in, 1.0f, 1.0f, "lora_bwd dA");
+        lora__cuda_mm_tn(cu, dA, u, x, N, r, in, 1.0f, 1.0f, true, "lora_bwd dA");
     if (dB)
-        lora__cuda_mm_tn(cu, dB, dy, t, N, out, r, scale, 1.0f, "lora_bwd dB");
+        lora__cuda_mm_tn(cu, dB, dy, t, N, out, r, scale, 1.0f, true, "lora_bwd dB");
 }
