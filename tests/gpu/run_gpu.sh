@@ -60,13 +60,16 @@ for suite in check_cuda check_cuda_model; do
     fi
 done
 
-# the fixtures on the GPU, with the bf16 tolerances
+# the fixtures on the GPU: bf16 math with the bf16 tolerances, fp32 math with the CPU's (x4)
 for d in tests/fixtures/*/; do
     [ -f "$d/golden.safetensors" ] || continue
     name=$(basename "$d")
-    if tests/golden_check --device cuda "$d" > "$out/golden_$name.log" 2>&1; then r=passed
-    else r=FAILED; fail=1; fi
-    echo "run_gpu: golden_check --device cuda $name: $(tail -n 1 "$out/golden_$name.log") $r"
+    for math in bf16 fp32; do
+        log=$out/golden_${name}_$math.log
+        if tests/golden_check --device cuda --math $math "$d" > "$log" 2>&1; then r=passed
+        else r=FAILED; fail=1; fi
+        echo "run_gpu: golden_check --device cuda --math $math $name: $(tail -n 1 "$log") $r"
+    done
 done
 
 # speed on the GPU: the numbers are reported, only a failed run fails
