@@ -423,6 +423,16 @@ ns = {"__name__": "__main__"}
 results = []
 failed = False
 for b in spec:
+    missing = []
+    for m in b["needs"]:
+        try:
+            __import__(m)
+        except ImportError:
+            missing.append(m)
+    if missing:
+        results.append({"ok": True, "out": "", "err": "",
+                        "skip": "needs %s, not installed here" % ", ".join(missing)})
+        continue
     if failed:
         results.append({"ok": False, "out": "", "err": "an earlier block of the session failed"})
         continue
@@ -443,8 +453,8 @@ json.dump(results, open(sys.argv[2], "w", encoding="utf-8"))
 def do_python_session(blocks, env):
     """Runs python blocks of one session in one interpreter; returns per-block results."""
     d, e = env.workdir(blocks[0])
-    spec = [{"path": b.path, "line": b.line, "code": b.text, "pre": b.opts.get("pre", "")}
-            for b in blocks]
+    spec = [{"path": b.path, "line": b.line, "code": b.text, "pre": b.opts.get("pre", ""),
+             "needs": b.opts.get("needs", "").split()} for b in blocks]
     with open(os.path.join(d, "spec.json"), "w", encoding="utf-8") as f:
         json.dump(spec, f)
     with open(os.path.join(d, "driver.py"), "w", encoding="utf-8") as f:
@@ -707,6 +717,12 @@ def main():
                             py.update({(key, g.line): r for g, r in
                                        zip(group, do_python_session(group, env))})
                         r = py[(key, b.line)]
+                        if r.get("skip"):
+                            skipped += 1
+                            b.skip = r["skip"]
+                            print("skipped - %s: %s" % (b.where, r["skip"]))
+                            prev = b
+                            continue
                         b.stdout = r["out"]
                         if not r["ok"]:
                             raise Fail(tail(r["err"], 1500))
@@ -721,6 +737,11 @@ def main():
                         do_paths(b, env)
                     elif b.kind == "copy-of":
                         do_copy(b, env)
+                    elif b.kind == "output" and getattr(prev, "skip", None):
+                        skipped += 1
+                        print("skipped - %s: the block before was (%s)" % (b.where, prev.skip))
+                        prev = b
+                        continue
                     elif b.kind == "output":
                         do_output(b, prev)
                     ok(b.where, b.kind, note)
