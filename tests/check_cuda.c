@@ -32,7 +32,7 @@
 #define QWEN2 "tests/fixtures/tiny-qwen2"
 #define FP32_TOL 2e-5   /* float32 on both sides, summed in other orders */
 #define BF16_TOL 1.2e-2 /* products of bfloat16-rounded inputs (8 bits of mantissa) */
-#define ARENA ((size_t)512 << 20)
+#define ARENA ((size_t)64 << 20) /* room for every case; the CUDA emulator fills it, so no more */
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 

@@ -4,7 +4,8 @@
  * barrier; the waiting thread keeps that fiber's stack, and the next thread starts on another.
  * A kernel without barriers then costs a function call per thread, and one with them holds a
  * fiber per thread, which keeps CUDA's one promise the kernels rely on: every thread of a block
- * reaches a barrier before any passes it. Deterministic, under ASan and UBSan, on one core.
+ * reaches a barrier before any passes it. Deterministic, under ASan and UBSan, on one core; in
+ * either of two orders (order() below).
  * What the scheduler sees the device would refuse (a barrier not every live thread reaches, a
  * shuffle across lanes that exited) stops the process with the kernel's name: it is a bug in the
  * code under test. */
@@ -65,6 +66,7 @@ typedef struct emu {
     void (*body)(void *);
     void *ctx;
     unsigned n, next, alive, at_block;
+    int reverse; /* LORA_CUDA_EMU_ORDER=reverse: blocks and threads started last to first */
     unsigned warp_alive[MAX_THREADS / 32], at_warp[MAX_THREADS / 32];
     unsigned char slot[2][MAX_THREADS][8];
     void *shared;
@@ -214,6 +216,11 @@ void lora_emu_warp_exchange(unsigned mask, const void *in, void *out, size_t siz
     memcpy(out, slot[first + (unsigned)src], size);
 }
 
+/* The k-th thread to start. The device promises no order among a block's threads between two
+ * barriers, nor among blocks: a kernel whose result changes when the emulator runs them last to
+ * first (LORA_CUDA_EMU_ORDER=reverse) lacks a barrier, or has blocks that depend on each other. */
+static unsigned order(unsigned k) { return E.reverse ? E.n - 1 - k : k; }
+
 /* A worker's life: threads not yet started, one after another, until none is left. */
 static void entry(void)
 {
@@ -230,7 +237,7 @@ static void entry(void)
         E.alive--;
         E.warp_alive[f->lin / 32]--;
         release(f->lin / 32);
-        E.cur = E.next < E.n ? &E.t[E.next++] : NULL;
+        E.cur = E.next < E.n ? &E.t[order(E.next++)] : NULL;
         if (E.cur)
             E.cur->on = w;
     }
@@ -285,7 +292,7 @@ static void start_worker(void)
     sp[7] = (uint64_t)(uintptr_t)entry;
     w->sp = sp;
     w->busy = 1;
-    E.cur = &E.t[E.next++];
+    E.cur = &E.t[order(E.next++)];
     E.cur->on = w;
     to_worker(w);
     E.cur = NULL;
@@ -312,8 +319,9 @@ static void run_block(void)
     }
     while (E.alive) {
         int ran = 0;
-        for (unsigned i = 0; i < E.next; i++)
-            if (E.t[i].state == RUNNABLE) {
+        for (unsigned k = 0; k < E.next; k++)
+            if (E.t[order(k)].state == RUNNABLE) {
+                unsigned i = order(k);
                 E.cur = &E.t[i];
                 to_worker(E.t[i].on);
                 E.cur = NULL;
@@ -351,10 +359,14 @@ void lora_emu_run(const char *kernel, lora_emu_dim3 grid, lora_emu_dim3 block, s
     E.shared = shared ? malloc(shared) : NULL;
     if (shared && !E.shared)
         lora_emu_fatal("%s: no memory for %zu bytes of shared memory", kernel, shared);
+    const char *o = getenv("LORA_CUDA_EMU_ORDER");
+    E.reverse = o && strcmp(o, "reverse") == 0;
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
-                E.bidx.x = x, E.bidx.y = y, E.bidx.z = z;
+                E.bidx.x = E.reverse ? grid.x - 1 - x : x;
+                E.bidx.y = E.reverse ? grid.y - 1 - y : y;
+                E.bidx.z = E.reverse ? grid.z - 1 - z : z;
                 if (shared)
                     memset(E.shared, 0xff, shared);
                 run_block();
