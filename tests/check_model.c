@@ -491,24 +491,35 @@ START_TEST(device_layout_of_tiny_qwen2)
 END_TEST
 
 /* The output head's chunks: whole rows where the backend has no chunked cross-entropy (the
- * CPU's plan, 2^22 logits at most), vocabulary columns where it has */
+ * CPU's plan, 2^22 logits at most), on a GPU the whole vocabulary for at least 256 rows in
+ * 2^26 logits, else vocabulary columns */
 START_TEST(head_chunk_plan)
 {
-    lora_head_plan p = lora__head_plan(4096, 151936, 151936);
+    const int64_t cpu = LORA_HEAD_CHUNK_FLOATS;
+    lora_head_plan p = lora__head_plan(4096, 151936, 151936, cpu);
     ck_assert(p.cols == 151936 && p.rows == (1 << 22) / 151936);
-    p = lora__head_plan(3, 151936, 151936);
+    p = lora__head_plan(3, 151936, 151936, cpu);
     ck_assert(p.cols == 151936 && p.rows == 3);
-    p = lora__head_plan(4096, 151936, LORA_HEAD_COLS);
+    p = lora__head_plan(4096, 151936, LORA_HEAD_COLS, cpu);
     ck_assert(p.cols == 8192 && p.rows == 512);
     ck_assert_int_eq((151936 + p.cols - 1) / p.cols, 19); /* the last chunk: 4480 columns */
-    p = lora__head_plan(100, 384, LORA_HEAD_COLS); /* a vocabulary smaller than a chunk */
+    p = lora__head_plan(100, 384, LORA_HEAD_COLS, cpu); /* a vocabulary smaller than a chunk */
     ck_assert(p.cols == 384 && p.rows == 100);
-    p = lora__head_plan(7, 1000, 300);
+    p = lora__head_plan(7, 1000, 300, cpu);
     ck_assert(p.cols == 300 && p.rows == 7);
-    p = lora__head_plan(7, (int64_t)1 << 23, (int64_t)1 << 23); /* a row over the budget */
+    p = lora__head_plan(7, (int64_t)1 << 23, (int64_t)1 << 23, cpu); /* a row over the budget */
     ck_assert(p.rows == 1);
-    p = lora__head_plan(7, 1000, 0);
+    p = lora__head_plan(7, 1000, 0, cpu);
     ck_assert(p.cols == 1000);
+    /* a GPU: Qwen's vocabulary whole, 441 rows at a time; one past 2^26 / 256 in columns */
+    p = lora__head_plan_chunked(16384, 151936, 0);
+    ck_assert(p.cols == 151936 && p.rows == ((int64_t)1 << 26) / 151936 && p.rows == 441);
+    p = lora__head_plan_chunked(100, 151936, 0);
+    ck_assert(p.cols == 151936 && p.rows == 100);
+    p = lora__head_plan_chunked(4096, ((int64_t)1 << 18) + 1, 0);
+    ck_assert(p.cols == LORA_HEAD_COLS && p.rows == 512);
+    p = lora__head_plan_chunked(4096, 151936, 100); /* the tests' column chunks */
+    ck_assert(p.cols == 100 && p.rows == 4096);
 }
 END_TEST
 

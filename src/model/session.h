@@ -80,7 +80,7 @@ struct lora_session {
     float *head_ws;       /* output-head chunks: logits and log-sum-exp */
     size_t head_ws_floats;
     int64_t head_cols;    /* vocabulary columns per head chunk, where the backend has the
-                           * chunked cross-entropy; 0: LORA_HEAD_COLS */
+                           * chunked cross-entropy; 0: lora__head_plan_chunked's choice */
     bool dropout_on;      /* LoRA dropout: only inside a training step */
     uint64_t dropout_seed;/* the masks of the current training step */
     float *train_ws;      /* saved activations of the last training forward */
@@ -169,16 +169,25 @@ lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
                            const int32_t *targets, float *nll, const float *dnll, float *dhidden,
                            float *dlm_head);
 
-/* The output head's chunks: at most LORA_HEAD_CHUNK_FLOATS logits (16 MiB) at once, over
- * LORA_HEAD_COLS vocabulary columns on a backend with the chunked cross-entropy (all N rows in
- * one chunk up to 512 of them: products of a good shape), over whole rows elsewhere. */
+/* The output head's chunks. Elsewhere than a GPU: whole rows, at most LORA_HEAD_CHUNK_FLOATS
+ * logits (16 MiB) at once. On a backend with the chunked cross-entropy (a GPU): the whole
+ * vocabulary for as many rows as LORA_HEAD_DEVICE_FLOATS logits (256 MiB) hold, when that is
+ * at least LORA_HEAD_MIN_ROWS rows (a product of a good shape), so that the backward uses the
+ * forward's logits instead of computing them again; else LORA_HEAD_COLS columns at a time, in
+ * 16 MiB, all N rows in one chunk up to 512 of them. */
 #define LORA_HEAD_CHUNK_FLOATS ((int64_t)1 << 22)
+#define LORA_HEAD_DEVICE_FLOATS ((int64_t)1 << 26)
+#define LORA_HEAD_MIN_ROWS 256
 #define LORA_HEAD_COLS 8192
 typedef struct lora_head_plan {
     int64_t rows;  /* per chunk, 1..N */
     int64_t cols;  /* per chunk, 1..V: V unless cols_max is in 1..V-1 */
 } lora_head_plan;
-lora_head_plan lora__head_plan(int64_t N, int64_t V, int64_t cols_max);
+/* cols_max columns (V when not in 1..V-1), as many rows as budget logits hold (1..N). */
+lora_head_plan lora__head_plan(int64_t N, int64_t V, int64_t cols_max, int64_t budget);
+/* The plan of a backend with the chunked cross-entropy: cols_max columns in the 16 MiB budget
+ * when given (> 0, the tests'), else the one described above LORA_HEAD_DEVICE_FLOATS. */
+lora_head_plan lora__head_plan_chunked(int64_t N, int64_t V, int64_t cols_max);
 
 /* The largest input width of any projection: max(C, H*D, I). */
 int64_t lora__max_proj_in(const lora_config *c);
