@@ -251,6 +251,7 @@ EMU_LIBS := $(BLAS_LIBS) $(DEP_LIBS) -lm -pthread -ldl -lstdc++ -L$(EMU_LIB) -lc
             -Wl,-rpath,$(CURDIR)/$(EMU_LIB)
 EMU_CHECKS := build/emu/tests/check_cuda build/emu/tests/check_cuda_model
 EMU_GOLDEN := build/emu/tests/golden_check
+EMU_LORA := build/emu/bin/lora
 EMU_ENV := $(ASAN_ENV) LD_LIBRARY_PATH=$(CURDIR)/$(EMU_LIB)
 EMU_SONAMES := $(EMU_LIB)/libcublasLt.so.$(shell sed -n 's/^\#define CUBLAS_VER_MAJOR //p' \
                  $(CUDA_HOME)/include/cublas_api.h)
@@ -282,15 +283,19 @@ build/emu/tests/%: tests/%.c build/emu/liblora.a $(TEST_UTIL_SRC) $(EMU_LIB)/lib
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(SAN_FLAGS) -o $@ $< $(TEST_UTIL_SRC) \
 	    build/emu/liblora.a $(CHECK_LIBS) $(EMU_LIBS)
 
+$(EMU_LORA): $(CLI_OBJ) build/emu/liblora.a $(EMU_LIB)/libcudaemu.so $(EMU_SONAMES)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_FLAGS) -o $@ $(CLI_OBJ) build/emu/liblora.a $(EMU_LIBS)
+
 $(EMU_GOLDEN): tests/golden_check.c build/emu/liblora.a $(EMU_LIB)/libcudaemu.so $(EMU_SONAMES)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -o $@ $< build/emu/liblora.a $(EMU_LIBS)
 endif
 
-test-cuda-emu: $(EMU_CHECKS) $(EMU_GOLDEN)
+test-cuda-emu: $(EMU_CHECKS) $(EMU_GOLDEN) $(EMU_LORA)
 	@mkdir -p build/results
 	@$(if $(EMU_CHECKS),$(EMU_ENV) tests/run_cuda_emu.sh build/results/cuda-emu $(EMU_GOLDEN) \
-	    tests/fixtures $(EMU_CHECKS),echo "skipped: the CUDA emulator needs CUDA=1 on x86-64")
+	    $(EMU_LORA) tests/fixtures $(EMU_CHECKS),echo "skipped: the CUDA emulator needs CUDA=1 on x86-64")
 
 CRASH := build/tests/crash_save
 $(CRASH): tests/crash/crash_save.c $(STATIC)
@@ -340,7 +345,7 @@ check-build: all $(CHECKS) $(GOLDEN) $(RESUME) $(CRASH)
 test: deps
 	@$(MAKE) --no-print-directory test-all
 
-test-all: check-build abi-check $(ASAN_CHECKS) $(FUZZ_REPLAY) $(EMU_CHECKS) $(EMU_GOLDEN)
+test-all: check-build abi-check $(ASAN_CHECKS) $(FUZZ_REPLAY) $(EMU_CHECKS) $(EMU_GOLDEN) $(EMU_LORA)
 	@rm -rf build/results && mkdir -p build/results
 	@tests/run_checks.sh build/results/c $(CHECKS) || true
 	@tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
@@ -355,7 +360,7 @@ test-all: check-build abi-check $(ASAN_CHECKS) $(FUZZ_REPLAY) $(EMU_CHECKS) $(EM
 	@$(ASAN_ENV) tests/run_fuzz_replay.sh build/results/fuzz-replay $(FUZZ_REPLAY) || true
 	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS) || true
 	@$(if $(EMU_CHECKS),$(EMU_ENV) tests/run_cuda_emu.sh build/results/cuda-emu $(EMU_GOLDEN) \
-	    tests/fixtures $(EMU_CHECKS) || true)
+	    $(EMU_LORA) tests/fixtures $(EMU_CHECKS) || true)
 	@tests/summary.sh build/results
 
 test-c: $(CHECKS)
