@@ -123,12 +123,6 @@ cudaError_t cudaSetDevice(int device)
     return ret(device == 0 ? cudaSuccess : cudaErrorInvalidDevice);
 }
 
-cudaError_t cudaGetDevice(int *device)
-{
-    *device = 0;
-    return cudaSuccess;
-}
-
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device)
 {
     if (device != 0)
@@ -142,15 +136,6 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device)
     prop->maxThreadsPerBlock = 1024;
     prop->warpSize = 32;
     prop->sharedMemPerBlock = 48 << 10;
-    return cudaSuccess;
-}
-
-cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total)
-{
-    pthread_mutex_lock(&lock);
-    *total = memory_size();
-    *free_bytes = *total - used_bytes;
-    pthread_mutex_unlock(&lock);
     return cudaSuccess;
 }
 
@@ -331,8 +316,6 @@ cudaError_t cudaStreamQuery(cudaStream_t stream)
     return ret(poisoned());
 }
 
-cudaError_t cudaDeviceSynchronize(void) { return ret(poisoned()); }
-
 cudaError_t cudaGetLastError(void)
 {
     cudaError_t e = poisoned();
@@ -341,12 +324,6 @@ cudaError_t cudaGetLastError(void)
     e = last_error;
     last_error = cudaSuccess;
     return e;
-}
-
-cudaError_t cudaPeekAtLastError(void)
-{
-    cudaError_t e = poisoned();
-    return e ? e : last_error;
 }
 
 const char *cudaGetErrorName(cudaError_t e)
