@@ -95,6 +95,10 @@ lora_status lora__cuda_sum_squares(lora_backend *be, const float *x, size_t n, d
  * op. */
 void lora__cuda_adamw(lora_backend *be, float *p, const float *g, float *m, float *v, size_t n,
                       const lora_adamw_args *a);
+/* One SGD update, torch.optim.SGD's math as src/cpu/optimizer.c does it; buf NULL without
+ * momentum. Asynchronous. */
+void lora__cuda_sgd(lora_backend *be, float *p, const float *g, float *buf, size_t n,
+                    const lora_sgd_args *a);
 
 #ifdef __cplusplus
 }

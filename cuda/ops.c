@@ -16,6 +16,7 @@ const lora_backend_ops lora__cuda_ops = {
     .sync = lora__cuda_sync,
     .sum_squares = lora__cuda_sum_squares_acc,
     .adamw = lora__cuda_adamw,
+    .sgd = lora__cuda_sgd,
     .matmul_fwd = lora__cuda_matmul_fwd,
     .matmul_bwd = lora__cuda_matmul_bwd,
     .embedding_fwd = lora__cuda_embedding_fwd,

@@ -58,6 +58,14 @@ typedef struct lora_adamw_args {
     uint64_t t;
 } lora_adamw_args;
 
+/* One SGD update (torch.optim.SGD, coupled decay): t is the number of updates before this one
+ * (the first takes the gradient as the momentum buffer), lr the group's scheduled rate. */
+typedef struct lora_sgd_args {
+    double lr, momentum, dampening, weight_decay, grad_scale;
+    bool nesterov;
+    uint64_t t;
+} lora_sgd_args;
+
 /* One tensor of the optimizer's multi-tensor entries: n parameters p, their gradients g, the
  * AdamW moments m, v (backend memory), updated with the arguments of group (0 or 1). */
 typedef struct lora_tensor_ref {
@@ -107,6 +115,10 @@ struct lora_backend_ops {
      * arithmetic of src/train/optim.h in double per element. */
     void (*adamw)(lora_backend *be, float *p, const float *g, float *m, float *v, size_t n,
                   const lora_adamw_args *a);
+    /* One SGD update of n parameters p from gradients g; buf (n) is the float32 momentum buffer,
+     * NULL without momentum; the arithmetic of src/train/optim.h in double per element. */
+    void (*sgd)(lora_backend *be, float *p, const float *g, float *buf, size_t n,
+                const lora_sgd_args *a);
 
     /* y (N, Nout) = x (N, K) @ w (Nout, K)^T + bias (Nout); bias may be NULL. */
     void (*matmul_fwd)(lora_backend *be, float *y, const float *x, const float *w,

@@ -1138,6 +1138,52 @@ START_TEST(adamw)
 }
 END_TEST
 
+/* SGD on the device against the host optimizer's: three steps, so that the momentum buffer's
+ * first update (buf = g) and the later ones (momentum, dampening, nesterov) all run. */
+static void sgd_case(size_t n, const char *json)
+{
+    rig r = rig_open(LORA_CUDA_MATH_FP32, n);
+    lora_optim_config cfg;
+    ck_assert_msg(lora__optim_config_parse(json, &cfg) == LORA_OK, "%s", lora_last_error());
+    float *p = frand(&r, n, -1, 1), *g = malloc(n * 4);
+    lora_param prm = {"w", p, g, n, 0};
+    lora_optim *o;
+    ck_assert_msg(lora__optim_create(&cfg, &prm, 1, &o) == LORA_OK, "%s", lora_last_error());
+    bool momentum = cfg.momentum != 0;
+    float *d_p = dev(&r, p, n * 4), *d_g = dev_take(&r, n * 4);
+    float *d_buf = momentum ? dev_take(&r, n * 4) : NULL;
+    for (int step = 0; step < 3; step++) {
+        for (size_t i = 0; i < n; i++)
+            g[i] = (float)(lora__rng_uniform_f64(&r.rng) * 2 - 1) * (float)(step + 1);
+        ck_assert(lora__cuda_upload(r.gpu, d_g, g, n * 4) == LORA_OK);
+        double lr = lora__optim_lr(o);
+        uint64_t t = lora__optim_step_count(o);
+        lora_optim_report rep;
+        ck_assert_msg(lora__optim_step(o, &rep) == LORA_OK, "%s", lora_last_error());
+        lora_sgd_args a = {lr, cfg.momentum, cfg.dampening, cfg.weight_decay, rep.clip_coef,
+                           cfg.nesterov, t};
+        lora__cuda_sgd(r.gpu, d_p, d_g, d_buf, n, &a);
+        char what[64];
+        snprintf(what, sizeof what, "(n=%zu step %d)", n, step);
+        expect_dev(&r, "sgd p", what, d_p, p, n, 1e-6);
+        if (momentum)
+            expect_dev(&r, "sgd momentum_buffer", what, d_buf, o->m, n, 1e-6);
+    }
+    lora__optim_free(o);
+    free(p), free(g);
+    rig_close(&r);
+}
+
+START_TEST(sgd)
+{
+    sgd_case(1000, "{\"optimizer\": \"sgd\", \"lr\": 0.1}");
+    sgd_case(4099, "{\"optimizer\": \"sgd\", \"lr\": 0.05, \"momentum\": 0.9, "
+                   "\"dampening\": 0.1, \"weight_decay\": 0.01, \"max_grad_norm\": 2.0}");
+    sgd_case(100003, "{\"optimizer\": \"sgd\", \"lr\": 0.01, \"momentum\": 0.8, "
+                     "\"nesterov\": true}");
+}
+END_TEST
+
 /* The multi-tensor entries against the per-tensor ones, bit for bit: tensors of odd sizes (one
  * past the 1024-block cap of the sum of squares), both learning-rate groups, three steps, the
  * second set of p, m, v updated per tensor. */
@@ -1529,7 +1575,7 @@ int main(void)
                                 embedding_bf16_table, lora_path, embedding, rmsnorm, rope,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
                                 cross_entropy_chunked, attention, attention_bf16_kv_cache,
-                                sdpa_falls_back, adamw,
+                                sdpa_falls_back, adamw, sgd,
                                 adamw_tensor_set, gemm_plan_cache,
                                 arena_plan_take_reset, device_oom_leaves_backend_usable,
                                 sticky_error_leaves_only_free, model_device_with_gpu};

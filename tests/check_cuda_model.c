@@ -3,8 +3,9 @@
  * within float32 bounds (the "cuda_math": "fp32" products) and bfloat16 ones (the default),
  * with an adapter whose A and B are all non-zero (PEFT's init leaves B zero), a
  * 50-step training run whose GPU loss curve must track the CPU's, greedy generation, an
- * adapter trained on the GPU and saved that loads on the CPU with the same weights, and a
- * device allocation that fails, after which the model still runs.
+ * adapter trained on the GPU and saved that loads on the CPU with the same weights, full
+ * fine-tuning and SGD against the CPU's, and a device allocation that fails, after which the
+ * model still runs.
  *
  * Every case is tagged "gpu" and needs a CUDA device: without one each prints
  * "skipped: no CUDA device: NAME" (counted by tests/run_checks.sh) and is not run. */
@@ -427,15 +428,186 @@ START_TEST(device_oom_leaves_model_usable)
 }
 END_TEST
 
-START_TEST(full_training_refused_on_gpu)
+/* full fine-tuning's weights, in host memory: the model saved and loaded back on the CPU */
+static lora_model *saved_copy(const lora_model *m)
+{
+    char dir[] = "/tmp/check_cuda_model_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    ck_assert_msg(lora_model_save(m, dir, "f32") == LORA_OK, "%s", lora_last_error());
+    lora_model *copy;
+    ck_assert_msg(lora_model_load(dir, NULL, &copy) == LORA_OK, "%s", lora_last_error());
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    return copy;
+}
+
+/* steps full fine-tuning AdamW steps on the same batches on the CPU and on gpu_opts; every
+ * GPU loss within loss_tol (relative) of the CPU's. Returns the two optimizers. */
+static void full_train(side *c, side *g, const char *opt, int steps, double loss_tol,
+                       lora_optimizer **oc, lora_optimizer **og)
+{
+    ck_assert(lora_session_set_adapters(c->s, NULL, NULL, 0) == LORA_OK);
+    ck_assert(lora_session_set_adapters(g->s, NULL, NULL, 0) == LORA_OK);
+    ck_assert_msg(lora_optimizer_create(c->s, opt, oc) == LORA_OK, "%s", lora_last_error());
+    ck_assert_msg(lora_optimizer_create(g->s, opt, og) == LORA_OK, "%s", lora_last_error());
+    int32_t ids[NB * NT], labels[NB * NT];
+    for (int step = 0; step < steps; step++) {
+        batch(c->m, ids, labels, (unsigned)(step % 3));
+        float lc, lg;
+        ck_assert(lora_train_step(*oc, ids, labels, NB, NT, &lc) == LORA_OK);
+        ck_assert_msg(lora_train_step(*og, ids, labels, NB, NT, &lg) == LORA_OK, "%s",
+                      lora_last_error());
+        ck_assert_msg(isfinite(lg) && fabs(lg - lc) <= loss_tol * lc, "step %d: loss %.9g on "
+                      "the GPU, %.9g on the CPU", step, lg, lc);
+    }
+}
+
+/* |gpu - cpu| over all weights relative to |cpu - initial| (what training moved), in the
+ * 2-norm: AdamW divides each gradient by its own size, so a weight whose gradient is near zero
+ * moves by an amount that follows its gradient's last bits (measured: one element 10% off),
+ * where the norm over all of them does not (1.1e-4 measured on the emulator). */
+static double weight_drift(const lora_model *gpu, const lora_model *cpu, const char *dir)
+{
+    lora_model *init;
+    ck_assert(lora_model_load(dir, NULL, &init) == LORA_OK);
+    double diff = 0, moved = 0;
+    for (size_t i = 0; i < cpu->arena_floats; i++) {
+        double d = (double)gpu->arena[i] - cpu->arena[i], m = (double)cpu->arena[i] - init->arena[i];
+        diff += d * d;
+        moved += m * m;
+    }
+    lora_model_free(init);
+    ck_assert_msg(moved > 0, "training changed no weight");
+    return sqrt(diff / moved);
+}
+
+/* Full fine-tuning with float32 products: the loss curve and the trained weights (saved from
+ * the GPU, whose host arena follows only then) match the CPU's. */
+START_TEST(full_training_fp32_matches_cpu)
+{
+    side c = open_side(QWEN2, "{\"device\": \"cpu\"}");
+    side g = open_side(QWEN2, "{\"device\": \"cuda\", \"cuda_math\": \"fp32\"}");
+    lora_optimizer *oc, *og;
+    full_train(&c, &g, "{\"train\": \"full\", \"lr\": 1e-3, \"weight_decay\": 0.01}", 5,
+               FP32_LOGITS, &oc, &og);
+    lora_model *gm = saved_copy(g.m);
+    double drift = weight_drift(gm, c.m, QWEN2);
+    ck_assert_msg(drift <= FP32_GRAD, "trained weights: GPU - CPU is %.3g of what training "
+                  "moved", drift);
+    lora_model_free(gm);
+    lora_optimizer_free(oc);
+    lora_optimizer_free(og);
+    close_side(&c);
+    close_side(&g);
+}
+END_TEST
+
+/* Full fine-tuning in the bf16 math mode (float32 masters, bfloat16 copies): 20 steps track the
+ * CPU; the saved model runs on the CPU like the GPU's copy; a merge and an unmerge on the
+ * trained model (which read and write the host arena) leave the GPU's logits bit for bit; and
+ * after the optimizer is gone its training is still in the host arena. */
+START_TEST(full_training_bf16_tracks_cpu)
+{
+    side c = open_side(QWEN2, "{\"device\": \"cpu\"}"), g = open_side(QWEN2, "{\"device\": \"cuda\"}");
+    lora_optimizer *oc, *og;
+    full_train(&c, &g, "{\"train\": \"full\", \"lr\": 1e-3}", 20, 0.05, &oc, &og);
+    size_t V = lora_model_vocab_size(g.m);
+    int32_t ids[NB * NT], labels[NB * NT];
+    batch(g.m, ids, labels, 9);
+    float *lg = malloc(NT * V * sizeof *lg), *lc = malloc(NT * V * sizeof *lc),
+          *again = malloc(NT * V * sizeof *again);
+    ck_assert(lora_session_logits(g.s, ids, NULL, 1, NT, lg) == LORA_OK);
+    lora_model *gm = saved_copy(g.m);
+    lora_session *cs;
+    ck_assert(lora_session_create(gm, NULL, &cs) == LORA_OK);
+    ck_assert(lora_session_logits(cs, ids, NULL, 1, NT, lc) == LORA_OK);
+    double e = tu_max_rel_err(lg, lc, NT * V);
+    ck_assert_msg(e <= BF16_LOGITS, "the saved model's logits: relative error %.3g", e);
+    ck_assert_msg(lora_model_merge(g.m, g.a, 1.0f, NULL, 0, NULL) == LORA_OK, "%s",
+                  lora_last_error());
+    ck_assert_msg(lora_model_unmerge(g.m) == LORA_OK, "%s", lora_last_error());
+    ck_assert(lora_session_logits(g.s, ids, NULL, 1, NT, again) == LORA_OK);
+    ck_assert_msg(memcmp(again, lg, NT * V * sizeof *lg) == 0, "merge and unmerge changed the "
+                  "trained model's logits");
+    lora_optimizer_free(og);
+    ck_assert(memcmp(g.m->arena, gm->arena, g.m->arena_floats * sizeof(float)) == 0);
+    ck_assert(lora_session_logits(g.s, ids, NULL, 1, NT, again) == LORA_OK);
+    ck_assert(memcmp(again, lg, NT * V * sizeof *lg) == 0);
+    free(lg), free(lc), free(again);
+    lora_session_free(cs);
+    lora_model_free(gm);
+    lora_optimizer_free(oc);
+    close_side(&c);
+    close_side(&g);
+}
+END_TEST
+
+/* A checkpoint of full fine-tuning on the GPU: two steps, a save, two more; the load puts the
+ * weights (host arena, masters, bfloat16 copies) and the moments back, and the same two steps
+ * give the same losses. */
+START_TEST(full_training_checkpoint_resumes_on_gpu)
 {
     side g = open_side(QWEN2, "{\"device\": \"cuda\"}");
+    ck_assert(lora_session_set_adapters(g.s, NULL, NULL, 0) == LORA_OK);
     lora_optimizer *o;
-    ck_assert_int_eq(lora_optimizer_create(g.s, "{\"train\": \"full\"}", &o),
-                     LORA_ERR_UNSUPPORTED);
-    ck_assert_int_eq(lora_optimizer_create(g.s, "{\"optimizer\": \"sgd\"}", &o),
-                     LORA_ERR_UNSUPPORTED);
-    ck_assert_ptr_null(o);
+    ck_assert(lora_optimizer_create(g.s, "{\"train\": \"full\", \"lr\": 1e-3}", &o) == LORA_OK);
+    int32_t ids[NB * NT], labels[NB * NT];
+    float first[2], second[2];
+    char dir[] = "/tmp/check_cuda_model_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char ckpt[64];
+    snprintf(ckpt, sizeof ckpt, "%s/ckpt", dir);
+    for (int k = 0; k < 2; k++) {
+        batch(g.m, ids, labels, (unsigned)k);
+        ck_assert(lora_train_step(o, ids, labels, NB, NT, NULL) == LORA_OK);
+    }
+    ck_assert_msg(lora_optimizer_save_checkpoint(o, ckpt, 2) == LORA_OK, "%s", lora_last_error());
+    for (int k = 0; k < 2; k++) {
+        batch(g.m, ids, labels, (unsigned)(k + 2));
+        ck_assert(lora_train_step(o, ids, labels, NB, NT, &first[k]) == LORA_OK);
+    }
+    uint64_t pos;
+    ck_assert_msg(lora_optimizer_load_checkpoint(o, ckpt, &pos) == LORA_OK, "%s",
+                  lora_last_error());
+    ck_assert_uint_eq(pos, 2);
+    for (int k = 0; k < 2; k++) {
+        batch(g.m, ids, labels, (unsigned)(k + 2));
+        ck_assert(lora_train_step(o, ids, labels, NB, NT, &second[k]) == LORA_OK);
+        ck_assert_msg(second[k] == first[k], "step %d after the load: loss %.9g, %.9g before",
+                      k, second[k], first[k]);
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    lora_optimizer_free(o);
+    close_side(&g);
+}
+END_TEST
+
+/* SGD with momentum, nesterov and weight decay on the adapters: the GPU's weights after ten
+ * steps (float32 products) are the CPU's. */
+START_TEST(sgd_on_gpu_matches_cpu)
+{
+    side c = open_side(QWEN2, "{\"device\": \"cpu\"}");
+    side g = open_side(QWEN2, "{\"device\": \"cuda\", \"cuda_math\": \"fp32\"}");
+    const char *opt = "{\"optimizer\": \"sgd\", \"lr\": 0.05, \"momentum\": 0.9, "
+                      "\"nesterov\": true, \"weight_decay\": 0.01}";
+    lora_optimizer *oc, *og;
+    ck_assert(lora_optimizer_create(c.s, opt, &oc) == LORA_OK);
+    ck_assert_msg(lora_optimizer_create(g.s, opt, &og) == LORA_OK, "%s", lora_last_error());
+    int32_t ids[NB * NT], labels[NB * NT];
+    for (int step = 0; step < 10; step++) {
+        batch(c.m, ids, labels, (unsigned)(step % 4));
+        ck_assert(lora_train_step(oc, ids, labels, NB, NT, NULL) == LORA_OK);
+        ck_assert_msg(lora_train_step(og, ids, labels, NB, NT, NULL) == LORA_OK, "%s",
+                      lora_last_error());
+    }
+    double e = tu_max_rel_err(g.a->arena, c.a->arena, c.a->arena_floats);
+    ck_assert_msg(e <= FP32_GRAD, "adapter weights after 10 SGD steps: relative error %.3g", e);
+    lora_optimizer_free(oc);
+    lora_optimizer_free(og);
+    close_side(&c);
     close_side(&g);
 }
 END_TEST
@@ -451,7 +623,9 @@ int main(void)
     const TTest *cases[] = {logits_loss_grads_fp32, logits_loss_grads_bf16, training_tracks_cpu,
                             greedy_matches_cpu, adapter_trained_on_gpu_loads_on_cpu,
                             merge_on_gpu, device_oom_leaves_model_usable,
-                            full_training_refused_on_gpu, device_weight_memory_report,
+                            full_training_fp32_matches_cpu, full_training_bf16_tracks_cpu,
+                            full_training_checkpoint_resumes_on_gpu, sgd_on_gpu_matches_cpu,
+                            device_weight_memory_report,
                             decode_over_bf16_kv_cache, merge_on_bf16_gpu};
     if (n == 0)
         printf("check_cuda_model: %s\n", why[0] ? why : "no CUDA device");

@@ -138,7 +138,9 @@ static lora_status merge(lora_model *m, lora_adapter *a, float scale, const int3
     float *before = NULL, *after = NULL;
     struct lora_merge *mg = NULL;
     lora_status st;
-    if (probe && (st = probe_logits(m, a, scale, probe, n, &before)))
+    /* the host arena is what the deltas are added to, and what is uploaded after */
+    if ((st = lora__model_host_sync(m)) ||
+        (probe && (st = probe_logits(m, a, scale, probe, n, &before))))
         return st;
     if ((st = save_originals(m, a, &mg))) {
         free(before);
@@ -203,6 +205,8 @@ LORA_API lora_status lora_model_unmerge(lora_model *m)
     struct lora_merge *mg = m->merge;
     if (!mg)
         return lora__error(LORA_ERR_STATE, "lora_model_unmerge: no adapter is merged");
+    if ((st = lora__model_host_sync(m)))
+        return lora__error_prefix(st, "lora_model_unmerge");
     restore(mg);
     m->merge = NULL;
     st = lora__model_upload(m);

@@ -18,6 +18,7 @@ const lora_backend_ops lora__cpu_ops = {
     .sync = lora__cpu_sync,
     .sum_squares = lora__cpu_sum_squares,
     .adamw = lora__cpu_adamw,
+    .sgd = lora__cpu_sgd,
     .matmul_fwd = lora__cpu_matmul_fwd,
     .matmul_bwd = lora__cpu_matmul_bwd,
     .embedding_fwd = lora__cpu_embedding_fwd,

@@ -104,6 +104,8 @@ lora_status lora__cpu_sync(lora_backend *be);
 lora_status lora__cpu_sum_squares(lora_backend *be, const float *x, size_t n, double *acc);
 void lora__cpu_adamw(lora_backend *be, float *p, const float *g, float *m, float *v, size_t n,
                      const lora_adamw_args *a);
+void lora__cpu_sgd(lora_backend *be, float *p, const float *g, float *buf, size_t n,
+                   const lora_sgd_args *a);
 void lora__cpu_cross_entropy_fwd(lora_backend *be, float *nll, float *lse, const float *logits,
                                  const int32_t *targets, int64_t N, int64_t V);
 void lora__cpu_cross_entropy_bwd(lora_backend *be, float *dlogits, const float *logits,

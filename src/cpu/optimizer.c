@@ -1,5 +1,5 @@
 /* The optimizer's entries of the CPU backend: the gradient norm's sum of squares and torch's
- * AdamW update, single-threaded so that sums run in index order. They do not use the backend
+ * AdamW and SGD updates, single-threaded so that sums run in index order. They do not use the backend
  * (be may be NULL): src/train/optim.c calls them directly for host parameters. */
 #include <math.h>
 
@@ -31,5 +31,22 @@ void lora__cpu_adamw(lora_backend *be, float *p, const float *g, float *m, float
         v[k] = (float)(b2 * v[k] + (1.0 - b2) * gk * gk);
         double denom = sqrt((double)v[k]) / bc2_sqrt + eps;
         p[k] = (float)(pk - step_size * ((double)m[k] / denom));
+    }
+}
+
+void lora__cpu_sgd(lora_backend *be, float *p, const float *g, float *buf, size_t n,
+                   const lora_sgd_args *a)
+{
+    (void)be;
+    const double wd = a->weight_decay, mu = a->momentum, damp = a->dampening;
+    for (size_t k = 0; k < n; k++) {
+        double gk = (double)g[k] * a->grad_scale;
+        if (wd != 0)
+            gk += wd * p[k];
+        if (buf) {
+            buf[k] = (float)(a->t == 0 ? gk : mu * buf[k] + (1.0 - damp) * gk);
+            gk = a->nesterov ? gk + mu * buf[k] : (double)buf[k];
+        }
+        p[k] = (float)((double)p[k] - a->lr * gk);
     }
 }

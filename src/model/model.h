@@ -41,6 +41,13 @@ struct lora_model {
     int dev_ordinal;
     int dev_math;
     pthread_mutex_t dev_lock; /* dev is used by any thread: adapter uploads, merges */
+    /* Full fine-tuning on the GPU (model_master.c): float32 masters of the bfloat16 tensors,
+     * held while a full-training optimizer lives; host_stale while the device copy is newer
+     * than the host arena. */
+    float *dev_master;
+    size_t dev_master_floats;
+    int master_users;
+    bool host_stale;
     uint64_t n_params;
     char stored_dtype[8];
     char *info_json;
@@ -56,6 +63,7 @@ struct lora_model {
  * of the device block, in bfloat16 or float32. */
 typedef struct lora_dev_tensor {
     size_t off, numel, dev_off;
+    size_t master_off; /* floats into dev_master (bf16 tensors, while it exists) */
     bool bf16;
 } lora_dev_tensor;
 
@@ -71,13 +79,36 @@ void lora__model_device_free(lora_model *m);
 /* Where a backend of the model reads weight p (a pointer into arena, or NULL) as float32: p
  * itself on the CPU, its device copy on a GPU; NULL when that copy is bfloat16. */
 const float *lora__model_mem(const lora_model *m, const float *p);
+/* The device tensor holding host float p (inside the arena); NULL if none. */
+const lora_dev_tensor *lora__model_find_tensor(const lora_model *m, const float *p);
 /* The bfloat16 device copy of weight p; NULL on the CPU and where the copy is float32. */
 const lora_bf16 *lora__model_mem_bf16(const lora_model *m, const float *p);
 
 /* Copies the host arena to the device copy (after a merge or an unmerge changed it), matrices
- * rounded to bfloat16 where the copy keeps them so; LORA_OK without one. LORA_ERR_DEVICE,
- * LORA_ERR_DEVICE_OUT_OF_MEMORY, LORA_ERR_OUT_OF_MEMORY. */
+ * rounded to bfloat16 where the copy keeps them so, and to the float32 masters when they
+ * exist; LORA_OK without one. The host arena must be current (lora__model_host_sync).
+ * LORA_ERR_DEVICE, LORA_ERR_DEVICE_OUT_OF_MEMORY, LORA_ERR_OUT_OF_MEMORY. */
 lora_status lora__model_upload(lora_model *m);
+
+/* ---- full fine-tuning on a GPU (model_master.c) ---------------------------------------------
+ * The optimizer updates float32 weights: the device copy itself where it is float32, a float32
+ * master of each bfloat16 tensor otherwise, rounded into the bfloat16 copy after each update.
+ * The host arena then lags until lora__model_host_sync, which every reader of the host weights
+ * (saves, merges, checkpoints) calls first. On the CPU all four are no-ops (p itself). */
+
+/* Takes a reference to the masters, made and filled from the host arena by the first.
+ * LORA_ERR_DEVICE_OUT_OF_MEMORY, LORA_ERR_DEVICE. */
+lora_status lora__model_master_acquire(lora_model *m);
+/* Drops the reference; the last one brings the host arena up to date, then frees them. */
+void lora__model_master_release(lora_model *m);
+/* The float32 device memory an optimizer updates for weight p (a pointer into arena): its
+ * master, or its float32 device copy; p on the CPU. Needs a reference. */
+float *lora__model_param(lora_model *m, float *p);
+/* After an update on backend be (ordered after it): the bfloat16 copies rounded from the
+ * masters; the host arena becomes stale. LORA_ERR_DEVICE. */
+lora_status lora__model_publish(lora_model *m, lora_backend *be);
+/* Downloads the device weights into the host arena if it is stale. LORA_ERR_DEVICE. */
+lora_status lora__model_host_sync(lora_model *m);
 /* A backend for a session on m: the CPU's with n_threads, or one on the model's GPU. */
 lora_status lora__model_backend_create(lora_model *m, int n_threads, lora_backend **out);
 

@@ -73,8 +73,7 @@ void lora__model_device_free(lora_model *m)
     m->dev_tensors = NULL;
 }
 
-/* the tensor holding host float p (inside the arena) */
-static const lora_dev_tensor *find(const lora_model *m, const float *p)
+const lora_dev_tensor *lora__model_find_tensor(const lora_model *m, const float *p)
 {
     size_t off = (size_t)(p - m->arena), lo = 0, hi = m->n_dev_tensors;
     while (lo < hi) {
@@ -94,7 +93,7 @@ const float *lora__model_mem(const lora_model *m, const float *p)
 {
     if (!p || !m->dev_mem)
         return p;
-    const lora_dev_tensor *t = find(m, p);
+    const lora_dev_tensor *t = lora__model_find_tensor(m, p);
     if (!t || t->bf16)
         return NULL;
     return (const float *)(m->dev_mem + t->dev_off) + (size_t)(p - m->arena) - t->off;
@@ -104,7 +103,7 @@ const lora_bf16 *lora__model_mem_bf16(const lora_model *m, const float *p)
 {
     if (!p || !m->dev_mem)
         return NULL;
-    const lora_dev_tensor *t = find(m, p);
+    const lora_dev_tensor *t = lora__model_find_tensor(m, p);
     if (!t || !t->bf16)
         return NULL;
     return (const lora_bf16 *)(m->dev_mem + t->dev_off) + (size_t)(p - m->arena) - t->off;
@@ -131,6 +130,9 @@ lora_status lora__model_upload(lora_model *m)
             lora__bf16_from_f32_n(half, src, t->numel);
             st = m->dev->ops->upload(m->dev, m->dev_mem + t->dev_off, half,
                                      t->numel * sizeof *half);
+            if (!st && m->dev_master)
+                st = m->dev->ops->upload(m->dev, m->dev_master + t->master_off, src,
+                                         t->numel * sizeof *src);
         } else
             st = m->dev->ops->upload(m->dev, m->dev_mem + t->dev_off, src,
                                      t->numel * sizeof *src);

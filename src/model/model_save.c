@@ -18,8 +18,9 @@ static lora_status save(lora_model *m, const char *dir, int bf16)
 {
     lora_weight_slot *slots;
     size_t n;
-    lora_status st = lora__weight_slots(&m->cfg, m, &slots, &n);
-    if (st)
+    /* a GPU's full fine-tuning may have left the host arena behind */
+    lora_status st = lora__model_host_sync(m);
+    if (st || (st = lora__weight_slots(&m->cfg, m, &slots, &n)))
         return st;
     st = lora__write_hf_folder(dir, m->config_text, slots, n, bf16, weight_values, NULL);
     free(slots);

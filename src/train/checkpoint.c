@@ -263,8 +263,12 @@ static lora_status load(lora_optimizer *o, const char *path, uint64_t *data_posi
                    o->adapters[i]->arena_floats * sizeof(float));
             st = lora__adapter_upload(o->adapters[i]);
         }
-        if (o->full)
+        if (o->full) {
+            /* the checkpoint's weights replace the host arena and every device copy */
             memcpy(o->s->model->arena, l.model->arena, l.model->arena_floats * sizeof(float));
+            o->s->model->host_stale = false;
+            st = lora__model_upload(o->s->model);
+        }
         o->tokens = l.tokens;
         o->micro_total = l.micro_total;
         o->micro = 0;

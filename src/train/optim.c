@@ -153,21 +153,23 @@ lora_status lora__optim_use_backend(lora_optim *o, lora_backend *be)
         o->be = be; /* the moments already are host memory */
         return LORA_OK;
     }
-    if (o->cfg.kind != LORA_OPTIM_ADAMW)
-        return lora__error(LORA_ERR_UNSUPPORTED, "lora_optimizer_create: \"sgd\" runs on the "
-                           "CPU only; the %s backend has AdamW", be->ops->name);
+    int bufs = lora__optim_buffers_per_param(&o->cfg);
     size_t bytes = o->total * sizeof(float);
     float *m = NULL, *v = NULL;
-    lora_status st = be->ops->mem_alloc(be, bytes, "optimizer state", (void **)&m);
-    if (!st)
+    lora_status st = LORA_OK;
+    if (bufs >= 1)
+        st = be->ops->mem_alloc(be, bytes, "optimizer state", (void **)&m);
+    if (!st && bufs >= 2)
         st = be->ops->mem_alloc(be, bytes, "optimizer state", (void **)&v);
     if (!st) {
         /* zero moments, as on the host */
-        be->ops->zero(be, m, bytes);
-        be->ops->zero(be, v, bytes);
+        if (m)
+            be->ops->zero(be, m, bytes);
+        if (v)
+            be->ops->zero(be, v, bytes);
         st = be->ops->sync(be);
     }
-    if (!st && be->ops->tensor_set_create)
+    if (!st && o->cfg.kind == LORA_OPTIM_ADAMW && be->ops->tensor_set_create)
         st = make_set(o, be, m, v);
     if (st) {
         be->ops->mem_free(be, m, bytes);
@@ -249,28 +251,11 @@ static lora_status grad_norm(const lora_optim *o, double *norm)
     return LORA_OK;
 }
 
-/* torch.optim.SGD, one tensor; buf is NULL without momentum. */
-static void sgd_update(const lora_optim_config *c, const lora_param *q, float *buf, double lr,
-                       double scale, uint64_t t)
-{
-    const double wd = c->weight_decay, mu = c->momentum, damp = c->dampening;
-    for (size_t k = 0; k < q->n; k++) {
-        double g = (double)q->g[k] * scale;
-        if (wd != 0)
-            g += wd * q->p[k];
-        if (buf) {
-            buf[k] = (float)(t == 0 ? g : mu * buf[k] + (1.0 - damp) * g);
-            g = c->nesterov ? g + mu * buf[k] : (double)buf[k];
-        }
-        q->p[k] = (float)((double)q->p[k] - lr * g);
-    }
-}
-
 static lora_status update(lora_optim *o, double scale)
 {
     double lr[2] = {group_lr(o, 0), group_lr(o, 1)};
     const lora_optim_config *c = &o->cfg;
-    if (o->set) { /* AdamW: the only optimizer use_backend takes off the host */
+    if (o->set) { /* AdamW on a device with a multi-tensor entry */
         lora_adamw_args a[2];
         for (int k = 0; k < 2; k++)
             a[k] = (lora_adamw_args){lr[k], c->beta1, c->beta2, c->eps, c->weight_decay, scale,
@@ -285,8 +270,11 @@ static lora_status update(lora_optim *o, double scale)
             lora_adamw_args a = {lr[q->lr_group], c->beta1, c->beta2, c->eps, c->weight_decay,
                                  scale, o->step};
             ops_of(o)->adamw(o->be, q->p, q->g, m, o->v + o->offset[i], q->n, &a);
-        } else
-            sgd_update(c, q, m, lr[q->lr_group], scale, o->step);
+        } else {
+            lora_sgd_args a = {lr[q->lr_group], c->momentum, c->dampening, c->weight_decay,
+                               scale, c->nesterov, o->step};
+            ops_of(o)->sgd(o->be, q->p, q->g, m, q->n, &a);
+        }
     }
     return o->be ? o->be->ops->sync(o->be) : LORA_OK;
 }

@@ -151,9 +151,9 @@ const lora_optim_config *lora__optim_config(const lora_optim *o); /* lr is the c
 lora_status lora__optim_step(lora_optim *o, lora_optim_report *rep);
 
 /* Runs the optimizer on backend be from now on (call it before the first step): the gradient
- * norm and the AdamW update through be's table, the moments in be's memory, and p, g must be
- * be's memory too. A backend without host memory (a GPU) takes AdamW only: SGD is
- * LORA_ERR_UNSUPPORTED there. LORA_ERR_DEVICE_OUT_OF_MEMORY, LORA_ERR_DEVICE. Without this call
+ * norm and the AdamW or SGD update through be's table (AdamW over all tensors in one launch
+ * where be has the multi-tensor entries), the moments or momentum buffers in be's memory, and
+ * p, g must be be's memory too. LORA_ERR_DEVICE_OUT_OF_MEMORY, LORA_ERR_DEVICE. Without this call
  * the optimizer works on host memory with the CPU backend's entries. With a device, a step
  * that fails on it returns LORA_ERR_DEVICE or LORA_ERR_DEVICE_OUT_OF_MEMORY, rep unfilled. */
 lora_status lora__optim_use_backend(lora_optim *o, lora_backend *be);

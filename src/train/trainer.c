@@ -96,7 +96,8 @@ static lora_status collect_params(lora_optimizer *o, lora_param **out, size_t *n
     for (size_t i = 0; i < ns; i++, n++) {
         char *name = o->names + n * NAME_CAP;
         snprintf(name, NAME_CAP, "%s", slots[i].name);
-        p[n] = (lora_param){name, *slots[i].dst, o->grads.base + (*slots[i].dst - m->arena),
+        p[n] = (lora_param){name, lora__model_param(m, *slots[i].dst),
+                            o->grads.base + (*slots[i].dst - m->arena),
                             (size_t)(slots[i].shape[0] * (slots[i].ndim == 2 ? slots[i].shape[1] : 1)),
                             0};
     }
@@ -138,9 +139,10 @@ static lora_status attach_state(lora_optimizer *o)
 {
     lora_session *s = o->s;
     if (o->full) {
-        if (!s->be->ops->host_memory)
-            return lora__error(LORA_ERR_UNSUPPORTED, "lora_optimizer_create: \"train\": \"full\" "
-                               "runs on the CPU only (this model is on %s)", s->be->ops->name);
+        lora_status st = lora__model_master_acquire(s->model);
+        if (st)
+            return st;
+        o->master = true;
         o->grad_floats[LORA_MAX_ADAPTERS] = s->model->arena_floats;
         return alloc_grads(o, s->model->arena_floats, &o->grads.base);
     }
@@ -172,6 +174,8 @@ LORA_API void lora_optimizer_free(lora_optimizer *o)
         lora__adapter_release(o->adapters[i]);
     }
     be->ops->mem_free(be, o->grads.base, o->grad_floats[LORA_MAX_ADAPTERS] * sizeof(float));
+    if (o->master)
+        lora__model_master_release(o->s->model);
     free(o->names);
     free(o->stats);
     lora__session_release(o->s);
@@ -239,9 +243,12 @@ static void zero_grads(lora_optimizer *o)
 }
 
 /* After an update on a device: the adapters' host arenas follow, so that saves, merges and
- * other sessions' readers of the host copy see the trained weights. */
-static lora_status pull_adapters(lora_optimizer *o)
+ * other sessions' readers of the host copy see the trained weights. Full training's weights
+ * are the model's: its bfloat16 copies follow, and its host arena when it is read. */
+static lora_status pull_weights(lora_optimizer *o)
 {
+    if (o->full)
+        return lora__model_publish(o->s->model, o->s->be);
     lora_status st = LORA_OK;
     for (size_t i = 0; i < o->n_adapters && !st; i++)
         st = lora__adapter_download(o->adapters[i]);
@@ -290,7 +297,7 @@ static lora_status train_step(const char *fn, lora_optimizer *o, const int32_t *
     st = lora__optim_step(o->optim, &o->last);
     zero_grads(o); /* also after a skipped step: its non-finite gradients are dropped */
     if (!st && !o->last.skipped)
-        st = pull_adapters(o);
+        st = pull_weights(o);
     return st ? lora__error_prefix(st, "%s", fn) : LORA_OK;
 }
 

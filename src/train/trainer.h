@@ -13,6 +13,7 @@
 struct lora_optimizer {
     lora_session *s;                       /* retained */
     bool full;                             /* full fine-tuning, else the adapters */
+    bool master;                           /* holds a reference to the model's masters */
     lora_adapter *adapters[LORA_MAX_ADAPTERS]; /* retained; what the session had at creation */
     size_t n_adapters;
     lora_grads grads;                      /* arenas parallel to the trained weights */

@@ -14,10 +14,9 @@ oracle runs as there: transformers + PEFT in float32 on the CPU. liblora runs on
         trained weights); AdamW's first step is compared only where the gradient is above 5%
         of its tensor's largest, since below that bf16 noise decides its sign.
 
-Rows that read gradients from an SGD step, and full fine-tuning, are not run on the GPU: the
-CUDA backend has neither (LORA_ERR_UNSUPPORTED). check_cuda_model compares the GPU's LoRA
-gradients with the CPU's, and make parity the CPU's with PEFT's. Merged weights are made on the
-host copy, so their tolerance stays make parity's.
+Every row runs there, the gradients read from an SGD step and full fine-tuning included (full
+fine-tuning updates float32 master weights on the GPU, which the saved model is written from).
+Merged weights are made on the host copy, so their tolerance stays make parity's.
 
 Prints one table per mode; exits 1 on any mismatch, 2 when liblora refuses the device.
 
@@ -71,7 +70,6 @@ def main():
         for mode in args.modes.split(","):
             options, tol, floor = MODES[mode]
             models.LL_OPTIONS = options
-            models.LL_SGD_AND_FULL = False
             models.TOL.clear()
             models.TOL.update(tol)
             models.ADAMW_FLOOR = floor

@@ -68,12 +68,8 @@ TOL = {
     "curve": 2e-6,         # max over 20 steps of |diff| / loss
     "trained": 1e-5,       # the adapter after 20 steps, per tensor, relative
 }
-# The liblora side's model options and whether it offers SGD and full fine-tuning there;
-# tests/gpu/hf_parity.py sets them for the CUDA backend, which has neither (the gradient rows
-# read gradients from an SGD step, so they are not run there: check_cuda_model compares the
-# GPU's LoRA gradients with the CPU's, and the rows here compare the CPU's with PEFT's).
+# The liblora side's model options; tests/gpu/hf_parity.py sets them for the CUDA backend.
 LL_OPTIONS = {}
-LL_SGD_AND_FULL = True
 ADAMW_FLOOR = 1e-4      # gradients below this x their tensor's largest are float32 noise to AdamW
 LR_GRAD = 1024.0
 SEQ, BATCH, NEW_TOKENS = 24, 3, 16
@@ -213,8 +209,7 @@ def check_variant(v, table, tmp):
     loss = s.loss(ids, labels)
     table.add(g, "loss, -100 labels", abs(loss - ref_loss) / ref_loss, TOL["loss"])
 
-    if LL_SGD_AND_FULL:
-        check_gradients(v, table, m, tmp)
+    check_gradients(v, table, m, tmp)
     check_adamw(v, table, m, tmp)
     check_merge(v, table, tmp, ref_lora)
     check_generation(v, table, m)
@@ -263,7 +258,7 @@ def check_gradients(v, table, m, tmp):
 
 
 def check_adamw(v, table, m, tmp):
-    """One AdamW step: LoRA, then (where the device has it) full fine-tuning."""
+    """One AdamW step: LoRA, then full fine-tuning."""
     g = v.name
     ids, labels = i32(v.ids), i32(v.labels)
     lr = 1e-2
@@ -280,8 +275,6 @@ def check_adamw(v, table, m, tmp):
     after = ll_adapter_tensors(a, os.path.join(tmp, "a2"))
     err, skipped = adamw_error(after, ref, grads, lr)
     table.add(g, "AdamW step, LoRA", err, TOL["adamw"], note=skipped)
-    if not LL_SGD_AND_FULL:
-        return
     hf = v.hf_base()
     opt = torch.optim.AdamW(hf.parameters(), **adamw)
     hf(input_ids=v.ids, labels=v.labels).loss.backward()
