@@ -1,5 +1,5 @@
-/* RMSNorm and its backward: one block per row for y and dx, one thread per column for dw. Sums
- * over a row or a column run in double, as on the CPU. The residual add that precedes a norm
+/* RMSNorm and its backward: one block per row for y and dx, chunks of rows for dw. Sums over a
+ * row or a column run in double, as on the CPU. The residual add that precedes a norm
  * in the decoder can run in the norm's pass (residual_rmsnorm_fwd). */
 #include "common.cuh"
 
@@ -56,17 +56,56 @@ __global__ void rmsnorm_bwd_dx_kernel(float *dx, const float *dy, const float *x
         dxr[c] += fs * w[c] * dyr[c] - xr[c] * k;
 }
 
-/* dw (C) += sum over rows of dy x rstd: a thread owns a column and adds the rows in order */
-__global__ void rmsnorm_bwd_dw_kernel(float *dw, const float *dy, const float *x,
-                                      const float *rstd, int64_t N, int64_t C)
+/* dw's sum over rows runs in chunks of rows, one partial sum per (chunk, column), added chunk
+ * by chunk in a second pass: a fixed order, so deterministic, and 2^8 chunks' worth of threads
+ * where one thread per column had C (128 for a q/k norm over N x heads rows). */
+#define DW_CHUNKS_MAX 256
+#define DW_ROWS_MIN 64
+
+// part (chunks, C) = per chunk of rows, sum over its rows of dy x rstd, the rows in order
+__global__ void rmsnorm_bwd_dw_part_kernel(double *part, const float *dy, const float *x,
+                                           const float *rstd, int64_t N, int64_t C,
+                                           int64_t rows)
+{
+    int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, r0 = (int64_t)blockIdx.y * rows;
+    if (c >= C)
+        return;
+    int64_t r1 = r0 + rows < N ? r0 + rows : N;
+    double acc = 0.0;
+    for (int64_t r = r0; r < r1; r++)
+        acc += (double)dy[r * C + c] * x[r * C + c] * (double)rstd[r];
+    part[blockIdx.y * C + c] = acc;
+}
+
+// dw (C) += the chunks' partial sums, in chunk order
+__global__ void rmsnorm_bwd_dw_sum_kernel(float *dw, const double *part, int64_t chunks,
+                                          int64_t C)
 {
     LORA_CUDA_FOR(c, C)
     {
         double acc = 0.0;
-        for (int64_t r = 0; r < N; r++)
-            acc += (double)dy[r * C + c] * x[r * C + c] * (double)rstd[r];
+        for (int64_t k = 0; k < chunks; k++)
+            acc += part[k * C + c];
         dw[c] += (float)acc;
     }
+}
+
+// dw (C) += sum over rows of dy x rstd
+static void rmsnorm_bwd_dw(lora_cuda *cu, float *dw, const float *dy, const float *x,
+                           const float *rstd, int64_t N, int64_t C)
+{
+    int64_t rows = (N + DW_CHUNKS_MAX - 1) / DW_CHUNKS_MAX;
+    rows = rows < DW_ROWS_MIN ? DW_ROWS_MIN : rows;
+    int64_t chunks = (N + rows - 1) / rows;
+    double *part = (double *)lora__cuda_scratch(cu, (size_t)(chunks * C) * sizeof(double));
+    if (!part)
+        return;
+    dim3 grid((unsigned)((C + LORA_CUDA_THREADS - 1) / LORA_CUDA_THREADS), (unsigned)chunks);
+    rmsnorm_bwd_dw_part_kernel<<<grid, LORA_CUDA_THREADS, 0, cu->stream>>>(part, dy, x, rstd, N, C, rows);
+    if (lora__cuda_launched(cu, "rmsnorm_bwd dw"))
+        return;
+    rmsnorm_bwd_dw_sum_kernel<<<lora__cuda_blocks(C), LORA_CUDA_THREADS, 0, cu->stream>>>(dw, part, chunks, C);
+    lora__cuda_launched(cu, "rmsnorm_bwd dw sum");
 }
 
 // y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C); rstd (N) when not NULL; y == x allowed
@@ -107,9 +146,6 @@ void lora__cuda_rmsnorm_bwd(lora_backend *be, float *dx, float *dw, const float 
         if (lora__cuda_launched(cu, "rmsnorm_bwd dx"))
             return;
     }
-    if (dw) {
-        rmsnorm_bwd_dw_kernel<<<lora__cuda_blocks(C), LORA_CUDA_THREADS, 0, cu->stream>>>(
-            dw, dy, x, rstd, N, C);
-        lora__cuda_launched(cu, "rmsnorm_bwd dw");
-    }
+    if (dw)
+        rmsnorm_bwd_dw(cu, dw, dy, x, rstd, N, C);
 }

@@ -462,6 +462,8 @@ START_TEST(rmsnorm)
     rmsnorm_case(16, 896);
     rmsnorm_case(3, 4097);
     rmsnorm_case(96, 128); /* qk-norm shape: rows of one head */
+    rmsnorm_case(200, 33);    /* dw over 4 chunks of 64 rows, the last short */
+    rmsnorm_case(20000, 16);  /* 250 chunks of 80 rows */
 }
 END_TEST
 
