@@ -3,19 +3,10 @@
  * (src/model/dtype.c), so a value rounds to the same bits on the host and here. */
 #include "common.cuh"
 
-__device__ __forceinline__ lora_bf16 round_bf16(float x)
-{
-    uint32_t u = __float_as_uint(x);
-    if (x != x) /* NaN: stays NaN, quiet */
-        return (lora_bf16)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (lora_bf16)(u >> 16);
-}
-
 __global__ void round_bf16_kernel(lora_bf16 *dst, const float *src, int64_t n)
 {
     LORA_CUDA_FOR(i, n)
-    dst[i] = round_bf16(src[i]);
+    dst[i] = lora__round_bf16(src[i]);
 }
 
 int lora__cuda_round_bf16(lora_cuda *cu, lora_bf16 *dst, const float *src, size_t n)

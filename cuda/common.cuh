@@ -19,6 +19,17 @@ static inline unsigned lora__cuda_blocks(int64_t n)
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                  \
          i += (int64_t)gridDim.x * blockDim.x)
 
+/* float32 to bfloat16, nearest even: the integer arithmetic of lora__bf16_from_f32
+ * (src/model/dtype.c), so a value rounds to the same bits on the host and here */
+__device__ __forceinline__ lora_bf16 lora__round_bf16(float x)
+{
+    uint32_t u = __float_as_uint(x);
+    if (x != x) /* NaN: stays NaN, quiet */
+        return (lora_bf16)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (lora_bf16)(u >> 16);
+}
+
 template <typename T> __device__ __forceinline__ T lora__warp_sum(T v)
 {
     for (int o = 16; o > 0; o >>= 1)

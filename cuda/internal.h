@@ -193,6 +193,18 @@ void lora__cuda_gemm_free(lora_cuda *cu);
  * 1 when the launch failed (recorded). */
 int lora__cuda_round_bf16(lora_cuda *cu, lora_bf16 *dst, const float *src, size_t n);
 
+/* ---- products of a few rows (matvec.cu): decoding's; matmul_bf16_fwd and lora_fwd take them
+ * for N <= LORA_CUDA_MATVEC_ROWS ------------------------------------------------------------ */
+
+#define LORA_CUDA_MATVEC_ROWS 8
+/* y (N, Nout) = x (N, K) @ w (Nout, K)^T + bias (NULL: none), x rounded to bfloat16 */
+void lora__cuda_matvec_bf16(lora_cuda *cu, float *y, const float *x, const lora_bf16 *w,
+                            const float *bias, int64_t N, int64_t Nout, int64_t K);
+/* t (N, r) = x (N, in) @ A (r, in)^T;  y (N, out) += scale * t @ B (out, r)^T, in float32 */
+void lora__cuda_lora_small_fwd(lora_cuda *cu, float *y, float *t, const float *x, const float *A,
+                               const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
+                               float scale);
+
 /* ---- the multi-tensor optimizer: the set (optim_set.c), its kernels (adamw.cu) ----------- */
 
 /* One tensor of a set as the kernels read it. Each tensor owns a run of each grid: the blocks

@@ -1,6 +1,7 @@
 /* The fused LoRA path y += scale (x A^T) B^T and its backward: four small products on
- * cuBLASLt (gemm.c), so this op has no kernel of its own. They are precise ones (TF32, not
- * bfloat16, in the bf16 math mode; gemm.c says why). */
+ * cuBLASLt (gemm.c). They are precise ones (TF32, not bfloat16, in the bf16 math mode; gemm.c
+ * says why). A forward of a few rows (decoding) takes matvec.cu's two kernels instead, in
+ * float32. */
 #include "internal.h"
 
 // t (N, r) = x (N, in) @ A (r, in)^T;  y (N, out) += scale * t @ B (out, r)^T
@@ -11,6 +12,11 @@ void lora__cuda_lora_fwd(lora_backend *be, float *y, float *t, const float *x, c
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu)
         return;
+    if (N <= LORA_CUDA_MATVEC_ROWS) {
+        if (N * r > 0)
+            lora__cuda_lora_small_fwd(cu, y, t, x, A, B, N, in, r, out, scale);
+        return;
+    }
     lora__cuda_mm_nt(cu, t, x, A, N, r, in, 1.0f, 0.0f, true, "lora_fwd t");
     lora__cuda_mm_nt(cu, y, t, B, N, out, r, scale, 1.0f, true, "lora_fwd y");
 }

@@ -76,6 +76,10 @@ void lora__cuda_matmul_bf16_fwd(lora_backend *be, float *y, const float *x, cons
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || N * Nout == 0)
         return;
+    if (N <= LORA_CUDA_MATVEC_ROWS) {
+        lora__cuda_matvec_bf16(cu, y, x, w, bias, N, Nout, K);
+        return;
+    }
     if (bias) {
         unsigned blocks = lora__cuda_blocks(N * Nout);
         bias_rows_kernel<<<blocks, LORA_CUDA_THREADS, 0, cu->stream>>>(y, bias, N, Nout);

@@ -263,6 +263,10 @@ START_TEST(matmul_bf16_weight)
     matmul_bf16w_case(37, 200, 96, true);
     matmul_bf16w_case(256, 512, 896, false);
     matmul_bf16w_case(5, 1000, 64, false); /* an output-head chunk shape */
+    /* decoding's rows (matvec.cu): 16-byte weight loads where K is a multiple of 8 */
+    matmul_bf16w_case(1, 300, 896, true);
+    matmul_bf16w_case(8, 65, 2048, false);
+    matmul_bf16w_case(9, 40, 64, true);    /* one row past them: cuBLASLt */
 }
 END_TEST
 
@@ -374,6 +378,9 @@ START_TEST(lora_path)
     lora_case(LORA_CUDA_MATH_FP32, 37, 96, 8, 64);
     lora_case(LORA_CUDA_MATH_FP32, 1, 64, 16, 48);
     lora_case(LORA_CUDA_MATH_BF16, 64, 896, 16, 128);
+    /* decoding's rows: matvec.cu's float32 kernels */
+    lora_case(LORA_CUDA_MATH_BF16, 1, 896, 16, 896);
+    lora_case(LORA_CUDA_MATH_FP32, 8, 2048, 8, 256);
 }
 END_TEST
 
@@ -463,7 +470,7 @@ START_TEST(rmsnorm)
     rmsnorm_case(3, 4097);
     rmsnorm_case(96, 128); /* qk-norm shape: rows of one head */
     rmsnorm_case(200, 33);    /* dw over 4 chunks of 64 rows, the last short */
-    rmsnorm_case(20000, 16);  /* 250 chunks of 80 rows */
+    rmsnorm_case(2000, 16);   /* 32 chunks of 64 rows */
 }
 END_TEST
 
@@ -1181,7 +1188,7 @@ START_TEST(sgd)
     sgd_case(1000, "{\"optimizer\": \"sgd\", \"lr\": 0.1}");
     sgd_case(4099, "{\"optimizer\": \"sgd\", \"lr\": 0.05, \"momentum\": 0.9, "
                    "\"dampening\": 0.1, \"weight_decay\": 0.01, \"max_grad_norm\": 2.0}");
-    sgd_case(100003, "{\"optimizer\": \"sgd\", \"lr\": 0.01, \"momentum\": 0.8, "
+    sgd_case(20011, "{\"optimizer\": \"sgd\", \"lr\": 0.01, \"momentum\": 0.8, "
                      "\"nesterov\": true}");
 }
 END_TEST
