@@ -9,7 +9,7 @@
  * two bfloat16 values is exact in float32, so only the order of the float32 sum differs from
  * cuBLASLt's.
  *
- * The LoRA path's two products at these sizes: t (N, r) = x @ A^T, one warp per (row, rank)
+ * The LoRA path's two products at these sizes: t (N, r) = x @ A^T, one block per (row, rank)
  * dot product, then y += scale t @ B^T, one thread per output element; float32 fused
  * multiply-adds, no TF32 rounding. */
 #include "common.cuh"
@@ -61,19 +61,18 @@ __global__ void matvec_bf16_kernel(float *y, const float *x, const lora_bf16 *w,
     }
 }
 
-// t (N, r) = x (N, in) @ A (r, in)^T: one warp per element of t
-__global__ void lora_down_small_kernel(float *t, const float *x, const float *A, int64_t N,
-                                       int64_t in, int64_t r)
+// t (N, r) = x (N, in) @ A (r, in)^T: one block per element of t (N r of them: 16 at batch
+// 1), so that a 4,864-long dot product is 19 loads per thread rather than 152 per lane
+__global__ void lora_down_small_kernel(float *t, const float *x, const float *A, int64_t in,
+                                       int64_t r)
 {
-    int64_t e = (int64_t)blockIdx.x * MV_WARPS + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (e >= N * r)
-        return;
+    int64_t e = blockIdx.x;
     const float *xr = x + (e / r) * in, *ar = A + (e % r) * in;
     float acc = 0.0f;
-    for (int64_t k = lane; k < in; k += 32)
+    for (int64_t k = threadIdx.x; k < in; k += blockDim.x)
         acc = fmaf(xr[k], ar[k], acc);
-    acc = lora__warp_sum(acc);
-    if (lane == 0)
+    acc = lora__block_sum(acc);
+    if (threadIdx.x == 0)
         t[e] = acc;
 }
 
@@ -107,7 +106,7 @@ void lora__cuda_lora_small_fwd(lora_cuda *cu, float *y, float *t, const float *x
                                const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
                                float scale)
 {
-    lora_down_small_kernel<<<warp_blocks(N * r), MV_WARPS * 32, 0, cu->stream>>>(t, x, A, N, in, r);
+    lora_down_small_kernel<<<(unsigned)(N * r), LORA_CUDA_THREADS, 0, cu->stream>>>(t, x, A, in, r);
     if (lora__cuda_launched(cu, "lora_fwd t (small)"))
         return;
     lora_up_small_kernel<<<lora__cuda_blocks(N * out), LORA_CUDA_THREADS, 0, cu->stream>>>(y, t, B, N, r, out, scale);
