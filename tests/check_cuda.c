@@ -1094,6 +1094,9 @@ START_TEST(attention_bf16_kv_cache)
     attention_bf16kv_case((attn_case){2, 17, 17, 4, 4, 80, 0, true});    /* packed, D = 80 */
     attention_bf16kv_case((attn_case){1, 7, 7, 2, 1, 256, 0, false});
     attention_bf16kv_case((attn_case){1, 4, 4, 2, 2, 8, 0, false});      /* D < 32 */
+    /* split-KV: rows of different lengths over 3 splits; packed rows over 2, some empty */
+    attention_bf16kv_case((attn_case){2, 2, 200, 4, 2, 64, 150, false});
+    attention_bf16kv_case((attn_case){1, 100, 100, 1, 1, 32, 0, true});
 }
 END_TEST
 
