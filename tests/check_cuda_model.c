@@ -305,7 +305,10 @@ START_TEST(adapter_trained_on_gpu_loads_on_cpu)
                       lora_last_error());
     char dir[] = "/tmp/check_cuda_model_XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
+    /* training leaves the host copy behind; the save brings it up to date first */
+    ck_assert(g.a->host_stale);
     ck_assert_msg(lora_adapter_save(g.a, dir) == LORA_OK, "%s", lora_last_error());
+    ck_assert(!g.a->host_stale);
     /* what the device holds, against what was saved */
     size_t bytes = g.a->arena_floats * sizeof(float);
     float *on_dev = malloc(bytes);
@@ -603,6 +606,7 @@ START_TEST(sgd_on_gpu_matches_cpu)
         ck_assert_msg(lora_train_step(og, ids, labels, NB, NT, NULL) == LORA_OK, "%s",
                       lora_last_error());
     }
+    ck_assert(lora__adapter_host_sync(g.a) == LORA_OK);
     double e = tu_max_rel_err(g.a->arena, c.a->arena, c.a->arena_floats);
     ck_assert_msg(e <= FP32_GRAD, "adapter weights after 5 SGD steps: relative error %.3g", e);
     lora_optimizer_free(oc);

@@ -39,8 +39,10 @@ struct lora_adapter {
     float *arena;                   /* every A and B, 64-byte aligned */
     size_t arena_floats;
     /* On a GPU model: the device copy of arena, the one sessions read and training updates;
-     * arena is kept equal to it by lora__adapter_upload / _download. NULL on the CPU. */
+     * NULL on the CPU. lora__adapter_upload copies arena to it; training leaves arena behind
+     * (host_stale) until lora__adapter_host_sync, which the readers of arena call first. */
     float *dev_arena;
+    bool host_stale;
     /* What adapter_config.json says, normalised; written back by save. */
     int64_t r;
     double lora_alpha;
@@ -68,11 +70,12 @@ static inline float *lora__adapter_mem_rw(lora_adapter *a, float *p)
     return a->dev_arena ? a->dev_arena + (p - a->arena) : p;
 }
 
-/* On a GPU model: allocates the device copy when there is none and copies arena to it
- * (upload), or the device copy back to arena (download). LORA_OK on the CPU. Statuses:
+/* On a GPU model: allocates the device copy when there is none and copies arena to it, which
+ * becomes current (upload); or brings arena up to date from the device copy after training
+ * changed it (host_sync: a download only when host_stale). LORA_OK on the CPU. Statuses:
  * LORA_ERR_DEVICE, LORA_ERR_DEVICE_OUT_OF_MEMORY. */
 lora_status lora__adapter_upload(lora_adapter *a);
-lora_status lora__adapter_download(lora_adapter *a);
+lora_status lora__adapter_host_sync(lora_adapter *a);
 
 void lora__adapter_retain(lora_adapter *a);
 void lora__adapter_release(lora_adapter *a);

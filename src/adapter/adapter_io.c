@@ -317,6 +317,9 @@ LORA_API lora_status lora_adapter_save(const lora_adapter *adapter, const char *
         return st;
     if (!peft_dir)
         return lora__error(LORA_ERR_INVALID_ARGUMENT, "lora_adapter_save: peft_dir is NULL");
-    st = save(adapter, peft_dir);
+    /* training on a GPU leaves the host copy behind; the handle's const is its public face */
+    st = lora__adapter_host_sync((lora_adapter *)adapter);
+    if (!st)
+        st = save(adapter, peft_dir);
     return st ? lora__error_prefix(st, "lora_adapter_save") : LORA_OK;
 }

@@ -138,8 +138,9 @@ static lora_status merge(lora_model *m, lora_adapter *a, float scale, const int3
     float *before = NULL, *after = NULL;
     struct lora_merge *mg = NULL;
     lora_status st;
-    /* the host arena is what the deltas are added to, and what is uploaded after */
-    if ((st = lora__model_host_sync(m)) ||
+    /* the host arenas: the model's is what the deltas are added to and what is uploaded after,
+     * the adapter's what they are made of */
+    if ((st = lora__model_host_sync(m)) || (st = lora__adapter_host_sync(a)) ||
         (probe && (st = probe_logits(m, a, scale, probe, n, &before))))
         return st;
     if ((st = save_originals(m, a, &mg))) {

@@ -242,17 +242,16 @@ static void zero_grads(lora_optimizer *o)
         be->ops->zero(be, o->grads.base, o->grad_floats[LORA_MAX_ADAPTERS] * sizeof(float));
 }
 
-/* After an update on a device: the adapters' host arenas follow, so that saves, merges and
- * other sessions' readers of the host copy see the trained weights. Full training's weights
- * are the model's: its bfloat16 copies follow, and its host arena when it is read. */
+/* After an update on a device: the host copies of the trained weights are behind, and follow
+ * when something reads them (saves, merges, checkpoints). Full training's weights are the
+ * model's: its bfloat16 copies follow now. */
 static lora_status pull_weights(lora_optimizer *o)
 {
     if (o->full)
         return lora__model_publish(o->s->model, o->s->be);
-    lora_status st = LORA_OK;
-    for (size_t i = 0; i < o->n_adapters && !st; i++)
-        st = lora__adapter_download(o->adapters[i]);
-    return st;
+    for (size_t i = 0; i < o->n_adapters; i++)
+        o->adapters[i]->host_stale = o->adapters[i]->dev_arena != NULL;
+    return LORA_OK;
 }
 
 static lora_status train_step(const char *fn, lora_optimizer *o, const int32_t *ids,
