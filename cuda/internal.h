@@ -244,6 +244,9 @@ void lora__cuda_embedding_fwd(lora_backend *be, float *x, const int32_t *ids,
                               const float *table, int64_t N, int64_t C);
 void lora__cuda_embedding_bwd(lora_backend *be, float *dtable, const float *dx,
                               const int32_t *ids, int64_t N, int64_t C);
+void lora__cuda_embedding_bwd_grouped(lora_backend *be, float *dtable, const float *dx,
+                                      const int32_t *ids, const int32_t *order,
+                                      const int32_t *runs, int64_t n_runs, int64_t C);
 void lora__cuda_rmsnorm_fwd(lora_backend *be, float *y, float *rstd, const float *x,
                             const float *w, int64_t N, int64_t C, float eps);
 void lora__cuda_residual_rmsnorm_fwd(lora_backend *be, float *x, float *y, float *rstd,

@@ -21,6 +21,7 @@ const lora_backend_ops lora__cuda_ops = {
     .matmul_bwd = lora__cuda_matmul_bwd,
     .embedding_fwd = lora__cuda_embedding_fwd,
     .embedding_bwd = lora__cuda_embedding_bwd,
+    .embedding_bwd_grouped = lora__cuda_embedding_bwd_grouped,
     .rmsnorm_fwd = lora__cuda_rmsnorm_fwd,
     .rmsnorm_bwd = lora__cuda_rmsnorm_bwd,
     .rope_fwd = lora__cuda_rope_fwd,

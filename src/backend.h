@@ -236,6 +236,16 @@ struct lora_backend_ops {
                          const float *lse, const int32_t *targets, const float *dnll, int64_t N,
                          int64_t Vc, int64_t v0);
 
+    /* ---- optional: the embedding backward with the tokens grouped by id (NULL: embedding_bwd,
+     * whose repeated ids a GPU can only add in order one column at a time) ---- */
+
+    /* embedding_bwd's result, from order (N), the token indices sorted by id with ties in
+     * token order, and runs (n_runs + 1), where each id's run of order starts (the last entry
+     * is N): dtable[ids[order[k]]] += dx[order[k]] for each run, its tokens in order. */
+    void (*embedding_bwd_grouped)(lora_backend *be, float *dtable, const float *dx,
+                                  const int32_t *ids, const int32_t *order,
+                                  const int32_t *runs, int64_t n_runs, int64_t C);
+
     /* ---- optional: the residual add fused with the RMSNorm that follows it (NULL: the two
      * ops), one pass over the rows instead of two. ---- */
 

@@ -399,10 +399,23 @@ static void embedding_case(int64_t V, int64_t C, int64_t N)
     float *dtable = frand(&r, nt, -1, 1);
     int32_t *d_ids = dev(&r, ids, (size_t)N * 4);
     float *d_table = dev(&r, table, nt * 4), *d_x = dev_nan(&r, nx), *d_dx = dev(&r, dx, nx * 4);
-    float *d_dtable = dev(&r, dtable, nt * 4);
+    float *d_dtable = dev(&r, dtable, nt * 4), *d_dtable2 = dev(&r, dtable, nt * 4);
     char what[64];
     snprintf(what, sizeof what, "(V=%lld C=%lld N=%lld)", (long long)V, (long long)C,
              (long long)N);
+    /* the grouped entry's order and runs: each id's tokens in token order, ids ascending */
+    int32_t *order = malloc((size_t)N * 4), *runs = malloc((size_t)(N + 1) * 4);
+    int64_t k = 0, n_runs = 0;
+    for (int32_t v = 0; v < V; v++) {
+        int64_t k0 = k;
+        for (int64_t n = 0; n < N; n++)
+            if (ids[n] == v)
+                order[k++] = (int32_t)n;
+        if (k > k0)
+            runs[n_runs++] = (int32_t)k0;
+    }
+    runs[n_runs] = (int32_t)N;
+    int32_t *d_order = dev(&r, order, (size_t)N * 4), *d_runs = dev(&r, runs, (size_t)(n_runs + 1) * 4);
 
     lora__cpu_embedding_fwd(r.cpu, x, ids, table, N, C);
     lora__cuda_ops.embedding_fwd(r.gpu, d_x, d_ids, d_table, N, C);
@@ -413,8 +426,12 @@ static void embedding_case(int64_t V, int64_t C, int64_t N)
     float *g = host(&r, d_dtable, nt);
     /* the same additions in the same order: equal, not merely close */
     expect_same_bits("embedding_bwd", what, g, dtable, nt);
+    free(g);
+    lora__cuda_ops.embedding_bwd_grouped(r.gpu, d_dtable2, d_dx, d_ids, d_order, d_runs, n_runs, C);
+    g = host(&r, d_dtable2, nt);
+    expect_same_bits("embedding_bwd_grouped", what, g, dtable, nt);
 
-    free(ids), free(table), free(x), free(dx), free(dtable), free(g);
+    free(ids), free(table), free(x), free(dx), free(dtable), free(g), free(order), free(runs);
     rig_close(&r);
 }
 

@@ -361,7 +361,8 @@ static void check_adamw(tally *t, golden *g, const char *dir)
     if (lora_adapter_load(g->model, path, &fresh) != LORA_OK ||
         lora_session_set_adapters(g->s, &fresh, &one, 1) != LORA_OK ||
         lora_optimizer_create(g->s, settings, &o) != LORA_OK ||
-        lora_train_step(o, g->ids, g->labels, g->B, g->T, NULL) != LORA_OK)
+        lora_train_step(o, g->ids, g->labels, g->B, g->T, NULL) != LORA_OK ||
+        lora__adapter_host_sync(fresh) != LORA_OK) /* a GPU's step leaves the host copy */
         fail(t, "adamw1.", lora_last_error());
     else {
         lora_adapter *keep = g->adapter;

@@ -6,6 +6,7 @@
 
 #include "api/error.h"
 #include "model/session.h"
+#include "util/alloc.h"
 
 typedef struct grad_bufs {
     float *dx;           // (N, C) gradient of the residual stream
@@ -132,6 +133,52 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
                     W(c, w->attn_norm), a->rstd1, N, C);
 }
 
+static int by_key(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* dtable (V, C)[ids[n]] += dx[n]: on a backend with the grouped entry (a GPU), the tokens
+ * sorted by id on the host first, so that each id's run of tokens can have threads of its
+ * own and still add in token order. */
+static lora_status embedding_bwd(lora_session *s, float *dtable, const float *dx,
+                                 const lora_train_acts *acts, int64_t N, int64_t C)
+{
+    const lora_backend_ops *op = s->be->ops;
+    if (!op->embedding_bwd_grouped) {
+        op->embedding_bwd(s->be, dtable, dx, acts->ids, N, C);
+        return LORA_OK;
+    }
+    uint64_t *key = lora__malloc((size_t)N * sizeof *key);
+    int32_t *order = lora__malloc((size_t)N * sizeof *order);
+    int32_t *runs = lora__malloc((size_t)(N + 1) * sizeof *runs);
+    lora_status st = LORA_OK;
+    if (!key || !order || !runs)
+        st = lora__oom("embedding gradient order", (size_t)N * 16);
+    int64_t n_runs = 0;
+    if (!st) {
+        /* ids are in 0..V-1 and token indices below 2^31: (id, n) packs into one sortable key */
+        for (int64_t n = 0; n < N; n++)
+            key[n] = (uint64_t)(uint32_t)acts->host_ids[n] << 32 | (uint64_t)n;
+        qsort(key, (size_t)N, sizeof *key, by_key);
+        for (int64_t k = 0; k < N; k++) {
+            order[k] = (int32_t)(key[k] & 0xffffffffu);
+            if (k == 0 || key[k] >> 32 != key[k - 1] >> 32)
+                runs[n_runs++] = (int32_t)k;
+        }
+        runs[n_runs] = (int32_t)N;
+    }
+    const int32_t *d_order, *d_runs;
+    if (!st && !(st = lora__stage_i32(s, LORA_STAGE_ORDER, order, (size_t)N, &d_order)) &&
+        !(st = lora__stage_i32(s, LORA_STAGE_RUNS, runs, (size_t)(n_runs + 1), &d_runs)))
+        op->embedding_bwd_grouped(s->be, dtable, dx, acts->ids, d_order, d_runs, n_runs, C);
+    free(key);
+    free(order);
+    free(runs);
+    return st;
+}
+
 static lora_status alloc_bufs(bwd_ctx *c)
 {
     lora_session *s = c->s;
@@ -196,7 +243,5 @@ lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float
         mlp_bwd(&c, l, a);
         attention_bwd(&c, l, a, B, T, pos, acts->key0);
     }
-    if (g->base)
-        s->be->ops->embedding_bwd(s->be, base_grad(&c, m->embed), c.b.dx, acts->ids, N, C);
-    return LORA_OK;
+    return g->base ? embedding_bwd(s, base_grad(&c, m->embed), c.b.dx, acts, N, C) : LORA_OK;
 }

@@ -420,6 +420,7 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
     acts->T = T;
     acts->recompute = recompute;
     acts->ids = dids;
+    acts->host_ids = ids;
     acts->pos = packed_pos ? pos : NULL;
     acts->key0 = dkey0;
     key0 = dkey0;

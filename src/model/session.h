@@ -43,6 +43,7 @@ typedef struct lora_train_acts {
     float *rstd_final;       // (N)
     float *h_final;          // (N, C) final hidden states
     const int32_t *ids;      // (N) staged (lora__stage_i32)
+    const int32_t *host_ids; // (N) the same, on the host (the caller's, alive until backward)
     const int32_t *pos;      // (N) the caller's position ids (packed rows), staged, or NULL
     const int32_t *key0;     // (N) each token's first visible key (packed rows), staged, or NULL
 } lora_train_acts;
@@ -50,7 +51,9 @@ typedef struct lora_train_acts {
 /* The session's backend buffers for int32 arrays staged from the host (a backend with host
  * memory reads the host arrays themselves). */
 typedef enum lora_stage {
-    LORA_STAGE_IDS, LORA_STAGE_POS, LORA_STAGE_KEY0, LORA_STAGE_TARGETS, LORA_STAGE_COUNT
+    LORA_STAGE_IDS, LORA_STAGE_POS, LORA_STAGE_KEY0, LORA_STAGE_TARGETS,
+    LORA_STAGE_ORDER, LORA_STAGE_RUNS, /* the embedding backward's grouping */
+    LORA_STAGE_COUNT
 } lora_stage;
 
 /* Every buffer below is the backend's memory (s->be->ops->mem_alloc) unless it says host. */
@@ -142,7 +145,8 @@ void lora__session_retain(lora_session *s);
 void lora__session_release(lora_session *s);
 
 /* A training forward: like lora__decoder_forward without the cache, keeping in *acts (inside
- * the session's training workspace) what lora__decoder_backward needs. pos and key0 (N), both
+ * the session's training workspace) what lora__decoder_backward needs; ids (host) must stay
+ * alive until the backward too. pos and key0 (N), both
  * NULL or both given and alive until the backward: packed rows' positions and first visible
  * keys (see lora_attention_shape). */
 lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids, const int32_t *pos,
