@@ -22,7 +22,7 @@ typedef struct kv_args {
     float *out;
     const float *q;
     const lora_bf16 *k, *v;
-    const int32_t *key0;
+    const int32_t *key0, *pos;
     float *part; /* (rows, splits, D + 2): max, sum, the unnormalised row; with splits > 1 */
     int64_t B, T, S, H, KVH, D, pos0;
     float scale;
@@ -37,7 +37,8 @@ template <int NJ> __global__ void attn_bf16kv_kernel(kv_args a)
     int64_t row = blockIdx.x;
     int64_t h = row % a.H, t = (row / a.H) % a.T, b = row / (a.H * a.T);
     int64_t kvh = h / (a.H / a.KVH), kvs = a.KVH * a.D;
-    int64_t k0 = a.key0 ? a.key0[b * a.T + t] : 0, n_keys = a.pos0 + t + 1 - k0;
+    int64_t k0 = a.key0 ? a.key0[b * a.T + t] : 0;
+    int64_t n_keys = (a.pos ? a.pos[b * a.T + t] : a.pos0 + t) + 1 - k0;
     /* this block's keys: split blockIdx.y of gridDim.y, then this warp's share of them */
     int64_t splits = gridDim.y, sper = (n_keys + splits - 1) / splits;
     int64_t s0 = blockIdx.y * sper < n_keys ? blockIdx.y * sper : n_keys;
@@ -178,6 +179,7 @@ void lora__cuda_attention_bf16kv_fwd(lora_backend *be, float *out, const float *
     a.k = k;
     a.v = v;
     a.key0 = s->key0;
+    a.pos = s->pos;
     a.B = s->B;
     a.T = s->T;
     a.S = s->S;
@@ -186,7 +188,8 @@ void lora__cuda_attention_bf16kv_fwd(lora_backend *be, float *out, const float *
     a.D = s->D;
     a.pos0 = s->pos0;
     a.scale = s->scale;
-    int64_t splits = splits_for(rows, s->pos0 + s->T);
+    /* with the positions on the device the launch must hold any of them: S keys */
+    int64_t splits = splits_for(rows, s->pos ? s->S : s->pos0 + s->T);
     if (splits > 1) {
         a.part = (float *)lora__cuda_scratch(cu, (size_t)(rows * splits * (s->D + 2)) *
                                                      sizeof(float));

@@ -1,5 +1,5 @@
-/* Rounding float32 to bfloat16 on the device: the KV cache's writes (the table's to_bf16) and
- * the activations a bfloat16 product takes. The integer arithmetic of lora__bf16_from_f32
+/* Rounding float32 to bfloat16 on the device: the KV cache's writes (kv_store_bf16), the
+ * masters of full fine-tuning (to_bf16) and the activations a bfloat16 product takes. The integer arithmetic of lora__bf16_from_f32
  * (src/model/dtype.c), so a value rounds to the same bits on the host and here. */
 #include "common.cuh"
 
@@ -24,4 +24,26 @@ void lora__cuda_to_bf16(lora_backend *be, lora_bf16 *dst, const float *src, size
     lora_cuda *cu = lora__cuda_enter(be);
     if (cu)
         lora__cuda_round_bf16(cu, dst, src, n);
+}
+
+// cache (B, S, row)[b, pos[b T + t]] = src (B, T, row)[b, t], nearest even
+__global__ void kv_store_kernel(lora_bf16 *cache, const float *src, const int32_t *pos,
+                                int64_t T, int64_t S, int64_t row, int64_t n)
+{
+    LORA_CUDA_FOR(i, n)
+    {
+        int64_t tok = i / row;
+        cache[((tok / T) * S + pos[tok]) * row + i % row] = lora__round_bf16(src[i]);
+    }
+}
+
+void lora__cuda_kv_store_bf16(lora_backend *be, lora_bf16 *cache, const float *src,
+                              const int32_t *pos, int64_t B, int64_t T, int64_t S, int64_t row)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    int64_t n = B * T * row;
+    if (!cu || n == 0)
+        return;
+    kv_store_kernel<<<lora__cuda_blocks(n), LORA_CUDA_THREADS, 0, cu->stream>>>(cache, src, pos, T, S, row, n);
+    lora__cuda_launched(cu, "kv_store_bf16");
 }

@@ -244,6 +244,8 @@ void lora__cuda_embedding_fwd(lora_backend *be, float *x, const int32_t *ids,
                               const float *table, int64_t N, int64_t C);
 void lora__cuda_embedding_bwd(lora_backend *be, float *dtable, const float *dx,
                               const int32_t *ids, int64_t N, int64_t C);
+void lora__cuda_kv_store_bf16(lora_backend *be, lora_bf16 *cache, const float *src,
+                              const int32_t *pos, int64_t B, int64_t T, int64_t S, int64_t row);
 void lora__cuda_embedding_bwd_grouped(lora_backend *be, float *dtable, const float *dx,
                                       const int32_t *ids, const int32_t *order,
                                       const int32_t *runs, int64_t n_runs, int64_t C);

@@ -41,6 +41,7 @@ const lora_backend_ops lora__cuda_ops = {
     .matmul_bf16_bwd = lora__cuda_matmul_bf16_bwd,
     .embedding_bf16_fwd = lora__cuda_embedding_bf16_fwd,
     .to_bf16 = lora__cuda_to_bf16,
+    .kv_store_bf16 = lora__cuda_kv_store_bf16,
     .attention_bf16kv_fwd = lora__cuda_attention_bf16kv_fwd,
     .ce_chunk_fwd = lora__cuda_ce_chunk_fwd,
     .ce_chunk_finish = lora__cuda_ce_chunk_finish,

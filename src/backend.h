@@ -49,6 +49,10 @@ typedef struct lora_attention_shape {
     /* (B*T) or NULL (all 0): query (b, t) sees only keys key0[b*T+t]..pos0+t of its sequence,
      * non-decreasing in t; packed samples attend only within themselves. */
     const int32_t *key0;
+    /* (B*T) or NULL: the queries' positions, pos0 + t, in the backend's memory, for an entry
+     * that reads them there rather than pos0 (attention_bf16kv_fwd: a captured decode step
+     * replays with the next step's positions); its launch is then sized for S keys. */
+    const int32_t *pos;
 } lora_attention_shape;
 
 /* One AdamW update (torch.optim.AdamW, decoupled decay): t is the number of updates before
@@ -210,9 +214,13 @@ struct lora_backend_ops {
     /* x (N, C) = table (V, C)[ids (N)], table bfloat16, x float32 (exact). */
     void (*embedding_bf16_fwd)(lora_backend *be, float *x, const int32_t *ids,
                                const lora_bf16 *table, int64_t N, int64_t C);
-    /* dst (n) = src (n) rounded to bfloat16, nearest even (NaN stays NaN): the KV cache's
-     * writes. */
+    /* dst (n) = src (n) rounded to bfloat16, nearest even (NaN stays NaN): full fine-tuning's
+     * bfloat16 weights from their float32 masters. */
     void (*to_bf16)(lora_backend *be, lora_bf16 *dst, const float *src, size_t n);
+    /* The KV cache's writes: cache (B, S, row)[b, pos[b T + t]] = src (B, T, row)[b, t] rounded
+     * as to_bf16, the positions pos (B*T) read in the backend's memory. */
+    void (*kv_store_bf16)(lora_backend *be, lora_bf16 *cache, const float *src,
+                          const int32_t *pos, int64_t B, int64_t T, int64_t S, int64_t row);
     /* attention_fwd with k, v (B, S, KVH, D) bfloat16 (a KV cache), q and out float32, scores,
      * softmax and the weighted sum in float32; the shape's meaning as there. */
     void (*attention_bf16kv_fwd)(lora_backend *be, float *out, const float *q,

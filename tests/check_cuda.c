@@ -271,6 +271,35 @@ START_TEST(matmul_bf16_weight)
 END_TEST
 
 /* the device rounding: the host's bits, for ties, both signs, overflow, subnormals, NaN */
+/* the KV cache's writes: each token's row at its own position of its sequence, rounded as on
+ * the host, every other row of the cache untouched */
+START_TEST(kv_store_at_positions)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, 98);
+    const int64_t B = 2, T = 3, S = 10, row = 5;
+    int32_t pos[6] = {4, 5, 6, 0, 1, 2};
+    size_t nc = (size_t)(B * S * row), ns = (size_t)(B * T * row);
+    float *src = frand(&r, ns, -1, 1);
+    uint16_t *want = malloc(nc * 2), *got = malloc(nc * 2);
+    for (size_t i = 0; i < nc; i++)
+        want[i] = 0x7fc1; /* a NaN the writes never make */
+    float *d_src = dev(&r, src, ns * 4);
+    int32_t *d_pos = dev(&r, pos, sizeof pos);
+    lora_bf16 *d_cache = dev(&r, want, nc * 2);
+    for (int64_t t = 0; t < B * T; t++)
+        for (int64_t j = 0; j < row; j++)
+            want[((t / T) * S + pos[t]) * row + j] = lora__bf16_from_f32(src[t * row + j]);
+    lora__cuda_ops.kv_store_bf16(r.gpu, d_cache, d_src, d_pos, B, T, S, row);
+    ck_assert_msg(lora__cuda_download(r.gpu, got, d_cache, nc * 2) == LORA_OK, "%s",
+                  lora_last_error());
+    for (size_t i = 0; i < nc; i++)
+        ck_assert_msg(got[i] == want[i], "cache value %zu: 0x%04x, want 0x%04x", i, got[i],
+                      want[i]);
+    free(src), free(want), free(got);
+    rig_close(&r);
+}
+END_TEST
+
 START_TEST(to_bf16_matches_host)
 {
     rig r = rig_open(LORA_CUDA_MATH_BF16, 99);
@@ -805,7 +834,7 @@ static void attention_case(attn_case c)
         d_key0 = dev(&r, key0, (size_t)(c.B * c.T) * 4);
     }
     lora_attention_shape sh = {c.B, c.T, c.S, c.H, c.KVH, c.D, c.pos0,
-                               (float)(1.0 / sqrt((double)c.D)), key0};
+                               (float)(1.0 / sqrt((double)c.D)), key0, NULL};
     lora_attention_shape dsh = sh;
     dsh.key0 = d_key0;
     float *q = frand(&r, nq, -1, 1), *k = frand(&r, nk, -1, 1), *v = frand(&r, nk, -1, 1);
@@ -916,7 +945,7 @@ static void sdpa_run(sdpa_case c)
     /* the reference, sequence by sequence over its valid rows */
     for (int64_t b = 0; b < c.B; b++) {
         int64_t n = c.len ? c.len[b] : c.T;
-        lora_attention_shape one = {1, n, c.S, c.H, c.KVH, c.D, 0, scale, NULL};
+        lora_attention_shape one = {1, n, c.S, c.H, c.KVH, c.D, 0, scale, NULL, NULL};
         size_t oq = (size_t)(b * c.T) * qrow, ok = (size_t)(b * c.S) * krow;
         if (n == 0)
             continue;
@@ -924,7 +953,7 @@ static void sdpa_run(sdpa_case c)
         lora__cuda_attention_ref_bwd(r.gpu, ref_dq + oq, ref_dk + ok, ref_dv + ok,
                                      d_dout + oq, d_q + oq, d_k + ok, d_v + ok, &one);
     }
-    lora_attention_shape sh = {c.B, c.T, c.S, c.H, c.KVH, c.D, 0, scale, NULL};
+    lora_attention_shape sh = {c.B, c.T, c.S, c.H, c.KVH, c.D, 0, scale, NULL, NULL};
     if (c.len) {
         ck_assert_msg(lora__cuda_sdpa_fwd(cu, d_out, d_q, d_k, d_v, &sh, d_len), "%s", what);
         ck_assert_msg(lora__cuda_sdpa_bwd(cu, d_dq, d_dk, d_dv, d_dout, d_q, d_k, d_v, &sh,
@@ -992,7 +1021,7 @@ START_TEST(sdpa_plan_cache)
     float *q = dev(&r, h, nq * 4), *k = dev(&r, h, nk * 4), *v = dev(&r, h, nk * 4);
     float *out = dev_nan(&r, nq), *dq = dev(&r, h, nq * 4), *dk = dev(&r, h, nk * 4);
     float *dv = dev(&r, h, nk * 4);
-    lora_attention_shape sh = {B, T, S, H, KVH, D, 0, 0.125f, NULL};
+    lora_attention_shape sh = {B, T, S, H, KVH, D, 0, 0.125f, NULL, NULL};
     lora_cuda_sdpa_info in;
     lora__cuda_ops.attention_fwd(r.gpu, out, q, k, v, &sh);
     lora__cuda_sdpa_info(r.gpu, &in);
@@ -1032,7 +1061,7 @@ START_TEST(sdpa_falls_back)
     float *h = frand(&r, nk, -1, 1);
     float *q = dev(&r, h, nq * 4), *k = dev(&r, h, nk * 4), *v = dev(&r, h, nk * 4);
     float *out = dev_nan(&r, nq);
-    lora_attention_shape sh = {B, T, S, H, KVH, D, 16, 0.125f, NULL};
+    lora_attention_shape sh = {B, T, S, H, KVH, D, 16, 0.125f, NULL, NULL};
     lora__cuda_ops.attention_fwd(r.gpu, out, q, k, v, &sh);
     lora_cuda_sdpa_info in;
     lora__cuda_sdpa_info(r.gpu, &in);
@@ -1076,7 +1105,7 @@ static void attention_bf16kv_case(attn_case c)
         d_key0 = dev(&r, key0, (size_t)(c.B * c.T) * 4);
     }
     lora_attention_shape sh = {c.B, c.T, c.S, c.H, c.KVH, c.D, c.pos0,
-                               (float)(1.0 / sqrt((double)c.D)), key0};
+                               (float)(1.0 / sqrt((double)c.D)), key0, NULL};
     lora_attention_shape dsh = sh;
     dsh.key0 = d_key0;
     uint16_t *kh, *vh;
@@ -1093,10 +1122,18 @@ static void attention_bf16kv_case(attn_case c)
     float *g = host(&r, d_out, nq);
     lora__cpu_attention_fwd(r.cpu, out, q, kr, vr, &sh);
     expect_close("attention_bf16kv_fwd (widened cache)", what, g, out, nq, 5 * FP32_TOL);
+    /* the positions read on the device instead of pos0 (decoding's), the launch sized for S */
+    int32_t *pos = malloc((size_t)(c.B * c.T) * 4);
+    for (int64_t i = 0; i < c.B * c.T; i++)
+        pos[i] = (int32_t)(c.pos0 + i % c.T);
+    dsh.pos = dev(&r, pos, (size_t)(c.B * c.T) * 4);
+    lora__cuda_ops.attention_bf16kv_fwd(r.gpu, d_out, d_q, d_k, d_v, &dsh);
+    float *gp = host(&r, d_out, nq);
+    expect_close("attention_bf16kv_fwd (device positions)", what, gp, out, nq, 5 * FP32_TOL);
     lora__cpu_attention_fwd(r.cpu, out, q, k, v, &sh);
     expect_close("attention_bf16kv_fwd", what, g, out, nq, BF16_TOL);
 
-    free(key0), free(kh), free(vh), free(q), free(k), free(v), free(kr), free(vr), free(out);
+    free(pos), free(gp), free(key0), free(kh), free(vh), free(q), free(k), free(v), free(kr), free(vr), free(out);
     free(g);
     rig_close(&r);
 }
@@ -1601,6 +1638,7 @@ int main(void)
     suite_add_tcase(s, core);
 
     const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight, to_bf16_matches_host,
+                                kv_store_at_positions,
                                 embedding_bf16_table, lora_path, embedding, rmsnorm, rope,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
                                 cross_entropy_chunked, attention, attention_bf16_kv_cache,

@@ -712,7 +712,8 @@ static void attention_case_key0(int64_t B, int64_t T, int64_t S, int64_t H, int6
 {
     lora_rng rng;
     lora__rng_seed(&rng, (uint64_t)(B * 7 + T * 11 + S * 13 + pos0 * 17 + mask));
-    lora_attention_shape s = {B, T, S, H, KVH, D, pos0, (float)(1.0 / sqrt((double)D)), key0};
+    lora_attention_shape s = {B, T, S, H, KVH, D, pos0, (float)(1.0 / sqrt((double)D)), key0,
+                             NULL};
     size_t nq = (size_t)(B * T * H * D), nkv = (size_t)(B * S * KVH * D);
     /* spread wide enough that the softmax is far from uniform */
     float *q = frand(&rng, nq, -2, 2), *k = frand(&rng, nkv, -2, 2), *v = frand(&rng, nkv, -1, 1),

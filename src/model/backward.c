@@ -110,7 +110,7 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     zero(c, b->dq, N * H * D);
     zero(c, b->dk, N * KVH * D);
     zero(c, b->dv, N * KVH * D);
-    lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0};
+    lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0, NULL};
     op->attention_bwd(s->be, b->dq, b->dk, b->dv, b->datt, a->q, a->k, a->v, &sh);
     op->rope_bwd(s->be, b->dq, pos, s->rope_cos, s->rope_sin, N, H, D);
     op->rope_bwd(s->be, b->dk, pos, s->rope_cos, s->rope_sin, N, KVH, D);

@@ -266,7 +266,7 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     op->rope_fwd(be, a->q, pos, s->rope_cos, s->rope_sin, N, H, D);
     op->rope_fwd(be, a->k, pos, s->rope_cos, s->rope_sin, N, KVH, D);
 
-    lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0};
+    lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0, NULL};
     if (!use_cache)
         op->attention_fwd(be, a->att, a->q, a->k, a->v, &sh);
     else {
@@ -275,9 +275,12 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
         sh.S = s->max_ctx;
         sh.pos0 = s->pos;
         if (s->kv_bf16) {
+            /* where the rows go and what they see come from the staged positions, so that the
+             * step's kernels do not change with the position */
             lora_bf16 *kc = (lora_bf16 *)s->k_cache + layer, *vc = (lora_bf16 *)s->v_cache + layer;
-            op->to_bf16(be, kc + at, a->k, n);
-            op->to_bf16(be, vc + at, a->v, n);
+            sh.pos = pos;
+            op->kv_store_bf16(be, kc, a->k, pos, B, T, s->max_ctx, (int64_t)row);
+            op->kv_store_bf16(be, vc, a->v, pos, B, T, s->max_ctx, (int64_t)row);
             op->attention_bf16kv_fwd(be, a->att, a->q, kc, vc, &sh);
         } else {
             float *kc = (float *)s->k_cache + layer, *vc = (float *)s->v_cache + layer;
