@@ -264,9 +264,11 @@ build/emu/cu/%.cc: cuda/%.cu tests/cuda_emu/launch.sed
 build/emu/cu/%.o: build/emu/cu/%.cc tests/cuda_emu/emu_device.h tests/cuda_emu/emu_sched.h
 	$(CXX) $(EMU_CXXFLAGS) -MMD -MP -c $< -o $@
 
-$(EMU_LIB)/libcudaemu.so: tests/cuda_emu/emu_runtime.c tests/cuda_emu/emu_sched.c tests/cuda_emu/emu_sched.h
+$(EMU_LIB)/libcudaemu.so: tests/cuda_emu/emu_runtime.c tests/cuda_emu/emu_sched.c \
+                          tests/cuda_emu/emu_graph.c tests/cuda_emu/emu_sched.h
 	@mkdir -p $(dir $@)
-	$(CC) $(EMU_CFLAGS) -shared -o $@ tests/cuda_emu/emu_runtime.c tests/cuda_emu/emu_sched.c -pthread
+	$(CC) $(EMU_CFLAGS) -shared -o $@ tests/cuda_emu/emu_runtime.c tests/cuda_emu/emu_sched.c \
+	    tests/cuda_emu/emu_graph.c -pthread
 
 # the products are the emulator's arithmetic, not code under test: optimised, not instrumented
 $(EMU_LIB)/libcublasLt.so.%: tests/cuda_emu/emu_cublaslt.c $(EMU_LIB)/libcudaemu.so

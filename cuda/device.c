@@ -95,6 +95,17 @@ static bool recoverable(cudaError_t e)
     case cudaErrorInvalidResourceHandle:
     case cudaErrorInvalidDevice:
     case cudaErrorNotSupported:
+    /* a capture that went wrong ends with the capture; the context is fine */
+    case cudaErrorStreamCaptureUnsupported:
+    case cudaErrorStreamCaptureInvalidated:
+    case cudaErrorStreamCaptureMerge:
+    case cudaErrorStreamCaptureUnmatched:
+    case cudaErrorStreamCaptureUnjoined:
+    case cudaErrorStreamCaptureIsolation:
+    case cudaErrorStreamCaptureImplicit:
+    case cudaErrorStreamCaptureWrongThread:
+    case cudaErrorCapturedEvent:
+    case cudaErrorIllegalState:
         return true;
     default:
         return false;

@@ -81,6 +81,8 @@ typedef struct lora_cuda {
     size_t arena_cap, arena_used, arena_peak;
     void *scratch;            /* private to one op at a time (attention's row statistics...) */
     size_t scratch_cap;
+    uint64_t scratch_gen;     /* times the scratch moved: a graph recorded before is stale */
+    bool capturing;           /* the stream records a graph (graph.c) */
     size_t device_bytes, device_peak;
     struct lora_sdpa *sdpa;   /* cuDNN attention: handle and plans; NULL until first used */
     lora_gemm_cache gemm;     /* cuBLASLt plans of the products (gemm.c) */
@@ -244,6 +246,10 @@ void lora__cuda_embedding_fwd(lora_backend *be, float *x, const int32_t *ids,
                               const float *table, int64_t N, int64_t C);
 void lora__cuda_embedding_bwd(lora_backend *be, float *dtable, const float *dx,
                               const int32_t *ids, int64_t N, int64_t C);
+lora_status lora__cuda_graph_begin(lora_backend *be);
+lora_status lora__cuda_graph_end(lora_backend *be, lora_graph **out);
+lora_status lora__cuda_graph_launch(lora_backend *be, const lora_graph *g);
+void lora__cuda_graph_free(lora_backend *be, lora_graph *g);
 void lora__cuda_kv_store_bf16(lora_backend *be, lora_bf16 *cache, const float *src,
                               const int32_t *pos, int64_t B, int64_t T, int64_t S, int64_t row);
 void lora__cuda_embedding_bwd_grouped(lora_backend *be, float *dtable, const float *dx,

@@ -32,6 +32,14 @@ void *lora__cuda_scratch(lora_cuda *cu, size_t bytes)
 {
     if (bytes <= cu->scratch_cap)
         return cu->scratch;
+    /* a recorded op would keep the old block's address; the recording that needs more fails
+     * (graph.c: the step runs as it is, the next one records again) */
+    if (cu->capturing) {
+        lora__cuda_fail(cu, LORA_ERR_STATE, "op scratch of %zu bytes needed while a graph "
+                        "records (%zu held)", bytes, cu->scratch_cap);
+        return NULL;
+    }
+    cu->scratch_gen++;
     /* cudaFree waits for the device, so no queued op still reads the old block */
     lora__cuda_free_mem(cu, cu->scratch, cu->scratch_cap);
     cu->scratch_cap = 0;

@@ -83,6 +83,9 @@ typedef struct lora_tensor_ref {
 /* A backend's copy of a list of lora_tensor_ref (a GPU keeps it in device memory). */
 typedef struct lora_tensor_set lora_tensor_set;
 
+/* A recorded sequence of ops that a backend can run again (a CUDA graph). */
+typedef struct lora_graph lora_graph;
+
 struct lora_backend_ops {
     const char *name;
     /* true when the backend computes on host memory: callers may then hand it their own host
@@ -263,6 +266,21 @@ struct lora_backend_ops {
     void (*residual_rmsnorm_fwd)(lora_backend *be, float *x, float *y, float *rstd,
                                  const float *r, const float *w, int64_t N, int64_t C,
                                  float eps);
+
+    /* ---- optional: recording ops once and replaying them (CUDA graphs; NULL: none). Between
+     * graph_begin and graph_end the math ops are recorded, not run, with the pointers and
+     * scalars they are given; no memory entry may be called then. A replay reads the memory as
+     * it is at that time. ---- */
+
+    lora_status (*graph_begin)(lora_backend *be);
+    /* Stops recording. *out: the graph; on a failure while recording (its status and message;
+     * the backend stays usable), NULL and nothing recorded ran. */
+    lora_status (*graph_end)(lora_backend *be, lora_graph **out);
+    /* Runs g's ops, queued like any op. LORA_ERR_STATE, nothing run: memory the backend owns
+     * and the ops used (its op scratch) has moved since g was recorded; record it again. */
+    lora_status (*graph_launch)(lora_backend *be, const lora_graph *g);
+    /* NULL is a no-op. */
+    void (*graph_free)(lora_backend *be, lora_graph *g);
 
     /* ---- optional: the optimizer over many tensors at once (NULL: the optimizer calls
      * sum_squares and adamw per tensor, as on the CPU). ---- */

@@ -271,6 +271,56 @@ START_TEST(matmul_bf16_weight)
 END_TEST
 
 /* the device rounding: the host's bits, for ties, both signs, overflow, subnormals, NaN */
+/* Recording and replaying: a recorded op runs at each launch on the memory as it is then; a
+ * recording whose op would grow the op scratch fails and leaves the backend usable; a graph
+ * recorded before the scratch moved is refused at launch. */
+START_TEST(graph_record_replay)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, 97);
+    const lora_backend_ops *op = &lora__cuda_ops;
+    size_t n = 1000;
+    float *a = frand(&r, n, -1, 1);
+    uint16_t *want, *got = malloc(n * 2);
+    float *d_a = dev(&r, a, n * 4);
+    lora_bf16 *d_h = dev_take(&r, n * 2);
+    lora_graph *g = NULL;
+    ck_assert_msg(op->graph_begin(r.gpu) == LORA_OK, "%s", lora_last_error());
+    op->to_bf16(r.gpu, d_h, d_a, n);
+    ck_assert_msg(op->graph_end(r.gpu, &g) == LORA_OK, "%s", lora_last_error());
+    ck_assert_ptr_nonnull(g);
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < n; i++)
+            a[i] = (float)k + a[i] * 0.5f;
+        float *wv = round_bf16(a, n, &want);
+        ck_assert(lora__cuda_upload(r.gpu, d_a, a, n * 4) == LORA_OK);
+        ck_assert_msg(op->graph_launch(r.gpu, g) == LORA_OK, "%s", lora_last_error());
+        ck_assert(lora__cuda_download(r.gpu, got, d_h, n * 2) == LORA_OK);
+        ck_assert_msg(memcmp(got, want, n * 2) == 0, "launch %d: not the current input's", k);
+        free(wv), free(want);
+    }
+    /* an op that needs more scratch than there is: the recording fails, nothing breaks */
+    int64_t N = 64, K = 4096, M = 8;
+    float *d_x = dev_take(&r, (size_t)(N * K) * 4), *d_y = dev_take(&r, (size_t)(N * M) * 4);
+    lora_bf16 *d_w = dev_take(&r, (size_t)(M * K) * 2);
+    ck_assert(lora__cuda_fill(r.gpu, d_x, 0, (size_t)(N * K) * 4) == LORA_OK);
+    ck_assert(lora__cuda_fill(r.gpu, d_w, 0, (size_t)(M * K) * 2) == LORA_OK);
+    lora_graph *bad = NULL;
+    ck_assert(op->graph_begin(r.gpu) == LORA_OK);
+    op->matmul_bf16_fwd(r.gpu, d_y, d_x, d_w, NULL, N, M, K);
+    ck_assert_int_eq(op->graph_end(r.gpu, &bad), LORA_ERR_STATE);
+    ck_assert_ptr_null(bad);
+    ck_assert_msg(strstr(lora_last_error(), "scratch"), "%s", lora_last_error());
+    ck_assert_int_eq(op->sync(r.gpu), LORA_OK);
+    /* the same op, run: the scratch moves, and the first graph is stale */
+    op->matmul_bf16_fwd(r.gpu, d_y, d_x, d_w, NULL, N, M, K);
+    ck_assert_int_eq(op->sync(r.gpu), LORA_OK);
+    ck_assert_int_eq(op->graph_launch(r.gpu, g), LORA_ERR_STATE);
+    op->graph_free(r.gpu, g);
+    free(a), free(got);
+    rig_close(&r);
+}
+END_TEST
+
 /* the KV cache's writes: each token's row at its own position of its sequence, rounded as on
  * the host, every other row of the cache untouched */
 START_TEST(kv_store_at_positions)
@@ -1638,7 +1688,7 @@ int main(void)
     suite_add_tcase(s, core);
 
     const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight, to_bf16_matches_host,
-                                kv_store_at_positions,
+                                kv_store_at_positions, graph_record_replay,
                                 embedding_bf16_table, lora_path, embedding, rmsnorm, rope,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
                                 cross_entropy_chunked, attention, attention_bf16_kv_cache,

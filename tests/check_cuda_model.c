@@ -231,10 +231,62 @@ START_TEST(decode_over_bf16_kv_cache)
             ck_assert_msg(lora_session_append(g.s, ids + 10 + step, 1, lg) == LORA_OK, "%s",
                           lora_last_error());
         }
+        /* the first one-token step runs eagerly, the second is recorded, the rest replayed */
+        ck_assert_msg(g.s->graph_replays == 11, "%s: %llu of 12 steps replayed", dirs[d],
+                      (unsigned long long)g.s->graph_replays);
         free(lc), free(lg);
         close_side(&c);
         close_side(&g);
     }
+}
+END_TEST
+
+/* One-token steps replayed from a recording against the same steps run eagerly
+ * (LORA_CUDA_GRAPHS=0 in a second session): the same kernels on the same data, so the same
+ * logits bit for bit, through what must make the recording start over or not: a batch run
+ * between steps (it grows the activation buffers), a change of adapters, a reset (positions
+ * start again at 0, the recording stays). */
+START_TEST(decode_graph_matches_eager)
+{
+    side g = open_side(QWEN2, "{\"device\": \"cuda\"}");
+    setenv("LORA_CUDA_GRAPHS", "0", 1);
+    lora_session *e;
+    ck_assert(lora_session_create(g.m, NULL, &e) == LORA_OK);
+    unsetenv("LORA_CUDA_GRAPHS");
+    float one = 1.0f;
+    ck_assert(lora_session_set_adapters(e, &g.a, &one, 1) == LORA_OK);
+    size_t V = lora_model_vocab_size(g.m);
+    float *lg = malloc(V * sizeof *lg), *le = malloc(V * sizeof *le);
+    float *batch_logits = malloc(NB * NT * V * sizeof *batch_logits);
+    int32_t ids[NB * NT], labels[NB * NT];
+    batch(g.m, ids, labels, 5);
+    for (int round = 0; round < 3; round++) {
+        ck_assert(lora_session_append(g.s, ids, 4, lg) == LORA_OK);
+        ck_assert(lora_session_append(e, ids, 4, le) == LORA_OK);
+        for (int step = 0; step < 6; step++) {
+            if (round == 0 && step == 3) /* 48 rows: larger buffers, a new key */
+                ck_assert(lora_session_logits(g.s, ids, NULL, NB, NT, batch_logits) == LORA_OK);
+            int32_t tok = ids[4 + step];
+            ck_assert_msg(lora_session_append(g.s, &tok, 1, lg) == LORA_OK, "%s",
+                          lora_last_error());
+            ck_assert(lora_session_append(e, &tok, 1, le) == LORA_OK);
+            ck_assert_msg(memcmp(lg, le, V * sizeof *lg) == 0, "round %d step %d: the replayed "
+                          "step's logits differ from the eager one's", round, step);
+        }
+        if (round == 0) { /* no adapter: a new key, a new recording */
+            ck_assert(lora_session_set_adapters(g.s, NULL, NULL, 0) == LORA_OK);
+            ck_assert(lora_session_set_adapters(e, NULL, NULL, 0) == LORA_OK);
+        } else {
+            lora_session_reset(g.s);
+            lora_session_reset(e);
+        }
+    }
+    ck_assert_uint_eq(e->graph_replays, 0);
+    ck_assert_msg(g.s->graph_replays >= 9, "%llu steps replayed",
+                  (unsigned long long)g.s->graph_replays);
+    free(lg), free(le), free(batch_logits);
+    lora_session_free(e);
+    close_side(&g);
 }
 END_TEST
 
@@ -630,7 +682,8 @@ int main(void)
                             full_training_fp32_matches_cpu, full_training_bf16_tracks_cpu,
                             full_training_checkpoint_resumes_on_gpu, sgd_on_gpu_matches_cpu,
                             device_weight_memory_report,
-                            decode_over_bf16_kv_cache, merge_on_bf16_gpu};
+                            decode_over_bf16_kv_cache, decode_graph_matches_eager,
+                            merge_on_bf16_gpu};
     if (n == 0)
         printf("check_cuda_model: %s\n", why[0] ? why : "no CUDA device");
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

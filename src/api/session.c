@@ -83,6 +83,7 @@ void lora__session_release(lora_session *s)
         const lora_config *c = &s->model->cfg;
         size_t cache = kv_cache_bytes(s);
         size_t rope = (size_t)s->rope_len * (size_t)(c->head_dim / 2) * sizeof(float);
+        lora__graph_drop(s);
         be->ops->mem_free(be, s->k_cache, cache);
         be->ops->mem_free(be, s->v_cache, cache);
         be->ops->mem_free(be, s->rope_cos, rope);
@@ -135,7 +136,12 @@ LORA_API lora_status lora_session_create(lora_model *model, const char *config_j
         st = lora__oom("KV cache", (size_t)max_ctx * sizeof *s->tokens);
     else if (!(st = lora__model_backend_create(model, threads, &s->be))) {
         /* bfloat16 storage, where the model's weights are, and the backend reads it */
-        s->kv_bf16 = model->dev_bf16 && s->be->ops->to_bf16 && s->be->ops->attention_bf16kv_fwd;
+        s->kv_bf16 = model->dev_bf16 && s->be->ops->kv_store_bf16 &&
+                     s->be->ops->attention_bf16kv_fwd;
+        /* decode steps replayed from a recording (decode_graph.c) unless the environment, for
+         * a comparison, says LORA_CUDA_GRAPHS=0 when the session is made */
+        const char *graphs = getenv("LORA_CUDA_GRAPHS");
+        s->graph_off = graphs && strcmp(graphs, "0") == 0;
         if (!(st = s->be->ops->mem_alloc(s->be, kv_cache_bytes(s), "KV cache", &s->k_cache)))
             st = s->be->ops->mem_alloc(s->be, kv_cache_bytes(s), "KV cache", &s->v_cache);
     }

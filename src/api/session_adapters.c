@@ -46,6 +46,10 @@ LORA_API lora_status lora_session_set_adapters(lora_session *s, lora_adapter *co
     }
     s->n_adapters = n;
     s->max_rank = max_rank;
+    /* a recorded step holds the old adapters' modules and scales; a new handle may even reuse
+     * an old one's address */
+    lora__graph_drop(s);
+    s->graph_seen = false;
     s->pos = 0; /* cached keys and values were computed with the old adapters */
     return LORA_OK;
 }

@@ -330,6 +330,60 @@ void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *
     mlp_block(s, l, a, x, N);
 }
 
+/* an inference step's prepared buffers: what its ops read */
+typedef struct step {
+    lora_layer_acts a;
+    float *x;
+    const int32_t *ids, *pos;
+    int64_t B, T;
+    bool use_cache;
+} step;
+
+static void step_ops(lora_session *s, void *ctx)
+{
+    step *p = ctx;
+    const lora_model *m = s->model;
+    const lora_config *c = &m->cfg;
+    int64_t N = p->B * p->T;
+    embed(s, p->x, p->ids, N);
+    for (int64_t l = 0; l < c->n_layers; l++)
+        lora__layer_forward(s, l, &p->a, p->x, p->B, p->T, p->use_cache, p->pos, NULL);
+    s->be->ops->rmsnorm_fwd(s->be, p->a.h1, NULL, p->x, lora__weight(s, m->final_norm), N,
+                            c->hidden, (float)c->rms_eps);
+}
+
+/* One token into a bfloat16 cache on a backend that records graphs: the step is replayable
+ * (every kernel reads the position from the staged positions). */
+static bool replayable(const lora_session *s, const step *p)
+{
+    return p->use_cache && p->B == 1 && p->T == 1 && s->kv_bf16 && s->be->ops->graph_begin &&
+           !s->graph_off && !s->dropout_on;
+}
+
+static lora_status run_step(lora_session *s, step *p)
+{
+    if (!replayable(s, p)) {
+        step_ops(s, p);
+        return LORA_OK;
+    }
+    lora_graph_key k;
+    memset(&k, 0, sizeof k);
+    k.ws = s->ws;
+    k.k_cache = s->k_cache;
+    k.v_cache = s->v_cache;
+    k.rope_cos = s->rope_cos;
+    k.rope_sin = s->rope_sin;
+    k.ids = p->ids;
+    k.pos = p->pos;
+    k.n_adapters = s->n_adapters;
+    k.max_rank = s->max_rank;
+    for (size_t i = 0; i < s->n_adapters; i++) {
+        k.adapters[i] = s->adapters[i];
+        k.scales[i] = s->scales[i];
+    }
+    return lora__graph_step(s, &k, step_ops, p);
+}
+
 lora_status lora__decoder_forward(lora_session *s, const int32_t *ids, int64_t B, int64_t T,
                                   bool use_cache, size_t extra_floats, float **hidden,
                                   float **extra)
@@ -338,26 +392,23 @@ lora_status lora__decoder_forward(lora_session *s, const int32_t *ids, int64_t B
     const lora_config *c = &m->cfg;
     int64_t N = B * T;
     int64_t pos0 = use_cache ? s->pos : 0;
-    lora_layer_acts a;
+    step p = {.B = B, .T = T, .use_cache = use_cache};
     bump count = {NULL, 0};
     take(&count, N * c->hidden); /* the residual stream */
-    layout_layer(s, N, false, &count, &a);
-    const int32_t *pos, *dids;
+    layout_layer(s, N, false, &count, &p.a);
     lora_status st;
+    /* with the cache, tables for all of it at once: they stay put from step to step */
     if ((st = grow(s, &s->ws, &s->ws_floats, count.used + extra_floats, "activations")) ||
-        (st = lora__ensure_rope(s, pos0 + T)) || (st = lora__positions(s, B, T, pos0, &pos)) ||
-        (st = lora__stage_i32(s, LORA_STAGE_IDS, ids, (size_t)N, &dids)))
+        (st = lora__ensure_rope(s, use_cache ? s->max_ctx : T)) ||
+        (st = lora__positions(s, B, T, pos0, &p.pos)) ||
+        (st = lora__stage_i32(s, LORA_STAGE_IDS, ids, (size_t)N, &p.ids)))
         return st;
     bump b = {s->ws, 0};
-    float *x = take(&b, N * c->hidden);
-    layout_layer(s, N, false, &b, &a);
-
-    embed(s, x, dids, N);
-    for (int64_t l = 0; l < c->n_layers; l++)
-        lora__layer_forward(s, l, &a, x, B, T, use_cache, pos, NULL);
-    s->be->ops->rmsnorm_fwd(s->be, a.h1, NULL, x, lora__weight(s, m->final_norm), N, c->hidden,
-                            (float)c->rms_eps);
-    *hidden = a.h1;
+    p.x = take(&b, N * c->hidden);
+    layout_layer(s, N, false, &b, &p.a);
+    if ((st = run_step(s, &p)))
+        return st;
+    *hidden = p.a.h1;
     if (extra)
         *extra = s->ws + count.used;
     return LORA_OK;

@@ -56,6 +56,17 @@ typedef enum lora_stage {
     LORA_STAGE_COUNT
 } lora_stage;
 
+/* What a recorded decode step's ops were given that can change between steps (decode_graph.c):
+ * while it is the same, the recording still computes the step. Zeroed before filling, so that
+ * it compares with memcmp. */
+typedef struct lora_graph_key {
+    const void *ws, *k_cache, *v_cache, *rope_cos, *rope_sin, *ids, *pos;
+    const void *adapters[LORA_MAX_ADAPTERS];
+    float scales[LORA_MAX_ADAPTERS];
+    size_t n_adapters;
+    int64_t max_rank;
+} lora_graph_key;
+
 /* Every buffer below is the backend's memory (s->be->ops->mem_alloc) unless it says host. */
 struct lora_session {
     atomic_int refs;      /* the caller's and each optimizer's */
@@ -92,7 +103,24 @@ struct lora_session {
     size_t dhidden_floats;
     lora_layer_acts *train_layers; /* host */
     int64_t train_layers_cap;
+    /* one-token decode steps replayed from a recording (decode_graph.c) */
+    struct lora_graph *graph;  /* the recording, or NULL */
+    lora_graph_key graph_key;  /* what it, or the last eager step, was made with */
+    bool graph_seen;           /* the last step ran eagerly with graph_key */
+    bool graph_off;            /* LORA_CUDA_GRAPHS=0, or a recording failed: eager only */
+    uint64_t graph_replays;    /* steps run from a recording */
 };
+
+/* The step's ops (embedding, layers, final norm) of lora__decoder_forward, given its prepared
+ * buffers; what lora__graph_step records and replays. */
+typedef void (*lora_step_ops)(lora_session *s, void *ctx);
+/* Runs ops(s, ctx): eagerly the first time with a key; recorded, then replayed, from the next
+ * one with the same key (s's backend must have the graph entries). A recording that fails
+ * turns recording off for the session and runs the step eagerly. */
+lora_status lora__graph_step(lora_session *s, const lora_graph_key *key, lora_step_ops ops,
+                             void *ctx);
+/* Drops the session's recording (the backend stays). */
+void lora__graph_drop(lora_session *s);
 
 /* Where the session's backend reads weight p of the model (a pointer into the model's host
  * arena, or NULL): p itself, or its place in the model's device copy. */

@@ -282,6 +282,10 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t dp, const
     }
     (void)workspace, (void)workspace_bytes; /* the heuristic asked for none */
     lora_emu_check_stream("cublasLtMatmul", (const void *)stream);
+    /* products run at once here, so one a capture would record cannot be: the capture fails */
+    if (lora_emu_capturing((const void *)stream) &&
+        lora_emu_capture_refuse("cublasLtMatmul (not recorded by the emulator)"))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
     if (!lora_emu_context_ok())
         return CUBLAS_STATUS_EXECUTION_FAILED;
     float al_f = *(const float *)alpha, be_f = *(const float *)beta;

@@ -28,7 +28,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -96,22 +98,26 @@ template <typename T> inline void check_arg(const char *kernel, int index, T *p)
 template <typename T> inline void check_arg(const char *, int, const T &) {}
 
 template <typename... P> struct launch {
+    typedef std::tuple<typename std::decay<P>::type...> args_t;
     void (*kernel)(P...);
     const char *name;
     dim3 grid, block;
     size_t shared;
+    cudaStream_t stream;
 
-    template <typename... A> void operator()(A &&...a) const
+    /* a launch as a capturing stream records it: everything copied, run at each replay */
+    struct recorded {
+        launch l;
+        args_t args;
+    };
+
+    void run(args_t &args) const
     {
-        static_assert(sizeof...(A) == sizeof...(P), "a kernel launch with the wrong argument count");
-        std::tuple<typename std::decay<P>::type...> args(std::forward<A>(a)...);
-        int index = 0;
-        std::apply([&](auto &...x) { (check_arg(name, index++, x), ...); }, args);
         if (!lora_emu_context_ok())
             return; /* the device would fault: the context is poisoned, nothing runs */
         struct ctx {
             void (*kernel)(P...);
-            std::tuple<typename std::decay<P>::type...> *args;
+            args_t *args;
         } c = {kernel, &args};
         lora_emu_run(name, lora_emu_dim3{grid.x, grid.y, grid.z},
                      lora_emu_dim3{block.x, block.y, block.z}, shared,
@@ -121,6 +127,29 @@ template <typename... P> struct launch {
                      },
                      &c);
     }
+
+    template <typename... A> void operator()(A &&...a) const
+    {
+        static_assert(sizeof...(A) == sizeof...(P), "a kernel launch with the wrong argument count");
+        args_t args(std::forward<A>(a)...);
+        int index = 0;
+        std::apply([&](auto &...x) { (check_arg(name, index++, x), ...); }, args);
+        if (!lora_emu_capturing((const void *)stream)) {
+            run(args);
+            return;
+        }
+        /* malloc and placement new: the kernels link without the C++ runtime */
+        void *m = std::malloc(sizeof(recorded));
+        if (!m)
+            lora_emu_fatal("%s: out of memory recording the launch", name);
+        recorded *r = new (m) recorded{*this, args};
+        lora_emu_capture_add([](void *p) { ((recorded *)p)->l.run(((recorded *)p)->args); },
+                             [](void *p) {
+                                 ((recorded *)p)->~recorded();
+                                 std::free(p);
+                             },
+                             r);
+    }
 };
 
 template <typename... P>
@@ -128,7 +157,7 @@ inline launch<P...> launcher(void (*kernel)(P...), const char *name, dim3 grid, 
                              size_t shared = 0, cudaStream_t stream = 0)
 {
     lora_emu_check_stream(name, (const void *)stream);
-    return launch<P...>{kernel, name, grid, block, shared};
+    return launch<P...>{kernel, name, grid, block, shared, stream};
 }
 
 } // namespace lora_emu

@@ -142,6 +142,8 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device)
 cudaError_t cudaMalloc(void **p, size_t bytes)
 {
     *p = NULL;
+    if (lora_emu_capture_refuse("cudaMalloc"))
+        return ret(cudaErrorStreamCaptureUnsupported);
     if (poisoned())
         return ret(poisoned());
     if (bytes == 0)
@@ -179,6 +181,8 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 
 cudaError_t cudaFree(void *p)
 {
+    if (lora_emu_capture_refuse("cudaFree"))
+        return ret(cudaErrorStreamCaptureUnsupported);
     if (!p)
         return cudaSuccess;
     pthread_mutex_lock(&lock);
@@ -208,7 +212,7 @@ static const char *kind_name(enum cudaMemcpyKind k)
                                          : "default";
 }
 
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind)
+static cudaError_t copy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind)
 {
     if (poisoned())
         return ret(poisoned());
@@ -227,14 +231,53 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpy
     return cudaSuccess;
 }
 
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind)
+{
+    if (lora_emu_capture_refuse("cudaMemcpy"))
+        return ret(cudaErrorStreamCaptureUnsupported);
+    return copy(dst, src, bytes, kind);
+}
+
+/* an asynchronous copy or fill a capturing stream records */
+typedef struct transfer {
+    void *dst;
+    const void *src;
+    size_t bytes;
+    enum cudaMemcpyKind kind;
+    int value, is_fill;
+} transfer;
+
+static cudaError_t fill(void *p, int value, size_t bytes);
+
+static void run_transfer(void *ctx)
+{
+    const transfer *t = ctx;
+    if (t->is_fill)
+        fill(t->dst, t->value, t->bytes);
+    else
+        copy(t->dst, t->src, t->bytes, t->kind);
+}
+
+static cudaError_t record(transfer t)
+{
+    transfer *c = malloc(sizeof *c);
+    if (!c)
+        return ret(cudaErrorMemoryAllocation);
+    *c = t;
+    lora_emu_capture_add(run_transfer, free, c);
+    return cudaSuccess;
+}
+
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
                             cudaStream_t stream)
 {
     lora_emu_check_stream("cudaMemcpyAsync", (const void *)stream);
-    return cudaMemcpy(dst, src, bytes, kind);
+    if (lora_emu_capturing((const void *)stream))
+        return record((transfer){dst, src, bytes, kind, 0, 0});
+    return copy(dst, src, bytes, kind);
 }
 
-cudaError_t cudaMemset(void *p, int value, size_t bytes)
+static cudaError_t fill(void *p, int value, size_t bytes)
 {
     if (poisoned())
         return ret(poisoned());
@@ -248,10 +291,19 @@ cudaError_t cudaMemset(void *p, int value, size_t bytes)
     return cudaSuccess;
 }
 
+cudaError_t cudaMemset(void *p, int value, size_t bytes)
+{
+    if (lora_emu_capture_refuse("cudaMemset"))
+        return ret(cudaErrorStreamCaptureUnsupported);
+    return fill(p, value, bytes);
+}
+
 cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t stream)
 {
     lora_emu_check_stream("cudaMemsetAsync", (const void *)stream);
-    return cudaMemset(p, value, bytes);
+    if (lora_emu_capturing((const void *)stream))
+        return record((transfer){p, NULL, bytes, cudaMemcpyDefault, value, 1});
+    return fill(p, value, bytes);
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags)
@@ -307,6 +359,8 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream)
 cudaError_t cudaStreamSynchronize(cudaStream_t stream)
 {
     lora_emu_check_stream("cudaStreamSynchronize", (const void *)stream);
+    if (lora_emu_capture_refuse("cudaStreamSynchronize"))
+        return ret(cudaErrorStreamCaptureUnsupported);
     return ret(poisoned());
 }
 

@@ -47,6 +47,13 @@ void lora_emu_check_stream(const char *kernel, const void *stream);
 int lora_emu_context_ok(void);
 /* 1 when [p, p + bytes) lies inside one device allocation. */
 int lora_emu_is_device(const void *p, size_t bytes);
+/* Stream capture (emu_graph.c): 1 while stream records its work; the work to record (run at
+ * each launch of a graph made from the record, drop when the record goes); a synchronous call
+ * named call made while a capture is open: 1, the capture invalidated and
+ * cudaErrorStreamCaptureUnsupported left for cudaGetLastError, else 0. */
+int lora_emu_capturing(const void *stream);
+void lora_emu_capture_add(void (*run)(void *ctx), void (*drop)(void *ctx), void *ctx);
+int lora_emu_capture_refuse(const char *call);
 /* Records a launch failure for the next cudaGetLastError (emu_runtime.c). */
 void lora_emu_set_launch_error(int cuda_error);
 /* Writes "cuda-emu: ..." to stderr and aborts: a bug in the code under test. */
