@@ -11,6 +11,7 @@
 
 #include "api/error.h"
 #include "internal.h"
+#include "util/alloc.h"
 
 struct lora_graph {
     cudaGraphExec_t exec;
@@ -46,7 +47,7 @@ lora_status lora__cuda_graph_end(lora_backend *be, lora_graph **out)
     if (graph)
         cudaGraphDestroy(graph);
     lora_graph *g = NULL;
-    if (!cu->err && !cu->dead && !(g = malloc(sizeof *g)))
+    if (!cu->err && !cu->dead && !(g = lora__malloc(sizeof *g)))
         lora__cuda_fail(cu, LORA_ERR_OUT_OF_MEMORY, "graph: out of memory");
     lora_status st = lora__cuda_report(cu);
     if (st) {
