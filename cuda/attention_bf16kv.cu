@@ -28,8 +28,6 @@ typedef struct kv_args {
     float scale;
 } kv_args;
 
-__device__ __forceinline__ float widen(lora_bf16 h) { return __uint_as_float((uint32_t)h << 16); }
-
 template <int NJ> __global__ void attn_bf16kv_kernel(kv_args a)
 {
     extern __shared__ float part[]; /* KW maxima, KW sums, KW rows of D / 32 * 32 values */
@@ -62,7 +60,7 @@ template <int NJ> __global__ void attn_bf16kv_kernel(kv_args a)
         for (int j = 0; j < NJ; j++) {
             int64_t d = lane + 32 * j;
             if (d < a.D)
-                s += qr[j] * widen(kr[d]);
+                s += qr[j] * lora__widen_bf16(kr[d]);
         }
         s = lora__warp_sum(s) * a.scale;
         float wa, wv; /* acc = acc * wa + wv * v */
@@ -71,7 +69,7 @@ template <int NJ> __global__ void attn_bf16kv_kernel(kv_args a)
         for (int j = 0; j < NJ; j++) {
             int64_t d = lane + 32 * j;
             if (d < a.D)
-                acc[j] = acc[j] * wa + wv * widen(vr[d]);
+                acc[j] = acc[j] * wa + wv * lora__widen_bf16(vr[d]);
         }
     }
     float *pm = part, *ps = part + KW, *pa = part + 2 * KW + w * 32 * NJ;

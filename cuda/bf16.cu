@@ -1,6 +1,8 @@
 /* Rounding float32 to bfloat16 on the device: the KV cache's writes (kv_store_bf16), the
- * masters of full fine-tuning (to_bf16) and the activations a bfloat16 product takes. The integer arithmetic of lora__bf16_from_f32
- * (src/model/dtype.c), so a value rounds to the same bits on the host and here. */
+ * masters of full fine-tuning and the activations a training forward keeps (to_bf16), and the
+ * activations a bfloat16 product takes. The integer arithmetic of lora__bf16_from_f32
+ * (src/model/dtype.c), so a value rounds to the same bits on the host and here. The way back
+ * (from_bf16) is exact. */
 #include "common.cuh"
 
 __global__ void round_bf16_kernel(lora_bf16 *dst, const float *src, int64_t n)
@@ -24,6 +26,22 @@ void lora__cuda_to_bf16(lora_backend *be, lora_bf16 *dst, const float *src, size
     lora_cuda *cu = lora__cuda_enter(be);
     if (cu)
         lora__cuda_round_bf16(cu, dst, src, n);
+}
+
+__global__ void widen_bf16_kernel(float *dst, const lora_bf16 *src, int64_t n)
+{
+    LORA_CUDA_FOR(i, n)
+    dst[i] = lora__widen_bf16(src[i]);
+}
+
+// dst (n) float32 = src (n) bfloat16
+void lora__cuda_from_bf16(lora_backend *be, float *dst, const lora_bf16 *src, size_t n)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || n == 0)
+        return;
+    widen_bf16_kernel<<<lora__cuda_blocks((int64_t)n), LORA_CUDA_THREADS, 0, cu->stream>>>(dst, src, (int64_t)n);
+    lora__cuda_launched(cu, "from bfloat16");
 }
 
 // cache (B, S, row)[b, pos[b T + t]] = src (B, T, row)[b, t], nearest even

@@ -30,6 +30,9 @@ __device__ __forceinline__ lora_bf16 lora__round_bf16(float x)
     return (lora_bf16)(u >> 16);
 }
 
+/* bfloat16 to float32, exact */
+__device__ __forceinline__ float lora__widen_bf16(lora_bf16 h) { return __uint_as_float((uint32_t)h << 16); }
+
 template <typename T> __device__ __forceinline__ T lora__warp_sum(T v)
 {
     for (int o = 16; o > 0; o >>= 1)

@@ -14,7 +14,7 @@ __global__ void embedding_bf16_fwd_kernel(float *x, const int32_t *ids, const lo
                                           int64_t N, int64_t C)
 {
     LORA_CUDA_FOR(i, N * C)
-    x[i] = __uint_as_float((uint32_t)table[(int64_t)ids[i / C] * C + i % C] << 16);
+    x[i] = lora__widen_bf16(table[(int64_t)ids[i / C] * C + i % C]);
 }
 
 /* One thread per column adds the tokens in order, as the CPU backend does: repeated ids meet

@@ -313,6 +313,7 @@ void lora__cuda_matmul_bf16_bwd(lora_backend *be, float *dx, const float *dy,
 void lora__cuda_embedding_bf16_fwd(lora_backend *be, float *x, const int32_t *ids,
                                    const lora_bf16 *table, int64_t N, int64_t C);
 void lora__cuda_to_bf16(lora_backend *be, lora_bf16 *dst, const float *src, size_t n);
+void lora__cuda_from_bf16(lora_backend *be, float *dst, const lora_bf16 *src, size_t n);
 void lora__cuda_attention_bf16kv_fwd(lora_backend *be, float *out, const float *q,
                                      const lora_bf16 *k, const lora_bf16 *v,
                                      const lora_attention_shape *shape);

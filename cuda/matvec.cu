@@ -16,9 +16,7 @@
 
 #define MV_WARPS 8 /* output columns per block */
 
-__device__ __forceinline__ float bf16_value(lora_bf16 h) { return __uint_as_float((uint32_t)h << 16); }
-
-__device__ __forceinline__ float rounded(float x) { return bf16_value(lora__round_bf16(x)); }
+__device__ __forceinline__ float rounded(float x) { return lora__widen_bf16(lora__round_bf16(x)); }
 
 __global__ void matvec_bf16_kernel(float *y, const float *x, const lora_bf16 *w,
                                    const float *bias, int64_t N, int64_t Nout, int64_t K)
@@ -47,7 +45,7 @@ __global__ void matvec_bf16_kernel(float *y, const float *x, const lora_bf16 *w,
                     acc[n] = fmaf(wv[j], rounded(x[n * K + k + j]), acc[n]);
     }
     for (int64_t k = k8 + lane; k < K; k += 32) {
-        float wk = bf16_value(wr[k]);
+        float wk = lora__widen_bf16(wr[k]);
         for (int n = 0; n < LORA_CUDA_MATVEC_ROWS; n++)
             if (n < N)
                 acc[n] = fmaf(wk, rounded(x[n * K + k]), acc[n]);

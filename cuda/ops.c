@@ -41,6 +41,7 @@ const lora_backend_ops lora__cuda_ops = {
     .matmul_bf16_bwd = lora__cuda_matmul_bf16_bwd,
     .embedding_bf16_fwd = lora__cuda_embedding_bf16_fwd,
     .to_bf16 = lora__cuda_to_bf16,
+    .from_bf16 = lora__cuda_from_bf16,
     .kv_store_bf16 = lora__cuda_kv_store_bf16,
     .graph_begin = lora__cuda_graph_begin,
     .graph_end = lora__cuda_graph_end,

@@ -220,6 +220,9 @@ struct lora_backend_ops {
     /* dst (n) = src (n) rounded to bfloat16, nearest even (NaN stays NaN): full fine-tuning's
      * bfloat16 weights from their float32 masters. */
     void (*to_bf16)(lora_backend *be, lora_bf16 *dst, const float *src, size_t n);
+    /* dst (n) float32 = src (n) bfloat16, exact: activations a training forward kept rounded
+     * (a backend with both entries keeps them so for a model whose weights are bfloat16). */
+    void (*from_bf16)(lora_backend *be, float *dst, const lora_bf16 *src, size_t n);
     /* The KV cache's writes: cache (B, S, row)[b, pos[b T + t]] = src (B, T, row)[b, t] rounded
      * as to_bf16, the positions pos (B*T) read in the backend's memory. */
     void (*kv_store_bf16)(lora_backend *be, lora_bf16 *cache, const float *src,

@@ -668,6 +668,55 @@ START_TEST(sgd_on_gpu_matches_cpu)
 }
 END_TEST
 
+/* The floats of one layer's kept activations (session.h, lora_layer_bf16): the bfloat16
+ * tensors at two values a float, and in float32 the q/k norms' rstd and an (N, max_rank)
+ * LoRA intermediate per adapted module. */
+static size_t kept_layer_floats(const lora_config *c, size_t N, size_t modules, size_t r)
+{
+    size_t C = (size_t)c->hidden, q = (size_t)(c->n_heads * c->head_dim),
+           kv = (size_t)(c->n_kv_heads * c->head_dim), I = (size_t)c->inter;
+    size_t half = N * (2 * C + 2 * q + 2 * kv + 2 * I), f = N * modules * r;
+    if (c->qk_norm) {
+        half += N * (q + kv);
+        f += N * (size_t)(c->n_heads + c->n_kv_heads);
+    }
+    return half / 2 + f;
+}
+
+/* A bfloat16 model on the GPU keeps its training activations in bfloat16: the loss is the
+ * float32 layout's bit for bit (the forward is the same), the LoRA gradients differ by the
+ * rounding of the kept values alone, and the workspace is one float32 layer (the set the
+ * backward widens into) plus the kept layers. */
+START_TEST(kept_bf16_activations)
+{
+    const char *dirs[] = {QWEN2, QWEN3};
+    for (int d = 0; d < 2; d++) {
+        side g = open_side(dirs[d], "{\"device\": \"cuda\"}");
+        ck_assert_msg(g.s->acts_bf16, "%s: a bfloat16 model keeps float32 activations", dirs[d]);
+        int32_t ids[NB * NT], labels[NB * NT];
+        batch(g.m, ids, labels, 5);
+        double loss16, loss32;
+        float *g16 = grads_of(&g, ids, labels, &loss16);
+        size_t kept = g.s->train_ws_floats;
+        g.s->acts_bf16 = false;
+        float *g32 = grads_of(&g, ids, labels, &loss32);
+        size_t full = g.s->train_ws_floats;
+        ck_assert_msg(loss16 == loss32, "%s: loss %.9g kept, %.9g not", dirs[d], loss16, loss32);
+        double e = tu_max_rel_err(g16, g32, g.a->arena_floats);
+        ck_assert_msg(e > 0 && e <= 2e-2, "%s: LoRA gradients from bfloat16 activations: "
+                      "relative error %.3g", dirs[d], e);
+        const lora_config *c = &g.m->cfg;
+        size_t N = NB * NT, L = (size_t)c->n_layers, tail = N * (2 * (size_t)c->hidden + 1);
+        size_t layer = (full - tail) / L;
+        ck_assert_uint_eq(full, L * layer + tail);
+        ck_assert_uint_eq(kept, layer + L * kept_layer_floats(c, N, LORA_PROJ_COUNT,
+                                                               (size_t)g.s->max_rank) + tail);
+        free(g16), free(g32);
+        close_side(&g);
+    }
+}
+END_TEST
+
 int main(void)
 {
     char why[512];
@@ -683,7 +732,7 @@ int main(void)
                             full_training_checkpoint_resumes_on_gpu, sgd_on_gpu_matches_cpu,
                             device_weight_memory_report,
                             decode_over_bf16_kv_cache, decode_graph_matches_eager,
-                            merge_on_bf16_gpu};
+                            merge_on_bf16_gpu, kept_bf16_activations};
     if (n == 0)
         printf("check_cuda_model: %s\n", why[0] ? why : "no CUDA device");
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

@@ -99,6 +99,7 @@ void lora__session_release(lora_session *s)
     free(s->tokens);
     free(s->ws_ids);
     free(s->train_layers);
+    free(s->train_kept);
     for (size_t i = 0; i < s->n_adapters; i++)
         lora__adapter_release(s->adapters[i]);
     lora__model_release(s->model);
@@ -138,6 +139,7 @@ LORA_API lora_status lora_session_create(lora_model *model, const char *config_j
         /* bfloat16 storage, where the model's weights are, and the backend reads it */
         s->kv_bf16 = model->dev_bf16 && s->be->ops->kv_store_bf16 &&
                      s->be->ops->attention_bf16kv_fwd;
+        s->acts_bf16 = model->dev_bf16 && s->be->ops->to_bf16 && s->be->ops->from_bf16;
         /* decode steps replayed from a recording (decode_graph.c) unless the environment, for
          * a comparison, says LORA_CUDA_GRAPHS=0 when the session is made */
         const char *graphs = getenv("LORA_CUDA_GRAPHS");

@@ -239,6 +239,10 @@ lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float
             lora__layer_forward(s, l, &tmp, work, B, T, false, pos, acts->key0);
             tmp.x_in = a->x_in;
             a = &tmp;
+        } else if (acts->kept) {
+            tmp = lora__kept_work(acts, l);
+            lora__kept_unpack(s, acts, l, &tmp);
+            a = &tmp;
         }
         mlp_bwd(&c, l, a);
         attention_bwd(&c, l, a, B, T, pos, acts->key0);

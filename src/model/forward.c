@@ -22,6 +22,14 @@ static float *take(bump *b, int64_t n)
     return p;
 }
 
+static void layout_t(const lora_session *s, int64_t N, bool train, bump *b, lora_layer_acts *a);
+
+/* n bfloat16 values, 16-byte aligned when the base is */
+static lora_bf16 *take_bf16(bump *b, int64_t n)
+{
+    return (lora_bf16 *)take(b, (n + 7) / 8 * 4);
+}
+
 /* Lays out one set of layer activations for N rows. train: everything the backward reads gets
  * its own buffer; otherwise aliases keep inference small. */
 static void layout_layer(const lora_session *s, int64_t N, bool train, bump *b,
@@ -55,7 +63,13 @@ static void layout_layer(const lora_session *s, int64_t N, bool train, bump *b,
         a->q_lin = a->q;
         a->k_lin = a->k;
     }
-    /* LoRA intermediates: one shared scratch at inference, one per module when training */
+    layout_t(s, N, train, b, a);
+}
+
+/* LoRA intermediates: one shared scratch at inference, one per module when training */
+static void layout_t(const lora_session *s, int64_t N, bool train, bump *b, lora_layer_acts *a)
+{
+    const lora_config *c = &s->model->cfg;
     float *shared = train ? NULL : take(b, N * s->max_rank);
     for (size_t i = 0; i < s->n_adapters; i++)
         for (int p = 0; p < LORA_PROJ_COUNT; p++) {
@@ -66,6 +80,32 @@ static void layout_layer(const lora_session *s, int64_t N, bool train, bump *b,
             if (any)
                 a->t[p][i] = train ? take(b, N * s->max_rank) : shared;
         }
+}
+
+/* One layer of a training forward that keeps bfloat16 activations: a's float32 part (rstd_q,
+ * rstd_k, t) and k's. */
+static void layout_kept(const lora_session *s, int64_t N, bump *b, lora_layer_acts *a,
+                        lora_layer_bf16 *k)
+{
+    const lora_config *c = &s->model->cfg;
+    int64_t C = c->hidden, q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
+    memset(a, 0, sizeof *a);
+    memset(k, 0, sizeof *k);
+    if (c->qk_norm) {
+        a->rstd_q = take(b, N * c->n_heads);
+        a->rstd_k = take(b, N * c->n_kv_heads);
+        k->q_lin = take_bf16(b, N * q);
+        k->k_lin = take_bf16(b, N * kv);
+    }
+    layout_t(s, N, true, b, a);
+    k->x_in = take_bf16(b, N * C);
+    k->x_mid = take_bf16(b, N * C);
+    k->q = take_bf16(b, N * q);
+    k->k = take_bf16(b, N * kv);
+    k->v = take_bf16(b, N * kv);
+    k->att = take_bf16(b, N * q);
+    k->gate = take_bf16(b, N * c->inter);
+    k->up = take_bf16(b, N * c->inter);
 }
 
 lora_status lora__session_grow(lora_session *s, void **buf, size_t *cap, size_t need,
@@ -418,23 +458,31 @@ static lora_status layout_train(lora_session *s, int64_t N, bool recompute, lora
 {
     const lora_config *c = &s->model->cfg;
     if (c->n_layers > s->train_layers_cap) {
-        lora_layer_acts *p = lora__realloc(s->train_layers, (size_t)c->n_layers * sizeof *p);
-        if (!p)
-            return lora__oom("layer activations", (size_t)c->n_layers * sizeof *p);
-        s->train_layers = p;
+        size_t n = (size_t)c->n_layers;
+        lora_layer_acts *p = lora__realloc(s->train_layers, n * sizeof *p);
+        if (p)
+            s->train_layers = p;
+        lora_layer_bf16 *k = p ? lora__realloc(s->train_kept, n * sizeof *k) : NULL;
+        if (!k)
+            return lora__oom("layer activations", n * (sizeof *p + sizeof *k));
+        s->train_kept = k;
         s->train_layers_cap = c->n_layers;
     }
     t->layers = s->train_layers;
+    /* bfloat16 where the weights are: their products round their inputs so anyway */
+    t->kept = !recompute && s->acts_bf16 ? s->train_kept : NULL;
     for (int pass = 0; pass < 2; pass++) {
         bump b = {pass ? s->train_ws : NULL, 0};
         for (int64_t l = 0; l < c->n_layers; l++) {
             if (recompute) {
                 memset(&t->layers[l], 0, sizeof t->layers[l]);
                 t->layers[l].x_in = take(&b, N * c->hidden);
-            } else
+            } else if (t->kept)
+                layout_kept(s, N, &b, &t->layers[l], &t->kept[l]);
+            else
                 layout_layer(s, N, true, &b, &t->layers[l]);
         }
-        if (recompute)
+        if (recompute || t->kept)
             layout_layer(s, N, true, &b, &t->scratch);
         /* dropout's input is rebuilt wherever it is needed: one region serves every layer */
         float *drop_x = s->dropout_on ? take(&b, N * lora__max_proj_in(c)) : NULL;
@@ -488,6 +536,12 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
             lora_layer_acts tmp = acts->scratch;
             tmp.x_in = NULL; /* kept above */
             lora__layer_forward(s, l, &tmp, x, B, T, false, pos, key0);
+        } else if (acts->kept) {
+            s->be->ops->to_bf16(s->be, acts->kept[l].x_in, x, (size_t)(N * c->hidden));
+            lora_layer_acts tmp = lora__kept_work(acts, l);
+            tmp.x_in = NULL; /* kept above */
+            lora__layer_forward(s, l, &tmp, x, B, T, false, pos, key0);
+            lora__kept_pack(s, acts, l, &tmp);
         } else
             lora__layer_forward(s, l, &acts->layers[l], x, B, T, false, pos, key0);
     }

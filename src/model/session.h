@@ -33,12 +33,28 @@ typedef struct lora_layer_acts {
     float *drop_x;         // (N, max in) LoRA dropout's input, when dropout is on
 } lora_layer_acts;
 
-/* What a training forward keeps for the backward. */
+/* The tensors of one layer's activations a training forward keeps rounded to bfloat16 (a
+ * model with bfloat16 weights on a backend with to_bf16 and from_bf16): the backward widens
+ * them into the shared float32 set and rebuilds h1, h2, their rstd and act from them (kept.c).
+ * The q/k norms' rstd and the LoRA intermediates t stay float32, in the layer's
+ * lora_layer_acts. */
+typedef struct lora_layer_bf16 {
+    lora_bf16 *x_in, *x_mid;   // (N, C)
+    lora_bf16 *q_lin, *k_lin;  // (N, H*D), (N, KVH*D) with q/k RMSNorm (qwen3), else NULL
+    lora_bf16 *q, *k, *v;      // (N, H*D), (N, KVH*D), (N, KVH*D)
+    lora_bf16 *att;            // (N, H*D)
+    lora_bf16 *gate, *up;      // (N, I)
+} lora_layer_bf16;
+
+/* What a training forward keeps for the backward: per layer everything in float32, or (kept)
+ * most of it in bfloat16, or (recompute) only the layer's input. */
 typedef struct lora_train_acts {
     int64_t B, T;
     bool recompute;          /* layers[l] holds only x_in; the rest is recomputed */
     lora_layer_acts *layers; // (L)
-    lora_layer_acts scratch; /* the shared set a recomputing backward refills */
+    lora_layer_bf16 *kept;   /* (L) or NULL: layers[l] holds only rstd_q, rstd_k and t, kept[l]
+                              * the rest */
+    lora_layer_acts scratch; /* the shared set a recomputing or widening backward refills */
     float *x_final;          // (N, C) residual stream entering the final RMSNorm
     float *rstd_final;       // (N)
     float *h_final;          // (N, C) final hidden states
@@ -102,7 +118,9 @@ struct lora_session {
     float *dhidden;       /* a training step's gradient at the final hidden states */
     size_t dhidden_floats;
     lora_layer_acts *train_layers; /* host */
+    lora_layer_bf16 *train_kept;   /* host, as many */
     int64_t train_layers_cap;
+    bool acts_bf16;       /* training activations kept in bfloat16 (lora_layer_bf16) */
     /* one-token decode steps replayed from a recording (decode_graph.c) */
     struct lora_graph *graph;  /* the recording, or NULL */
     lora_graph_key graph_key;  /* what it, or the last eager step, was made with */
@@ -180,6 +198,17 @@ void lora__session_release(lora_session *s);
 lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids, const int32_t *pos,
                                         const int32_t *key0, int64_t B, int64_t T,
                                         bool recompute, lora_train_acts *acts);
+
+/* Layer l's working set in a training pass that keeps bfloat16 activations: acts->scratch
+ * with layer l's own float32 tensors (rstd_q, rstd_k, t). */
+lora_layer_acts lora__kept_work(const lora_train_acts *acts, int64_t l);
+/* Rounds what work holds of layer l after its forward into acts->kept[l] (x_in, which the
+ * forward does not copy, the caller rounds from the residual stream before the layer). */
+void lora__kept_pack(lora_session *s, const lora_train_acts *acts, int64_t l,
+                     const lora_layer_acts *work);
+/* The other way, for the backward: widens kept[l] into work and rebuilds h1, h2 and act. */
+void lora__kept_unpack(lora_session *s, const lora_train_acts *acts, int64_t l,
+                       lora_layer_acts *work);
 
 /* Where a backward writes gradients (accumulating). Each pointer may be NULL. */
 typedef struct lora_grads {
