@@ -350,7 +350,8 @@ START_TEST(kv_store_at_positions)
 }
 END_TEST
 
-START_TEST(to_bf16_matches_host)
+/* to_bf16 rounds as the host does, from_bf16 widens back exactly, every element written */
+START_TEST(bf16_conversions_match_host)
 {
     rig r = rig_open(LORA_CUDA_MATH_BF16, 99);
     size_t n = 100003;
@@ -376,7 +377,12 @@ START_TEST(to_bf16_matches_host)
         ck_assert_msg(got[i] == want[i], "value %zu (bits 0x%08x): 0x%04x on the GPU, 0x%04x on "
                       "the host", i, (unsigned)(((union { float f; uint32_t u; }){a[i]}).u),
                       got[i], want[i]);
-    free(a), free(want), free(wv), free(got);
+    float *d_w = dev_nan(&r, n), *back = malloc(n * 4);
+    lora__cuda_ops.from_bf16(r.gpu, d_w, d_h, n);
+    ck_assert_msg(lora__cuda_download(r.gpu, back, d_w, n * 4) == LORA_OK, "%s",
+                  lora_last_error());
+    ck_assert_msg(memcmp(back, wv, n * 4) == 0, "from_bf16 is not the host's widening");
+    free(a), free(want), free(wv), free(got), free(back);
     rig_close(&r);
 }
 END_TEST
@@ -1687,7 +1693,7 @@ int main(void)
         printf("skipped: a CUDA device is present: no_gpu_answers\n");
     suite_add_tcase(s, core);
 
-    const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight, to_bf16_matches_host,
+    const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight, bf16_conversions_match_host,
                                 kv_store_at_positions, graph_record_replay,
                                 embedding_bf16_table, lora_path, embedding, rmsnorm, rope,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
