@@ -298,8 +298,14 @@ LORA_API lora_status lora_gguf_import(const char *gguf_path, const char *out_dir
  *                    "max_context": KV-cache length in tokens (default: the smaller of
  *                                   max_position_embeddings and 4096)
  *                    "threads":     worker threads (default: the model's "threads")
+ *                    "train_activations": what a training step keeps of each layer for the
+ *                                   backward: "bf16" (rounded to bfloat16, a third of the
+ *                                   float32 bytes; only where the model's weights are bfloat16
+ *                                   on a GPU), "float32", or "auto" (the default: "bf16" where
+ *                                   it can be, else "float32"). Since: 0.3.0.
  * OUT out          the session or NULL.
- * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_CONFIG; LORA_ERR_OUT_OF_MEMORY.
+ * Returns LORA_OK; LORA_ERR_INVALID_ARGUMENT; LORA_ERR_CONFIG; LORA_ERR_UNSUPPORTED ("bf16"
+ * activations for a float32 model); LORA_ERR_OUT_OF_MEMORY.
  * Threads: any. Since: 0.1.0.
  */
 LORA_API lora_status lora_session_create(lora_model *model, const char *config_json,

@@ -683,8 +683,8 @@ static size_t kept_layer_floats(const lora_config *c, size_t N, size_t modules, 
     return half / 2 + f;
 }
 
-/* A bfloat16 model on the GPU keeps its training activations in bfloat16: the loss is the
- * float32 layout's bit for bit (the forward is the same), the LoRA gradients differ by the
+/* A bfloat16 model on the GPU keeps its training activations in bfloat16 (asked for or by
+ * default): the loss is that of a session keeping float32 ones bit for bit (the forward is the same), the LoRA gradients differ by the
  * rounding of the kept values alone, and the workspace is one float32 layer (the set the
  * backward widens into) plus the kept layers. */
 START_TEST(kept_bf16_activations)
@@ -693,14 +693,21 @@ START_TEST(kept_bf16_activations)
     for (int d = 0; d < 2; d++) {
         side g = open_side(dirs[d], "{\"device\": \"cuda\"}");
         ck_assert_msg(g.s->acts_bf16, "%s: a bfloat16 model keeps float32 activations", dirs[d]);
+        lora_session *asked = NULL;
+        ck_assert_int_eq(lora_session_create(g.m, "{\"train_activations\": \"bf16\"}",
+                                             &asked), LORA_OK);
+        lora_session_free(asked);
         int32_t ids[NB * NT], labels[NB * NT];
         batch(g.m, ids, labels, 5);
+        side f = g; /* the same model and adapter, in a session that keeps float32 */
+        ck_assert_msg(lora_session_create(g.m, "{\"train_activations\": \"float32\"}", &f.s) ==
+                      LORA_OK, "%s", lora_last_error());
+        float one = 1.0f;
+        ck_assert(lora_session_set_adapters(f.s, &g.a, &one, 1) == LORA_OK);
+        ck_assert(!f.s->acts_bf16);
         double loss16, loss32;
-        float *g16 = grads_of(&g, ids, labels, &loss16);
-        size_t kept = g.s->train_ws_floats;
-        g.s->acts_bf16 = false;
-        float *g32 = grads_of(&g, ids, labels, &loss32);
-        size_t full = g.s->train_ws_floats;
+        float *g16 = grads_of(&g, ids, labels, &loss16), *g32 = grads_of(&f, ids, labels, &loss32);
+        size_t kept = g.s->train_ws_floats, full = f.s->train_ws_floats;
         ck_assert_msg(loss16 == loss32, "%s: loss %.9g kept, %.9g not", dirs[d], loss16, loss32);
         double e = tu_max_rel_err(g16, g32, g.a->arena_floats);
         ck_assert_msg(e > 0 && e <= 2e-2, "%s: LoRA gradients from bfloat16 activations: "
@@ -712,8 +719,18 @@ START_TEST(kept_bf16_activations)
         ck_assert_uint_eq(kept, layer + L * kept_layer_floats(c, N, LORA_PROJ_COUNT,
                                                                (size_t)g.s->max_rank) + tail);
         free(g16), free(g32);
+        lora_session_free(f.s);
         close_side(&g);
     }
+    /* float32 weights on the GPU ("cuda_math": "fp32") keep float32 activations */
+    side w = open_side(QWEN2, "{\"device\": \"cuda\", \"cuda_math\": \"fp32\"}");
+    ck_assert(!w.s->acts_bf16);
+    lora_session *asked = (lora_session *)1;
+    ck_assert_int_eq(lora_session_create(w.m, "{\"train_activations\": \"bf16\"}", &asked),
+                     LORA_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(asked);
+    ck_assert_msg(strstr(lora_last_error(), "float32 on the cuda"), "%s", lora_last_error());
+    close_side(&w);
 }
 END_TEST
 

@@ -391,6 +391,22 @@ START_TEST(session_options_checked)
     ck_assert_int_eq(lora_session_create(model, "{\"max_context\": 257}", &s), LORA_ERR_CONFIG);
     ck_assert_int_eq(lora_session_create(model, "{\"batch\": 2}", &s), LORA_ERR_CONFIG);
     ck_assert(strstr(lora_last_error(), "'batch'"));
+    /* the CPU keeps float32 activations: "bf16" is refused, the others are what it does */
+    ck_assert_int_eq(lora_session_create(model, "{\"train_activations\": \"bf16\"}", &s),
+                     LORA_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(lora_last_error(), "'train_activations'") &&
+                  strstr(lora_last_error(), "cpu"), "%s", lora_last_error());
+    ck_assert_int_eq(lora_session_create(model, "{\"train_activations\": \"fp16\"}", &s),
+                     LORA_ERR_CONFIG);
+    ck_assert_int_eq(lora_session_create(model, "{\"train_activations\": 1}", &s),
+                     LORA_ERR_CONFIG);
+    const char *ok[] = {"{\"train_activations\": \"auto\"}",
+                        "{\"train_activations\": \"float32\"}"};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(lora_session_create(model, ok[i], &s), LORA_OK);
+        lora_session_free(s);
+    }
     ck_assert_int_eq(lora_session_create(NULL, NULL, &s), LORA_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(lora_session_create(model, NULL, NULL), LORA_ERR_INVALID_ARGUMENT);
     lora_session_free(NULL);

@@ -12,11 +12,15 @@
 
 #define IGNORE_INDEX (-100)
 
+/* "train_activations" */
+typedef enum keep { KEEP_AUTO, KEEP_BF16, KEEP_FLOAT32 } keep;
+
 static lora_status parse_session_options(const char *json, const lora_model *m,
-                                         int64_t *max_ctx, int *threads)
+                                         int64_t *max_ctx, int *threads, keep *acts)
 {
     *max_ctx = m->cfg.max_pos < 4096 ? m->cfg.max_pos : 4096;
     *threads = m->threads;
+    *acts = KEEP_AUTO;
     if (!json)
         return LORA_OK;
     json_error_t jerr;
@@ -48,6 +52,16 @@ static lora_status parse_session_options(const char *json, const lora_model *m,
                     break;
                 }
                 *threads = (int)x;
+            } else if (strcmp(key, "train_activations") == 0) {
+                const char *t = json_is_string(v) ? json_string_value(v) : "";
+                if (strcmp(t, "auto") == 0 || strcmp(t, "bf16") == 0 || strcmp(t, "float32") == 0)
+                    *acts = t[0] == 'a' ? KEEP_AUTO : t[0] == 'b' ? KEEP_BF16 : KEEP_FLOAT32;
+                else {
+                    st = lora__error(LORA_ERR_CONFIG, "lora_session_create: option "
+                                     "'train_activations' must be \"auto\", \"bf16\" or "
+                                     "\"float32\"");
+                    break;
+                }
             } else {
                 st = lora__error(LORA_ERR_CONFIG, "lora_session_create: unknown option '%s'", key);
                 break;
@@ -118,7 +132,8 @@ LORA_API lora_status lora_session_create(lora_model *model, const char *config_j
         return st;
     int64_t max_ctx;
     int threads;
-    st = parse_session_options(config_json, model, &max_ctx, &threads);
+    keep acts;
+    st = parse_session_options(config_json, model, &max_ctx, &threads, &acts);
     if (st)
         return st;
     lora_session *s = lora__calloc(1, sizeof *s);
@@ -139,12 +154,18 @@ LORA_API lora_status lora_session_create(lora_model *model, const char *config_j
         /* bfloat16 storage, where the model's weights are, and the backend reads it */
         s->kv_bf16 = model->dev_bf16 && s->be->ops->kv_store_bf16 &&
                      s->be->ops->attention_bf16kv_fwd;
-        s->acts_bf16 = model->dev_bf16 && s->be->ops->to_bf16 && s->be->ops->from_bf16;
+        bool bf16 = model->dev_bf16 && s->be->ops->to_bf16 && s->be->ops->from_bf16;
+        s->acts_bf16 = acts == KEEP_AUTO ? bf16 : acts == KEEP_BF16;
+        if (acts == KEEP_BF16 && !bf16)
+            st = lora__error(LORA_ERR_UNSUPPORTED, "option 'train_activations': \"bf16\" needs a model whose weights are "
+                             "bfloat16 on a GPU (\"cuda_math\": \"bf16\"); this one's are "
+                             "float32 on the %s", s->be->ops->name);
         /* decode steps replayed from a recording (decode_graph.c) unless the environment, for
          * a comparison, says LORA_CUDA_GRAPHS=0 when the session is made */
         const char *graphs = getenv("LORA_CUDA_GRAPHS");
         s->graph_off = graphs && strcmp(graphs, "0") == 0;
-        if (!(st = s->be->ops->mem_alloc(s->be, kv_cache_bytes(s), "KV cache", &s->k_cache)))
+        if (!st &&
+            !(st = s->be->ops->mem_alloc(s->be, kv_cache_bytes(s), "KV cache", &s->k_cache)))
             st = s->be->ops->mem_alloc(s->be, kv_cache_bytes(s), "KV cache", &s->v_cache);
     }
     if (st) {

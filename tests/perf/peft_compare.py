@@ -253,7 +253,7 @@ def liblora_train(args, path):
         m = liblora.Model(path, **liblora_options(args))
         a = liblora.Adapter.create(m, seed=1, r=RANK, lora_alpha=ALPHA, lora_dropout=0.0,
                                    target_modules=ALL7, init_lora_weights=False)
-        s = m.session(adapters=[a])
+        s = m.session(adapters=[a], train_activations=args.train_activations)
         opt = liblora.Optimizer(s, optimizer="adamw", lr=1e-4)
         x = random_ids(m.vocab_size, (args.batch, args.seq), 1)
         for _ in range(args.warmup):
@@ -477,6 +477,9 @@ def parse_args(argv):
     ap.add_argument("--peak-tflops", type=float, default=989.0,
                     help="peak dense bf16 TFLOP/s for MFU (H100 SXM / H200: 989)")
     ap.add_argument("--liblora-device", default="cuda")
+    ap.add_argument("--train-activations", default="auto", choices=["auto", "bf16", "float32"],
+                    help="liblora's session option: what a training step keeps for the "
+                         "backward (auto: bf16 for bf16 weights on a GPU)")
     ap.add_argument("--torch-device", default="cuda")
     ap.add_argument("--torch-dtype", default="bfloat16", choices=["bfloat16", "float32"])
     ap.add_argument("--sides", default="liblora,peft",
@@ -507,6 +510,7 @@ def parse_args(argv):
                     "--mem-tokens", str(args.mem_tokens), "--mem-steps", str(args.mem_steps),
                     "--prompt", str(args.prompt), "--new", str(args.new),
                     "--threads", str(args.threads), "--liblora-device", args.liblora_device,
+                    "--train-activations", args.train_activations,
                     "--torch-device", args.torch_device, "--torch-dtype", args.torch_dtype,
                     "--sides", args.sides]
     if args.threads == 0:

@@ -18,8 +18,9 @@ IGNORE_INDEX = -100  # labels that are not counted
 class Session(Handle):
     """Mutable state over a model: KV cache, workspace, attached adapters.
 
-    Options are keyword arguments: max_context, threads (lora_session_create), and adapters: a
-    list of adapters or of (adapter, scale) pairs to attach.
+    Options are keyword arguments: max_context, threads, train_activations
+    (lora_session_create), and adapters: a list of adapters or of (adapter, scale) pairs to
+    attach.
 
     Token-id inputs may be nested lists (rows of different lengths are right-padded and their
     lengths passed on), array.array('i') or any int32 buffer, or numpy arrays; a 1-D input
