@@ -78,6 +78,11 @@ typedef struct lora_cuda_memory {
     size_t device_peak;   /* the most it ever held */
 } lora_cuda_memory;
 void lora__cuda_memory(const lora_backend *be, lora_cuda_memory *out);
+/* Devices cuda:0..cuda:63 count what the process's backends hold on them (beyond: nothing). */
+#define LORA_CUDA_COUNTED_DEVICES 64
+/* What every backend of the process holds on device ordinal now, and the most it has held
+ * since the start or the last reset_peak, which restarts the peak at the current use. */
+void lora__cuda_device_memory(int ordinal, size_t *in_use, size_t *peak, bool reset_peak);
 
 /* Synchronous copies and fills on the backend's stream (they wait for the ops before them);
  * the statuses of lora__cuda_sync, which they include. */

@@ -1,11 +1,40 @@
 /* Device memory of the CUDA backend: counted allocations (for the peak report), the op
  * scratch, the planned arena, and synchronous transfers. */
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "api/error.h"
 #include "internal.h"
 
 #define ARENA_ALIGN 256 /* cudaMalloc's own alignment: every slice suits cuBLASLt's best kernels */
+
+/* What every backend of the process holds on each device, for lora_device_memory: backends
+ * of one device (a model's, each session's) run on different threads. */
+static _Atomic size_t held[LORA_CUDA_COUNTED_DEVICES], held_peak[LORA_CUDA_COUNTED_DEVICES];
+
+static void count(int ordinal, size_t bytes, bool add)
+{
+    if (ordinal < 0 || ordinal >= LORA_CUDA_COUNTED_DEVICES)
+        return;
+    if (!add) {
+        atomic_fetch_sub(&held[ordinal], bytes);
+        return;
+    }
+    size_t now = atomic_fetch_add(&held[ordinal], bytes) + bytes;
+    size_t peak = atomic_load(&held_peak[ordinal]);
+    while (now > peak && !atomic_compare_exchange_weak(&held_peak[ordinal], &peak, now))
+        ;
+}
+
+void lora__cuda_device_memory(int ordinal, size_t *in_use, size_t *peak, bool reset_peak)
+{
+    *in_use = *peak = 0;
+    if (ordinal < 0 || ordinal >= LORA_CUDA_COUNTED_DEVICES)
+        return;
+    *in_use = atomic_load(&held[ordinal]);
+    *peak = reset_peak ? atomic_exchange(&held_peak[ordinal], *in_use)
+                       : atomic_load(&held_peak[ordinal]);
+}
 
 void *lora__cuda_malloc(lora_cuda *cu, size_t bytes, const char *what)
 {
@@ -17,6 +46,7 @@ void *lora__cuda_malloc(lora_cuda *cu, size_t bytes, const char *what)
     cu->device_bytes += bytes;
     if (cu->device_bytes > cu->device_peak)
         cu->device_peak = cu->device_bytes;
+    count(cu->ordinal, bytes, true);
     return p;
 }
 
@@ -26,6 +56,7 @@ void lora__cuda_free_mem(lora_cuda *cu, void *p, size_t bytes)
         return;
     (void)cudaFree(p);
     cu->device_bytes -= bytes;
+    count(cu->ordinal, bytes, false);
 }
 
 void *lora__cuda_scratch(lora_cuda *cu, size_t bytes)

@@ -205,6 +205,24 @@ LORA_API void lora_model_free(lora_model *model);
 LORA_API const char *lora_model_info_json(const lora_model *model);
 
 /**
+ * lora_device_memory -- the device memory liblora's allocations hold on a GPU, over the whole
+ * process: every model's device copy, the sessions' workspaces and KV caches, adapters,
+ * gradients and optimizer state there. The CUDA context and cuBLAS's and cuDNN's own memory
+ * are not included (nvidia-smi shows them).
+ *
+ * IN  device      "cuda" (device 0) or "cuda:N", N at most 63; the device need not exist.
+ * OUT in_use_out  NULL or the bytes held now.
+ * OUT peak_out    NULL or the most bytes held at once since the process started or the last
+ *                 reset.
+ * IN  reset_peak  non-zero: after reading, the peak starts again from the bytes held now.
+ * Returns LORA_OK (0 and 0 for a device nothing has used); LORA_ERR_INVALID_ARGUMENT (device
+ * NULL, not "cuda" or "cuda:N", or N above 63); LORA_ERR_DEVICE (a build without the CUDA
+ * backend). Threads: any. Since: 0.3.0.
+ */
+LORA_API lora_status lora_device_memory(const char *device, uint64_t *in_use_out,
+                                        uint64_t *peak_out, int reset_peak);
+
+/**
  * lora_model_vocab_size -- number of rows of the output layer (the logits' last dimension).
  * Returns 0 if model is NULL. Threads: any. Since: 0.1.0.
  */

@@ -668,6 +668,37 @@ START_TEST(sgd_on_gpu_matches_cpu)
 }
 END_TEST
 
+/* lora_device_memory counts what the process holds on the device: a model's copy, then a
+ * training step's workspaces and optimizer state; the peak resets to the current use; and
+ * when everything is freed the count is back where it was. */
+START_TEST(device_memory_counts)
+{
+    uint64_t base, peak, used, after, top;
+    ck_assert(lora_device_memory("cuda", &base, &peak, 1) == LORA_OK);
+    ck_assert_uint_eq(peak, base);
+    side g = open_side(QWEN2, "{\"device\": \"cuda\"}");
+    ck_assert(lora_device_memory("cuda:0", &used, &peak, 0) == LORA_OK);
+    ck_assert_uint_ge(used, base + (uint64_t)info_int(g.m, "\"device_weight_bytes\""));
+    ck_assert_uint_ge(peak, used);
+    lora_optimizer *o;
+    ck_assert(lora_optimizer_create(g.s, "{\"lr\": 0.01}", &o) == LORA_OK);
+    int32_t ids[NB * NT], labels[NB * NT];
+    batch(g.m, ids, labels, 3);
+    ck_assert_msg(lora_train_step(o, ids, labels, NB, NT, NULL) == LORA_OK, "%s",
+                  lora_last_error());
+    ck_assert(lora_device_memory("cuda", &after, &top, 1) == LORA_OK);
+    ck_assert_uint_gt(after, used);
+    ck_assert_uint_ge(top, after);
+    ck_assert(lora_device_memory("cuda", NULL, &peak, 0) == LORA_OK);
+    ck_assert_uint_eq(peak, after);
+    lora_optimizer_free(o);
+    close_side(&g);
+    ck_assert(lora_device_memory("cuda", &after, &peak, 0) == LORA_OK);
+    ck_assert_uint_eq(after, base);
+    ck_assert_uint_ge(peak, used);
+}
+END_TEST
+
 /* The floats of one layer's kept activations (session.h, lora_layer_bf16): the bfloat16
  * tensors at two values a float, and in float32 the q/k norms' rstd and an (N, max_rank)
  * LoRA intermediate per adapted module. */
@@ -749,7 +780,8 @@ int main(void)
                             full_training_checkpoint_resumes_on_gpu, sgd_on_gpu_matches_cpu,
                             device_weight_memory_report,
                             decode_over_bf16_kv_cache, decode_graph_matches_eager,
-                            merge_on_bf16_gpu, kept_bf16_activations};
+                            merge_on_bf16_gpu, kept_bf16_activations,
+                            device_memory_counts};
     if (n == 0)
         printf("check_cuda_model: %s\n", why[0] ? why : "no CUDA device");
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

@@ -425,6 +425,28 @@ START_TEST(options_are_checked)
 }
 END_TEST
 
+/* lora_device_memory's arguments; no GPU is used by this suite, so nothing is held */
+START_TEST(device_memory_arguments)
+{
+    uint64_t used = 1, peak = 1;
+    ck_assert_int_eq(lora_device_memory(NULL, &used, &peak, 0), LORA_ERR_INVALID_ARGUMENT);
+#ifdef LORA_CUDA
+    ck_assert_int_eq(lora_device_memory("cpu", &used, &peak, 0), LORA_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(lora_last_error(), "lora_device_memory") &&
+                  strstr(lora_last_error(), "'cpu'"), "%s", lora_last_error());
+    ck_assert_int_eq(lora_device_memory("cuda:x", &used, &peak, 0), LORA_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lora_device_memory("cuda:64", &used, &peak, 0), LORA_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(lora_last_error(), "cuda:0..cuda:63"), "%s", lora_last_error());
+    ck_assert_int_eq(lora_device_memory("cuda:7", &used, &peak, 1), LORA_OK);
+    ck_assert(used == 0 && peak == 0);
+    ck_assert_int_eq(lora_device_memory("cuda", NULL, NULL, 0), LORA_OK);
+#else
+    ck_assert_int_eq(lora_device_memory("cuda", &used, &peak, 0), LORA_ERR_DEVICE);
+    ck_assert(strstr(lora_last_error(), "no CUDA backend"));
+#endif
+}
+END_TEST
+
 START_TEST(null_arguments)
 {
     lora_model *m = (lora_model *)1;
@@ -554,6 +576,7 @@ static Suite *model_suite(void)
     tcase_add_test(misuse, weight_dtype_refused);
     tcase_add_test(misuse, options_are_checked);
     tcase_add_test(misuse, null_arguments);
+    tcase_add_test(misuse, device_memory_arguments);
     tcase_add_test(misuse, init_refuses_bad_input);
     suite_add_tcase(s, misuse);
     return s;

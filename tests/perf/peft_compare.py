@@ -19,14 +19,14 @@ liblora runs through bindings/python on --liblora-device (default "cuda"); trans
 in bfloat16 with attn_implementation="sdpa" on --torch-device (default "cuda"; PEFT keeps the
 adapter weights in float32, its default).
 
-Peak memory: liblora exposes no device memory figure through its public API (include/lora.h:
-model info JSON reports host weight_bytes only; the backend's own count, lora__cuda_memory, is
-internal), so the worker samples NVML (libnvidia-ml.so.1 through ctypes) every 5 ms from a
+Peak memory: each worker samples NVML (libnvidia-ml.so.1 through ctypes) every 5 ms from a
 thread: the process's used memory (nvmlDeviceGetComputeRunningProcesses), or, where NVML does
 not list the process (a PID namespace), the device's used memory less its value before the
-model loaded. That includes the CUDA context. PEFT's workers report the same NVML figure and
-torch.cuda.max_memory_allocated (the allocator's peak, no context, no cache slack). On the CPU
-(--smoke) both report the process's peak RSS instead.
+model loaded. That includes the CUDA context. Beside it, each side's own count of its
+allocations, without the context: liblora.device_memory (lora_device_memory: what liblora's
+cudaMalloc calls hold) and torch.cuda.max_memory_allocated (the allocator's peak, no cache
+slack), each reset before the memory steps. On the CPU (--smoke) both report the process's
+peak RSS instead.
 
 MFU = train FLOPs per token (liblora.flops: lora_flops_json, model FLOPs) x tokens/s over
 --peak-tflops (default 989: H100 SXM and H200 bf16 dense, nominal).
@@ -261,11 +261,16 @@ def liblora_train(args, path):
         dt = time_steps(lambda: opt.step(x, x), args.steps)
         out = {"train_tokens_per_s": args.steps * args.batch * args.seq / dt, "step_s": dt / args.steps}
         y = random_ids(m.vocab_size, (args.mem_tokens // args.seq, args.seq), 2)
+        gpu = args.liblora_device != "cpu" and liblora.has_function("lora_device_memory")
+        if gpu:
+            liblora.device_memory(args.liblora_device, reset_peak=True)
         mem.reset()
         try:
             for _ in range(args.mem_steps):
                 opt.step(y, y)
             out["peak"] = mem.report()
+            if gpu:
+                out["own_peak_mib"] = liblora.device_memory(args.liblora_device)[1] / MIB
         except liblora.LoraError as e:
             if e.status_name != "LORA_ERR_DEVICE_OUT_OF_MEMORY":
                 raise
@@ -363,7 +368,7 @@ def peft_train(args, path):
             _sync(args)
             out["peak"] = mem.report()
             if on_gpu:
-                out["torch_max_allocated_mib"] = torch.cuda.max_memory_allocated() / MIB
+                out["own_peak_mib"] = torch.cuda.max_memory_allocated() / MIB
         except torch.cuda.OutOfMemoryError as e:
             out["peak"] = {"mib": None, "method": "out of device memory: %s" % e}
         return out
@@ -543,9 +548,10 @@ def table(args, results):
         mem = "peak MiB, %d tokens/step (below)" % args.mem_tokens
         lp, pp = lib.get("peak", {}).get("mib"), peft.get("peak", {}).get("mib")
         rows.append((name, mem, fmt(lp, "%.0f"), fmt(pp, "%.0f"), ratio(lp, pp)))
-        if "torch_max_allocated_mib" in peft:
-            rows.append((name, "peak MiB, torch.cuda.max_memory_allocated", "",
-                         fmt(peft["torch_max_allocated_mib"], "%.0f"), ""))
+        lo, po = lib.get("own_peak_mib"), peft.get("own_peak_mib")
+        if lo is not None or po is not None:
+            rows.append((name, "peak MiB allocated (device_memory; max_memory_allocated)",
+                         fmt(lo, "%.0f"), fmt(po, "%.0f"), ratio(lo, po)))
         for mode in ("unmerged", "merged"):
             k = "decode_%s_tokens_per_s" % mode
             rows.append((name, "decode tokens/s, %s (%d after %d)" % (mode, args.new,

@@ -20,6 +20,7 @@ from ._errors import (LoraCancelledError, LoraConfigError, LoraDeviceError,
 from ._lib import ABI_VERSION, lib as _lib
 from .adapter import Adapter
 from .dataset import Dataset
+from .device import device_memory
 from .evaluation import (answers_match, extract_answer, flops, forecast_metrics, mfu,
                          normalize_answer, pass_at_k, pass_at_k_table)
 from .llmtime import llmtime_decode, llmtime_encode
@@ -58,6 +59,7 @@ __all__ = [
     "Model", "Session", "Adapter", "Optimizer", "Sampler", "Tokenizer", "Detokenizer",
     "Dataset", "llmtime_encode", "llmtime_decode", "extract_answer", "normalize_answer",
     "answers_match", "pass_at_k", "pass_at_k_table", "forecast_metrics", "flops", "mfu",
+    "device_memory",
     "IGNORE_INDEX", "ABI_VERSION",
     "version", "version_info", "abi_version", "has_function", "library_path",
     "LoraError", "LoraInvalidArgumentError", "LoraMemoryError", "LoraIOError",

@@ -62,6 +62,7 @@ PROTOTYPES = {
     "lora_model_vocab_size": (c_size_t, [ModelP]),
     "lora_model_num_parameters": (c_uint64, [ModelP]),
     "lora_model_describe": (status, [c_char_p, _strp]),
+    "lora_device_memory": (status, [c_char_p, POINTER(c_uint64), POINTER(c_uint64), c_int]),
     "lora_model_init_checkpoint": (status, [c_char_p, c_char_p, c_uint64, c_char_p]),
 
     "lora_session_create": (status, [ModelP, c_char_p, POINTER(SessionP)]),

@@ -25,6 +25,17 @@ class ModelTests(unittest.TestCase):
         self.assertEqual(m.num_parameters, 111168)  # as counted in tests/run_cli.sh
         self.assertEqual(info["num_parameters"], m.num_parameters)
 
+    def test_device_memory(self):
+        if not liblora.has_function("lora_device_memory"):
+            self.skipTest("an older library")
+        with self.assertRaises((liblora.LoraInvalidArgumentError, liblora.LoraDeviceError)):
+            liblora.device_memory("cpu")
+        try:
+            used, peak = liblora.device_memory("cuda:5", reset_peak=True)
+        except liblora.LoraDeviceError:  # a build without the CUDA backend
+            return
+        self.assertEqual((used, peak), (0, 0))  # this process has not used that GPU
+
     def test_describe(self):
         d = liblora.Model.describe(QWEN2)
         self.assertTrue(d["has_weights"])
