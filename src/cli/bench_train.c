@@ -1,6 +1,8 @@
 /* lora bench --mode train: LoRA training speed on random tokens. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include "args.h"
@@ -22,6 +24,15 @@ lora_adapter *bench_adapter(lora_model *model, uint64_t rank)
              (unsigned long long)rank, 2 * (unsigned long long)rank);
     lora_adapter *a = NULL;
     return lora_adapter_create(model, cfg, 1, &a) == LORA_OK ? a : NULL;
+}
+
+/* The model's GPU ("cuda:N") into gpu, or "" for a model on the CPU. */
+static void model_gpu(const lora_model *model, char *gpu, size_t cap)
+{
+    json_t *info = json_loads(lora_model_info_json(model), 0, NULL);
+    const char *dev = json_string_value(json_object_get(info, "device"));
+    snprintf(gpu, cap, "%s", dev && strncmp(dev, "cuda", 4) == 0 ? dev : "");
+    json_decref(info);
 }
 
 /* Random ids (splitmix64, fixed seed): speed does not depend on the values. */
@@ -64,9 +75,13 @@ int bench_train(const char *dir, const char *device, uint64_t threads, uint64_t 
     if (!st)
         st = lora_optimizer_create(session, "{\"lr\": 1e-4}", &opt);
     double t0 = 0, t1 = 0;
+    char gpu[40] = "";
     if (!st) {
         random_ids(ids, n, lora_model_vocab_size(model));
         st = lora_train_step(opt, ids, ids, batch, seq, &loss); /* warm-up */
+        model_gpu(model, gpu, sizeof gpu);
+        if (gpu[0]) /* the peak of the timed steps */
+            (void)lora_device_memory(gpu, NULL, NULL, 1);
         t0 = cli_now();
         for (uint64_t i = 0; !st && i < steps; i++)
             st = lora_train_step(opt, ids, ids, batch, seq, &loss);
@@ -82,6 +97,9 @@ int bench_train(const char *dir, const char *device, uint64_t threads, uint64_t 
                (unsigned long long)rank, loss);
         printf("step_ms=%.1f peak_rss_mib=%.1f\n", 1e3 * (t1 - t0) / (double)steps,
                bench_peak_rss_mib());
+        uint64_t peak;
+        if (gpu[0] && lora_device_memory(gpu, NULL, &peak, 0) == LORA_OK)
+            printf("peak_device_mib=%.1f\n", (double)peak / (1024.0 * 1024.0));
         printf("train_tokens_per_s=%.1f\n", (double)(n * steps) / (t1 - t0));
     }
     lora_optimizer_free(opt);
