@@ -30,6 +30,16 @@ __device__ __forceinline__ lora_bf16 lora__round_bf16(float x)
     return (lora_bf16)(u >> 16);
 }
 
+/* one rotate-half pair of a head's D values, v[i] and v[i + half], by the angle of (c, s): RoPE,
+ * in every kernel that applies it, the same arithmetic */
+__device__ __forceinline__ void lora__rope_pair(float *v, int64_t i, int64_t half, float c,
+                                                float s)
+{
+    float x1 = v[i], x2 = v[i + half];
+    v[i] = x1 * c - x2 * s;
+    v[i + half] = x2 * c + x1 * s;
+}
+
 /* bfloat16 to float32, exact */
 __device__ __forceinline__ float lora__widen_bf16(lora_bf16 h) { return __uint_as_float((uint32_t)h << 16); }
 

@@ -202,6 +202,9 @@ int lora__cuda_round_bf16(lora_cuda *cu, lora_bf16 *dst, const float *src, size_
 /* y (N, Nout) = x (N, K) @ w (Nout, K)^T + bias (NULL: none), x rounded to bfloat16 */
 void lora__cuda_matvec_bf16(lora_cuda *cu, float *y, const float *x, const lora_bf16 *w,
                             const float *bias, int64_t N, int64_t Nout, int64_t K);
+/* the same for each product of g, in one launch */
+void lora__cuda_matvec_bf16_group(lora_cuda *cu, const lora_bf16_group *g, const float *x,
+                                  int64_t N, int64_t K);
 /* t (N, r) = x (N, in) @ A (r, in)^T;  y (N, out) += scale * t @ B (out, r)^T, in float32 */
 void lora__cuda_lora_small_fwd(lora_cuda *cu, float *y, float *t, const float *x, const float *A,
                                const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
@@ -252,6 +255,10 @@ lora_status lora__cuda_graph_launch(lora_backend *be, const lora_graph *g);
 void lora__cuda_graph_free(lora_backend *be, lora_graph *g);
 void lora__cuda_kv_store_bf16(lora_backend *be, lora_bf16 *cache, const float *src,
                               const int32_t *pos, int64_t B, int64_t T, int64_t S, int64_t row);
+void lora__cuda_rope_kv_store_bf16(lora_backend *be, float *q, float *k, const float *v,
+                                   lora_bf16 *k_cache, lora_bf16 *v_cache, const int32_t *pos,
+                                   const float *cos, const float *sin, int64_t B, int64_t T,
+                                   int64_t S, int64_t H, int64_t KVH, int64_t D);
 void lora__cuda_embedding_bwd_grouped(lora_backend *be, float *dtable, const float *dx,
                                       const int32_t *ids, const int32_t *order,
                                       const int32_t *runs, int64_t n_runs, int64_t C);
@@ -308,6 +315,8 @@ void lora__cuda_cross_entropy_bwd(lora_backend *be, float *dlogits, const float 
                                   int64_t N, int64_t V);
 void lora__cuda_matmul_bf16_fwd(lora_backend *be, float *y, const float *x, const lora_bf16 *w,
                                 const float *bias, int64_t N, int64_t Nout, int64_t K);
+void lora__cuda_matmul_bf16_fwd_group(lora_backend *be, const lora_bf16_group *g,
+                                      const float *x, int64_t N, int64_t K);
 void lora__cuda_matmul_bf16_bwd(lora_backend *be, float *dx, const float *dy,
                                 const lora_bf16 *w, int64_t N, int64_t Nout, int64_t K);
 void lora__cuda_embedding_bf16_fwd(lora_backend *be, float *x, const int32_t *ids,

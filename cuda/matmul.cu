@@ -92,6 +92,21 @@ void lora__cuda_matmul_bf16_fwd(lora_backend *be, float *y, const float *x, cons
     lora__cuda_mm_nt_bf16(cu, y, xb, w, N, Nout, K, 1.0f, bias ? 1.0f : 0.0f, "matmul_bf16_fwd");
 }
 
+// each y[i] (N, out[i]) = x (N, K) @ w[i]^T + bias[i]: one launch for a few rows
+void lora__cuda_matmul_bf16_fwd_group(lora_backend *be, const lora_bf16_group *g,
+                                      const float *x, int64_t N, int64_t K)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || N == 0)
+        return;
+    if (N <= LORA_CUDA_MATVEC_ROWS) {
+        lora__cuda_matvec_bf16_group(cu, g, x, N, K);
+        return;
+    }
+    for (int i = 0; i < g->n; i++)
+        lora__cuda_matmul_bf16_fwd(be, g->y[i], x, g->w[i], g->bias[i], N, g->out[i], K);
+}
+
 // dx (N, K) += dy (N, Nout) @ w (Nout, K), w bfloat16
 void lora__cuda_matmul_bf16_bwd(lora_backend *be, float *dx, const float *dy,
                                 const lora_bf16 *w, int64_t N, int64_t Nout, int64_t K)

@@ -7,7 +7,8 @@
  * column streams its weight row in 16-byte loads; x, a few KB read by every warp, comes from
  * cache and is rounded to bfloat16 in registers, as the bf16 product rounds it. A product of
  * two bfloat16 values is exact in float32, so only the order of the float32 sum differs from
- * cuBLASLt's.
+ * cuBLASLt's. A launch covers a group of products of the same x (a layer's q, k and v), each
+ * block's columns in one of them.
  *
  * The LoRA path's two products at these sizes: t (N, r) = x @ A^T, one block per (row, rank)
  * dot product, then y += scale t @ B^T, one thread per output element; float32 fused
@@ -18,14 +19,31 @@
 
 __device__ __forceinline__ float rounded(float x) { return lora__widen_bf16(lora__round_bf16(x)); }
 
-__global__ void matvec_bf16_kernel(float *y, const float *x, const lora_bf16 *w,
-                                   const float *bias, int64_t N, int64_t Nout, int64_t K)
+static unsigned warp_blocks(int64_t warps)
 {
-    int64_t o = (int64_t)blockIdx.x * MV_WARPS + threadIdx.x / 32;
+    return (unsigned)((warps + MV_WARPS - 1) / MV_WARPS);
+}
+
+/* the group's products, passed by value (a recorded launch keeps its arguments), and where each
+ * one's blocks start */
+typedef struct mv_group {
+    lora_bf16_group g;
+    unsigned first[LORA_GROUP_MAX + 1];
+} mv_group;
+
+__global__ void matvec_bf16_kernel(mv_group p, const float *x, int64_t N, int64_t K)
+{
+    int i = 0;
+    while (i + 1 < p.g.n && blockIdx.x >= p.first[i + 1])
+        i++;
+    float *y = p.g.y[i];
+    const float *bias = p.g.bias[i];
+    int64_t Nout = p.g.out[i];
+    int64_t o = (int64_t)(blockIdx.x - p.first[i]) * MV_WARPS + threadIdx.x / 32;
     int64_t lane = threadIdx.x % 32;
     if (o >= Nout) /* the whole warp: o is the same for its lanes */
         return;
-    const lora_bf16 *wr = w + o * K;
+    const lora_bf16 *wr = p.g.w[i] + o * K;
     float acc[LORA_CUDA_MATVEC_ROWS];
     for (int n = 0; n < LORA_CUDA_MATVEC_ROWS; n++)
         acc[n] = 0.0f;
@@ -88,16 +106,23 @@ __global__ void lora_up_small_kernel(float *y, const float *t, const float *B, i
     }
 }
 
-static unsigned warp_blocks(int64_t warps)
+void lora__cuda_matvec_bf16_group(lora_cuda *cu, const lora_bf16_group *g, const float *x,
+                                  int64_t N, int64_t K)
 {
-    return (unsigned)((warps + MV_WARPS - 1) / MV_WARPS);
+    mv_group p = {*g, {0}};
+    for (int i = 0; i < g->n; i++)
+        p.first[i + 1] = p.first[i] + warp_blocks(g->out[i]);
+    if (p.first[g->n] == 0)
+        return;
+    matvec_bf16_kernel<<<p.first[g->n], MV_WARPS * 32, 0, cu->stream>>>(p, x, N, K);
+    lora__cuda_launched(cu, "matvec_bf16");
 }
 
 void lora__cuda_matvec_bf16(lora_cuda *cu, float *y, const float *x, const lora_bf16 *w,
                             const float *bias, int64_t N, int64_t Nout, int64_t K)
 {
-    matvec_bf16_kernel<<<warp_blocks(Nout), MV_WARPS * 32, 0, cu->stream>>>(y, x, w, bias, N, Nout, K);
-    lora__cuda_launched(cu, "matvec_bf16");
+    lora_bf16_group g = {1, {y}, {w}, {bias}, {Nout}};
+    lora__cuda_matvec_bf16_group(cu, &g, x, N, K);
 }
 
 void lora__cuda_lora_small_fwd(lora_cuda *cu, float *y, float *t, const float *x, const float *A,

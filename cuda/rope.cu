@@ -9,11 +9,8 @@ __global__ void rope_kernel(float *x, const int32_t *pos, const float *cos, cons
     LORA_CUDA_FOR(j, N * heads * half)
     {
         int64_t i = j % half, rh = j / half, r = rh / heads;
-        float *v = x + rh * D;
-        float c = cos[(int64_t)pos[r] * half + i], s = sign * sin[(int64_t)pos[r] * half + i];
-        float x1 = v[i], x2 = v[i + half];
-        v[i] = x1 * c - x2 * s;
-        v[i + half] = x2 * c + x1 * s;
+        int64_t at = (int64_t)pos[r] * half + i;
+        lora__rope_pair(x + rh * D, i, half, cos[at], sign * sin[at]);
     }
 }
 

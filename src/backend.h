@@ -29,6 +29,8 @@
 
 typedef struct lora_backend_ops lora_backend_ops;
 
+#define LORA_GROUP_MAX 3 /* products of one input in a matmul_bf16_fwd_group */
+
 /* One bfloat16 value: the upper 16 bits of a float32. */
 typedef uint16_t lora_bf16;
 
@@ -54,6 +56,16 @@ typedef struct lora_attention_shape {
      * replays with the next step's positions); its launch is then sized for S keys. */
     const int32_t *pos;
 } lora_attention_shape;
+
+/* Products of one input x (N, K), each y[i] (N, out[i]) = x @ w[i] (out[i], K)^T + bias[i]
+ * (bias[i] may be NULL), w[i] bfloat16: a layer's q/k/v or gate/up projections. */
+typedef struct lora_bf16_group {
+    int n; /* 1..LORA_GROUP_MAX */
+    float *y[LORA_GROUP_MAX];
+    const lora_bf16 *w[LORA_GROUP_MAX];
+    const float *bias[LORA_GROUP_MAX];
+    int64_t out[LORA_GROUP_MAX];
+} lora_bf16_group;
 
 /* One AdamW update (torch.optim.AdamW, decoupled decay): t is the number of updates before
  * this one, lr the group's scheduled rate, grad_scale the clipping factor (1: none). */
@@ -269,6 +281,19 @@ struct lora_backend_ops {
     void (*residual_rmsnorm_fwd)(lora_backend *be, float *x, float *y, float *rstd,
                                  const float *r, const float *w, int64_t N, int64_t C,
                                  float eps);
+
+    /* ---- optional: a decoding step's small ops fused (NULL: the ops one by one) ---- */
+
+    /* Each product of g as matmul_bf16_fwd gives it, in one launch where N is small. */
+    void (*matmul_bf16_fwd_group)(lora_backend *be, const lora_bf16_group *g, const float *x,
+                                  int64_t N, int64_t K);
+    /* rope_fwd of q (N, H, D) and of k (N, KVH, D), then kv_store_bf16 of k into k_cache and
+     * of v (N, KVH*D) into v_cache, N = B*T rows at positions pos (N): what they give, in one
+     * pass. */
+    void (*rope_kv_store_bf16)(lora_backend *be, float *q, float *k, const float *v,
+                               lora_bf16 *k_cache, lora_bf16 *v_cache, const int32_t *pos,
+                               const float *cos, const float *sin, int64_t B, int64_t T,
+                               int64_t S, int64_t H, int64_t KVH, int64_t D);
 
     /* ---- optional: recording ops once and replaying them (CUDA graphs; NULL: none). Between
      * graph_begin and graph_end the math ops are recorded, not run, with the pointers and

@@ -350,6 +350,97 @@ START_TEST(kv_store_at_positions)
 }
 END_TEST
 
+/* a decoding step's RoPE and cache writes in one op: q, k and both caches bit for bit what
+ * rope_fwd twice and kv_store_bf16 twice give, the cache rows not written untouched */
+START_TEST(rope_kv_store_fused)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, 97);
+    const lora_backend_ops *op = &lora__cuda_ops;
+    const int64_t B = 2, T = 3, S = 10, H = 4, KVH = 2, D = 6;
+    int32_t pos[6] = {4, 5, 6, 0, 1, 2};
+    size_t N = (size_t)(B * T), nq = N * H * D, nk = N * KVH * D, nc = (size_t)(B * S) * KVH * D;
+    float *q = frand(&r, nq, -1, 1), *k = frand(&r, nk, -1, 1), *v = frand(&r, nk, -1, 1);
+    float *cs = frand(&r, 8 * D / 2, -1, 1), *sn = frand(&r, 8 * D / 2, -1, 1);
+    uint16_t *fill = malloc(nc * 2);
+    for (size_t i = 0; i < nc; i++)
+        fill[i] = 0x7fc1;
+    int32_t *d_pos = dev(&r, pos, sizeof pos);
+    float *d_cs = dev(&r, cs, 8 * D / 2 * 4), *d_sn = dev(&r, sn, 8 * D / 2 * 4);
+    float *q1 = dev(&r, q, nq * 4), *k1 = dev(&r, k, nk * 4), *v1 = dev(&r, v, nk * 4);
+    float *q2 = dev(&r, q, nq * 4), *k2 = dev(&r, k, nk * 4), *v2 = dev(&r, v, nk * 4);
+    lora_bf16 *kc1 = dev(&r, fill, nc * 2), *vc1 = dev(&r, fill, nc * 2);
+    lora_bf16 *kc2 = dev(&r, fill, nc * 2), *vc2 = dev(&r, fill, nc * 2);
+    op->rope_fwd(r.gpu, q1, d_pos, d_cs, d_sn, (int64_t)N, H, D);
+    op->rope_fwd(r.gpu, k1, d_pos, d_cs, d_sn, (int64_t)N, KVH, D);
+    op->kv_store_bf16(r.gpu, kc1, k1, d_pos, B, T, S, KVH * D);
+    op->kv_store_bf16(r.gpu, vc1, v1, d_pos, B, T, S, KVH * D);
+    op->rope_kv_store_bf16(r.gpu, q2, k2, v2, kc2, vc2, d_pos, d_cs, d_sn, B, T, S, H, KVH, D);
+    float *a = host(&r, q1, nq), *b = host(&r, q2, nq);
+    expect_same_bits("rope_kv_store_bf16", "q", b, a, nq);
+    free(a), free(b);
+    a = host(&r, k1, nk), b = host(&r, k2, nk);
+    expect_same_bits("rope_kv_store_bf16", "k", b, a, nk);
+    free(a), free(b);
+    uint16_t *c1 = malloc(nc * 2), *c2 = malloc(nc * 2);
+    lora_bf16 *caches[2][2] = {{kc1, kc2}, {vc1, vc2}};
+    size_t stored = 0;
+    for (int c = 0; c < 2; c++) {
+        ck_assert(lora__cuda_download(r.gpu, c1, caches[c][0], nc * 2) == LORA_OK);
+        ck_assert(lora__cuda_download(r.gpu, c2, caches[c][1], nc * 2) == LORA_OK);
+        ck_assert_msg(memcmp(c1, c2, nc * 2) == 0, "%s cache differs", c ? "v" : "k");
+        for (size_t i = 0; i < nc; i++)
+            stored += c2[i] != 0x7fc1;
+    }
+    ck_assert_uint_eq(stored, 2 * nk); /* every row of k and v, nothing else */
+    free(q), free(k), free(v), free(cs), free(sn), free(fill), free(c1), free(c2);
+    rig_close(&r);
+}
+END_TEST
+
+/* a group of bf16 products of one input: each output bit for bit its own matmul_bf16_fwd, for
+ * a few rows (one matvec launch) and for many (cuBLASLt, product by product), K a multiple of
+ * 8 (16-byte loads) or not, with and without a bias */
+START_TEST(matmul_bf16_group)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, 96);
+    const lora_backend_ops *op = &lora__cuda_ops;
+    const int64_t rows[3] = {1, 5, 20}, Ks[2] = {96, 100}, outs[3] = {37, 8, 64};
+    for (int ri = 0; ri < 3; ri++)
+        for (int ki = 0; ki < 2; ki++) {
+            int64_t N = rows[ri], K = Ks[ki];
+            float *x = frand(&r, (size_t)(N * K), -1, 1), *d_x = dev(&r, x, (size_t)(N * K) * 4);
+            lora_bf16_group g = {3, {NULL}, {NULL}, {NULL}, {0}};
+            float *solo[3];
+            for (int i = 0; i < 3; i++) {
+                size_t nw = (size_t)(outs[i] * K);
+                float *w = frand(&r, nw, -1, 1), *b = frand(&r, (size_t)outs[i], -1, 1);
+                uint16_t *wh;
+                free(round_bf16(w, nw, &wh));
+                g.out[i] = outs[i];
+                g.w[i] = dev(&r, wh, nw * 2);
+                g.bias[i] = i == 1 ? NULL : dev(&r, b, (size_t)outs[i] * 4);
+                g.y[i] = dev_nan(&r, (size_t)(N * outs[i]));
+                solo[i] = dev_nan(&r, (size_t)(N * outs[i]));
+                op->matmul_bf16_fwd(r.gpu, solo[i], d_x, g.w[i], g.bias[i], N, outs[i], K);
+                free(w), free(b), free(wh);
+            }
+            op->matmul_bf16_fwd_group(r.gpu, &g, d_x, N, K);
+            for (int i = 0; i < 3; i++) {
+                size_t n = (size_t)(N * outs[i]);
+                float *want = host(&r, solo[i], n), *got = host(&r, g.y[i], n);
+                for (size_t e = 0; e < n; e++)
+                    ck_assert_msg(isfinite(got[e]), "N %lld K %lld product %d: element %zu not "
+                                  "written", (long long)N, (long long)K, i, e);
+                expect_same_bits("matmul_bf16_fwd_group", "y", got, want, n);
+                free(want), free(got);
+            }
+            free(x);
+            lora__cuda_arena_reset(r.gpu);
+        }
+    rig_close(&r);
+}
+END_TEST
+
 /* to_bf16 rounds as the host does, from_bf16 widens back exactly, every element written */
 START_TEST(bf16_conversions_match_host)
 {
@@ -1693,7 +1784,7 @@ int main(void)
         printf("skipped: a CUDA device is present: no_gpu_answers\n");
     suite_add_tcase(s, core);
 
-    const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight, bf16_conversions_match_host,
+    const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight, bf16_conversions_match_host, rope_kv_store_fused, matmul_bf16_group,
                                 kv_store_at_positions, graph_record_replay,
                                 embedding_bf16_table, lora_path, embedding, rmsnorm, rope,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,

@@ -273,6 +273,33 @@ static void projection(lora_session *s, lora_layer_acts *a, int64_t l, lora_proj
     apply_lora(s, a, l, p, y, x, N);
 }
 
+/* Projections p[0..n-1] of the same input x: the base products in one group where the backend
+ * has one and every weight is bfloat16 there (decoding's q/k/v and gate/up: fewer launches),
+ * then each LoRA path; else projection by projection. */
+static void projections(lora_session *s, lora_layer_acts *a, int64_t l, int n,
+                        const lora_proj *p, float *const *y, const float *x,
+                        const float *const *w, const float *const *bias, int64_t N)
+{
+    lora_bf16_group g = {.n = n};
+    bool grouped = s->be->ops->matmul_bf16_fwd_group != NULL;
+    int64_t in = 0;
+    for (int i = 0; i < n && grouped; i++) {
+        g.y[i] = y[i];
+        g.w[i] = lora__model_mem_bf16(s->model, w[i]);
+        g.bias[i] = lora__weight(s, bias[i]);
+        lora__proj_shape(&s->model->cfg, p[i], &g.out[i], &in);
+        grouped = g.w[i] != NULL;
+    }
+    if (!grouped) {
+        for (int i = 0; i < n; i++)
+            projection(s, a, l, p[i], y[i], x, w[i], bias[i], N);
+        return;
+    }
+    s->be->ops->matmul_bf16_fwd_group(s->be, &g, x, N, in);
+    for (int i = 0; i < n; i++)
+        apply_lora(s, a, l, p[i], y[i], x, N);
+}
+
 /* x (N, C) = the embedding rows of ids (staged), from its float32 or bfloat16 copy */
 static void embed(lora_session *s, float *x, const int32_t *ids, int64_t N)
 {
@@ -295,16 +322,21 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     float eps = (float)c->rms_eps;
 
     op->rmsnorm_fwd(be, a->h1, a->rstd1, x, lora__weight(s, w->attn_norm), N, C, eps);
-    projection(s, a, l, LORA_PROJ_Q, a->q_lin, a->h1, w->wq, w->bq, N);
-    projection(s, a, l, LORA_PROJ_K, a->k_lin, a->h1, w->wk, w->bk, N);
-    projection(s, a, l, LORA_PROJ_V, a->v, a->h1, w->wv, w->bv, N);
+    const lora_proj qkv[3] = {LORA_PROJ_Q, LORA_PROJ_K, LORA_PROJ_V};
+    float *const y[3] = {a->q_lin, a->k_lin, a->v};
+    const float *const wt[3] = {w->wq, w->wk, w->wv}, *const bias[3] = {w->bq, w->bk, w->bv};
+    projections(s, a, l, 3, qkv, y, a->h1, wt, bias, N);
     if (c->qk_norm) {
         op->rmsnorm_fwd(be, a->q, a->rstd_q, a->q_lin, lora__weight(s, w->q_norm), N * H, D, eps);
         op->rmsnorm_fwd(be, a->k, a->rstd_k, a->k_lin, lora__weight(s, w->k_norm), N * KVH, D,
                         eps);
     }
-    op->rope_fwd(be, a->q, pos, s->rope_cos, s->rope_sin, N, H, D);
-    op->rope_fwd(be, a->k, pos, s->rope_cos, s->rope_sin, N, KVH, D);
+    /* into a bfloat16 cache, RoPE and the cache writes are one op where the backend fuses them */
+    bool fused = use_cache && s->kv_bf16 && op->rope_kv_store_bf16;
+    if (!fused) {
+        op->rope_fwd(be, a->q, pos, s->rope_cos, s->rope_sin, N, H, D);
+        op->rope_fwd(be, a->k, pos, s->rope_cos, s->rope_sin, N, KVH, D);
+    }
 
     lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0, NULL};
     if (!use_cache)
@@ -319,8 +351,13 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
              * step's kernels do not change with the position */
             lora_bf16 *kc = (lora_bf16 *)s->k_cache + layer, *vc = (lora_bf16 *)s->v_cache + layer;
             sh.pos = pos;
-            op->kv_store_bf16(be, kc, a->k, pos, B, T, s->max_ctx, (int64_t)row);
-            op->kv_store_bf16(be, vc, a->v, pos, B, T, s->max_ctx, (int64_t)row);
+            if (fused)
+                op->rope_kv_store_bf16(be, a->q, a->k, a->v, kc, vc, pos, s->rope_cos,
+                                       s->rope_sin, B, T, s->max_ctx, H, KVH, D);
+            else {
+                op->kv_store_bf16(be, kc, a->k, pos, B, T, s->max_ctx, (int64_t)row);
+                op->kv_store_bf16(be, vc, a->v, pos, B, T, s->max_ctx, (int64_t)row);
+            }
             op->attention_bf16kv_fwd(be, a->att, a->q, kc, vc, &sh);
         } else {
             float *kc = (float *)s->k_cache + layer, *vc = (float *)s->v_cache + layer;
@@ -337,8 +374,10 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
     const lora_config *c = &s->model->cfg;
     const lora_layer_weights *w = &s->model->layers[l];
     const lora_backend_ops *op = s->be->ops;
-    projection(s, a, l, LORA_PROJ_GATE, a->gate, a->h2, w->w_gate, NULL, N);
-    projection(s, a, l, LORA_PROJ_UP, a->up, a->h2, w->w_up, NULL, N);
+    const lora_proj gu[2] = {LORA_PROJ_GATE, LORA_PROJ_UP};
+    float *const y[2] = {a->gate, a->up};
+    const float *const wt[2] = {w->w_gate, w->w_up}, *const bias[2] = {NULL, NULL};
+    projections(s, a, l, 2, gu, y, a->h2, wt, bias, N);
     op->swiglu_fwd(s->be, a->act, a->gate, a->up, N, c->inter);
     projection(s, a, l, LORA_PROJ_DOWN, a->o, a->act, w->w_down, NULL, N);
     op->residual_fwd(s->be, x, a->o, N * c->hidden);
