@@ -103,8 +103,12 @@ void lora__cuda_matmul_bf16_fwd_group(lora_backend *be, const lora_bf16_group *g
         lora__cuda_matvec_bf16_group(cu, g, x, N, K);
         return;
     }
-    for (int i = 0; i < g->n; i++)
+    for (int i = 0; i < g->n; i++) {
         lora__cuda_matmul_bf16_fwd(be, g->y[i], x, g->w[i], g->bias[i], N, g->out[i], K);
+        if (g->A[i])
+            lora__cuda_lora_fwd(be, g->y[i], g->t[i], x, g->A[i], g->B[i], N, K, g->r[i],
+                                g->out[i], g->scale[i]);
+    }
 }
 
 // dx (N, K) += dy (N, Nout) @ w (Nout, K), w bfloat16

@@ -8,7 +8,7 @@
  * cache and is rounded to bfloat16 in registers, as the bf16 product rounds it. A product of
  * two bfloat16 values is exact in float32, so only the order of the float32 sum differs from
  * cuBLASLt's. A launch covers a group of products of the same x (a layer's q, k and v), each
- * block's columns in one of them.
+ * block's columns in one of them, and the LoRA paths' t = x A^T of the group after them.
  *
  * The LoRA path's two products at these sizes: t (N, r) = x @ A^T, one block per (row, rank)
  * dot product, then y += scale t @ B^T, one thread per output element; float32 fused
@@ -16,6 +16,8 @@
 #include "common.cuh"
 
 #define MV_WARPS 8 /* output columns per block */
+/* a group's LoRA blocks sum as lora_fwd's do only with as many threads */
+static_assert(MV_WARPS * 32 == LORA_CUDA_THREADS, "matvec blocks are LORA_CUDA_THREADS wide");
 
 __device__ __forceinline__ float rounded(float x) { return lora__widen_bf16(lora__round_bf16(x)); }
 
@@ -24,16 +26,48 @@ static unsigned warp_blocks(int64_t warps)
     return (unsigned)((warps + MV_WARPS - 1) / MV_WARPS);
 }
 
-/* the group's products, passed by value (a recorded launch keeps its arguments), and where each
- * one's blocks start */
+/* t[e] of t (N, r) = x (N, in) @ A (r, in)^T by one block: a 4,864-long dot product is 19
+ * loads per thread rather than 152 per lane */
+__device__ void lora_down_element(float *t, const float *x, const float *A, int64_t in,
+                                  int64_t r, int64_t e)
+{
+    const float *xr = x + (e / r) * in, *ar = A + (e % r) * in;
+    float acc = 0.0f;
+    for (int64_t k = threadIdx.x; k < in; k += blockDim.x)
+        acc = fmaf(xr[k], ar[k], acc);
+    acc = lora__block_sum(acc);
+    if (threadIdx.x == 0)
+        t[e] = acc;
+}
+
+/* y[e] of y (N, out) += scale * t (N, r) @ B (out, r)^T */
+__device__ __forceinline__ void lora_up_element(float *y, const float *t, const float *B,
+                                                int64_t r, int64_t out, float scale, int64_t e)
+{
+    const float *tr = t + (e / out) * r, *br = B + (e % out) * r;
+    float acc = 0.0f;
+    for (int64_t j = 0; j < r; j++)
+        acc = fmaf(tr[j], br[j], acc);
+    y[e] += scale * acc;
+}
+
+/* the group's products, passed by value (a recorded launch keeps its arguments): product i's
+ * column blocks are first[i]..first[i+1]-1, then its LoRA t's elements, a block each,
+ * down[i]..down[i+1]-1 (none without A[i]) */
 typedef struct mv_group {
     lora_bf16_group g;
-    unsigned first[LORA_GROUP_MAX + 1];
+    unsigned first[LORA_GROUP_MAX + 1], down[LORA_GROUP_MAX + 1];
 } mv_group;
 
 __global__ void matvec_bf16_kernel(mv_group p, const float *x, int64_t N, int64_t K)
 {
     int i = 0;
+    if (blockIdx.x >= p.first[p.g.n]) { /* a block of a LoRA t */
+        while (i + 1 < p.g.n && blockIdx.x >= p.down[i + 1])
+            i++;
+        lora_down_element(p.g.t[i], x, p.g.A[i], K, p.g.r[i], blockIdx.x - p.down[i]);
+        return;
+    }
     while (i + 1 < p.g.n && blockIdx.x >= p.first[i + 1])
         i++;
     float *y = p.g.y[i];
@@ -77,19 +111,11 @@ __global__ void matvec_bf16_kernel(mv_group p, const float *x, int64_t N, int64_
     }
 }
 
-// t (N, r) = x (N, in) @ A (r, in)^T: one block per element of t (N r of them: 16 at batch
-// 1), so that a 4,864-long dot product is 19 loads per thread rather than 152 per lane
+// t (N, r) = x (N, in) @ A (r, in)^T: one block per element of t (N r of them: 16 at batch 1)
 __global__ void lora_down_small_kernel(float *t, const float *x, const float *A, int64_t in,
                                        int64_t r)
 {
-    int64_t e = blockIdx.x;
-    const float *xr = x + (e / r) * in, *ar = A + (e % r) * in;
-    float acc = 0.0f;
-    for (int64_t k = threadIdx.x; k < in; k += blockDim.x)
-        acc = fmaf(xr[k], ar[k], acc);
-    acc = lora__block_sum(acc);
-    if (threadIdx.x == 0)
-        t[e] = acc;
+    lora_down_element(t, x, A, in, r, blockIdx.x);
 }
 
 // y (N, out) += scale * t (N, r) @ B (out, r)^T: one thread per element of y
@@ -97,31 +123,55 @@ __global__ void lora_up_small_kernel(float *y, const float *t, const float *B, i
                                      int64_t r, int64_t out, float scale)
 {
     LORA_CUDA_FOR(e, N * out)
+    lora_up_element(y, t, B, r, out, scale, e);
+}
+
+/* the up-products of a group's LoRA paths: product i's elements up[i]..up[i+1]-1 */
+typedef struct up_group {
+    lora_bf16_group g;
+    int64_t up[LORA_GROUP_MAX + 1];
+} up_group;
+
+// each y[i] (N, out[i]) += scale[i] * t[i] @ B[i]^T where A[i]: one thread per element
+__global__ void lora_up_group_kernel(up_group p)
+{
+    LORA_CUDA_FOR(e, p.up[p.g.n])
     {
-        const float *tr = t + (e / out) * r, *br = B + (e % out) * r;
-        float acc = 0.0f;
-        for (int64_t j = 0; j < r; j++)
-            acc = fmaf(tr[j], br[j], acc);
-        y[e] += scale * acc;
+        int i = 0;
+        while (i + 1 < p.g.n && e >= p.up[i + 1])
+            i++;
+        lora_up_element(p.g.y[i], p.g.t[i], p.g.B[i], p.g.r[i], p.g.out[i], p.g.scale[i],
+                        e - p.up[i]);
     }
 }
 
 void lora__cuda_matvec_bf16_group(lora_cuda *cu, const lora_bf16_group *g, const float *x,
                                   int64_t N, int64_t K)
 {
-    mv_group p = {*g, {0}};
+    mv_group p = {*g, {0}, {0}};
+    up_group u = {*g, {0}};
     for (int i = 0; i < g->n; i++)
         p.first[i + 1] = p.first[i] + warp_blocks(g->out[i]);
-    if (p.first[g->n] == 0)
+    p.down[0] = p.first[g->n];
+    for (int i = 0; i < g->n; i++) {
+        bool lora = g->A[i] && g->r[i] > 0;
+        p.down[i + 1] = p.down[i] + (lora ? (unsigned)(N * g->r[i]) : 0u);
+        u.up[i + 1] = u.up[i] + (lora ? N * g->out[i] : 0);
+    }
+    if (p.down[g->n] == 0)
         return;
-    matvec_bf16_kernel<<<p.first[g->n], MV_WARPS * 32, 0, cu->stream>>>(p, x, N, K);
-    lora__cuda_launched(cu, "matvec_bf16");
+    /* the LoRA blocks reduce over the block: LORA_CUDA_THREADS threads, as lora_fwd's */
+    matvec_bf16_kernel<<<p.down[g->n], MV_WARPS * 32, 0, cu->stream>>>(p, x, N, K);
+    if (lora__cuda_launched(cu, "matvec_bf16") || u.up[g->n] == 0)
+        return;
+    lora_up_group_kernel<<<lora__cuda_blocks(u.up[g->n]), LORA_CUDA_THREADS, 0, cu->stream>>>(u);
+    lora__cuda_launched(cu, "lora_fwd y (group)");
 }
 
 void lora__cuda_matvec_bf16(lora_cuda *cu, float *y, const float *x, const lora_bf16 *w,
                             const float *bias, int64_t N, int64_t Nout, int64_t K)
 {
-    lora_bf16_group g = {1, {y}, {w}, {bias}, {Nout}};
+    lora_bf16_group g = {.n = 1, .y = {y}, .w = {w}, .bias = {bias}, .out = {Nout}};
     lora__cuda_matvec_bf16_group(cu, &g, x, N, K);
 }
 

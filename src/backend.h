@@ -57,14 +57,20 @@ typedef struct lora_attention_shape {
     const int32_t *pos;
 } lora_attention_shape;
 
-/* Products of one input x (N, K), each y[i] (N, out[i]) = x @ w[i] (out[i], K)^T + bias[i]
- * (bias[i] may be NULL), w[i] bfloat16: a layer's q/k/v or gate/up projections. */
+/* Projections of one input x (N, K), each y[i] (N, out[i]) = x @ w[i] (out[i], K)^T + bias[i]
+ * (bias[i] may be NULL), w[i] bfloat16: a layer's q/k/v or gate/up projections; where A[i] is
+ * not NULL, then y[i] += scale[i] * t[i] @ B[i]^T with t[i] (N, r[i]) = x @ A[i]^T, lora_fwd's
+ * LoRA path (A (r, K), B (out, r) float32). */
 typedef struct lora_bf16_group {
     int n; /* 1..LORA_GROUP_MAX */
     float *y[LORA_GROUP_MAX];
     const lora_bf16 *w[LORA_GROUP_MAX];
     const float *bias[LORA_GROUP_MAX];
     int64_t out[LORA_GROUP_MAX];
+    const float *A[LORA_GROUP_MAX], *B[LORA_GROUP_MAX];
+    float *t[LORA_GROUP_MAX];
+    int64_t r[LORA_GROUP_MAX];
+    float scale[LORA_GROUP_MAX];
 } lora_bf16_group;
 
 /* One AdamW update (torch.optim.AdamW, decoupled decay): t is the number of updates before
@@ -284,7 +290,8 @@ struct lora_backend_ops {
 
     /* ---- optional: a decoding step's small ops fused (NULL: the ops one by one) ---- */
 
-    /* Each product of g as matmul_bf16_fwd gives it, in one launch where N is small. */
+    /* Each projection of g as matmul_bf16_fwd and then lora_fwd give it, in two launches for
+     * the group where N is small. */
     void (*matmul_bf16_fwd_group)(lora_backend *be, const lora_bf16_group *g, const float *x,
                                   int64_t N, int64_t K);
     /* rope_fwd of q (N, H, D) and of k (N, KVH, D), then kv_store_bf16 of k into k_cache and

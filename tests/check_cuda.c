@@ -397,9 +397,10 @@ START_TEST(rope_kv_store_fused)
 }
 END_TEST
 
-/* a group of bf16 products of one input: each output bit for bit its own matmul_bf16_fwd, for
- * a few rows (one matvec launch) and for many (cuBLASLt, product by product), K a multiple of
- * 8 (16-byte loads) or not, with and without a bias */
+/* a group of bf16 products of one input: each output (and LoRA intermediate) bit for bit its
+ * own matmul_bf16_fwd then lora_fwd, for a few rows (two launches) and for many (cuBLASLt,
+ * product by product), K a multiple of 8 (16-byte loads) or not, with and without a bias,
+ * with and without a LoRA path */
 START_TEST(matmul_bf16_group)
 {
     rig r = rig_open(LORA_CUDA_MATH_BF16, 96);
@@ -409,8 +410,9 @@ START_TEST(matmul_bf16_group)
         for (int ki = 0; ki < 2; ki++) {
             int64_t N = rows[ri], K = Ks[ki];
             float *x = frand(&r, (size_t)(N * K), -1, 1), *d_x = dev(&r, x, (size_t)(N * K) * 4);
-            lora_bf16_group g = {3, {NULL}, {NULL}, {NULL}, {0}};
-            float *solo[3];
+            lora_bf16_group g = {.n = 3};
+            float *solo[3], *solo_t[3] = {NULL};
+            const int64_t ranks[3] = {4, 0, 16};
             for (int i = 0; i < 3; i++) {
                 size_t nw = (size_t)(outs[i] * K);
                 float *w = frand(&r, nw, -1, 1), *b = frand(&r, (size_t)outs[i], -1, 1);
@@ -422,6 +424,19 @@ START_TEST(matmul_bf16_group)
                 g.y[i] = dev_nan(&r, (size_t)(N * outs[i]));
                 solo[i] = dev_nan(&r, (size_t)(N * outs[i]));
                 op->matmul_bf16_fwd(r.gpu, solo[i], d_x, g.w[i], g.bias[i], N, outs[i], K);
+                if (ranks[i]) {
+                    size_t na = (size_t)(ranks[i] * K), nb = (size_t)(outs[i] * ranks[i]);
+                    float *A = frand(&r, na, -0.5, 0.5), *B = frand(&r, nb, -0.5, 0.5);
+                    g.A[i] = dev(&r, A, na * 4);
+                    g.B[i] = dev(&r, B, nb * 4);
+                    g.r[i] = ranks[i];
+                    g.scale[i] = 0.75f;
+                    g.t[i] = dev_nan(&r, (size_t)(N * ranks[i]));
+                    solo_t[i] = dev_nan(&r, (size_t)(N * ranks[i]));
+                    op->lora_fwd(r.gpu, solo[i], solo_t[i], d_x, g.A[i], g.B[i], N, K, ranks[i],
+                                 outs[i], 0.75f);
+                    free(A), free(B);
+                }
                 free(w), free(b), free(wh);
             }
             op->matmul_bf16_fwd_group(r.gpu, &g, d_x, N, K);
@@ -432,6 +447,12 @@ START_TEST(matmul_bf16_group)
                     ck_assert_msg(isfinite(got[e]), "N %lld K %lld product %d: element %zu not "
                                   "written", (long long)N, (long long)K, i, e);
                 expect_same_bits("matmul_bf16_fwd_group", "y", got, want, n);
+                free(want), free(got);
+                if (!ranks[i])
+                    continue;
+                n = (size_t)(N * ranks[i]);
+                want = host(&r, solo_t[i], n), got = host(&r, g.t[i], n);
+                expect_same_bits("matmul_bf16_fwd_group", "t", got, want, n);
                 free(want), free(got);
             }
             free(x);
@@ -1784,8 +1805,9 @@ int main(void)
         printf("skipped: a CUDA device is present: no_gpu_answers\n");
     suite_add_tcase(s, core);
 
-    const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight, bf16_conversions_match_host, rope_kv_store_fused, matmul_bf16_group,
-                                kv_store_at_positions, graph_record_replay,
+    const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight,
+                                bf16_conversions_match_host, rope_kv_store_fused,
+                                matmul_bf16_group, kv_store_at_positions, graph_record_replay,
                                 embedding_bf16_table, lora_path, embedding, rmsnorm, rope,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
                                 cross_entropy_chunked, attention, attention_bf16_kv_cache,

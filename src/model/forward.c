@@ -66,11 +66,19 @@ static void layout_layer(const lora_session *s, int64_t N, bool train, bump *b,
     layout_t(s, N, train, b, a);
 }
 
-/* LoRA intermediates: one shared scratch at inference, one per module when training */
+/* A projection's place in its group (q, k, v; o; gate, up; down): at inference the projections
+ * of a group need LoRA intermediates of their own at once. */
+static int64_t group_slot(lora_proj p)
+{
+    return p == LORA_PROJ_K || p == LORA_PROJ_UP ? 1 : p == LORA_PROJ_V ? 2 : 0;
+}
+
+/* LoRA intermediates: at inference one scratch per place in a group, shared by the layer's
+ * groups and the adapters; one per module when training */
 static void layout_t(const lora_session *s, int64_t N, bool train, bump *b, lora_layer_acts *a)
 {
     const lora_config *c = &s->model->cfg;
-    float *shared = train ? NULL : take(b, N * s->max_rank);
+    float *shared = train ? NULL : take(b, LORA_GROUP_MAX * N * s->max_rank);
     for (size_t i = 0; i < s->n_adapters; i++)
         for (int p = 0; p < LORA_PROJ_COUNT; p++) {
             const lora_adapter *ad = s->adapters[i];
@@ -78,7 +86,8 @@ static void layout_t(const lora_session *s, int64_t N, bool train, bump *b, lora
             for (int64_t l = 0; l < c->n_layers && !any; l++)
                 any = lora__adapter_module(ad, l, (lora_proj)p) != NULL;
             if (any)
-                a->t[p][i] = train ? take(b, N * s->max_rank) : shared;
+                a->t[p][i] = train ? take(b, N * s->max_rank)
+                                   : shared + group_slot((lora_proj)p) * N * s->max_rank;
         }
 }
 
@@ -264,24 +273,18 @@ void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const f
         s->be->ops->matmul_bwd(s->be, dx, dw, dbias, dy, x, lora__weight(s, w), N, out, in);
 }
 
-static void projection(lora_session *s, lora_layer_acts *a, int64_t l, lora_proj p, float *y,
-                       const float *x, const float *w, const float *bias, int64_t N)
-{
-    int64_t out, in;
-    lora__proj_shape(&s->model->cfg, p, &out, &in);
-    lora__base_fwd(s, y, x, w, bias, N, out, in);
-    apply_lora(s, a, l, p, y, x, N);
-}
 
-/* Projections p[0..n-1] of the same input x: the base products in one group where the backend
- * has one and every weight is bfloat16 there (decoding's q/k/v and gate/up: fewer launches),
- * then each LoRA path; else projection by projection. */
+/* Projections p[0..n-1] of the same input x (y = x w^T + bias, then the attached adapters' LoRA
+ * paths): one group where the backend has it and every weight is bfloat16 there (decoding's
+ * q/k/v: two launches instead of up to nine), with the LoRA paths inside it when one adapter
+ * without dropout is attached, else after it; projection by projection otherwise. */
 static void projections(lora_session *s, lora_layer_acts *a, int64_t l, int n,
                         const lora_proj *p, float *const *y, const float *x,
                         const float *const *w, const float *const *bias, int64_t N)
 {
     lora_bf16_group g = {.n = n};
     bool grouped = s->be->ops->matmul_bf16_fwd_group != NULL;
+    bool inside = s->n_adapters == 0 || (s->n_adapters == 1 && lora__dropout_p(s, 0) == 0.0f);
     int64_t in = 0;
     for (int i = 0; i < n && grouped; i++) {
         g.y[i] = y[i];
@@ -289,14 +292,27 @@ static void projections(lora_session *s, lora_layer_acts *a, int64_t l, int n,
         g.bias[i] = lora__weight(s, bias[i]);
         lora__proj_shape(&s->model->cfg, p[i], &g.out[i], &in);
         grouped = g.w[i] != NULL;
+        const lora_adapter_module *m = inside && s->n_adapters ?
+                                       lora__adapter_module(s->adapters[0], l, p[i]) : NULL;
+        if (m) {
+            g.A[i] = lora__adapter_mem(s->adapters[0], m->A);
+            g.B[i] = lora__adapter_mem(s->adapters[0], m->B);
+            g.t[i] = a->t[p[i]][0];
+            g.r[i] = m->r;
+            g.scale[i] = s->scales[0] * m->scaling;
+        }
     }
     if (!grouped) {
-        for (int i = 0; i < n; i++)
-            projection(s, a, l, p[i], y[i], x, w[i], bias[i], N);
+        for (int i = 0; i < n; i++) {
+            int64_t out;
+            lora__proj_shape(&s->model->cfg, p[i], &out, &in);
+            lora__base_fwd(s, y[i], x, w[i], bias[i], N, out, in);
+            apply_lora(s, a, l, p[i], y[i], x, N);
+        }
         return;
     }
     s->be->ops->matmul_bf16_fwd_group(s->be, &g, x, N, in);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n && !inside; i++)
         apply_lora(s, a, l, p[i], y[i], x, N);
 }
 
@@ -366,7 +382,8 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
             op->attention_fwd(be, a->att, a->q, kc, vc, &sh);
         }
     }
-    projection(s, a, l, LORA_PROJ_O, a->o, a->att, w->wo, w->bo, N);
+    projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_O}, &a->o, a->att,
+                (const float *const[]){w->wo}, (const float *const[]){w->bo}, N);
 }
 
 static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t N)
@@ -379,7 +396,8 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
     const float *const wt[2] = {w->w_gate, w->w_up}, *const bias[2] = {NULL, NULL};
     projections(s, a, l, 2, gu, y, a->h2, wt, bias, N);
     op->swiglu_fwd(s->be, a->act, a->gate, a->up, N, c->inter);
-    projection(s, a, l, LORA_PROJ_DOWN, a->o, a->act, w->w_down, NULL, N);
+    projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_DOWN}, &a->o, a->act,
+                (const float *const[]){w->w_down}, (const float *const[]){NULL}, N);
     op->residual_fwd(s->be, x, a->o, N * c->hidden);
 }
 
