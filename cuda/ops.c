@@ -45,6 +45,7 @@ const lora_backend_ops lora__cuda_ops = {
     .kv_store_bf16 = lora__cuda_kv_store_bf16,
     .matmul_bf16_fwd_group = lora__cuda_matmul_bf16_fwd_group,
     .rope_kv_store_bf16 = lora__cuda_rope_kv_store_bf16,
+    .argmax = lora__cuda_argmax,
     .graph_begin = lora__cuda_graph_begin,
     .graph_end = lora__cuda_graph_end,
     .graph_launch = lora__cuda_graph_launch,

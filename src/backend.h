@@ -302,6 +302,14 @@ struct lora_backend_ops {
                                const float *cos, const float *sin, int64_t B, int64_t T,
                                int64_t S, int64_t H, int64_t KVH, int64_t D);
 
+    /* ---- optional: greedy decoding's choice on the device, so that a step downloads a token
+     * rather than its row of logits (NULL: the row goes to the host sampler) ---- */
+
+    /* out (2 int32, the backend's memory): out[0] the first index of the largest of x (n >= 1),
+     * out[1] 1 where the host sampler would refuse the row (a NaN, or every value -inf), else
+     * 0. */
+    void (*argmax)(lora_backend *be, int32_t *out, const float *x, int64_t n);
+
     /* ---- optional: recording ops once and replaying them (CUDA graphs; NULL: none). Between
      * graph_begin and graph_end the math ops are recorded, not run, with the pointers and
      * scalars they are given; no memory entry may be called then. A replay reads the memory as

@@ -26,6 +26,7 @@
 #include "cuda/internal.h"
 #include "lora.h"
 #include "model/dtype.h"
+#include "sample/sampler.h"
 #include "train/optim.h"
 #include "util/rng.h"
 
@@ -346,6 +347,44 @@ START_TEST(kv_store_at_positions)
         ck_assert_msg(got[i] == want[i], "cache value %zu: 0x%04x, want 0x%04x", i, got[i],
                       want[i]);
     free(src), free(want), free(got);
+    rig_close(&r);
+}
+END_TEST
+
+/* greedy decoding's argmax on the device: the host sampler's first largest value over rows of
+ * several lengths, ties, signed zeros and infinities; a NaN or a row of -inf flagged */
+START_TEST(argmax_matches_host)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, 95);
+    const int64_t lens[] = {1, 1023, 1025, 151936};
+    int32_t *d_out = dev_take(&r, 8), got[2];
+    for (int c = 0; c < 10; c++) {
+        int64_t n = c < 4 ? lens[c] : 3000;
+        float *x = frand(&r, (size_t)n, -5, 5);
+        int64_t want = -1;
+        int flag = 0;
+        switch (c) {
+        case 4: x[7] = x[2000] = 9.0f; break;               /* a tie: the first */
+        case 5: for (int64_t i = 0; i < n; i++) x[i] = -1.0f; x[9] = -0.0f; x[3] = 0.0f; break;
+        case 6: x[2999] = INFINITY; x[1500] = INFINITY; break;
+        case 7: x[100] = NAN; flag = 1; break;
+        case 8: for (int64_t i = 0; i < n; i++) x[i] = -INFINITY; flag = 1; break;
+        case 9: for (int64_t i = 0; i < n; i++) x[i] = -INFINITY; x[2500] = -1e30f; break;
+        default: break;
+        }
+        double *w = malloc((size_t)n * sizeof *w);
+        for (int64_t i = 0; i < n; i++)
+            w[i] = x[i];
+        want = (int64_t)lora__argmax(w, (size_t)n);
+        float *d_x = dev(&r, x, (size_t)n * 4);
+        lora__cuda_ops.argmax(r.gpu, d_out, d_x, n);
+        ck_assert(lora__cuda_download(r.gpu, got, d_out, sizeof got) == LORA_OK);
+        ck_assert_msg(got[1] == flag, "case %d: flag %d, want %d", c, got[1], flag);
+        if (!flag)
+            ck_assert_msg(got[0] == want, "case %d (n %lld): argmax %d on the GPU, %lld on the "
+                          "host", c, (long long)n, got[0], (long long)want);
+        free(x), free(w);
+    }
     rig_close(&r);
 }
 END_TEST
@@ -1807,6 +1846,7 @@ int main(void)
 
     const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight,
                                 bf16_conversions_match_host, rope_kv_store_fused,
+                                argmax_matches_host,
                                 matmul_bf16_group, kv_store_at_positions, graph_record_replay,
                                 embedding_bf16_table, lora_path, embedding, rmsnorm, rope,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,

@@ -343,6 +343,44 @@ START_TEST(greedy_matches_cpu)
 }
 END_TEST
 
+/* Greedy generation takes its tokens from the device's argmax: the same tokens as the host
+ * sampler picks from the downloaded logits of the same session, step by step, with the
+ * adapter unmerged on the bf16 model; a row with a NaN goes to the host sampler, which refuses
+ * it with its message. */
+START_TEST(greedy_on_device_matches_host_sampler)
+{
+    side g = open_side(QWEN2, "{\"device\": \"cuda\"}");
+    int32_t prompt[6] = {5, 17, 42, 99, 3, 250}, dev_tok[10], host_tok[10];
+    size_t n = 0, V = lora_model_vocab_size(g.m);
+    lora_sampler *smp;
+    ck_assert(lora_sampler_create("{\"max_new_tokens\": 10}", &smp) == LORA_OK);
+    ck_assert_msg(lora_generate(g.s, smp, prompt, 6, dev_tok, 10, &n, NULL, NULL) == LORA_OK,
+                  "%s", lora_last_error());
+    ck_assert_uint_eq(n, 10);
+    lora_session_reset(g.s);
+    float *logits = malloc(V * sizeof *logits);
+    ck_assert(lora_session_append(g.s, prompt, 6, logits) == LORA_OK);
+    for (size_t i = 0; i < 10; i++) {
+        ck_assert(lora_sampler_sample(smp, logits, V, g.s->tokens, (size_t)g.s->pos, 6,
+                                      &host_tok[i]) == LORA_OK);
+        ck_assert_msg(host_tok[i] == dev_tok[i], "token %zu: %d from the device, %d from the "
+                      "host sampler", i, dev_tok[i], host_tok[i]);
+        ck_assert(lora_session_append(g.s, &host_tok[i], 1, logits) == LORA_OK);
+    }
+    /* a NaN in the final norm's weight: every logit NaN */
+    lora_session_reset(g.s);
+    float nan = NAN, *norm = (float *)lora__weight(g.s, g.m->final_norm);
+    ck_assert(g.s->be->ops->upload(g.s->be, norm, &nan, sizeof nan) == LORA_OK);
+    ck_assert_int_eq(lora_generate(g.s, smp, prompt, 6, dev_tok, 10, &n, NULL, NULL),
+                     LORA_ERR_NUMERIC);
+    ck_assert_msg(strstr(lora_last_error(), "is NaN"), "%s", lora_last_error());
+    ck_assert_uint_eq(n, 0);
+    free(logits);
+    lora_sampler_free(smp);
+    close_side(&g);
+}
+END_TEST
+
 /* trained on the GPU, saved, loaded on the CPU: the same weights bit for bit, and the CPU's
  * logits with it within bf16 bounds of the GPU's */
 START_TEST(adapter_trained_on_gpu_loads_on_cpu)
@@ -781,7 +819,7 @@ int main(void)
                             device_weight_memory_report,
                             decode_over_bf16_kv_cache, decode_graph_matches_eager,
                             merge_on_bf16_gpu, kept_bf16_activations,
-                            device_memory_counts};
+                            device_memory_counts, greedy_on_device_matches_host_sampler};
     if (n == 0)
         printf("check_cuda_model: %s\n", why[0] ? why : "no CUDA device");
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

@@ -7,6 +7,16 @@
 #include "sample/sampler.h"
 #include "util/alloc.h"
 
+/* Appends ids; *tok: the greedy token where the device chose it, else -1 and the host samples
+ * from logits. Decided per step: a callback may change the sampler's temperature. */
+static lora_status feed(lora_session *s, const lora_sampler *smp, const int32_t *ids, size_t n,
+                        float *logits, int32_t *tok)
+{
+    *tok = -1;
+    return lora__sampler_plain_greedy(smp) ? lora__session_append_greedy(s, ids, n, logits, tok)
+                                           : lora_session_append(s, ids, n, logits);
+}
+
 LORA_API lora_status lora_generate(lora_session *s, lora_sampler *smp, const int32_t *prompt,
                                    size_t n, int32_t *out, size_t cap, size_t *n_out,
                                    lora_token_cb cb, void *user)
@@ -31,14 +41,14 @@ LORA_API lora_status lora_generate(lora_session *s, lora_sampler *smp, const int
     float *logits = lora__malloc(V * sizeof *logits);
     if (!logits)
         return lora__oom("logits", V * sizeof *logits);
-    st = lora_session_append(s, prompt, n, logits);
+    int32_t tok;
+    st = feed(s, smp, prompt, n, logits, &tok);
     size_t n_prompt = (size_t)s->pos;
     size_t limit = lora__sampler_max_new_tokens(smp);
     limit = limit < cap ? limit : cap;
     for (size_t i = 0; !st && i < limit; i++) {
-        int32_t tok;
-        st = lora_sampler_sample(smp, logits, V, s->tokens, (size_t)s->pos, n_prompt, &tok);
-        if (st)
+        if (tok < 0 &&
+            (st = lora_sampler_sample(smp, logits, V, s->tokens, (size_t)s->pos, n_prompt, &tok)))
             break;
         out[i] = tok;
         *n_out = i + 1;
@@ -50,7 +60,8 @@ LORA_API lora_status lora_generate(lora_session *s, lora_sampler *smp, const int
                              "%zu new tokens", fn, (long long)s->max_ctx, i + 1);
             break;
         }
-        st = lora_session_append(s, &tok, 1, logits);
+        int32_t last = tok;
+        st = feed(s, smp, &last, 1, logits, &tok);
     }
     free(logits);
     return st;

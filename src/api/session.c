@@ -397,10 +397,35 @@ done:
     return st;
 }
 
-LORA_API lora_status lora_session_append(lora_session *s, const int32_t *ids, size_t n,
-                                         float *logits_out)
+/* The last row's greedy token by the backend's argmax into *token, or -1 with the row in
+ * logits (host) where the host sampler must look at it (a NaN, or only -inf). */
+static lora_status greedy_token(lora_session *s, const float *hidden, float *logits,
+                                int32_t *token)
 {
-    lora__error_clear();
+    const lora_config *c = &s->model->cfg;
+    lora_backend *be = s->be;
+    /* the row, then two int32 for the argmax's answer */
+    size_t bytes = s->head_ws_floats * sizeof(float), need = (size_t)(c->vocab + 2) * sizeof(float);
+    lora_status st = lora__session_grow(s, (void **)&s->head_ws, &bytes, need, "logits");
+    s->head_ws_floats = bytes / sizeof(float);
+    if (st)
+        return st;
+    int32_t *answer = (int32_t *)(s->head_ws + c->vocab), got[2];
+    lora__base_fwd(s, s->head_ws, hidden, s->model->lm_head, NULL, 1, c->vocab, c->hidden);
+    be->ops->argmax(be, answer, s->head_ws, c->vocab);
+    if ((st = be->ops->download(be, got, answer, sizeof got)))
+        return st;
+    *token = got[1] ? -1 : got[0];
+    return got[1] ? be->ops->download(be, logits, s->head_ws, (size_t)c->vocab * sizeof(float))
+                  : LORA_OK;
+}
+
+/* lora_session_append; with token non-NULL on a backend with an argmax (the session's caller
+ * takes the greedy token), the last row's token as greedy_token gives it instead of its logits
+ * where that can be (logits must still be given, for the rows the host has to see). */
+static lora_status append(lora_session *s, const int32_t *ids, size_t n, float *logits_out,
+                          int32_t *token)
+{
     static const char fn[] = "lora_session_append";
     lora_status st = lora__handle_check(s, LORA__KIND_SESSION, fn, "session");
     if (st)
@@ -422,10 +447,30 @@ LORA_API lora_status lora_session_append(lora_session *s, const int32_t *ids, si
     if (st)
         return lora__error_prefix(st, "%s", fn);
     /* the cache holds the new rows only once the device says they were computed */
-    if ((st = logits_out ? project_logits(s, hidden + (n - 1) * (size_t)c->hidden, 1, logits_out)
-                         : s->be->ops->sync(s->be)))
+    const float *last = hidden + (n - 1) * (size_t)c->hidden;
+    if (token && s->be->ops->argmax && !s->be->ops->host_memory)
+        st = greedy_token(s, last, logits_out, token);
+    else {
+        if (token)
+            *token = -1;
+        st = logits_out ? project_logits(s, last, 1, logits_out) : s->be->ops->sync(s->be);
+    }
+    if (st)
         return lora__error_prefix(st, "%s", fn);
     memcpy(s->tokens + s->pos, ids, n * sizeof *ids);
     s->pos += (int64_t)n;
     return LORA_OK;
+}
+
+LORA_API lora_status lora_session_append(lora_session *s, const int32_t *ids, size_t n,
+                                         float *logits_out)
+{
+    lora__error_clear();
+    return append(s, ids, n, logits_out, NULL);
+}
+
+lora_status lora__session_append_greedy(lora_session *s, const int32_t *ids, size_t n,
+                                        float *logits, int32_t *token)
+{
+    return append(s, ids, n, logits, token);
 }

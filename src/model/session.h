@@ -187,6 +187,13 @@ lora_status lora__batch_ids(const char *fn, const lora_session *s, const int32_t
 lora_status lora__check_labels(const char *fn, const lora_session *s, const int32_t *labels,
                               size_t B, size_t T);
 
+/* lora_session_append for a caller that takes the greedy token: *token is the last row's first
+ * argmax, found by the backend (the row stays in its memory), or -1 with the row in logits
+ * (V floats, host) where the host must look at it (a backend without an argmax, a row with a
+ * NaN or only -inf). */
+lora_status lora__session_append_greedy(lora_session *s, const int32_t *ids, size_t n,
+                                        float *logits, int32_t *token);
+
 void lora__session_retain(lora_session *s);
 void lora__session_release(lora_session *s);
 

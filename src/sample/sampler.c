@@ -208,6 +208,13 @@ LORA_API lora_status lora_sampler_sample(lora_sampler *sampler, const float *log
 
 size_t lora__sampler_max_new_tokens(const lora_sampler *s) { return s->cfg.max_new_tokens; }
 
+int lora__sampler_plain_greedy(const lora_sampler *s)
+{
+    const lora__sampler_config *c = &s->cfg;
+    return (!c->do_sample || c->temperature == 0.0f) && c->repetition_penalty == 1.0f &&
+           c->presence_penalty == 0.0f && c->frequency_penalty == 0.0f;
+}
+
 int lora__sampler_is_eos(const lora_sampler *s, int32_t token)
 {
     for (size_t i = 0; i < s->cfg.n_eos; i++)

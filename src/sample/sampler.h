@@ -8,6 +8,10 @@
 #include "lora.h"
 
 size_t lora__sampler_max_new_tokens(const lora_sampler *s);
+/* 1 if the next token is the logits' first argmax, unchanged by any penalty (greedy decoding
+ * without repetition, presence or frequency penalties): lora_generate may take it from the
+ * device. */
+int lora__sampler_plain_greedy(const lora_sampler *s);
 /* 1 if token is one of eos_token_id. */
 int lora__sampler_is_eos(const lora_sampler *s, int32_t token);
 /* 1 if generated (n tokens, the newest last) now ends with one of stop_sequences. */
