@@ -35,7 +35,7 @@
 
 #define MIN_VERSION 91002 /* 9.10.0 and 9.10.1: known bad flash attention; older: other graphs */
 #define MAX_D 256
-#define CACHE 16          /* plans per backend */
+#define CACHE 64          /* plans per backend: forward and backward of 32 shapes */
 #define MAX_DESCS 192     /* descriptors of one graph, plan included */
 #define MAX_OPS 64
 #define MAX_CONFIGS 8     /* engine configurations tried per graph */

@@ -343,6 +343,34 @@ START_TEST(greedy_matches_cpu)
 }
 END_TEST
 
+/* Training rows of 21 tokens run on the GPU as rows of 24 (train/bucket.h): the ids staged for
+ * the device are the padded batch's, and the losses of three steps still track the CPU's,
+ * which trains on the rows as they are. */
+START_TEST(training_rows_bucketed)
+{
+    enum { T21 = 21 };
+    side c = open_side(QWEN2, "{\"device\": \"cpu\"}"), g = open_side(QWEN2, "{\"device\": \"cuda\"}");
+    lora_optimizer *oc, *og;
+    ck_assert(lora_optimizer_create(c.s, "{\"lr\": 0.01}", &oc) == LORA_OK);
+    ck_assert(lora_optimizer_create(g.s, "{\"lr\": 0.01}", &og) == LORA_OK);
+    int32_t ids[NB * NT], labels[NB * NT];
+    for (int step = 0; step < 3; step++) {
+        batch(c.m, ids, labels, (unsigned)step);
+        float lc, lg;
+        ck_assert(lora_train_step(oc, ids, labels, NB, T21, &lc) == LORA_OK);
+        ck_assert_msg(lora_train_step(og, ids, labels, NB, T21, &lg) == LORA_OK, "%s",
+                      lora_last_error());
+        ck_assert_msg(fabsf(lg - lc) <= BF16_LOGITS * lc, "step %d: loss %g on the GPU, %g on "
+                      "the CPU", step, lg, lc);
+    }
+    ck_assert_uint_eq(g.s->stage_bytes[LORA_STAGE_IDS], NB * 24 * sizeof(int32_t));
+    lora_optimizer_free(oc);
+    lora_optimizer_free(og);
+    close_side(&c);
+    close_side(&g);
+}
+END_TEST
+
 /* Greedy generation takes its tokens from the device's argmax: the same tokens as the host
  * sampler picks from the downloaded logits of the same session, step by step, with the
  * adapter unmerged on the bf16 model; a row with a NaN goes to the host sampler, which refuses
@@ -819,7 +847,8 @@ int main(void)
                             device_weight_memory_report,
                             decode_over_bf16_kv_cache, decode_graph_matches_eager,
                             merge_on_bf16_gpu, kept_bf16_activations,
-                            device_memory_counts, greedy_on_device_matches_host_sampler};
+                            device_memory_counts, greedy_on_device_matches_host_sampler,
+                            training_rows_bucketed};
     if (n == 0)
         printf("check_cuda_model: %s\n", why[0] ? why : "no CUDA device");
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {

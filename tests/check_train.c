@@ -11,6 +11,7 @@
 #include "lora.h"
 #include "model/model.h"
 #include "model/session.h"
+#include "train/bucket.h"
 #include "train/forward_backward.h"
 #include "util/st_build.h"
 #include "util/suite.h"
@@ -225,6 +226,72 @@ START_TEST(packed_row_equals_padded_batch)
     packed_vs_batch(false, false);
     packed_vs_batch(false, true);
     packed_vs_batch(true, false);
+}
+END_TEST
+
+/* Device training's row lengths: eight per octave, at most 7 tokens or 12.5% of padding, never
+ * past the model's positions. */
+START_TEST(sequence_buckets)
+{
+    const int64_t cases[][3] = {{1, 256, 1},     {8, 256, 8},     {9, 256, 16},
+                                {24, 256, 24},   {100, 256, 104}, {250, 256, 256},
+                                {256, 256, 256}, {300, 256, 300}, {1000, 4096, 1024},
+                                {1025, 4096, 1152}, {4000, 4096, 4096}, {4000, 32768, 4096}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        ck_assert_msg(lora__seq_bucket(cases[i][0], cases[i][1]) == cases[i][2],
+                      "bucket of %lld (max %lld): %lld, want %lld", (long long)cases[i][0],
+                      (long long)cases[i][1],
+                      (long long)lora__seq_bucket(cases[i][0], cases[i][1]),
+                      (long long)cases[i][2]);
+    for (int64_t t = 64; t <= 8192; t++) {
+        int64_t b = lora__seq_bucket(t, 1 << 20);
+        ck_assert(b >= t && 8 * (b - t) <= t);
+    }
+}
+END_TEST
+
+/* A batch padded to a bucket trains like the batch itself (the padding is never counted and
+ * the causal attention keeps it from the real tokens), plain and packed, and the padding is
+ * what bucket.h says. */
+START_TEST(padded_batch_trains_alike)
+{
+    lora_adapter *a = new_adapter("{\"r\": 2, \"lora_alpha\": 4, \"init_lora_weights\": false, "
+                                  "\"target_modules\": \"all-linear\"}", 6);
+    attach(sess, a);
+    enum { T2 = 16 };
+    int32_t ids[2 * T], labels[2 * T], pos[2 * T];
+    sample(3, ids);
+    sample(4, ids + T);
+    for (int i = 0; i < 2 * T; i++) {
+        labels[i] = i % 7 == 0 ? -100 : ids[i];
+        pos[i] = i % T < 4 ? i % T : i % T - 4; /* two samples per row */
+    }
+    for (int packed = 0; packed < 2; packed++) {
+        const int32_t *p = packed ? pos : NULL;
+        int32_t *ids2, *labels2, *pos2;
+        ck_assert_int_eq(lora__pad_batch(ids, labels, p, 2, T, T2, &ids2, &labels2, &pos2),
+                         LORA_OK);
+        ck_assert(ids2[T2 + T] == 0 && labels2[T2 + T2 - 1] == -100 && ids2[T - 1] == ids[T - 1]);
+        if (packed)
+            ck_assert(pos2[T2 + T] == pos[2 * T - 1] + 1 && pos2[T2 - 1] == pos[T - 1] + T2 - T);
+        else
+            ck_assert_ptr_null(pos2);
+        size_t n = a->arena_floats;
+        float *g1 = calloc(n, sizeof *g1), *g2 = calloc(n, sizeof *g2);
+        lora_grads ga = {{g1}, NULL}, gb = {{g2}, NULL};
+        double l1, l2;
+        size_t c1, c2;
+        ck_assert_int_eq(lora__forward_backward(sess, ids, labels, p, 2, T, 1.0f, false, &ga,
+                                                &l1, &c1), LORA_OK);
+        ck_assert_int_eq(lora__forward_backward(sess, ids2, labels2, pos2, 2, T2, 1.0f, false,
+                                                &gb, &l2, &c2), LORA_OK);
+        ck_assert_uint_eq(c1, c2);
+        ck_assert_msg(fabs(l1 - l2) <= 1e-6 * fabs(l1), "loss %.9g, padded %.9g", l1, l2);
+        ck_assert_double_lt(tu_max_rel_err(g2, g1, n), 1e-5);
+        free(g1), free(g2), free(ids2), free(labels2), free(pos2);
+    }
+    attach(sess, NULL);
+    lora_adapter_free(a);
 }
 END_TEST
 
@@ -622,6 +689,8 @@ static Suite *train_suite(void)
     tcase_add_test(core, recompute_is_exact);
     tcase_add_test(core, packed_row_equals_padded_batch);
     tcase_add_test(core, packed_step_checks_positions);
+    tcase_add_test(core, sequence_buckets);
+    tcase_add_test(core, padded_batch_trains_alike);
     tcase_add_test(core, adapters_sum_with_scales);
     tcase_add_test(core, two_adapters_two_threads);
     tcase_add_test(core, handles_freed_in_any_order);

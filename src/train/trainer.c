@@ -10,6 +10,7 @@
 #include "api/error.h"
 #include "api/handle.h"
 #include "model/weights.h"
+#include "train/bucket.h"
 #include "train/forward_backward.h"
 #include "train/trainer.h"
 #include "util/alloc.h"
@@ -275,15 +276,27 @@ static lora_status train_step(const char *fn, lora_optimizer *o, const int32_t *
         free(clean);
         return st;
     }
+    /* on a device, rows padded to a bucket's length: few shapes, few plans (bucket.h) */
+    int64_t T = (int64_t)seq, T2 = T;
+    int32_t *ids2 = NULL, *labels2 = NULL, *pos2 = NULL;
+    if (!o->s->be->ops->host_memory)
+        T2 = lora__seq_bucket(T, o->s->model->cfg.max_pos);
+    if (T2 != T && (st = lora__pad_batch(clean, labels, position_ids, (int64_t)batch, T, T2,
+                                         &ids2, &labels2, &pos2))) {
+        free(clean);
+        return st;
+    }
     double loss;
     size_t counted;
     /* each micro-batch its own masks, from a stream a checkpoint can resume */
     o->s->dropout_on = o->dropout;
     o->s->dropout_seed = lora__mix64(o->dropout_seed ^ lora__mix64(o->micro_total++));
-    st = lora__forward_backward(o->s, clean, labels, position_ids, (int64_t)batch, (int64_t)seq,
+    st = lora__forward_backward(o->s, ids2 ? ids2 : clean, ids2 ? labels2 : labels,
+                                ids2 ? pos2 : position_ids, (int64_t)batch, T2,
                                 1.0f / (float)o->accum, o->recompute, &o->grads, &loss, &counted);
     o->s->dropout_on = false;
     free(clean);
+    free(ids2), free(labels2), free(pos2);
     if (st)
         return lora__error_prefix(st, "%s", fn);
     o->last_loss = loss;
