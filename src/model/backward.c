@@ -236,7 +236,7 @@ lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float
             s->be->ops->copy(s->be, tmp.x_in, a->x_in, (size_t)(N * C) * sizeof(float));
             float *work = tmp.x_in;
             tmp.x_in = NULL;
-            lora__layer_forward(s, l, &tmp, work, B, T, false, pos, acts->key0);
+            lora__layer_forward(s, l, &tmp, work, B, T, false, false, NULL, pos, acts->key0);
             tmp.x_in = a->x_in;
             a = &tmp;
         } else if (acts->kept) {

@@ -328,7 +328,8 @@ static void embed(lora_session *s, float *x, const int32_t *ids, int64_t N)
 }
 
 static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
-                            int64_t T, bool use_cache, const int32_t *pos, const int32_t *key0)
+                            int64_t T, bool use_cache, bool normed, const int32_t *pos,
+                            const int32_t *key0)
 {
     const lora_config *c = &s->model->cfg;
     const lora_layer_weights *w = &s->model->layers[l];
@@ -337,7 +338,8 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     int64_t N = B * T, C = c->hidden, H = c->n_heads, KVH = c->n_kv_heads, D = c->head_dim;
     float eps = (float)c->rms_eps;
 
-    op->rmsnorm_fwd(be, a->h1, a->rstd1, x, lora__weight(s, w->attn_norm), N, C, eps);
+    if (!normed)
+        op->rmsnorm_fwd(be, a->h1, a->rstd1, x, lora__weight(s, w->attn_norm), N, C, eps);
     const lora_proj qkv[3] = {LORA_PROJ_Q, LORA_PROJ_K, LORA_PROJ_V};
     float *const y[3] = {a->q_lin, a->k_lin, a->v};
     const float *const wt[3] = {w->wq, w->wk, w->wv}, *const bias[3] = {w->bq, w->bk, w->bv};
@@ -386,7 +388,8 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
                 (const float *const[]){w->wo}, (const float *const[]){w->bo}, N);
 }
 
-static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t N)
+static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t N,
+                      const float *next_norm)
 {
     const lora_config *c = &s->model->cfg;
     const lora_layer_weights *w = &s->model->layers[l];
@@ -398,11 +401,16 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
     op->swiglu_fwd(s->be, a->act, a->gate, a->up, N, c->inter);
     projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_DOWN}, &a->o, a->act,
                 (const float *const[]){w->w_down}, (const float *const[]){NULL}, N);
-    op->residual_fwd(s->be, x, a->o, N * c->hidden);
+    if (next_norm)
+        op->residual_rmsnorm_fwd(s->be, x, a->h1, NULL, a->o, next_norm, N, c->hidden,
+                                 (float)c->rms_eps);
+    else
+        op->residual_fwd(s->be, x, a->o, N * c->hidden);
 }
 
 void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
-                         int64_t T, bool use_cache, const int32_t *pos, const int32_t *key0)
+                         int64_t T, bool use_cache, bool normed, const float *next_norm,
+                         const int32_t *pos, const int32_t *key0)
 {
     size_t bytes = (size_t)(B * T * s->model->cfg.hidden) * sizeof(float);
     if (a->x_in)
@@ -412,7 +420,7 @@ void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *
     const float *mlp_norm = lora__weight(s, s->model->layers[l].mlp_norm);
     int64_t N = B * T;
     /* the attention's output (in a->o) joins the residual stream, whose norm feeds the MLP */
-    attention_block(s, l, a, x, B, T, use_cache, pos, key0);
+    attention_block(s, l, a, x, B, T, use_cache, normed, pos, key0);
     if (op->residual_rmsnorm_fwd) {
         op->residual_rmsnorm_fwd(s->be, x, a->h2, a->rstd2, a->o, mlp_norm, N, c->hidden,
                                  (float)c->rms_eps);
@@ -424,7 +432,7 @@ void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *
             op->copy(s->be, a->x_mid, x, bytes);
         op->rmsnorm_fwd(s->be, a->h2, a->rstd2, x, mlp_norm, N, c->hidden, (float)c->rms_eps);
     }
-    mlp_block(s, l, a, x, N);
+    mlp_block(s, l, a, x, N, next_norm);
 }
 
 /* an inference step's prepared buffers: what its ops read */
@@ -443,10 +451,17 @@ static void step_ops(lora_session *s, void *ctx)
     const lora_config *c = &m->cfg;
     int64_t N = p->B * p->T;
     embed(s, p->x, p->ids, N);
-    for (int64_t l = 0; l < c->n_layers; l++)
-        lora__layer_forward(s, l, &p->a, p->x, p->B, p->T, p->use_cache, p->pos, NULL);
-    s->be->ops->rmsnorm_fwd(s->be, p->a.h1, NULL, p->x, lora__weight(s, m->final_norm), N,
-                            c->hidden, (float)c->rms_eps);
+    /* where the backend fuses a residual add with the norm after it, each layer's last add
+     * also makes the next layer's attention norm (or the final one) in h1 */
+    bool fuse = s->be->ops->residual_rmsnorm_fwd != NULL;
+    for (int64_t l = 0; l < c->n_layers; l++) {
+        const float *next = l + 1 < c->n_layers ? m->layers[l + 1].attn_norm : m->final_norm;
+        lora__layer_forward(s, l, &p->a, p->x, p->B, p->T, p->use_cache, fuse && l > 0,
+                            fuse ? lora__weight(s, next) : NULL, p->pos, NULL);
+    }
+    if (!fuse)
+        s->be->ops->rmsnorm_fwd(s->be, p->a.h1, NULL, p->x, lora__weight(s, m->final_norm), N,
+                                c->hidden, (float)c->rms_eps);
 }
 
 /* One token into a bfloat16 cache on a backend that records graphs: the step is replayable
@@ -592,15 +607,15 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
                              (size_t)(N * c->hidden) * sizeof(float));
             lora_layer_acts tmp = acts->scratch;
             tmp.x_in = NULL; /* kept above */
-            lora__layer_forward(s, l, &tmp, x, B, T, false, pos, key0);
+            lora__layer_forward(s, l, &tmp, x, B, T, false, false, NULL, pos, key0);
         } else if (acts->kept) {
             s->be->ops->to_bf16(s->be, acts->kept[l].x_in, x, (size_t)(N * c->hidden));
             lora_layer_acts tmp = lora__kept_work(acts, l);
             tmp.x_in = NULL; /* kept above */
-            lora__layer_forward(s, l, &tmp, x, B, T, false, pos, key0);
+            lora__layer_forward(s, l, &tmp, x, B, T, false, false, NULL, pos, key0);
             lora__kept_pack(s, acts, l, &tmp);
         } else
-            lora__layer_forward(s, l, &acts->layers[l], x, B, T, false, pos, key0);
+            lora__layer_forward(s, l, &acts->layers[l], x, B, T, false, false, NULL, pos, key0);
     }
     s->be->ops->rmsnorm_fwd(s->be, acts->h_final, acts->rstd_final, x,
                             lora__weight(s, m->final_norm), N, c->hidden, (float)c->rms_eps);

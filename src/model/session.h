@@ -272,9 +272,13 @@ static inline float lora__dropout_p(const lora_session *s, size_t i)
 }
 
 /* Layer l's forward over the residual stream x (N, C), in place (shared with backward.c).
- * key0 NULL, or (N) first visible keys (never with use_cache). */
+ * key0 NULL, or (N) first visible keys (never with use_cache). normed: a->h1 already holds the
+ * attention norm's output (the previous layer made it); next_norm NULL, or the weight of the
+ * norm after the layer, which the layer's last residual add then makes into a->h1 (the backend
+ * must have residual_rmsnorm_fwd; at inference, where h1 is shared by the layers). */
 void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
-                         int64_t T, bool use_cache, const int32_t *pos, const int32_t *key0);
+                         int64_t T, bool use_cache, bool normed, const float *next_norm,
+                         const int32_t *pos, const int32_t *key0);
 /* Positions pos0 + (n mod T) for the N = B*T rows, where the backend reads them (staged). */
 lora_status lora__positions(lora_session *s, int64_t B, int64_t T, int64_t pos0,
                             const int32_t **pos);
