@@ -284,6 +284,11 @@ void lora__cuda_swiglu_fwd(lora_backend *be, float *h, const float *gate, const 
                            int64_t N, int64_t n_inter);
 void lora__cuda_swiglu_bwd(lora_backend *be, float *dgate, float *dup, const float *dh,
                            const float *gate, const float *up, int64_t N, int64_t n_inter);
+void lora__cuda_swiglu_bf16_fwd(lora_backend *be, float *h, const lora_bf16 *gate,
+                                const lora_bf16 *up, int64_t N, int64_t n_inter);
+void lora__cuda_swiglu_bf16_bwd(lora_backend *be, float *dgate, float *dup, const float *dh,
+                                const lora_bf16 *gate, const lora_bf16 *up, int64_t N,
+                                int64_t n_inter);
 void lora__cuda_lora_fwd(lora_backend *be, float *y, float *t, const float *x, const float *A,
                          const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
                          float scale);

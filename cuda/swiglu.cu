@@ -1,50 +1,80 @@
-/* h = silu(gate) * up and its backward, elementwise, with the CPU backend's formulas. */
+/* h = silu(gate) * up and its backward, elementwise, with the CPU backend's formulas; gate and
+ * up float32, or bfloat16 as a training step keeps them (widened in registers: the same bits as
+ * widening them first). */
 #include "common.cuh"
 
-__global__ void swiglu_fwd_kernel(float *h, const float *gate, const float *up, int64_t n)
+__device__ __forceinline__ float load(const float *p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float load(const lora_bf16 *p, int64_t i) { return lora__widen_bf16(p[i]); }
+
+template <typename T> __global__ void swiglu_fwd_kernel(float *h, const T *gate, const T *up, int64_t n)
 {
     LORA_CUDA_FOR(i, n)
     {
-        float g = gate[i];
-        h[i] = g / (1.0f + expf(-g)) * up[i];
+        float g = load(gate, i);
+        h[i] = g / (1.0f + expf(-g)) * load(up, i);
     }
 }
 
-__global__ void swiglu_bwd_kernel(float *dgate, float *dup, const float *dh, const float *gate,
-                                  const float *up, int64_t n)
+template <typename T>
+__global__ void swiglu_bwd_kernel(float *dgate, float *dup, const float *dh, const T *gate,
+                                  const T *up, int64_t n)
 {
     LORA_CUDA_FOR(i, n)
     {
-        float g = gate[i], sg = 1.0f / (1.0f + expf(-g));
+        float g = load(gate, i), sg = 1.0f / (1.0f + expf(-g));
         if (dup)
             dup[i] += dh[i] * g * sg;
         /* silu'(g) = s(g) (1 + g (1 - s(g))): finite for any g */
         if (dgate)
-            dgate[i] += dh[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
+            dgate[i] += dh[i] * load(up, i) * sg * (1.0f + g * (1.0f - sg));
     }
+}
+
+template <typename T>
+static void fwd(lora_backend *be, float *h, const T *gate, const T *up, int64_t n)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || n == 0)
+        return;
+    swiglu_fwd_kernel<T><<<lora__cuda_blocks(n), LORA_CUDA_THREADS, 0, cu->stream>>>(h, gate, up, n);
+    lora__cuda_launched(cu, "swiglu_fwd");
+}
+
+template <typename T>
+static void bwd(lora_backend *be, float *dgate, float *dup, const float *dh, const T *gate,
+                const T *up, int64_t n)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || n == 0 || (!dgate && !dup))
+        return;
+    swiglu_bwd_kernel<T><<<lora__cuda_blocks(n), LORA_CUDA_THREADS, 0, cu->stream>>>(dgate, dup, dh, gate, up, n);
+    lora__cuda_launched(cu, "swiglu_bwd");
 }
 
 // h (N, n_inter) = silu(gate) * up
 void lora__cuda_swiglu_fwd(lora_backend *be, float *h, const float *gate, const float *up,
                            int64_t N, int64_t n_inter)
 {
-    lora_cuda *cu = lora__cuda_enter(be);
-    int64_t n = N * n_inter;
-    if (!cu || n == 0)
-        return;
-    swiglu_fwd_kernel<<<lora__cuda_blocks(n), LORA_CUDA_THREADS, 0, cu->stream>>>(h, gate, up, n);
-    lora__cuda_launched(cu, "swiglu_fwd");
+    fwd(be, h, gate, up, N * n_inter);
 }
 
 // dgate += dh * up * silu'(gate); dup += dh * silu(gate)
 void lora__cuda_swiglu_bwd(lora_backend *be, float *dgate, float *dup, const float *dh,
                            const float *gate, const float *up, int64_t N, int64_t n_inter)
 {
-    lora_cuda *cu = lora__cuda_enter(be);
-    int64_t n = N * n_inter;
-    if (!cu || n == 0 || (!dgate && !dup))
-        return;
-    swiglu_bwd_kernel<<<lora__cuda_blocks(n), LORA_CUDA_THREADS, 0, cu->stream>>>(
-        dgate, dup, dh, gate, up, n);
-    lora__cuda_launched(cu, "swiglu_bwd");
+    bwd(be, dgate, dup, dh, gate, up, N * n_inter);
+}
+
+// the same with gate, up (N, n_inter) bfloat16
+void lora__cuda_swiglu_bf16_fwd(lora_backend *be, float *h, const lora_bf16 *gate,
+                                const lora_bf16 *up, int64_t N, int64_t n_inter)
+{
+    fwd(be, h, gate, up, N * n_inter);
+}
+
+void lora__cuda_swiglu_bf16_bwd(lora_backend *be, float *dgate, float *dup, const float *dh,
+                                const lora_bf16 *gate, const lora_bf16 *up, int64_t N,
+                                int64_t n_inter)
+{
+    bwd(be, dgate, dup, dh, gate, up, N * n_inter);
 }

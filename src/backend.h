@@ -241,6 +241,13 @@ struct lora_backend_ops {
     /* dst (n) float32 = src (n) bfloat16, exact: activations a training forward kept rounded
      * (a backend with both entries keeps them so for a model whose weights are bfloat16). */
     void (*from_bf16)(lora_backend *be, float *dst, const lora_bf16 *src, size_t n);
+    /* swiglu_fwd and swiglu_bwd with gate and up (N, I) bfloat16 (kept training activations):
+     * what widening them with from_bf16 first gives. */
+    void (*swiglu_bf16_fwd)(lora_backend *be, float *h, const lora_bf16 *gate,
+                            const lora_bf16 *up, int64_t N, int64_t n_inter);
+    void (*swiglu_bf16_bwd)(lora_backend *be, float *dgate, float *dup, const float *dh,
+                            const lora_bf16 *gate, const lora_bf16 *up, int64_t N,
+                            int64_t n_inter);
     /* The KV cache's writes: cache (B, S, row)[b, pos[b T + t]] = src (B, T, row)[b, t] rounded
      * as to_bf16, the positions pos (B*T) read in the backend's memory. */
     void (*kv_store_bf16)(lora_backend *be, lora_bf16 *cache, const float *src,

@@ -351,6 +351,44 @@ START_TEST(kv_store_at_positions)
 }
 END_TEST
 
+/* SwiGLU over bfloat16 gate and up: bit for bit widening them first and taking the float32
+ * ops, the backward accumulating into what the gradients held */
+START_TEST(swiglu_bf16_matches_widened)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, 94);
+    const lora_backend_ops *op = &lora__cuda_ops;
+    const int64_t N = 7, I = 333;
+    size_t n = (size_t)(N * I);
+    float *g = frand(&r, n, -6, 6), *u = frand(&r, n, -2, 2), *dh = frand(&r, n, -1, 1);
+    float *acc = frand(&r, n, -1, 1);
+    uint16_t *gh, *uh;
+    free(round_bf16(g, n, &gh));
+    free(round_bf16(u, n, &uh));
+    lora_bf16 *d_g16 = dev(&r, gh, n * 2), *d_u16 = dev(&r, uh, n * 2);
+    float *d_g = dev_nan(&r, n), *d_u = dev_nan(&r, n), *d_dh = dev(&r, dh, n * 4);
+    op->from_bf16(r.gpu, d_g, d_g16, n);
+    op->from_bf16(r.gpu, d_u, d_u16, n);
+    float *h1 = dev_nan(&r, n), *h2 = dev_nan(&r, n);
+    op->swiglu_fwd(r.gpu, h1, d_g, d_u, N, I);
+    op->swiglu_bf16_fwd(r.gpu, h2, d_g16, d_u16, N, I);
+    float *dg1 = dev(&r, acc, n * 4), *dg2 = dev(&r, acc, n * 4);
+    float *du1 = dev(&r, acc, n * 4), *du2 = dev(&r, acc, n * 4);
+    op->swiglu_bwd(r.gpu, dg1, du1, d_dh, d_g, d_u, N, I);
+    op->swiglu_bf16_bwd(r.gpu, dg2, du2, d_dh, d_g16, d_u16, N, I);
+    const float *want[3] = {h1, dg1, du1}, *got[3] = {h2, dg2, du2};
+    const char *what[3] = {"h", "dgate", "dup"};
+    for (int i = 0; i < 3; i++) {
+        float *a = host(&r, want[i], n), *b = host(&r, got[i], n);
+        for (size_t e = 0; e < n; e++)
+            ck_assert_msg(isfinite(b[e]), "%s[%zu] not written", what[i], e);
+        expect_same_bits("swiglu_bf16", what[i], b, a, n);
+        free(a), free(b);
+    }
+    free(g), free(u), free(dh), free(acc), free(gh), free(uh);
+    rig_close(&r);
+}
+END_TEST
+
 /* greedy decoding's argmax on the device: the host sampler's first largest value over rows of
  * several lengths, ties, signed zeros and infinities; a NaN or a row of -inf flagged */
 START_TEST(argmax_matches_host)
@@ -1846,7 +1884,7 @@ int main(void)
 
     const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight,
                                 bf16_conversions_match_host, rope_kv_store_fused,
-                                argmax_matches_host,
+                                argmax_matches_host, swiglu_bf16_matches_widened,
                                 matmul_bf16_group, kv_store_at_positions, graph_record_replay,
                                 embedding_bf16_table, lora_path, embedding, rmsnorm, rope,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,

@@ -87,7 +87,10 @@ static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
     projection_bwd(c, a, l, LORA_PROJ_DOWN, b->dact, b->dx, a->act, w->w_down, NULL);
     zero(c, b->dgate, N * I);
     zero(c, b->dup, N * I);
-    s->be->ops->swiglu_bwd(s->be, b->dgate, b->dup, b->dact, a->gate, a->up, N, I);
+    if (a->gate16)
+        s->be->ops->swiglu_bf16_bwd(s->be, b->dgate, b->dup, b->dact, a->gate16, a->up16, N, I);
+    else
+        s->be->ops->swiglu_bwd(s->be, b->dgate, b->dup, b->dact, a->gate, a->up, N, I);
     zero(c, b->dh, N * cfg->hidden);
     projection_bwd(c, a, l, LORA_PROJ_GATE, b->dh, b->dgate, a->h2, w->w_gate, NULL);
     projection_bwd(c, a, l, LORA_PROJ_UP, b->dh, b->dup, a->h2, w->w_up, NULL);

@@ -31,6 +31,9 @@ typedef struct lora_layer_acts {
     float *o;              // (N, C) o_proj / down_proj output before the residual add
     float *t[LORA_PROJ_COUNT][LORA_MAX_ADAPTERS]; // (N, r) LoRA x A^T per projection, adapter
     float *drop_x;         // (N, max in) LoRA dropout's input, when dropout is on
+    /* a backward over kept bfloat16 activations whose backend has the bfloat16 SwiGLU: gate
+     * and up as kept (N, I), read there; gate and up above are then not filled. NULL else. */
+    const lora_bf16 *gate16, *up16;
 } lora_layer_acts;
 
 /* The tensors of one layer's activations a training forward keeps rounded to bfloat16 (a
@@ -213,7 +216,9 @@ lora_layer_acts lora__kept_work(const lora_train_acts *acts, int64_t l);
  * forward does not copy, the caller rounds from the residual stream before the layer). */
 void lora__kept_pack(lora_session *s, const lora_train_acts *acts, int64_t l,
                      const lora_layer_acts *work);
-/* The other way, for the backward: widens kept[l] into work and rebuilds h1, h2 and act. */
+/* The other way, for the backward: widens kept[l] into work (gate and up only without the
+ * backend's bfloat16 SwiGLU: else work->gate16, up16 point at them) and rebuilds h1, h2 and
+ * act. */
 void lora__kept_unpack(lora_session *s, const lora_train_acts *acts, int64_t l,
                        lora_layer_acts *work);
 
