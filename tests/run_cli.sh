@@ -258,6 +258,12 @@ run "$lora" info --model "$tmp/full"
 expect_ok "info on the fully fine-tuned folder" '^architecture: qwen2$'
 run "$lora" train $train_args --out "$tmp/packed" --packing --max-length 64 --epochs 1 --grad-accum 1
 expect_ok "train --packing" '"rows":[0-9]+'
+run "$lora" train $train_args --out "$tmp/acts" --activations float32 --epochs 1
+expect_ok "train --activations float32" '^wrote '
+run "$lora" train $train_args --out "$tmp/bad" --activations bf16
+expect_error "train --activations bf16 on the CPU" 1 "'train_activations'.*cpu"
+run "$lora" train $train_args --out "$tmp/bad" --activations fp8
+expect_error "train --activations fp8" 1 "'train_activations' must be"
 
 run "$lora" generate --model "$tmp/tq" --prompt "What is 3 plus 4?" --max-new-tokens 6 --adapter "$tmp/run:0.5"
 expect_ok "generate --prompt with an adapter" '^'

@@ -50,6 +50,8 @@ static const char help[] =
     "  --scheduler S           cosine (default), linear, constant, constant_with_warmup\n"
     "  --seed N                data order, adapter init and dropout (default 42)\n"
     "  --recompute             recompute activations in the backward (less memory)\n"
+    "  --activations A         what a step keeps for the backward: auto (default: bf16 where\n"
+    "                          the weights are bfloat16 on a GPU), bf16 or float32\n"
     "running:\n"
     "  --save-every N          also checkpoint every N updates into OUT/checkpoint\n"
     "  --resume DIR            continue from a checkpoint written by an earlier run\n"
@@ -58,14 +60,15 @@ static const char help[] =
 
 enum { O_MODEL, O_DATA, O_EVAL, O_SPLIT, O_OUT, O_MAXLEN, O_PACK, O_LOSS, O_TMPL, O_R, O_ALPHA,
        O_DROP, O_TARGET, O_RSLORA, O_FULL, O_LR, O_WD, O_GN, O_LP, O_EPOCHS, O_BATCH, O_ACCUM,
-       O_WARM, O_SCHED, O_SEED, O_RECOMP, O_SAVE, O_RESUME, O_THREADS, O_DEVICE, O_COUNT };
+       O_WARM, O_SCHED, O_SEED, O_RECOMP, O_ACTS, O_SAVE, O_RESUME, O_THREADS, O_DEVICE,
+       O_COUNT };
 
 static const char *const names[O_COUNT] = {
     "model", "data", "eval-data", "eval-split", "out", "max-length", "packing", "loss",
     "chat-template", "lora-r", "lora-alpha", "lora-dropout", "target-modules", "use-rslora",
     "full", "lr", "weight-decay", "max-grad-norm", "loraplus-ratio", "epochs", "batch-size",
-    "grad-accum", "warmup-ratio", "scheduler", "seed", "recompute", "save-every", "resume",
-    "threads", "device"};
+    "grad-accum", "warmup-ratio", "scheduler", "seed", "recompute", "activations",
+    "save-every", "resume", "threads", "device"};
 
 static int is_flag(int i) { return i == O_PACK || i == O_RSLORA || i == O_FULL || i == O_RECOMP; }
 
@@ -191,7 +194,13 @@ static int setup(train_run *r, const cli_opt *o, const settings *s)
     free(mcs);
     if (st == LORA_OK) st = lora_model_tokenizer(r->model, &r->tok);
     if (st == LORA_OK) st = load_data(r, o, s);
-    if (st == LORA_OK) st = lora_session_create(r->model, NULL, &r->session);
+    json_t *sc = json_object();
+    if (o[O_ACTS].value)
+        json_object_set_new(sc, "train_activations", json_string(o[O_ACTS].value));
+    char *scs = dump(sc);
+    if (!scs) return CLI_RUNTIME;
+    if (st == LORA_OK) st = lora_session_create(r->model, scs, &r->session);
+    free(scs);
     if (st == LORA_OK && !r->full) {
         if (!(acs = adapter_config(o, s))) return CLI_RUNTIME;
         st = lora_adapter_create(r->model, acs, s->seed, &r->adapter);
