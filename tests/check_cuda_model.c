@@ -45,12 +45,13 @@ typedef struct side {
     lora_adapter *a;
 } side;
 
-static side open_side(const char *dir, const char *opts)
+/* the model of dir loaded with opts, a session, and an adapter of config lora_cfg */
+static side open_side_with(const char *dir, const char *opts, const char *lora_cfg)
 {
     side x = {0};
     ck_assert_msg(lora_model_load(dir, opts, &x.m) == LORA_OK, "%s: %s", opts, lora_last_error());
     ck_assert_msg(lora_session_create(x.m, NULL, &x.s) == LORA_OK, "%s", lora_last_error());
-    ck_assert_msg(lora_adapter_create(x.m, LORA_CFG, 42, &x.a) == LORA_OK, "%s",
+    ck_assert_msg(lora_adapter_create(x.m, lora_cfg, 42, &x.a) == LORA_OK, "%s",
                   lora_last_error());
     /* PEFT's init leaves B zero: every A and B gets small values of its own, the same on
      * every side, so that the adapter changes the logits and every gradient is non-zero */
@@ -64,6 +65,11 @@ static side open_side(const char *dir, const char *opts)
     ck_assert_msg(lora_session_set_adapters(x.s, &x.a, &one, 1) == LORA_OK, "%s",
                   lora_last_error());
     return x;
+}
+
+static side open_side(const char *dir, const char *opts)
+{
+    return open_side_with(dir, opts, LORA_CFG);
 }
 
 static void close_side(side *x)
@@ -368,6 +374,53 @@ START_TEST(training_rows_bucketed)
     lora_optimizer_free(og);
     close_side(&c);
     close_side(&g);
+}
+END_TEST
+
+/* Five steps with LoRA dropout on the GPU and on the CPU from the same adapter; the GPU's loss
+ * within tol of the CPU's at each step, and, with weight_tol > 0, the adapters after them. */
+static void dropout_steps(const char *gpu_opts, const char *opt, double tol, double weight_tol)
+{
+    const char *cfg = "{\"r\": 4, \"lora_alpha\": 8, \"target_modules\": \"all-linear\", "
+                      "\"lora_dropout\": 0.2}";
+    side c = open_side_with(QWEN3, "{\"device\": \"cpu\"}", cfg);
+    side g = open_side_with(QWEN3, gpu_opts, cfg);
+    lora_optimizer *oc, *og;
+    ck_assert(lora_optimizer_create(c.s, opt, &oc) == LORA_OK);
+    ck_assert(lora_optimizer_create(g.s, opt, &og) == LORA_OK);
+    int32_t ids[NB * NT], labels[NB * NT];
+    for (int step = 0; step < 5; step++) {
+        batch(c.m, ids, labels, (unsigned)step + 11);
+        float lc, lg;
+        ck_assert(lora_train_step(oc, ids, labels, NB, NT, &lc) == LORA_OK);
+        ck_assert_msg(lora_train_step(og, ids, labels, NB, NT, &lg) == LORA_OK, "%s",
+                      lora_last_error());
+        ck_assert_msg(fabsf(lg - lc) <= tol * lc, "%s step %d: loss %g on the GPU, %g on the "
+                      "CPU", gpu_opts, step, lg, lc);
+    }
+    if (weight_tol > 0) {
+        ck_assert(lora__adapter_host_sync(g.a) == LORA_OK);
+        double e = tu_max_rel_err(g.a->arena, c.a->arena, c.a->arena_floats);
+        ck_assert_msg(e <= weight_tol, "%s: the adapter after 5 steps with dropout: relative "
+                      "error %.3g", gpu_opts, e);
+    }
+    lora_optimizer_free(oc);
+    lora_optimizer_free(og);
+    close_side(&c);
+    close_side(&g);
+}
+
+/* LoRA dropout on the GPU draws the CPU's masks (rows already at a bucket's length): with
+ * float32 products and SGD the adapters after five steps are the CPU's to float32 bounds,
+ * which other masks would be far from; a bf16 model, which keeps bfloat16 activations and runs
+ * its projections in groups with the LoRA paths after them (dropout keeps them out), tracks
+ * the CPU's losses. */
+START_TEST(dropout_training_tracks_cpu)
+{
+    dropout_steps("{\"device\": \"cuda\", \"cuda_math\": \"fp32\"}",
+                  "{\"optimizer\": \"sgd\", \"lr\": 0.05, \"momentum\": 0.9}", FP32_LOGITS,
+                  FP32_GRAD);
+    dropout_steps("{\"device\": \"cuda\"}", "{\"lr\": 0.01}", BF16_LOGITS, 0);
 }
 END_TEST
 
@@ -848,7 +901,7 @@ int main(void)
                             decode_over_bf16_kv_cache, decode_graph_matches_eager,
                             merge_on_bf16_gpu, kept_bf16_activations,
                             device_memory_counts, greedy_on_device_matches_host_sampler,
-                            training_rows_bucketed};
+                            training_rows_bucketed, dropout_training_tracks_cpu};
     if (n == 0)
         printf("check_cuda_model: %s\n", why[0] ? why : "no CUDA device");
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
