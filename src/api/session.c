@@ -157,9 +157,9 @@ LORA_API lora_status lora_session_create(lora_model *model, const char *config_j
         bool bf16 = model->dev_bf16 && s->be->ops->to_bf16 && s->be->ops->from_bf16;
         s->acts_bf16 = acts == KEEP_AUTO ? bf16 : acts == KEEP_BF16;
         if (acts == KEEP_BF16 && !bf16)
-            st = lora__error(LORA_ERR_UNSUPPORTED, "option 'train_activations': \"bf16\" needs a model whose weights are "
-                             "bfloat16 on a GPU (\"cuda_math\": \"bf16\"); this one's are "
-                             "float32 on the %s", s->be->ops->name);
+            st = lora__error(LORA_ERR_UNSUPPORTED, "option 'train_activations': \"bf16\" needs "
+                             "a model whose weights are bfloat16 on a GPU (\"cuda_math\": "
+                             "\"bf16\"); this one's are float32 on the %s", s->be->ops->name);
         /* decode steps replayed from a recording (decode_graph.c) unless the environment, for
          * a comparison, says LORA_CUDA_GRAPHS=0 when the session is made */
         const char *graphs = getenv("LORA_CUDA_GRAPHS");

@@ -14,12 +14,11 @@ static void ensure_order(lora_dataset *d, uint64_t epoch)
     d->perm_valid = 1;
 }
 
-/* Pads row r of a (rows, seq) batch after its n tokens. */
-static void pad_row(const lora_dataset *d, size_t n, size_t seq, int32_t *ids, int32_t *labels,
-                    int32_t *position_ids)
+void lora__pad_row(int32_t *ids, int32_t *labels, int32_t *position_ids, size_t n, size_t seq,
+                   int32_t pad_id)
 {
     for (size_t j = n; j < seq; j++) {
-        ids[j] = d->pad_id;
+        ids[j] = pad_id;
         labels[j] = LORA__IGNORE_INDEX;
         /* counting on keeps the row one run of positions for lora_train_step_packed */
         if (position_ids)
@@ -58,7 +57,7 @@ LORA_API lora_status lora_dataset_next_batch(lora_dataset *dataset, size_t batch
         size_t row = d->perm[index + r], at = r * seq;
         int32_t *p = position_ids ? position_ids + at : NULL;
         lora__dataset_copy_row(d, row, ids + at, labels + at, p);
-        pad_row(d, lora__dataset_row_len(d, row), seq, ids + at, labels + at, p);
+        lora__pad_row(ids + at, labels + at, p, lora__dataset_row_len(d, row), seq, d->pad_id);
     }
     d->position += rows;
     return LORA_OK;

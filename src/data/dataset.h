@@ -157,6 +157,11 @@ struct lora_dataset {
 void lora__dataset_copy_row(const lora_dataset *d, size_t r, int32_t *ids, int32_t *labels,
                             int32_t *position_ids);
 size_t lora__dataset_row_len(const lora_dataset *d, size_t r);
+/* Pads a row of seq entries after its n >= 1 tokens: ids pad_id, labels -100, position_ids
+ * (may be NULL) counting on from the last token's, which keeps the row one run of positions
+ * for a packed step. */
+void lora__pad_row(int32_t *ids, int32_t *labels, int32_t *position_ids, size_t n, size_t seq,
+                   int32_t pad_id);
 
 /* The stats JSON text of d (stats.c); NULL when out of memory. */
 char *lora__dataset_stats(const lora_dataset *d);

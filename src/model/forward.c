@@ -22,12 +22,35 @@ static float *take(bump *b, int64_t n)
     return p;
 }
 
-static void layout_t(const lora_session *s, int64_t N, bool train, bump *b, lora_layer_acts *a);
-
 /* n bfloat16 values, 16-byte aligned when the base is */
 static lora_bf16 *take_bf16(bump *b, int64_t n)
 {
     return (lora_bf16 *)take(b, (n + 7) / 8 * 4);
+}
+
+/* A projection's place in its group (q, k, v; o; gate, up; down): at inference the projections
+ * of a group need LoRA intermediates of their own at once. */
+static int64_t group_slot(lora_proj p)
+{
+    return p == LORA_PROJ_K || p == LORA_PROJ_UP ? 1 : p == LORA_PROJ_V ? 2 : 0;
+}
+
+/* LoRA intermediates: at inference one scratch per place in a group, shared by the layer's
+ * groups and the adapters; one per module when training */
+static void layout_t(const lora_session *s, int64_t N, bool train, bump *b, lora_layer_acts *a)
+{
+    const lora_config *c = &s->model->cfg;
+    float *shared = train ? NULL : take(b, LORA_GROUP_MAX * N * s->max_rank);
+    for (size_t i = 0; i < s->n_adapters; i++)
+        for (int p = 0; p < LORA_PROJ_COUNT; p++) {
+            const lora_adapter *ad = s->adapters[i];
+            bool any = false;
+            for (int64_t l = 0; l < c->n_layers && !any; l++)
+                any = lora__adapter_module(ad, l, (lora_proj)p) != NULL;
+            if (any)
+                a->t[p][i] = train ? take(b, N * s->max_rank)
+                                   : shared + group_slot((lora_proj)p) * N * s->max_rank;
+        }
 }
 
 /* Lays out one set of layer activations for N rows. train: everything the backward reads gets
@@ -64,31 +87,6 @@ static void layout_layer(const lora_session *s, int64_t N, bool train, bump *b,
         a->k_lin = a->k;
     }
     layout_t(s, N, train, b, a);
-}
-
-/* A projection's place in its group (q, k, v; o; gate, up; down): at inference the projections
- * of a group need LoRA intermediates of their own at once. */
-static int64_t group_slot(lora_proj p)
-{
-    return p == LORA_PROJ_K || p == LORA_PROJ_UP ? 1 : p == LORA_PROJ_V ? 2 : 0;
-}
-
-/* LoRA intermediates: at inference one scratch per place in a group, shared by the layer's
- * groups and the adapters; one per module when training */
-static void layout_t(const lora_session *s, int64_t N, bool train, bump *b, lora_layer_acts *a)
-{
-    const lora_config *c = &s->model->cfg;
-    float *shared = train ? NULL : take(b, LORA_GROUP_MAX * N * s->max_rank);
-    for (size_t i = 0; i < s->n_adapters; i++)
-        for (int p = 0; p < LORA_PROJ_COUNT; p++) {
-            const lora_adapter *ad = s->adapters[i];
-            bool any = false;
-            for (int64_t l = 0; l < c->n_layers && !any; l++)
-                any = lora__adapter_module(ad, l, (lora_proj)p) != NULL;
-            if (any)
-                a->t[p][i] = train ? take(b, N * s->max_rank)
-                                   : shared + group_slot((lora_proj)p) * N * s->max_rank;
-        }
 }
 
 /* One layer of a training forward that keeps bfloat16 activations: a's float32 part (rstd_q,
@@ -273,7 +271,6 @@ void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const f
         s->be->ops->matmul_bwd(s->be, dx, dw, dbias, dy, x, lora__weight(s, w), N, out, in);
 }
 
-
 /* Projections p[0..n-1] of the same input x (y = x w^T + bias, then the attached adapters' LoRA
  * paths): one group where the backend has it and every weight is bfloat16 there (decoding's
  * q/k/v: two launches instead of up to nine), with the LoRA paths inside it when one adapter
@@ -408,6 +405,16 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
         op->residual_fwd(s->be, x, a->o, N * c->hidden);
 }
 
+/* the residual stream x (N, C) after the attention, where the backward reads it */
+static void keep_mid(lora_session *s, const lora_layer_acts *a, const float *x, int64_t N)
+{
+    size_t n = (size_t)(N * s->model->cfg.hidden);
+    if (a->x_mid16)
+        s->be->ops->to_bf16(s->be, a->x_mid16, x, n);
+    else if (a->x_mid)
+        s->be->ops->copy(s->be, a->x_mid, x, n * sizeof(float));
+}
+
 void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
                          int64_t T, bool use_cache, bool normed, const float *next_norm,
                          const int32_t *pos, const int32_t *key0)
@@ -424,12 +431,10 @@ void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *
     if (op->residual_rmsnorm_fwd) {
         op->residual_rmsnorm_fwd(s->be, x, a->h2, a->rstd2, a->o, mlp_norm, N, c->hidden,
                                  (float)c->rms_eps);
-        if (a->x_mid)
-            op->copy(s->be, a->x_mid, x, bytes);
+        keep_mid(s, a, x, N);
     } else {
         op->residual_fwd(s->be, x, a->o, N * c->hidden);
-        if (a->x_mid)
-            op->copy(s->be, a->x_mid, x, bytes);
+        keep_mid(s, a, x, N);
         op->rmsnorm_fwd(s->be, a->h2, a->rstd2, x, mlp_norm, N, c->hidden, (float)c->rms_eps);
     }
     mlp_block(s, l, a, x, N, next_norm);
@@ -611,7 +616,8 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
         } else if (acts->kept) {
             s->be->ops->to_bf16(s->be, acts->kept[l].x_in, x, (size_t)(N * c->hidden));
             lora_layer_acts tmp = lora__kept_work(acts, l);
-            tmp.x_in = NULL; /* kept above */
+            tmp.x_in = tmp.x_mid = NULL; /* kept above, and by the layer */
+            tmp.x_mid16 = acts->kept[l].x_mid;
             lora__layer_forward(s, l, &tmp, x, B, T, false, false, NULL, pos, key0);
             lora__kept_pack(s, acts, l, &tmp);
         } else

@@ -11,17 +11,16 @@ typedef struct pair {
     int64_t n;
 } pair;
 
-/* the kept tensors of layer l and where each lives in work (without gate and up unless mlp);
- * returns how many */
+/* the kept tensors of layer l after the attention's input and where each lives in work (without
+ * gate and up unless mlp); returns how many */
 static int pairs(const lora_session *s, const lora_train_acts *acts, int64_t l,
                  const lora_layer_acts *work, bool mlp, pair p[10])
 {
     const lora_config *c = &s->model->cfg;
     const lora_layer_bf16 *k = &acts->kept[l];
-    int64_t N = acts->B * acts->T, C = c->hidden, q = c->n_heads * c->head_dim,
+    int64_t N = acts->B * acts->T, q = c->n_heads * c->head_dim,
             kv = c->n_kv_heads * c->head_dim, I = c->inter;
     int n = 0;
-    p[n++] = (pair){work->x_mid, k->x_mid, N * C};
     if (k->q_lin) {
         p[n++] = (pair){work->q_lin, k->q_lin, N * q};
         p[n++] = (pair){work->k_lin, k->k_lin, N * kv};
@@ -74,6 +73,7 @@ void lora__kept_unpack(lora_session *s, const lora_train_acts *acts, int64_t l,
     pair p[10];
     int n = pairs(s, acts, l, work, !mlp16, p);
     op->from_bf16(s->be, work->x_in, k->x_in, (size_t)(N * C));
+    op->from_bf16(s->be, work->x_mid, k->x_mid, (size_t)(N * C));
     for (int i = 0; i < n; i++)
         op->from_bf16(s->be, p[i].f, p[i].h, (size_t)p[i].n);
     /* the norms (and their rstd) again from the widened inputs, so that the backward

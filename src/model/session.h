@@ -31,6 +31,9 @@ typedef struct lora_layer_acts {
     float *o;              // (N, C) o_proj / down_proj output before the residual add
     float *t[LORA_PROJ_COUNT][LORA_MAX_ADAPTERS]; // (N, r) LoRA x A^T per projection, adapter
     float *drop_x;         // (N, max in) LoRA dropout's input, when dropout is on
+    /* a forward that keeps bfloat16 activations: where the residual after attention goes,
+     * rounded (x_mid is then NULL); NULL else */
+    lora_bf16 *x_mid16;
     /* a backward over kept bfloat16 activations whose backend has the bfloat16 SwiGLU: gate
      * and up as kept (N, I), read there; gate and up above are then not filled. NULL else. */
     const lora_bf16 *gate16, *up16;
@@ -212,8 +215,8 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids, con
 /* Layer l's working set in a training pass that keeps bfloat16 activations: acts->scratch
  * with layer l's own float32 tensors (rstd_q, rstd_k, t). */
 lora_layer_acts lora__kept_work(const lora_train_acts *acts, int64_t l);
-/* Rounds what work holds of layer l after its forward into acts->kept[l] (x_in, which the
- * forward does not copy, the caller rounds from the residual stream before the layer). */
+/* Rounds what work holds of layer l after its forward into acts->kept[l] (x_in and x_mid the
+ * forward rounds from the residual stream itself: before the layer, and into work->x_mid16). */
 void lora__kept_pack(lora_session *s, const lora_train_acts *acts, int64_t l,
                      const lora_layer_acts *work);
 /* The other way, for the backward: widens kept[l] into work (gate and up only without the

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "data/dataset.h"
 #include "util/alloc.h"
 
 int64_t lora__seq_bucket(int64_t T, int64_t max_T)
@@ -30,21 +31,14 @@ lora_status lora__pad_batch(const int32_t *ids, const int32_t *labels, const int
         *ids2 = *labels2 = *pos2 = NULL;
         return lora__oom("padded batch", 3 * n);
     }
+    const size_t row = (size_t)T * sizeof(int32_t);
     for (int64_t b = 0; b < B; b++) {
-        const size_t row = (size_t)T * sizeof(int32_t);
-        int32_t *i2 = *ids2 + b * T2, *l2 = *labels2 + b * T2;
-        memcpy(i2, ids + b * T, row);
-        memcpy(l2, labels + b * T, row);
-        for (int64_t t = T; t < T2; t++) {
-            i2[t] = 0;
-            l2[t] = -100;
-        }
-        if (pos) {
-            int32_t *p2 = *pos2 + b * T2;
+        int32_t *p2 = pos ? *pos2 + b * T2 : NULL;
+        memcpy(*ids2 + b * T2, ids + b * T, row);
+        memcpy(*labels2 + b * T2, labels + b * T, row);
+        if (p2)
             memcpy(p2, pos + b * T, row);
-            for (int64_t t = T; t < T2; t++)
-                p2[t] = p2[t - 1] + 1;
-        }
+        lora__pad_row(*ids2 + b * T2, *labels2 + b * T2, p2, (size_t)T, (size_t)T2, 0);
     }
     return LORA_OK;
 }
