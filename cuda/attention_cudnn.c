@@ -722,11 +722,19 @@ typedef struct run {
     float scale, lowest, one;
 } run;
 
+/* What a call over kept bfloat16 activations hands cuDNN where it lies: q, k, v, and the
+ * forward's output and statistics (written by the forward, read by the backward). */
+typedef struct kept_in {
+    const void *q, *k, *v;
+    void *o;
+    float *stats;
+} kept_in;
+
 /* false: the reference kernels (not cuDNN's shape, or cuDNN not usable); true with r->sd NULL:
- * a failure was recorded */
+ * a failure was recorded. Without kept, q, k, v are rounded into the op scratch. */
 static bool prepare(lora_cuda *cu, run *r, bool bwd, const float *q, const float *k,
                     const float *v, const float *dout, const lora_attention_shape *s,
-                    const int32_t *seq_len)
+                    const int32_t *seq_len, const kept_in *kept)
 {
     memset(r, 0, sizeof *r);
     struct lora_sdpa *sd = state(cu);
@@ -752,8 +760,8 @@ static bool prepare(lora_cuda *cu, run *r, bool bwd, const float *q, const float
     size_t ws = (size_t)fwd->workspace;
     if (bp && (size_t)bp->workspace > ws)
         ws = (size_t)bp->workspace;
-    size_t bytes = round_up(nq * 2) * 2 + round_up(nk * 2) * 2 + round_up(rows * 4) +
-                   round_up((size_t)B * 4) + round_up(ws);
+    size_t inputs = round_up(nq * 2) * 2 + round_up(nk * 2) * 2 + round_up(rows * 4);
+    size_t bytes = (kept ? 0 : inputs) + round_up((size_t)B * 4) + round_up(ws);
     if (bwd)
         bytes += round_up(nq * 2) * 2 + round_up(nk * 2) * 2 + round_up(rows * 4) +
                  round_up(nq * 4);
@@ -765,11 +773,19 @@ static bool prepare(lora_cuda *cu, run *r, bool bwd, const float *q, const float
     r->dn = dn;
     r->fwd = fwd;
     r->bwd = bp;
-    r->q = take(&c, nq * 2);
-    r->o = take(&c, nq * 2);
-    r->k = take(&c, nk * 2);
-    r->v = take(&c, nk * 2);
-    r->stats = take(&c, rows * 4);
+    if (kept) {
+        r->q = (void *)kept->q;
+        r->k = (void *)kept->k;
+        r->v = (void *)kept->v;
+        r->o = kept->o;
+        r->stats = kept->stats;
+    } else {
+        r->q = take(&c, nq * 2);
+        r->o = take(&c, nq * 2);
+        r->k = take(&c, nk * 2);
+        r->v = take(&c, nk * 2);
+        r->stats = take(&c, rows * 4);
+    }
     int32_t *len = take(&c, (size_t)B * 4);
     r->ws = take(&c, ws);
     if (bwd) {
@@ -788,9 +804,11 @@ static bool prepare(lora_cuda *cu, run *r, bool bwd, const float *q, const float
         lora__cuda_fill_i32(cu, len, B, (int32_t)T, "attention: sequence lengths");
         r->len = len;
     }
-    lora__cuda_rows_to_bf16(cu, r->q, q, B, T, T, H * D, "attention: q to bf16");
-    lora__cuda_rows_to_bf16(cu, r->k, k, B, T, s->S, KVH * D, "attention: k to bf16");
-    lora__cuda_rows_to_bf16(cu, r->v, v, B, T, s->S, KVH * D, "attention: v to bf16");
+    if (!kept) {
+        lora__cuda_rows_to_bf16(cu, r->q, q, B, T, T, H * D, "attention: q to bf16");
+        lora__cuda_rows_to_bf16(cu, r->k, k, B, T, s->S, KVH * D, "attention: k to bf16");
+        lora__cuda_rows_to_bf16(cu, r->v, v, B, T, s->S, KVH * D, "attention: v to bf16");
+    }
     if (bwd)
         lora__cuda_rows_to_bf16(cu, r->dout, dout, B, T, T, H * D, "attention: dout to bf16");
     return true;
@@ -808,7 +826,7 @@ bool lora__cuda_sdpa_fwd(lora_cuda *cu, float *out, const float *q, const float 
                          const float *v, const lora_attention_shape *s, const int32_t *seq_len)
 {
     run r;
-    if (!prepare(cu, &r, false, q, k, v, NULL, s, seq_len))
+    if (!prepare(cu, &r, false, q, k, v, NULL, s, seq_len, NULL))
         return false;
     if (r.sd && run_forward(cu, &r, "attention_fwd"))
         lora__cuda_rows_from_bf16(cu, out, r.o, s->B, s->T, s->T, s->H * s->D, seq_len, false,
@@ -816,34 +834,70 @@ bool lora__cuda_sdpa_fwd(lora_cuda *cu, float *out, const float *q, const float 
     return true;
 }
 
+/* the backward graph over what prepare (and the forward) left in r, the gradients added to
+ * the float32 rows */
+static void run_backward(lora_cuda *cu, run *r, float *dq, float *dk, float *dv,
+                         const lora_attention_shape *s, const int32_t *seq_len, const char *what)
+{
+    int64_t B = s->B, T = s->T, HD = s->H * s->D, KD = s->KVH * s->D;
+    if (lora__cuda_check(cu, cudaMemsetAsync(r->dq_acc, 0, (size_t)(B * T * HD) * 4, cu->stream),
+                         "attention_bwd: cudaMemset dQ_accum"))
+        return;
+    int64_t uids[] = {U_Q, U_K, U_V, U_O, U_DO, U_STATS, U_DQ, U_DK, U_DV, U_SEQ_Q,
+                      U_SEQ_KV, U_SCALE, U_LOWEST, U_ONE, U_SUM, U_DQ_ACC};
+    void *ptrs[] = {r->q, r->k, r->v, r->o, r->dout, r->stats, r->dq, r->dk, r->dv,
+                    (void *)r->len, (void *)r->len, &r->scale, &r->lowest, &r->one, r->delta,
+                    r->dq_acc};
+    if (!execute(cu, r->dn, r->sd, r->bwd, 16, uids, ptrs, r->ws, what))
+        return;
+    if (dq)
+        lora__cuda_rows_from_bf16(cu, dq, r->dq, B, T, T, HD, seq_len, true,
+                                  "attention_bwd: dq from bf16");
+    if (dk)
+        lora__cuda_rows_from_bf16(cu, dk, r->dk, B, T, s->S, KD, seq_len, true,
+                                  "attention_bwd: dk from bf16");
+    if (dv)
+        lora__cuda_rows_from_bf16(cu, dv, r->dv, B, T, s->S, KD, seq_len, true,
+                                  "attention_bwd: dv from bf16");
+}
+
 bool lora__cuda_sdpa_bwd(lora_cuda *cu, float *dq, float *dk, float *dv, const float *dout,
                          const float *q, const float *k, const float *v,
                          const lora_attention_shape *s, const int32_t *seq_len)
 {
     run r;
-    if (!prepare(cu, &r, true, q, k, v, dout, s, seq_len))
+    if (!prepare(cu, &r, true, q, k, v, dout, s, seq_len, NULL))
         return false;
-    if (!r.sd || !run_forward(cu, &r, "attention_bwd (forward)"))
-        return true;
-    int64_t B = s->B, T = s->T, HD = s->H * s->D, KD = s->KVH * s->D;
-    if (lora__cuda_check(cu, cudaMemsetAsync(r.dq_acc, 0, (size_t)(B * T * HD) * 4, cu->stream),
-                         "attention_bwd: cudaMemset dQ_accum"))
-        return true;
-    int64_t uids[] = {U_Q, U_K, U_V, U_O, U_DO, U_STATS, U_DQ, U_DK, U_DV, U_SEQ_Q,
-                      U_SEQ_KV, U_SCALE, U_LOWEST, U_ONE, U_SUM, U_DQ_ACC};
-    void *ptrs[] = {r.q, r.k, r.v, r.o, r.dout, r.stats, r.dq, r.dk, r.dv, (void *)r.len,
-                    (void *)r.len, &r.scale, &r.lowest, &r.one, r.delta, r.dq_acc};
-    if (!execute(cu, r.dn, r.sd, r.bwd, 16, uids, ptrs, r.ws, "attention_bwd"))
-        return true;
-    if (dq)
-        lora__cuda_rows_from_bf16(cu, dq, r.dq, B, T, T, HD, seq_len, true,
-                                  "attention_bwd: dq from bf16");
-    if (dk)
-        lora__cuda_rows_from_bf16(cu, dk, r.dk, B, T, s->S, KD, seq_len, true,
-                                  "attention_bwd: dk from bf16");
-    if (dv)
-        lora__cuda_rows_from_bf16(cu, dv, r.dv, B, T, s->S, KD, seq_len, true,
-                                  "attention_bwd: dv from bf16");
+    if (r.sd && run_forward(cu, &r, "attention_bwd (forward)"))
+        run_backward(cu, &r, dq, dk, dv, s, seq_len, "attention_bwd");
+    return true;
+}
+
+bool lora__cuda_sdpa_bf16_fwd(lora_cuda *cu, lora_bf16 *out, float *stats, const lora_bf16 *q,
+                              const lora_bf16 *k, const lora_bf16 *v,
+                              const lora_attention_shape *s)
+{
+    run r;
+    kept_in kept = {q, k, v, out, stats};
+    if (!prepare(cu, &r, false, NULL, NULL, NULL, NULL, s, NULL, &kept))
+        return false;
+    if (r.sd)
+        run_forward(cu, &r, "attention_bf16_fwd");
+    return true;
+}
+
+bool lora__cuda_sdpa_bf16_bwd(lora_cuda *cu, float *dq, float *dk, float *dv, const float *dout,
+                              const lora_bf16 *q, const lora_bf16 *k, const lora_bf16 *v,
+                              const lora_bf16 *out, const float *stats,
+                              const lora_attention_shape *s)
+{
+    run r;
+    /* cuDNN's backward only reads the output and the statistics */
+    kept_in kept = {q, k, v, (void *)out, (float *)stats};
+    if (!prepare(cu, &r, true, NULL, NULL, NULL, dout, s, NULL, &kept))
+        return false;
+    if (r.sd)
+        run_backward(cu, &r, dq, dk, dv, s, NULL, "attention_bf16_bwd");
     return true;
 }
 

@@ -7,7 +7,11 @@
  * Forward: a warp runs over the visible keys of its query row, the lanes holding D / 32 values
  * of the row each. Backward (deterministic, no atomics): a first kernel, per query row,
  * recomputes the row's log-sum-exp and delta = dout . out, keeps both, and sums dq; a second,
- * per key row, loops over the queries that see it and sums dk, dv in a fixed order. */
+ * per key row, loops over the queries that see it and sums dk, dv in a fixed order.
+ *
+ * The entries over kept bfloat16 q, k, v (attention_bf16_fwd / _bwd) hand them to cuDNN as
+ * they are, or widen them for these kernels; the reference recomputes its statistics, so the
+ * forward's stats are cuDNN's alone. */
 #include "common.cuh"
 
 #define WARPS 4          /* query (or key) rows per block */
@@ -269,6 +273,20 @@ void lora__cuda_attention_ref_fwd(lora_backend *be, float *out, const float *q, 
     launch(cu, FWD, shape->B * shape->T * shape->H, a, "attention_fwd");
 }
 
+/* the backward's two kernels over a (dq, dk, dv, dout set), stats room for 2 B*T*H floats
+ * (the rows' log-sum-exp and delta) when dk or dv are wanted */
+static void ref_bwd(lora_cuda *cu, attn_args &a, float *stats, const lora_attention_shape *s)
+{
+    int64_t rows = s->B * s->T * s->H;
+    if (a.dk || a.dv) {
+        a.lse = stats;
+        a.delta = stats + rows;
+    }
+    if (launch(cu, BWD_Q, rows, a, "attention_bwd dq") || !(a.dk || a.dv))
+        return;
+    launch(cu, BWD_KV, s->B * s->S * s->KVH, a, "attention_bwd dk dv");
+}
+
 // dq (B, T, H, D) +=, dk, dv (B, S, KVH, D) += the gradients given dout
 void lora__cuda_attention_ref_bwd(lora_backend *be, float *dq, float *dk, float *dv,
                                   const float *dout, const float *q, const float *k,
@@ -282,17 +300,12 @@ void lora__cuda_attention_ref_bwd(lora_backend *be, float *dq, float *dk, float 
     a.dk = dk;
     a.dv = dv;
     a.dout = dout;
-    int64_t rows = shape->B * shape->T * shape->H;
-    if (dk || dv) {
-        float *stats = (float *)lora__cuda_scratch(cu, 2 * (size_t)rows * sizeof(float));
-        if (!stats)
-            return;
-        a.lse = stats;
-        a.delta = stats + rows;
-    }
-    if (launch(cu, BWD_Q, rows, a, "attention_bwd dq") || !(dk || dv))
+    float *stats = NULL;
+    if ((dk || dv) &&
+        !(stats = (float *)lora__cuda_scratch(cu, 2 * (size_t)(shape->B * shape->T * shape->H) *
+                                                   sizeof(float))))
         return;
-    launch(cu, BWD_KV, shape->B * shape->S * shape->KVH, a, "attention_bwd dk dv");
+    ref_bwd(cu, a, stats, shape);
 }
 
 void lora__cuda_attention_fwd(lora_backend *be, float *out, const float *q, const float *k,
@@ -311,4 +324,71 @@ void lora__cuda_attention_bwd(lora_backend *be, float *dq, float *dk, float *dv,
     if (cu && (dq || dk || dv) &&
         !lora__cuda_sdpa_bwd(cu, dq, dk, dv, dout, q, k, v, shape, NULL))
         lora__cuda_attention_ref_bwd(be, dq, dk, dv, dout, q, k, v, shape);
+}
+
+/* ---- over kept bfloat16 q, k, v (a training forward's kept set): cuDNN reads them where they
+ * are; the reference kernels read them widened into the op scratch, with `extra` floats after
+ * them for the caller ---- */
+
+static bool kept_shape_ok(lora_cuda *cu, const lora_attention_shape *s, const char *what)
+{
+    if (s->S == s->T && s->pos0 == 0)
+        return head_dim_ok(cu, s, what);
+    lora__cuda_fail(cu, LORA_ERR_UNSUPPORTED, "%s: S %lld != T %lld or pos0 %lld != 0 (kept "
+                    "activations are a whole sequence)", what, (long long)s->S, (long long)s->T,
+                    (long long)s->pos0);
+    return false;
+}
+
+static float *widened(lora_cuda *cu, const lora_bf16 *q, const lora_bf16 *k, const lora_bf16 *v,
+                      const lora_attention_shape *s, size_t extra, attn_args *a)
+{
+    size_t nq = (size_t)(s->B * s->T * s->H * s->D), nk = (size_t)(s->B * s->T * s->KVH * s->D);
+    float *w = (float *)lora__cuda_scratch(cu, (nq + 2 * nk + extra) * sizeof(float));
+    if (!w || lora__cuda_widen_bf16(cu, w, q, nq) || lora__cuda_widen_bf16(cu, w + nq, k, nk) ||
+        lora__cuda_widen_bf16(cu, w + nq + nk, v, nk))
+        return NULL;
+    *a = args(w, w + nq, w + nq + nk, s);
+    return w + nq + 2 * nk;
+}
+
+// out (B, T, H, D) bfloat16 = attention over bfloat16 q, k, v (B, T, ...); stats for the backward
+void lora__cuda_attention_bf16_fwd(lora_backend *be, lora_bf16 *out, float *stats,
+                                   const lora_bf16 *q, const lora_bf16 *k, const lora_bf16 *v,
+                                   const lora_attention_shape *shape)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || !kept_shape_ok(cu, shape, "attention_bf16_fwd") ||
+        lora__cuda_sdpa_bf16_fwd(cu, out, stats, q, k, v, shape))
+        return;
+    attn_args a;
+    size_t nq = (size_t)(shape->B * shape->T * shape->H * shape->D);
+    float *fout = widened(cu, q, k, v, shape, nq, &a);
+    if (!fout)
+        return;
+    a.out = fout;
+    if (!launch(cu, FWD, shape->B * shape->T * shape->H, a, "attention_bf16_fwd"))
+        lora__cuda_round_bf16(cu, out, fout, nq);
+}
+
+// dq (B, T, H, D) +=, dk, dv (B, T, KVH, D) += the gradients over attention_bf16_fwd's inputs
+void lora__cuda_attention_bf16_bwd(lora_backend *be, float *dq, float *dk, float *dv,
+                                   const float *dout, const lora_bf16 *q, const lora_bf16 *k,
+                                   const lora_bf16 *v, const lora_bf16 *out,
+                                   const float *stats, const lora_attention_shape *shape)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || !kept_shape_ok(cu, shape, "attention_bf16_bwd") || (!dq && !dk && !dv) ||
+        lora__cuda_sdpa_bf16_bwd(cu, dq, dk, dv, dout, q, k, v, out, stats, shape))
+        return;
+    attn_args a;
+    float *row_stats = widened(cu, q, k, v, shape,
+                               2 * (size_t)(shape->B * shape->T * shape->H), &a);
+    if (!row_stats)
+        return;
+    a.dq = dq;
+    a.dk = dk;
+    a.dv = dv;
+    a.dout = dout;
+    ref_bwd(cu, a, row_stats, shape);
 }

@@ -34,14 +34,20 @@ __global__ void widen_bf16_kernel(float *dst, const lora_bf16 *src, int64_t n)
     dst[i] = lora__widen_bf16(src[i]);
 }
 
+int lora__cuda_widen_bf16(lora_cuda *cu, float *dst, const lora_bf16 *src, size_t n)
+{
+    if (n == 0)
+        return 0;
+    widen_bf16_kernel<<<lora__cuda_blocks((int64_t)n), LORA_CUDA_THREADS, 0, cu->stream>>>(dst, src, (int64_t)n);
+    return lora__cuda_launched(cu, "from bfloat16");
+}
+
 // dst (n) float32 = src (n) bfloat16
 void lora__cuda_from_bf16(lora_backend *be, float *dst, const lora_bf16 *src, size_t n)
 {
     lora_cuda *cu = lora__cuda_enter(be);
-    if (!cu || n == 0)
-        return;
-    widen_bf16_kernel<<<lora__cuda_blocks((int64_t)n), LORA_CUDA_THREADS, 0, cu->stream>>>(dst, src, (int64_t)n);
-    lora__cuda_launched(cu, "from bfloat16");
+    if (cu)
+        lora__cuda_widen_bf16(cu, dst, src, n);
 }
 
 // cache (B, S, row)[b, pos[b T + t]] = src (B, T, row)[b, t], nearest even

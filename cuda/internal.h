@@ -194,6 +194,8 @@ void lora__cuda_gemm_free(lora_cuda *cu);
 /* dst (n) = src (n) rounded to bfloat16 (lora__bf16_from_f32's rounding), on the stream;
  * 1 when the launch failed (recorded). */
 int lora__cuda_round_bf16(lora_cuda *cu, lora_bf16 *dst, const float *src, size_t n);
+/* dst (n) float32 = src (n) bfloat16, exact, on the stream; 1 when the launch failed. */
+int lora__cuda_widen_bf16(lora_cuda *cu, float *dst, const lora_bf16 *src, size_t n);
 
 /* ---- products of a few rows (matvec.cu): decoding's; matmul_bf16_fwd and lora_fwd take them
  * for N <= LORA_CUDA_MATVEC_ROWS ------------------------------------------------------------ */
@@ -275,6 +277,9 @@ void lora__cuda_rope_fwd(lora_backend *be, float *x, const int32_t *pos, const f
                          const float *sin, int64_t N, int64_t heads, int64_t D);
 void lora__cuda_rope_bwd(lora_backend *be, float *dx, const int32_t *pos, const float *cos,
                          const float *sin, int64_t N, int64_t heads, int64_t D);
+void lora__cuda_rope_bf16_fwd(lora_backend *be, lora_bf16 *dst, const float *x,
+                              const int32_t *pos, const float *cos, const float *sin, int64_t N,
+                              int64_t heads, int64_t D);
 void lora__cuda_attention_fwd(lora_backend *be, float *out, const float *q, const float *k,
                               const float *v, const lora_attention_shape *shape);
 void lora__cuda_attention_bwd(lora_backend *be, float *dq, float *dk, float *dv,
@@ -332,6 +337,13 @@ void lora__cuda_from_bf16(lora_backend *be, float *dst, const lora_bf16 *src, si
 void lora__cuda_attention_bf16kv_fwd(lora_backend *be, float *out, const float *q,
                                      const lora_bf16 *k, const lora_bf16 *v,
                                      const lora_attention_shape *shape);
+void lora__cuda_attention_bf16_fwd(lora_backend *be, lora_bf16 *out, float *stats,
+                                   const lora_bf16 *q, const lora_bf16 *k, const lora_bf16 *v,
+                                   const lora_attention_shape *shape);
+void lora__cuda_attention_bf16_bwd(lora_backend *be, float *dq, float *dk, float *dv,
+                                   const float *dout, const lora_bf16 *q, const lora_bf16 *k,
+                                   const lora_bf16 *v, const lora_bf16 *out,
+                                   const float *stats, const lora_attention_shape *shape);
 void lora__cuda_ce_chunk_fwd(lora_backend *be, double *state, const float *logits,
                              const int32_t *targets, int64_t N, int64_t Vc, int64_t v0);
 void lora__cuda_ce_chunk_finish(lora_backend *be, float *nll, float *lse, const double *state,
@@ -362,6 +374,16 @@ bool lora__cuda_sdpa_fwd(lora_cuda *cu, float *out, const float *q, const float 
 bool lora__cuda_sdpa_bwd(lora_cuda *cu, float *dq, float *dk, float *dv, const float *dout,
                          const float *q, const float *k, const float *v,
                          const lora_attention_shape *shape, const int32_t *seq_len);
+/* The same over kept bfloat16 q, k, v (B, T, ...) with S == T and no seq_len, read where they
+ * are: the forward writes its bfloat16 output and its softmax statistics (B*H*T floats) to out
+ * and stats, and the backward reads them there instead of running the forward again. */
+bool lora__cuda_sdpa_bf16_fwd(lora_cuda *cu, lora_bf16 *out, float *stats, const lora_bf16 *q,
+                              const lora_bf16 *k, const lora_bf16 *v,
+                              const lora_attention_shape *shape);
+bool lora__cuda_sdpa_bf16_bwd(lora_cuda *cu, float *dq, float *dk, float *dv, const float *dout,
+                              const lora_bf16 *q, const lora_bf16 *k, const lora_bf16 *v,
+                              const lora_bf16 *out, const float *stats,
+                              const lora_attention_shape *shape);
 /* The handle, the cached plans and their descriptors (lora__cuda_backend_free). */
 void lora__cuda_sdpa_free(lora_cuda *cu);
 

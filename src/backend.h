@@ -248,6 +248,24 @@ struct lora_backend_ops {
     void (*swiglu_bf16_bwd)(lora_backend *be, float *dgate, float *dup, const float *dh,
                             const lora_bf16 *gate, const lora_bf16 *up, int64_t N,
                             int64_t n_inter);
+    /* rope_fwd of x (N, heads, D) rounded as to_bf16 into dst; x unchanged: a training
+     * forward's q and k, rotated straight into the kept set. */
+    void (*rope_bf16_fwd)(lora_backend *be, lora_bf16 *dst, const float *x, const int32_t *pos,
+                          const float *cos, const float *sin, int64_t N, int64_t heads,
+                          int64_t D);
+    /* attention_fwd over kept bfloat16 q (B, T, H, D), k, v (B, T, KVH, D) (shape->S == T,
+     * pos0 0): out (B, T, H, D) is attention_fwd's of the widened inputs rounded as to_bf16,
+     * and stats (B*H*T floats) what the backend's backward takes from its forward (cuDNN's
+     * softmax statistics), for attention_bf16_bwd; the caller reads nothing in it. */
+    void (*attention_bf16_fwd)(lora_backend *be, lora_bf16 *out, float *stats,
+                               const lora_bf16 *q, const lora_bf16 *k, const lora_bf16 *v,
+                               const lora_attention_shape *shape);
+    /* attention_bwd of the widened q, k, v (dq, dk, dv float32, added to), given out and stats
+     * from attention_bf16_fwd of the same inputs, so that no forward runs again. */
+    void (*attention_bf16_bwd)(lora_backend *be, float *dq, float *dk, float *dv,
+                               const float *dout, const lora_bf16 *q, const lora_bf16 *k,
+                               const lora_bf16 *v, const lora_bf16 *out, const float *stats,
+                               const lora_attention_shape *shape);
     /* The KV cache's writes: cache (B, S, row)[b, pos[b T + t]] = src (B, T, row)[b, t] rounded
      * as to_bf16, the positions pos (B*T) read in the backend's memory. */
     void (*kv_store_bf16)(lora_backend *be, lora_bf16 *cache, const float *src,

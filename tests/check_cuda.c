@@ -114,6 +114,16 @@ static float *host(rig *r, const float *d, size_t n)
     return h;
 }
 
+/* n device bfloat16 values, synchronised and checked, in a malloc'd host buffer */
+static uint16_t *host16(rig *r, const void *d, size_t n)
+{
+    uint16_t *h = malloc((n ? n : 1) * sizeof *h);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_msg(lora__cuda_download(r->gpu, h, d, n * sizeof *h) == LORA_OK, "%s",
+                  lora_last_error());
+    return h;
+}
+
 /* GPU values against the CPU's: all finite (so all written), then max |g - c| / max |c| */
 static void expect_close(const char *op, const char *what, const float *g, const float *c,
                          size_t n, double tol)
@@ -790,9 +800,20 @@ static void rope_case(int64_t N, int64_t heads, int64_t D)
     snprintf(what, sizeof what, "(N=%lld heads=%lld D=%lld)", (long long)N, (long long)heads,
              (long long)D);
 
+    /* the bfloat16 copy first, from the unrotated input, which it leaves alone */
+    lora_bf16 *d16 = dev_take(&r, n * 2), *want16 = dev_take(&r, n * 2);
+    lora__cuda_ops.rope_bf16_fwd(r.gpu, d16, d_x, d_pos, d_cs, d_sn, N, heads, D);
+    float *same = host(&r, d_x, n);
+    expect_same_bits("rope_bf16_fwd", "its input", same, x, n);
     lora__cpu_rope_fwd(r.cpu, x, pos, cs, sn, N, heads, D);
     lora__cuda_ops.rope_fwd(r.gpu, d_x, d_pos, d_cs, d_sn, N, heads, D);
     expect_dev(&r, "rope_fwd", what, d_x, x, n, FP32_TOL);
+    /* rope_fwd then to_bf16, bit for bit */
+    lora__cuda_ops.to_bf16(r.gpu, want16, d_x, n);
+    uint16_t *got = host16(&r, d16, n), *want = host16(&r, want16, n);
+    ck_assert_msg(memcmp(got, want, n * 2) == 0, "rope_bf16_fwd %s: not rope_fwd's values "
+                  "rounded", what);
+    free(same), free(got), free(want);
     lora__cpu_rope_bwd(r.cpu, g, pos, cs, sn, N, heads, D);
     lora__cuda_ops.rope_bwd(r.gpu, d_g, d_pos, d_cs, d_sn, N, heads, D);
     expect_dev(&r, "rope_bwd", what, d_g, g, n, FP32_TOL);
@@ -1125,6 +1146,102 @@ START_TEST(attention)
     attention_case((attn_case){1, 33, 33, 8, 2, 128, 0, false});  /* the CPU's blocked path */
     attention_case((attn_case){1, 7, 7, 2, 1, 256, 0, false});
     attention_case((attn_case){1, 4, 4, 2, 2, 8, 0, false});      /* D < 32 */
+}
+END_TEST
+
+/* The attention over kept bfloat16 q, k, v against attention_fwd / _bwd of the same values
+ * widened, in BF16 math: the output rounded and dq, dk, dv bit for bit where both run the
+ * reference kernels; on cuDNN the forward bit for bit (the same rounded inputs) and the
+ * gradients within a bfloat16 step (its backward may add dq in any order); every value
+ * written. */
+static void attention_bf16_case(attn_case c)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, (uint64_t)(c.T * 31 + c.D + c.H));
+    const lora_backend_ops *op = &lora__cuda_ops;
+    size_t nq = (size_t)(c.B * c.T * c.H * c.D), nk = (size_t)(c.B * c.T * c.KVH * c.D);
+    size_t rows = (size_t)(c.B * c.T * c.H);
+    int32_t *key0 = NULL;
+    if (c.packed) {
+        key0 = malloc((size_t)(c.B * c.T) * 4);
+        for (int64_t i = 0; i < c.B * c.T; i++)
+            key0[i] = (int32_t)((i % c.T) / 5 * 5);
+    }
+    lora_attention_shape sh = {c.B, c.T, c.T, c.H, c.KVH, c.D, 0,
+                               (float)(1.0 / sqrt((double)c.D)),
+                               key0 ? dev(&r, key0, (size_t)(c.B * c.T) * 4) : NULL, NULL};
+    float *q = frand(&r, nq, -2, 2), *k = frand(&r, nk, -2, 2), *v = frand(&r, nk, -1, 1);
+    float *dout = frand(&r, nq, -1, 1), *accq = frand(&r, nq, -1, 1);
+    float *acck = frand(&r, nk, -1, 1);
+    uint16_t *qh, *kh, *vh;
+    float *qw = round_bf16(q, nq, &qh), *kw = round_bf16(k, nk, &kh), *vw = round_bf16(v, nk, &vh);
+    lora_bf16 *d_q16 = dev(&r, qh, nq * 2), *d_k16 = dev(&r, kh, nk * 2);
+    lora_bf16 *d_v16 = dev(&r, vh, nk * 2), *d_out16 = dev_take(&r, nq * 2);
+    float *d_q = dev(&r, qw, nq * 4), *d_k = dev(&r, kw, nk * 4), *d_v = dev(&r, vw, nk * 4);
+    float *d_out = dev_nan(&r, nq), *d_dout = dev(&r, dout, nq * 4), *stats = dev_nan(&r, rows);
+    lora_bf16 *want16 = dev_take(&r, nq * 2);
+    char what[128];
+    snprintf(what, sizeof what, "(B=%lld T=%lld H=%lld KVH=%lld D=%lld%s)", (long long)c.B,
+             (long long)c.T, (long long)c.H, (long long)c.KVH, (long long)c.D,
+             c.packed ? " packed" : "");
+
+    op->attention_fwd(r.gpu, d_out, d_q, d_k, d_v, &sh);
+    op->to_bf16(r.gpu, want16, d_out, nq);
+    ck_assert_msg(lora__cuda_fill(r.gpu, d_out16, 0xFF, nq * 2) == LORA_OK, "%s",
+                  lora_last_error());
+    op->attention_bf16_fwd(r.gpu, d_out16, stats, d_q16, d_k16, d_v16, &sh);
+    uint16_t *got = host16(&r, d_out16, nq), *want = host16(&r, want16, nq);
+    ck_assert_msg(memcmp(got, want, nq * 2) == 0, "attention_bf16_fwd %s: not attention_fwd's "
+                  "output rounded", what);
+
+    float *dq1 = dev(&r, accq, nq * 4), *dq2 = dev(&r, accq, nq * 4);
+    float *dk1 = dev(&r, acck, nk * 4), *dk2 = dev(&r, acck, nk * 4);
+    float *dv1 = dev(&r, acck, nk * 4), *dv2 = dev(&r, acck, nk * 4);
+    op->attention_bwd(r.gpu, dq1, dk1, dv1, d_dout, d_q, d_k, d_v, &sh);
+    op->attention_bf16_bwd(r.gpu, dq2, dk2, dv2, d_dout, d_q16, d_k16, d_v16, d_out16, stats,
+                           &sh);
+    ck_assert_msg(lora__cuda_sync(r.gpu) == LORA_OK, "%s: %s", what, lora_last_error());
+    lora_cuda_sdpa_info in;
+    lora__cuda_sdpa_info(r.gpu, &in);
+    bool cudnn = in.cudnn_calls > 0;
+    /* both sides of each pair on the same path: cuDNN for all four calls, or for none */
+    ck_assert_msg(in.cudnn_calls == 0 || in.cudnn_calls == 4, "%s: %llu of 4 calls on cuDNN",
+                  what, (unsigned long long)in.cudnn_calls);
+    const float *want_g[3] = {dq1, dk1, dv1}, *got_g[3] = {dq2, dk2, dv2};
+    const char *name[3] = {"dq", "dk", "dv"};
+    for (int i = 0; i < 3; i++) {
+        size_t n = i ? nk : nq;
+        float *a = host(&r, want_g[i], n), *b = host(&r, got_g[i], n);
+        if (cudnn)
+            expect_close("attention_bf16_bwd", name[i], b, a, n, 1e-2); /* a bf16 step */
+        else {
+            for (size_t e = 0; e < n; e++)
+                ck_assert_msg(isfinite(b[e]), "attention_bf16_bwd %s %s[%zu] not written",
+                              what, name[i], e);
+            expect_same_bits("attention_bf16_bwd", name[i], b, a, n);
+        }
+        free(a), free(b);
+    }
+    free(key0), free(q), free(k), free(v), free(dout), free(accq), free(acck), free(qh);
+    free(kh), free(vh), free(qw), free(kw), free(vw), free(got), free(want);
+    rig_close(&r);
+}
+
+START_TEST(attention_bf16_matches_widened)
+{
+    attention_bf16_case((attn_case){2, 37, 37, 8, 2, 64, 0, false}); /* cuDNN's on a GPU */
+    attention_bf16_case((attn_case){1, 130, 130, 14, 2, 64, 0, false});
+    attention_bf16_case((attn_case){2, 17, 17, 4, 4, 80, 0, true});  /* packed: the reference */
+    attention_bf16_case((attn_case){1, 9, 9, 2, 1, 36, 0, false});   /* D not a multiple of 8 */
+    /* a KV cache's shape is not a kept one: refused, naming it */
+    rig r = rig_open(LORA_CUDA_MATH_BF16, 3);
+    lora_attention_shape sh = {1, 4, 20, 2, 1, 64, 16, 0.125f, NULL, NULL};
+    lora_bf16 *buf = dev_take(&r, 20 * 64 * 2 * 2);
+    float *stats = dev_nan(&r, 8);
+    lora__cuda_ops.attention_bf16_fwd(r.gpu, buf, stats, buf, buf, buf, &sh);
+    ck_assert_int_eq(lora__cuda_sync(r.gpu), LORA_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(lora_last_error(), "attention_bf16_fwd: S 20 != T 4"), "%s",
+                  lora_last_error());
+    rig_close(&r);
 }
 END_TEST
 
@@ -1888,7 +2005,8 @@ int main(void)
                                 matmul_bf16_group, kv_store_at_positions, graph_record_replay,
                                 embedding_bf16_table, lora_path, embedding, rmsnorm, rope,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
-                                cross_entropy_chunked, attention, attention_bf16_kv_cache,
+                                cross_entropy_chunked, attention, attention_bf16_matches_widened,
+                                attention_bf16_kv_cache,
                                 sdpa_falls_back, adamw, sgd,
                                 adamw_tensor_set, gemm_plan_cache,
                                 arena_plan_take_reset, device_oom_leaves_backend_usable,

@@ -154,7 +154,7 @@ LORA_API lora_status lora_session_create(lora_model *model, const char *config_j
         /* bfloat16 storage, where the model's weights are, and the backend reads it */
         s->kv_bf16 = model->dev_bf16 && s->be->ops->kv_store_bf16 &&
                      s->be->ops->attention_bf16kv_fwd;
-        bool bf16 = model->dev_bf16 && s->be->ops->to_bf16 && s->be->ops->from_bf16;
+        bool bf16 = model->dev_bf16 && lora__kept_ops(s->be->ops);
         s->acts_bf16 = acts == KEEP_AUTO ? bf16 : acts == KEEP_BF16;
         if (acts == KEEP_BF16 && !bf16)
             st = lora__error(LORA_ERR_UNSUPPORTED, "option 'train_activations': \"bf16\" needs "

@@ -87,8 +87,9 @@ static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
     projection_bwd(c, a, l, LORA_PROJ_DOWN, b->dact, b->dx, a->act, w->w_down, NULL);
     zero(c, b->dgate, N * I);
     zero(c, b->dup, N * I);
-    if (a->gate16)
-        s->be->ops->swiglu_bf16_bwd(s->be, b->dgate, b->dup, b->dact, a->gate16, a->up16, N, I);
+    if (a->kept)
+        s->be->ops->swiglu_bf16_bwd(s->be, b->dgate, b->dup, b->dact, a->kept->gate,
+                                    a->kept->up, N, I);
     else
         s->be->ops->swiglu_bwd(s->be, b->dgate, b->dup, b->dact, a->gate, a->up, N, I);
     zero(c, b->dh, N * cfg->hidden);
@@ -114,7 +115,12 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     zero(c, b->dk, N * KVH * D);
     zero(c, b->dv, N * KVH * D);
     lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0, NULL};
-    op->attention_bwd(s->be, b->dq, b->dk, b->dv, b->datt, a->q, a->k, a->v, &sh);
+    const lora_layer_bf16 *k16 = a->kept;
+    if (k16)
+        op->attention_bf16_bwd(s->be, b->dq, b->dk, b->dv, b->datt, k16->q, k16->k, k16->v,
+                               k16->att, k16->att_stats, &sh);
+    else
+        op->attention_bwd(s->be, b->dq, b->dk, b->dv, b->datt, a->q, a->k, a->v, &sh);
     op->rope_bwd(s->be, b->dq, pos, s->rope_cos, s->rope_sin, N, H, D);
     op->rope_bwd(s->be, b->dk, pos, s->rope_cos, s->rope_sin, N, KVH, D);
     float *dq = b->dq, *dk = b->dk;

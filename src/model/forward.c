@@ -113,6 +113,7 @@ static void layout_kept(const lora_session *s, int64_t N, bump *b, lora_layer_ac
     k->att = take_bf16(b, N * q);
     k->gate = take_bf16(b, N * c->inter);
     k->up = take_bf16(b, N * c->inter);
+    k->att_stats = take(b, N * c->n_heads);
 }
 
 lora_status lora__session_grow(lora_session *s, void **buf, size_t *cap, size_t need,
@@ -324,6 +325,61 @@ static void embed(lora_session *s, float *x, const int32_t *ids, int64_t N)
         s->be->ops->embedding_fwd(s->be, x, ids, lora__weight(s, m->embed), N, m->cfg.hidden);
 }
 
+/* RoPE and the attention of a training forward that keeps bfloat16 activations: the kept set
+ * holds the attention's bfloat16 inputs and output, so RoPE rounds q and k into it and cuDNN
+ * reads and writes it there; att gets the output widened, for the o projection. */
+static void attend_kept(lora_session *s, lora_layer_acts *a, const int32_t *pos,
+                        const lora_attention_shape *sh)
+{
+    const lora_backend_ops *op = s->be->ops;
+    lora_backend *be = s->be;
+    lora_layer_bf16 *k = a->kept;
+    int64_t N = sh->B * sh->T;
+    op->rope_bf16_fwd(be, k->q, a->q, pos, s->rope_cos, s->rope_sin, N, sh->H, sh->D);
+    op->rope_bf16_fwd(be, k->k, a->k, pos, s->rope_cos, s->rope_sin, N, sh->KVH, sh->D);
+    op->to_bf16(be, k->v, a->v, (size_t)(N * sh->KVH * sh->D));
+    op->attention_bf16_fwd(be, k->att, k->att_stats, k->q, k->k, k->v, sh);
+    op->from_bf16(be, a->att, k->att, (size_t)(N * sh->H * sh->D));
+}
+
+/* RoPE, the KV cache's writes at the session's position and the attention over the cache */
+static void attend_cached(lora_session *s, int64_t l, lora_layer_acts *a, const int32_t *pos,
+                          lora_attention_shape *sh)
+{
+    const lora_backend_ops *op = s->be->ops;
+    lora_backend *be = s->be;
+    int64_t B = sh->B, T = sh->T, N = B * T, H = sh->H, KVH = sh->KVH, D = sh->D;
+    size_t row = (size_t)(KVH * D), layer = (size_t)l * (size_t)s->max_ctx * row;
+    size_t at = (size_t)s->pos * row, n = (size_t)T * row;
+    sh->S = s->max_ctx;
+    sh->pos0 = s->pos;
+    /* into a bfloat16 cache, RoPE and the cache writes are one op where the backend fuses them */
+    bool fused = s->kv_bf16 && op->rope_kv_store_bf16;
+    if (!fused) {
+        op->rope_fwd(be, a->q, pos, s->rope_cos, s->rope_sin, N, H, D);
+        op->rope_fwd(be, a->k, pos, s->rope_cos, s->rope_sin, N, KVH, D);
+    }
+    if (s->kv_bf16) {
+        /* where the rows go and what they see come from the staged positions, so that the
+         * step's kernels do not change with the position */
+        lora_bf16 *kc = (lora_bf16 *)s->k_cache + layer, *vc = (lora_bf16 *)s->v_cache + layer;
+        sh->pos = pos;
+        if (fused)
+            op->rope_kv_store_bf16(be, a->q, a->k, a->v, kc, vc, pos, s->rope_cos, s->rope_sin,
+                                   B, T, s->max_ctx, H, KVH, D);
+        else {
+            op->kv_store_bf16(be, kc, a->k, pos, B, T, s->max_ctx, (int64_t)row);
+            op->kv_store_bf16(be, vc, a->v, pos, B, T, s->max_ctx, (int64_t)row);
+        }
+        op->attention_bf16kv_fwd(be, a->att, a->q, kc, vc, sh);
+    } else {
+        float *kc = (float *)s->k_cache + layer, *vc = (float *)s->v_cache + layer;
+        op->copy(be, kc + at, a->k, n * sizeof(float));
+        op->copy(be, vc + at, a->v, n * sizeof(float));
+        op->attention_fwd(be, a->att, a->q, kc, vc, sh);
+    }
+}
+
 static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
                             int64_t T, bool use_cache, bool normed, const int32_t *pos,
                             const int32_t *key0)
@@ -346,40 +402,15 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
         op->rmsnorm_fwd(be, a->k, a->rstd_k, a->k_lin, lora__weight(s, w->k_norm), N * KVH, D,
                         eps);
     }
-    /* into a bfloat16 cache, RoPE and the cache writes are one op where the backend fuses them */
-    bool fused = use_cache && s->kv_bf16 && op->rope_kv_store_bf16;
-    if (!fused) {
+    lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0, NULL};
+    if (a->kept)
+        attend_kept(s, a, pos, &sh);
+    else if (use_cache)
+        attend_cached(s, l, a, pos, &sh);
+    else {
         op->rope_fwd(be, a->q, pos, s->rope_cos, s->rope_sin, N, H, D);
         op->rope_fwd(be, a->k, pos, s->rope_cos, s->rope_sin, N, KVH, D);
-    }
-
-    lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0, NULL};
-    if (!use_cache)
         op->attention_fwd(be, a->att, a->q, a->k, a->v, &sh);
-    else {
-        size_t row = (size_t)(KVH * D), layer = (size_t)l * (size_t)s->max_ctx * row;
-        size_t at = (size_t)s->pos * row, n = (size_t)T * row;
-        sh.S = s->max_ctx;
-        sh.pos0 = s->pos;
-        if (s->kv_bf16) {
-            /* where the rows go and what they see come from the staged positions, so that the
-             * step's kernels do not change with the position */
-            lora_bf16 *kc = (lora_bf16 *)s->k_cache + layer, *vc = (lora_bf16 *)s->v_cache + layer;
-            sh.pos = pos;
-            if (fused)
-                op->rope_kv_store_bf16(be, a->q, a->k, a->v, kc, vc, pos, s->rope_cos,
-                                       s->rope_sin, B, T, s->max_ctx, H, KVH, D);
-            else {
-                op->kv_store_bf16(be, kc, a->k, pos, B, T, s->max_ctx, (int64_t)row);
-                op->kv_store_bf16(be, vc, a->v, pos, B, T, s->max_ctx, (int64_t)row);
-            }
-            op->attention_bf16kv_fwd(be, a->att, a->q, kc, vc, &sh);
-        } else {
-            float *kc = (float *)s->k_cache + layer, *vc = (float *)s->v_cache + layer;
-            op->copy(be, kc + at, a->k, n * sizeof(float));
-            op->copy(be, vc + at, a->v, n * sizeof(float));
-            op->attention_fwd(be, a->att, a->q, kc, vc, &sh);
-        }
     }
     projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_O}, &a->o, a->att,
                 (const float *const[]){w->wo}, (const float *const[]){w->bo}, N);
@@ -409,8 +440,8 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
 static void keep_mid(lora_session *s, const lora_layer_acts *a, const float *x, int64_t N)
 {
     size_t n = (size_t)(N * s->model->cfg.hidden);
-    if (a->x_mid16)
-        s->be->ops->to_bf16(s->be, a->x_mid16, x, n);
+    if (a->kept)
+        s->be->ops->to_bf16(s->be, a->kept->x_mid, x, n);
     else if (a->x_mid)
         s->be->ops->copy(s->be, a->x_mid, x, n * sizeof(float));
 }
@@ -617,7 +648,6 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
             s->be->ops->to_bf16(s->be, acts->kept[l].x_in, x, (size_t)(N * c->hidden));
             lora_layer_acts tmp = lora__kept_work(acts, l);
             tmp.x_in = tmp.x_mid = NULL; /* kept above, and by the layer */
-            tmp.x_mid16 = acts->kept[l].x_mid;
             lora__layer_forward(s, l, &tmp, x, B, T, false, false, NULL, pos, key0);
             lora__kept_pack(s, acts, l, &tmp);
         } else

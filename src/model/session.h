@@ -12,6 +12,20 @@
 
 #define LORA_MAX_ADAPTERS 8 /* attached to one session at once */
 
+/* The tensors of one layer's activations a training forward keeps rounded to bfloat16 (a
+ * model with bfloat16 weights on a backend with the kept-set ops, lora__kept_ops): the
+ * attention and SwiGLU read them where they are; the backward widens the rest into the shared
+ * float32 set and rebuilds h1, h2, their rstd and act from them (kept.c). The q/k norms' rstd
+ * and the LoRA intermediates t stay float32, in the layer's lora_layer_acts. */
+typedef struct lora_layer_bf16 {
+    lora_bf16 *x_in, *x_mid;   // (N, C)
+    lora_bf16 *q_lin, *k_lin;  // (N, H*D), (N, KVH*D) with q/k RMSNorm (qwen3), else NULL
+    lora_bf16 *q, *k, *v;      // (N, H*D), (N, KVH*D), (N, KVH*D) after RoPE
+    lora_bf16 *att;            // (N, H*D)
+    lora_bf16 *gate, *up;      // (N, I)
+    float *att_stats;          // (N*H) float32: attention_bf16_fwd's stats, for its backward
+} lora_layer_bf16;
+
 /* One decoder layer's activations. At inference the buffers are shared by every layer and the
  * ones only a backward needs are NULL (or alias others); a training forward keeps one set per
  * layer (or, recomputing, only x_in per layer). */
@@ -31,26 +45,12 @@ typedef struct lora_layer_acts {
     float *o;              // (N, C) o_proj / down_proj output before the residual add
     float *t[LORA_PROJ_COUNT][LORA_MAX_ADAPTERS]; // (N, r) LoRA x A^T per projection, adapter
     float *drop_x;         // (N, max in) LoRA dropout's input, when dropout is on
-    /* a forward that keeps bfloat16 activations: where the residual after attention goes,
-     * rounded (x_mid is then NULL); NULL else */
-    lora_bf16 *x_mid16;
-    /* a backward over kept bfloat16 activations whose backend has the bfloat16 SwiGLU: gate
-     * and up as kept (N, I), read there; gate and up above are then not filled. NULL else. */
-    const lora_bf16 *gate16, *up16;
+    /* a training pass that keeps bfloat16 activations: the layer's kept set, where the
+     * forward rounds the residual after attention (x_mid is then NULL) and the attention's
+     * q, k, v, output and statistics go, and the backward's attention and SwiGLU read them
+     * (q, k, v, gate and up above are not filled for it); NULL else */
+    lora_layer_bf16 *kept;
 } lora_layer_acts;
-
-/* The tensors of one layer's activations a training forward keeps rounded to bfloat16 (a
- * model with bfloat16 weights on a backend with to_bf16 and from_bf16): the backward widens
- * them into the shared float32 set and rebuilds h1, h2, their rstd and act from them (kept.c).
- * The q/k norms' rstd and the LoRA intermediates t stay float32, in the layer's
- * lora_layer_acts. */
-typedef struct lora_layer_bf16 {
-    lora_bf16 *x_in, *x_mid;   // (N, C)
-    lora_bf16 *q_lin, *k_lin;  // (N, H*D), (N, KVH*D) with q/k RMSNorm (qwen3), else NULL
-    lora_bf16 *q, *k, *v;      // (N, H*D), (N, KVH*D), (N, KVH*D)
-    lora_bf16 *att;            // (N, H*D)
-    lora_bf16 *gate, *up;      // (N, I)
-} lora_layer_bf16;
 
 /* What a training forward keeps for the backward: per layer everything in float32, or (kept)
  * most of it in bfloat16, or (recompute) only the layer's input. */
@@ -212,16 +212,19 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids, con
                                         const int32_t *key0, int64_t B, int64_t T,
                                         bool recompute, lora_train_acts *acts);
 
+/* Whether a backend has what keeping bfloat16 training activations takes: to_bf16,
+ * from_bf16, the bfloat16 SwiGLU, rope_bf16_fwd and the attention over bfloat16 q, k, v. */
+bool lora__kept_ops(const lora_backend_ops *op);
 /* Layer l's working set in a training pass that keeps bfloat16 activations: acts->scratch
- * with layer l's own float32 tensors (rstd_q, rstd_k, t). */
+ * with layer l's own float32 tensors (rstd_q, rstd_k, t) and its kept set. */
 lora_layer_acts lora__kept_work(const lora_train_acts *acts, int64_t l);
-/* Rounds what work holds of layer l after its forward into acts->kept[l] (x_in and x_mid the
- * forward rounds from the residual stream itself: before the layer, and into work->x_mid16). */
+/* Rounds what work holds of layer l after its forward into acts->kept[l]: q_lin, k_lin, gate
+ * and up (x_in the forward rounds before the layer, x_mid and the attention's tensors the
+ * layer itself, into work->kept). */
 void lora__kept_pack(lora_session *s, const lora_train_acts *acts, int64_t l,
                      const lora_layer_acts *work);
-/* The other way, for the backward: widens kept[l] into work (gate and up only without the
- * backend's bfloat16 SwiGLU: else work->gate16, up16 point at them) and rebuilds h1, h2 and
- * act. */
+/* The other way, for the backward: widens x_in, x_mid, q_lin, k_lin and att into work and
+ * rebuilds h1, h2, their rstd and act (the attention and SwiGLU read the rest as kept). */
 void lora__kept_unpack(lora_session *s, const lora_train_acts *acts, int64_t l,
                        lora_layer_acts *work);
 
