@@ -48,6 +48,7 @@ const lora_backend_ops lora__cuda_ops = {
     .argmax = lora__cuda_argmax,
     .swiglu_bf16_fwd = lora__cuda_swiglu_bf16_fwd,
     .swiglu_bf16_bwd = lora__cuda_swiglu_bf16_bwd,
+    .swiglu_keep_fwd = lora__cuda_swiglu_keep_fwd,
     .graph_begin = lora__cuda_graph_begin,
     .graph_end = lora__cuda_graph_end,
     .graph_launch = lora__cuda_graph_launch,

@@ -20,9 +20,10 @@ __global__ void rmsnorm_fwd_kernel(float *y, float *rstd, const float *x, const 
 }
 
 /* the residual add, then rmsnorm_fwd_kernel's arithmetic on the sum: each thread adds the
- * columns it then squares and normalises */
-__global__ void residual_rmsnorm_fwd_kernel(float *x, float *y, float *rstd, const float *r,
-                                            const float *w, int64_t C, float eps)
+ * columns it then squares and normalises (and rounds, for a kept copy) */
+__global__ void residual_rmsnorm_fwd_kernel(float *x, float *y, float *rstd, lora_bf16 *x16,
+                                            const float *r, const float *w, int64_t C,
+                                            float eps)
 {
     float *xr = x + (int64_t)blockIdx.x * C, *yr = y + (int64_t)blockIdx.x * C;
     const float *rr = r + (int64_t)blockIdx.x * C;
@@ -30,6 +31,8 @@ __global__ void residual_rmsnorm_fwd_kernel(float *x, float *y, float *rstd, con
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
         float v = xr[c] + rr[c];
         xr[c] = v;
+        if (x16)
+            x16[(int64_t)blockIdx.x * C + c] = lora__round_bf16(v);
         ss += (double)v * v;
     }
     ss = lora__block_sum(ss);
@@ -119,16 +122,16 @@ void lora__cuda_rmsnorm_fwd(lora_backend *be, float *y, float *rstd, const float
     lora__cuda_launched(cu, "rmsnorm_fwd");
 }
 
-// x (N, C) += r; y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C); rstd (N) when not NULL
+// x (N, C) += r; y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C); rstd (N), x16 (N, C) bfloat16
+// when not NULL
 void lora__cuda_residual_rmsnorm_fwd(lora_backend *be, float *x, float *y, float *rstd,
-                                     const float *r, const float *w, int64_t N, int64_t C,
-                                     float eps)
+                                     lora_bf16 *x16, const float *r, const float *w, int64_t N,
+                                     int64_t C, float eps)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || N == 0 || C == 0)
         return;
-    residual_rmsnorm_fwd_kernel<<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(x, y, rstd, r,
-                                                                                  w, C, eps);
+    residual_rmsnorm_fwd_kernel<<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(x, y, rstd, x16, r, w, C, eps);
     lora__cuda_launched(cu, "residual_rmsnorm_fwd");
 }
 

@@ -1,17 +1,29 @@
 /* h = silu(gate) * up and its backward, elementwise, with the CPU backend's formulas; gate and
  * up float32, or bfloat16 as a training step keeps them (widened in registers: the same bits as
- * widening them first). */
+ * widening them first). A training forward's pass also rounds gate and up into the kept set
+ * (swiglu_keep_fwd). */
 #include "common.cuh"
 
 __device__ __forceinline__ float load(const float *p, int64_t i) { return p[i]; }
 __device__ __forceinline__ float load(const lora_bf16 *p, int64_t i) { return lora__widen_bf16(p[i]); }
 
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
 template <typename T> __global__ void swiglu_fwd_kernel(float *h, const T *gate, const T *up, int64_t n)
 {
     LORA_CUDA_FOR(i, n)
+    h[i] = silu_mul(load(gate, i), load(up, i));
+}
+
+__global__ void swiglu_keep_kernel(float *h, lora_bf16 *gate16, lora_bf16 *up16,
+                                   const float *gate, const float *up, int64_t n)
+{
+    LORA_CUDA_FOR(i, n)
     {
-        float g = load(gate, i);
-        h[i] = g / (1.0f + expf(-g)) * load(up, i);
+        float g = gate[i], u = up[i];
+        h[i] = silu_mul(g, u);
+        gate16[i] = lora__round_bf16(g);
+        up16[i] = lora__round_bf16(u);
     }
 }
 
@@ -77,4 +89,16 @@ void lora__cuda_swiglu_bf16_bwd(lora_backend *be, float *dgate, float *dup, cons
                                 int64_t n_inter)
 {
     bwd(be, dgate, dup, dh, gate, up, N * n_inter);
+}
+
+// h (N, n_inter) = silu(gate) * up; gate16, up16 = gate, up rounded to bfloat16
+void lora__cuda_swiglu_keep_fwd(lora_backend *be, float *h, lora_bf16 *gate16, lora_bf16 *up16,
+                                const float *gate, const float *up, int64_t N, int64_t n_inter)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    int64_t n = N * n_inter;
+    if (!cu || n == 0)
+        return;
+    swiglu_keep_kernel<<<lora__cuda_blocks(n), LORA_CUDA_THREADS, 0, cu->stream>>>(h, gate16, up16, gate, up, n);
+    lora__cuda_launched(cu, "swiglu_keep_fwd");
 }

@@ -248,6 +248,10 @@ struct lora_backend_ops {
     void (*swiglu_bf16_bwd)(lora_backend *be, float *dgate, float *dup, const float *dh,
                             const lora_bf16 *gate, const lora_bf16 *up, int64_t N,
                             int64_t n_inter);
+    /* swiglu_fwd, and gate and up rounded as to_bf16 into gate16 and up16 in the same pass (a
+     * training forward's kept set). */
+    void (*swiglu_keep_fwd)(lora_backend *be, float *h, lora_bf16 *gate16, lora_bf16 *up16,
+                            const float *gate, const float *up, int64_t N, int64_t n_inter);
     /* rope_fwd of x (N, heads, D) rounded as to_bf16 into dst; x unchanged: a training
      * forward's q and k, rotated straight into the kept set. */
     void (*rope_bf16_fwd)(lora_backend *be, lora_bf16 *dst, const float *x, const int32_t *pos,
@@ -307,11 +311,12 @@ struct lora_backend_ops {
      * ops), one pass over the rows instead of two. ---- */
 
     /* x (N, C) += r (N, C), then y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C), rstd (N) saved
-     * when not NULL: residual_fwd then rmsnorm_fwd, y != x. The backward is rmsnorm_bwd's,
-     * accumulated into the residual stream's gradient (which is also r's). */
+     * when not NULL: residual_fwd then rmsnorm_fwd, y != x; x16 (N, C), when not NULL, gets
+     * the sum rounded as to_bf16 (a training forward's kept residual). The backward is
+     * rmsnorm_bwd's, accumulated into the residual stream's gradient (which is also r's). */
     void (*residual_rmsnorm_fwd)(lora_backend *be, float *x, float *y, float *rstd,
-                                 const float *r, const float *w, int64_t N, int64_t C,
-                                 float eps);
+                                 lora_bf16 *x16, const float *r, const float *w, int64_t N,
+                                 int64_t C, float eps);
 
     /* ---- optional: a decoding step's small ops fused (NULL: the ops one by one) ---- */
 

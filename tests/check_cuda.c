@@ -362,7 +362,8 @@ START_TEST(kv_store_at_positions)
 END_TEST
 
 /* SwiGLU over bfloat16 gate and up: bit for bit widening them first and taking the float32
- * ops, the backward accumulating into what the gradients held */
+ * ops, the backward accumulating into what the gradients held; and the forward that keeps them
+ * (swiglu_keep_fwd): swiglu_fwd's h, with the host's rounding of both */
 START_TEST(swiglu_bf16_matches_widened)
 {
     rig r = rig_open(LORA_CUDA_MATH_BF16, 94);
@@ -381,6 +382,21 @@ START_TEST(swiglu_bf16_matches_widened)
     float *h1 = dev_nan(&r, n), *h2 = dev_nan(&r, n);
     op->swiglu_fwd(r.gpu, h1, d_g, d_u, N, I);
     op->swiglu_bf16_fwd(r.gpu, h2, d_g16, d_u16, N, I);
+    /* the training forward's pass over float32 gate and up: swiglu_fwd's h, and both rounded */
+    float *d_gf = dev(&r, g, n * 4), *d_uf = dev(&r, u, n * 4), *hk = dev_nan(&r, n);
+    float *hf = dev_nan(&r, n);
+    lora_bf16 *g16 = dev_take(&r, n * 2), *u16 = dev_take(&r, n * 2);
+    op->swiglu_keep_fwd(r.gpu, hk, g16, u16, d_gf, d_uf, N, I);
+    op->swiglu_fwd(r.gpu, hf, d_gf, d_uf, N, I);
+    float *a_k = host(&r, hk, n), *a_f = host(&r, hf, n);
+    expect_same_bits("swiglu_keep_fwd", "h", a_k, a_f, n);
+    uint16_t *k16[2] = {host16(&r, g16, n), host16(&r, u16, n)}, *src16[2] = {gh, uh};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_msg(memcmp(k16[i], src16[i], n * 2) == 0, "swiglu_keep_fwd: %s not rounded "
+                      "as the host rounds", i ? "up" : "gate");
+        free(k16[i]);
+    }
+    free(a_k), free(a_f);
     float *dg1 = dev(&r, acc, n * 4), *dg2 = dev(&r, acc, n * 4);
     float *du1 = dev(&r, acc, n * 4), *du2 = dev(&r, acc, n * 4);
     op->swiglu_bwd(r.gpu, dg1, du1, d_dh, d_g, d_u, N, I);
@@ -896,13 +912,15 @@ static void residual_rmsnorm_case(int64_t N, int64_t C, bool keep_rstd)
     float *d_x = dev(&r, x, n * 4), *d_x2 = dev(&r, x, n * 4), *d_r = dev(&r, res, n * 4);
     float *d_w = dev(&r, w, (size_t)C * 4), *d_y = dev_nan(&r, n), *d_y2 = dev_nan(&r, n);
     float *d_s = dev_nan(&r, (size_t)N), *d_s2 = dev_nan(&r, (size_t)N);
+    /* the rounded copy of the sum comes with the rstd (a training forward's kept x_mid) */
+    lora_bf16 *d_x16 = keep_rstd ? dev_take(&r, n * 2) : NULL, *want16 = dev_take(&r, n * 2);
     char what[64];
     snprintf(what, sizeof what, "(N=%lld C=%lld rstd=%d)", (long long)N, (long long)C, keep_rstd);
 
     lora__cpu_residual_fwd(r.cpu, x, res, N * C);
     lora__cpu_rmsnorm_fwd(r.cpu, y, rstd, x, w, N, C, eps);
-    lora__cuda_ops.residual_rmsnorm_fwd(r.gpu, d_x, d_y, keep_rstd ? d_s : NULL, d_r, d_w, N, C,
-                                        eps);
+    lora__cuda_ops.residual_rmsnorm_fwd(r.gpu, d_x, d_y, keep_rstd ? d_s : NULL, d_x16, d_r, d_w,
+                                        N, C, eps);
     lora__cuda_ops.residual_fwd(r.gpu, d_x2, d_r, N * C);
     lora__cuda_ops.rmsnorm_fwd(r.gpu, d_y2, d_s2, d_x2, d_w, N, C, eps);
     float *gx = host(&r, d_x, n), *gx2 = host(&r, d_x2, n);
@@ -912,8 +930,14 @@ static void residual_rmsnorm_case(int64_t N, int64_t C, bool keep_rstd)
     expect_close("residual_rmsnorm_fwd y", what, gy, y, n, FP32_TOL);
     expect_close("residual_rmsnorm_fwd y against rmsnorm_fwd", what, gy, gy2, n, FP32_TOL);
     float *gs = host(&r, d_s, (size_t)N);
-    if (keep_rstd)
+    if (keep_rstd) {
         expect_close("residual_rmsnorm_fwd rstd", what, gs, rstd, (size_t)N, FP32_TOL);
+        lora__cuda_ops.to_bf16(r.gpu, want16, d_x, n);
+        uint16_t *got = host16(&r, d_x16, n), *want = host16(&r, want16, n);
+        ck_assert_msg(memcmp(got, want, n * 2) == 0, "residual_rmsnorm_fwd %s: x16 is not the "
+                      "sum rounded", what);
+        free(got), free(want);
+    }
     else /* not written */
         for (int64_t i = 0; i < N; i++)
             ck_assert_msg(isnan(gs[i]), "residual_rmsnorm_fwd %s: rstd written", what);

@@ -401,6 +401,10 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
         op->rmsnorm_fwd(be, a->q, a->rstd_q, a->q_lin, lora__weight(s, w->q_norm), N * H, D, eps);
         op->rmsnorm_fwd(be, a->k, a->rstd_k, a->k_lin, lora__weight(s, w->k_norm), N * KVH, D,
                         eps);
+        if (a->kept) {
+            op->to_bf16(be, a->kept->q_lin, a->q_lin, (size_t)(N * H * D));
+            op->to_bf16(be, a->kept->k_lin, a->k_lin, (size_t)(N * KVH * D));
+        }
     }
     lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0, NULL};
     if (a->kept)
@@ -426,24 +430,18 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
     float *const y[2] = {a->gate, a->up};
     const float *const wt[2] = {w->w_gate, w->w_up}, *const bias[2] = {NULL, NULL};
     projections(s, a, l, 2, gu, y, a->h2, wt, bias, N);
-    op->swiglu_fwd(s->be, a->act, a->gate, a->up, N, c->inter);
+    if (a->kept)
+        op->swiglu_keep_fwd(s->be, a->act, a->kept->gate, a->kept->up, a->gate, a->up, N,
+                            c->inter);
+    else
+        op->swiglu_fwd(s->be, a->act, a->gate, a->up, N, c->inter);
     projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_DOWN}, &a->o, a->act,
                 (const float *const[]){w->w_down}, (const float *const[]){NULL}, N);
     if (next_norm)
-        op->residual_rmsnorm_fwd(s->be, x, a->h1, NULL, a->o, next_norm, N, c->hidden,
+        op->residual_rmsnorm_fwd(s->be, x, a->h1, NULL, NULL, a->o, next_norm, N, c->hidden,
                                  (float)c->rms_eps);
     else
         op->residual_fwd(s->be, x, a->o, N * c->hidden);
-}
-
-/* the residual stream x (N, C) after the attention, where the backward reads it */
-static void keep_mid(lora_session *s, const lora_layer_acts *a, const float *x, int64_t N)
-{
-    size_t n = (size_t)(N * s->model->cfg.hidden);
-    if (a->kept)
-        s->be->ops->to_bf16(s->be, a->kept->x_mid, x, n);
-    else if (a->x_mid)
-        s->be->ops->copy(s->be, a->x_mid, x, n * sizeof(float));
 }
 
 void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
@@ -457,15 +455,18 @@ void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *
     const lora_config *c = &s->model->cfg;
     const float *mlp_norm = lora__weight(s, s->model->layers[l].mlp_norm);
     int64_t N = B * T;
-    /* the attention's output (in a->o) joins the residual stream, whose norm feeds the MLP */
+    /* the attention's output (in a->o) joins the residual stream, whose norm feeds the MLP
+     * and where the backward reads it (x_mid, or rounded into the kept set) */
     attention_block(s, l, a, x, B, T, use_cache, normed, pos, key0);
     if (op->residual_rmsnorm_fwd) {
-        op->residual_rmsnorm_fwd(s->be, x, a->h2, a->rstd2, a->o, mlp_norm, N, c->hidden,
-                                 (float)c->rms_eps);
-        keep_mid(s, a, x, N);
+        op->residual_rmsnorm_fwd(s->be, x, a->h2, a->rstd2, a->kept ? a->kept->x_mid : NULL,
+                                 a->o, mlp_norm, N, c->hidden, (float)c->rms_eps);
+        if (a->x_mid)
+            op->copy(s->be, a->x_mid, x, bytes);
     } else {
         op->residual_fwd(s->be, x, a->o, N * c->hidden);
-        keep_mid(s, a, x, N);
+        if (a->x_mid)
+            op->copy(s->be, a->x_mid, x, bytes);
         op->rmsnorm_fwd(s->be, a->h2, a->rstd2, x, mlp_norm, N, c->hidden, (float)c->rms_eps);
     }
     mlp_block(s, l, a, x, N, next_norm);
@@ -649,7 +650,6 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
             lora_layer_acts tmp = lora__kept_work(acts, l);
             tmp.x_in = tmp.x_mid = NULL; /* kept above, and by the layer */
             lora__layer_forward(s, l, &tmp, x, B, T, false, false, NULL, pos, key0);
-            lora__kept_pack(s, acts, l, &tmp);
         } else
             lora__layer_forward(s, l, &acts->layers[l], x, B, T, false, false, NULL, pos, key0);
     }

@@ -1,16 +1,18 @@
 /* Training activations kept in bfloat16 between the forward and the backward: a third of the
  * float32 set's bytes (the norms' outputs and SwiGLU's are not kept at all but rebuilt, one
  * elementwise pass each), for one rounding of each kept value, as a bfloat16 model in PyTorch
- * has. The arithmetic of every op stays float32. The attention takes q, k, v and gives its
- * output in bfloat16 (cuDNN reads and writes nothing else), so those are kept where it reads
- * and writes them, and SwiGLU reads the kept gate and up; the backward widens the rest into a
- * float32 set. */
+ * has. The arithmetic of every op stays float32. The forward rounds each kept value in the
+ * pass that makes it (forward.c): RoPE q and k, the residual add x_mid, SwiGLU gate and up.
+ * The attention takes q, k, v and gives its output in bfloat16 (cuDNN reads and writes nothing
+ * else), so those are kept where it reads and writes them, and SwiGLU's backward reads the
+ * kept gate and up; the backward widens the rest into a float32 set. */
 #include "model/session.h"
 
 bool lora__kept_ops(const lora_backend_ops *op)
 {
-    return op->to_bf16 && op->from_bf16 && op->swiglu_bf16_fwd && op->swiglu_bf16_bwd &&
-           op->rope_bf16_fwd && op->attention_bf16_fwd && op->attention_bf16_bwd;
+    return op->to_bf16 && op->from_bf16 && op->swiglu_keep_fwd && op->swiglu_bf16_fwd &&
+           op->swiglu_bf16_bwd && op->rope_bf16_fwd && op->attention_bf16_fwd &&
+           op->attention_bf16_bwd && op->residual_rmsnorm_fwd;
 }
 
 lora_layer_acts lora__kept_work(const lora_train_acts *acts, int64_t l)
@@ -26,21 +28,6 @@ lora_layer_acts lora__kept_work(const lora_train_acts *acts, int64_t l)
             w.t[p][i] = own->t[p][i];
     w.kept = &acts->kept[l];
     return w;
-}
-
-void lora__kept_pack(lora_session *s, const lora_train_acts *acts, int64_t l,
-                     const lora_layer_acts *work)
-{
-    const lora_config *c = &s->model->cfg;
-    const lora_layer_bf16 *k = &acts->kept[l];
-    int64_t N = acts->B * acts->T;
-    lora_backend *be = s->be;
-    if (k->q_lin) {
-        be->ops->to_bf16(be, k->q_lin, work->q_lin, (size_t)(N * c->n_heads * c->head_dim));
-        be->ops->to_bf16(be, k->k_lin, work->k_lin, (size_t)(N * c->n_kv_heads * c->head_dim));
-    }
-    be->ops->to_bf16(be, k->gate, work->gate, (size_t)(N * c->inter));
-    be->ops->to_bf16(be, k->up, work->up, (size_t)(N * c->inter));
 }
 
 void lora__kept_unpack(lora_session *s, const lora_train_acts *acts, int64_t l,

@@ -45,10 +45,10 @@ typedef struct lora_layer_acts {
     float *o;              // (N, C) o_proj / down_proj output before the residual add
     float *t[LORA_PROJ_COUNT][LORA_MAX_ADAPTERS]; // (N, r) LoRA x A^T per projection, adapter
     float *drop_x;         // (N, max in) LoRA dropout's input, when dropout is on
-    /* a training pass that keeps bfloat16 activations: the layer's kept set, where the
-     * forward rounds the residual after attention (x_mid is then NULL) and the attention's
-     * q, k, v, output and statistics go, and the backward's attention and SwiGLU read them
-     * (q, k, v, gate and up above are not filled for it); NULL else */
+    /* a training pass that keeps bfloat16 activations: the layer's kept set, into which the
+     * forward's ops round what they make (x_mid is then NULL) and the attention writes its
+     * output and statistics, and where the backward's attention and SwiGLU read them (q, k,
+     * v, gate and up above are not filled for it); NULL else */
     lora_layer_bf16 *kept;
 } lora_layer_acts;
 
@@ -213,16 +213,12 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids, con
                                         bool recompute, lora_train_acts *acts);
 
 /* Whether a backend has what keeping bfloat16 training activations takes: to_bf16,
- * from_bf16, the bfloat16 SwiGLU, rope_bf16_fwd and the attention over bfloat16 q, k, v. */
+ * from_bf16, the bfloat16 SwiGLU and swiglu_keep_fwd, rope_bf16_fwd, the attention over
+ * bfloat16 q, k, v, and residual_rmsnorm_fwd (which rounds x_mid). */
 bool lora__kept_ops(const lora_backend_ops *op);
 /* Layer l's working set in a training pass that keeps bfloat16 activations: acts->scratch
  * with layer l's own float32 tensors (rstd_q, rstd_k, t) and its kept set. */
 lora_layer_acts lora__kept_work(const lora_train_acts *acts, int64_t l);
-/* Rounds what work holds of layer l after its forward into acts->kept[l]: q_lin, k_lin, gate
- * and up (x_in the forward rounds before the layer, x_mid and the attention's tensors the
- * layer itself, into work->kept). */
-void lora__kept_pack(lora_session *s, const lora_train_acts *acts, int64_t l,
-                     const lora_layer_acts *work);
 /* The other way, for the backward: widens x_in, x_mid, q_lin, k_lin and att into work and
  * rebuilds h1, h2, their rstd and act (the attention and SwiGLU read the rest as kept). */
 void lora__kept_unpack(lora_session *s, const lora_train_acts *acts, int64_t l,
