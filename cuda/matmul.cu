@@ -92,7 +92,8 @@ void lora__cuda_matmul_bf16_fwd(lora_backend *be, float *y, const float *x, cons
     lora__cuda_mm_nt_bf16(cu, y, xb, w, N, Nout, K, 1.0f, bias ? 1.0f : 0.0f, "matmul_bf16_fwd");
 }
 
-// each y[i] (N, out[i]) = x (N, K) @ w[i]^T + bias[i]: one launch for a few rows
+// each y[i] (N, out[i]) = x (N, K) @ w[i]^T + bias[i]: one launch for a few rows; for more,
+// x rounded once for all the group's products
 void lora__cuda_matmul_bf16_fwd_group(lora_backend *be, const lora_bf16_group *g,
                                       const float *x, int64_t N, int64_t K)
 {
@@ -103,12 +104,25 @@ void lora__cuda_matmul_bf16_fwd_group(lora_backend *be, const lora_bf16_group *g
         lora__cuda_matvec_bf16_group(cu, g, x, N, K);
         return;
     }
-    for (int i = 0; i < g->n; i++) {
-        lora__cuda_matmul_bf16_fwd(be, g->y[i], x, g->w[i], g->bias[i], N, g->out[i], K);
+    for (int i = 0; i < g->n; i++)
+        if (g->bias[i] && g->out[i] > 0) {
+            int64_t n = N * g->out[i];
+            bias_rows_kernel<<<lora__cuda_blocks(n), LORA_CUDA_THREADS, 0, cu->stream>>>(g->y[i], g->bias[i], N, g->out[i]);
+            if (lora__cuda_launched(cu, "matmul_bf16_fwd_group bias"))
+                return;
+        }
+    const lora_bf16 *xb = K ? rounded(cu, x, N, K) : NULL;
+    if (K && !xb)
+        return;
+    for (int i = 0; i < g->n; i++)
+        if (g->out[i] > 0)
+            lora__cuda_mm_nt_bf16(cu, g->y[i], xb, g->w[i], N, g->out[i], K, 1.0f,
+                                  g->bias[i] ? 1.0f : 0.0f, "matmul_bf16_fwd_group");
+    /* the LoRA paths read x itself (float32 operands), not the op scratch */
+    for (int i = 0; i < g->n; i++)
         if (g->A[i])
             lora__cuda_lora_fwd(be, g->y[i], g->t[i], x, g->A[i], g->B[i], N, K, g->r[i],
                                 g->out[i], g->scale[i]);
-    }
 }
 
 // dx (N, K) += dy (N, Nout) @ w (Nout, K), w bfloat16

@@ -502,7 +502,7 @@ END_TEST
 
 /* a group of bf16 products of one input: each output (and LoRA intermediate) bit for bit its
  * own matmul_bf16_fwd then lora_fwd, for a few rows (two launches) and for many (cuBLASLt,
- * product by product), K a multiple of 8 (16-byte loads) or not, with and without a bias,
+ * the input rounded once for the group's products), K a multiple of 8 (16-byte loads) or not, with and without a bias,
  * with and without a LoRA path */
 START_TEST(matmul_bf16_group)
 {
