@@ -43,6 +43,11 @@ __device__ __forceinline__ void lora__rope_pair(float *v, int64_t i, int64_t hal
 /* bfloat16 to float32, exact */
 __device__ __forceinline__ float lora__widen_bf16(lora_bf16 h) { return __uint_as_float((uint32_t)h << 16); }
 
+/* element i of a float32 tensor, or of a bfloat16 one widened: kernels templated on the type
+ * of an input that a training step may keep in bfloat16 */
+__device__ __forceinline__ float lora__load(const float *p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float lora__load(const lora_bf16 *p, int64_t i) { return lora__widen_bf16(p[i]); }
+
 template <typename T> __device__ __forceinline__ T lora__warp_sum(T v)
 {
     for (int o = 16; o > 0; o >>= 1)

@@ -1,22 +1,27 @@
 /* RMSNorm and its backward: one block per row for y and dx, chunks of rows for dw. Sums over a
  * row or a column run in double, as on the CPU. The residual add that precedes a norm
- * in the decoder can run in the norm's pass (residual_rmsnorm_fwd). */
+ * in the decoder can run in the norm's pass (residual_rmsnorm_fwd). x is float32, or bfloat16
+ * as a training step keeps it (rmsnorm_bf16_*: widened in registers, the same bits as widening
+ * it first). */
 #include "common.cuh"
 
-__global__ void rmsnorm_fwd_kernel(float *y, float *rstd, const float *x, const float *w,
-                                   int64_t C, float eps)
+template <typename T>
+__global__ void rmsnorm_fwd_kernel(float *y, float *rstd, const T *x, const float *w, int64_t C,
+                                   float eps)
 {
-    const float *xr = x + (int64_t)blockIdx.x * C;
+    const T *xr = x + (int64_t)blockIdx.x * C;
     float *yr = y + (int64_t)blockIdx.x * C;
     double ss = 0.0;
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-        ss += (double)xr[c] * xr[c];
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+        double v = lora__load(xr, c);
+        ss += v * v;
+    }
     ss = lora__block_sum(ss); /* every thread has read its x before anyone writes y (in place) */
     float s = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
     if (rstd && threadIdx.x == 0)
         rstd[blockIdx.x] = s;
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-        yr[c] = xr[c] * s * w[c];
+        yr[c] = lora__load(xr, c) * s * w[c];
 }
 
 /* the residual add, then rmsnorm_fwd_kernel's arithmetic on the sum: each thread adds the
@@ -44,19 +49,21 @@ __global__ void residual_rmsnorm_fwd_kernel(float *x, float *y, float *rstd, lor
 }
 
 /* dx = s g - x s^3 / C sum(g x), g = dy w */
-__global__ void rmsnorm_bwd_dx_kernel(float *dx, const float *dy, const float *x, const float *w,
+template <typename T>
+__global__ void rmsnorm_bwd_dx_kernel(float *dx, const float *dy, const T *x, const float *w,
                                       const float *rstd, int64_t C)
 {
     int64_t r = blockIdx.x;
-    const float *xr = x + r * C, *dyr = dy + r * C;
+    const T *xr = x + r * C;
+    const float *dyr = dy + r * C;
     float *dxr = dx + r * C;
     double s = rstd[r], gx = 0.0;
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-        gx += (double)dyr[c] * w[c] * xr[c];
+        gx += (double)dyr[c] * w[c] * lora__load(xr, c);
     gx = lora__block_sum(gx);
     float fs = (float)s, k = (float)(gx * s * s * s / (double)C);
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-        dxr[c] += fs * w[c] * dyr[c] - xr[c] * k;
+        dxr[c] += fs * w[c] * dyr[c] - lora__load(xr, c) * k;
 }
 
 /* dw's sum over rows runs in chunks of rows, one partial sum per (chunk, column), added chunk
@@ -66,7 +73,8 @@ __global__ void rmsnorm_bwd_dx_kernel(float *dx, const float *dy, const float *x
 #define DW_ROWS_MIN 64
 
 // part (chunks, C) = per chunk of rows, sum over its rows of dy x rstd, the rows in order
-__global__ void rmsnorm_bwd_dw_part_kernel(double *part, const float *dy, const float *x,
+template <typename T>
+__global__ void rmsnorm_bwd_dw_part_kernel(double *part, const float *dy, const T *x,
                                            const float *rstd, int64_t N, int64_t C,
                                            int64_t rows)
 {
@@ -76,7 +84,7 @@ __global__ void rmsnorm_bwd_dw_part_kernel(double *part, const float *dy, const 
     int64_t r1 = r0 + rows < N ? r0 + rows : N;
     double acc = 0.0;
     for (int64_t r = r0; r < r1; r++)
-        acc += (double)dy[r * C + c] * x[r * C + c] * (double)rstd[r];
+        acc += (double)dy[r * C + c] * lora__load(x, r * C + c) * (double)rstd[r];
     part[blockIdx.y * C + c] = acc;
 }
 
@@ -94,7 +102,8 @@ __global__ void rmsnorm_bwd_dw_sum_kernel(float *dw, const double *part, int64_t
 }
 
 // dw (C) += sum over rows of dy x rstd
-static void rmsnorm_bwd_dw(lora_cuda *cu, float *dw, const float *dy, const float *x,
+template <typename T>
+static void rmsnorm_bwd_dw(lora_cuda *cu, float *dw, const float *dy, const T *x,
                            const float *rstd, int64_t N, int64_t C)
 {
     int64_t rows = (N + DW_CHUNKS_MAX - 1) / DW_CHUNKS_MAX;
@@ -104,22 +113,36 @@ static void rmsnorm_bwd_dw(lora_cuda *cu, float *dw, const float *dy, const floa
     if (!part)
         return;
     dim3 grid((unsigned)((C + LORA_CUDA_THREADS - 1) / LORA_CUDA_THREADS), (unsigned)chunks);
-    rmsnorm_bwd_dw_part_kernel<<<grid, LORA_CUDA_THREADS, 0, cu->stream>>>(part, dy, x, rstd, N, C, rows);
+    rmsnorm_bwd_dw_part_kernel<T><<<grid, LORA_CUDA_THREADS, 0, cu->stream>>>(part, dy, x, rstd, N, C, rows);
     if (lora__cuda_launched(cu, "rmsnorm_bwd dw"))
         return;
     rmsnorm_bwd_dw_sum_kernel<<<lora__cuda_blocks(C), LORA_CUDA_THREADS, 0, cu->stream>>>(dw, part, chunks, C);
     lora__cuda_launched(cu, "rmsnorm_bwd dw sum");
 }
 
-// y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C); rstd (N) when not NULL; y == x allowed
-void lora__cuda_rmsnorm_fwd(lora_backend *be, float *y, float *rstd, const float *x,
-                            const float *w, int64_t N, int64_t C, float eps)
+template <typename T>
+static void fwd(lora_backend *be, float *y, float *rstd, const T *x, const float *w, int64_t N,
+                int64_t C, float eps)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || N == 0 || C == 0)
         return;
-    rmsnorm_fwd_kernel<<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(y, rstd, x, w, C, eps);
+    rmsnorm_fwd_kernel<T><<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(y, rstd, x, w, C, eps);
     lora__cuda_launched(cu, "rmsnorm_fwd");
+}
+
+// y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C); rstd (N) when not NULL; y == x allowed
+void lora__cuda_rmsnorm_fwd(lora_backend *be, float *y, float *rstd, const float *x,
+                            const float *w, int64_t N, int64_t C, float eps)
+{
+    fwd(be, y, rstd, x, w, N, C, eps);
+}
+
+// the same with x (N, C) bfloat16
+void lora__cuda_rmsnorm_bf16_fwd(lora_backend *be, float *y, float *rstd, const lora_bf16 *x,
+                                 const float *w, int64_t N, int64_t C, float eps)
+{
+    fwd(be, y, rstd, x, w, N, C, eps);
 }
 
 // x (N, C) += r; y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C); rstd (N), x16 (N, C) bfloat16
@@ -135,20 +158,34 @@ void lora__cuda_residual_rmsnorm_fwd(lora_backend *be, float *x, float *y, float
     lora__cuda_launched(cu, "residual_rmsnorm_fwd");
 }
 
-// dx (N, C) += through y = x rstd w; dw (C) += sum_n dy x rstd
-void lora__cuda_rmsnorm_bwd(lora_backend *be, float *dx, float *dw, const float *dy,
-                            const float *x, const float *w, const float *rstd, int64_t N,
-                            int64_t C)
+template <typename T>
+static void bwd(lora_backend *be, float *dx, float *dw, const float *dy, const T *x,
+                const float *w, const float *rstd, int64_t N, int64_t C)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || N == 0 || C == 0)
         return;
     if (dx) {
-        rmsnorm_bwd_dx_kernel<<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(dx, dy, x, w,
-                                                                                rstd, C);
+        rmsnorm_bwd_dx_kernel<T><<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(dx, dy, x, w, rstd, C);
         if (lora__cuda_launched(cu, "rmsnorm_bwd dx"))
             return;
     }
     if (dw)
         rmsnorm_bwd_dw(cu, dw, dy, x, rstd, N, C);
+}
+
+// dx (N, C) += through y = x rstd w; dw (C) += sum_n dy x rstd
+void lora__cuda_rmsnorm_bwd(lora_backend *be, float *dx, float *dw, const float *dy,
+                            const float *x, const float *w, const float *rstd, int64_t N,
+                            int64_t C)
+{
+    bwd(be, dx, dw, dy, x, w, rstd, N, C);
+}
+
+// the same with x (N, C) bfloat16
+void lora__cuda_rmsnorm_bf16_bwd(lora_backend *be, float *dx, float *dw, const float *dy,
+                                 const lora_bf16 *x, const float *w, const float *rstd,
+                                 int64_t N, int64_t C)
+{
+    bwd(be, dx, dw, dy, x, w, rstd, N, C);
 }

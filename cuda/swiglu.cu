@@ -4,15 +4,12 @@
  * (swiglu_keep_fwd). */
 #include "common.cuh"
 
-__device__ __forceinline__ float load(const float *p, int64_t i) { return p[i]; }
-__device__ __forceinline__ float load(const lora_bf16 *p, int64_t i) { return lora__widen_bf16(p[i]); }
-
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
 template <typename T> __global__ void swiglu_fwd_kernel(float *h, const T *gate, const T *up, int64_t n)
 {
     LORA_CUDA_FOR(i, n)
-    h[i] = silu_mul(load(gate, i), load(up, i));
+    h[i] = silu_mul(lora__load(gate, i), lora__load(up, i));
 }
 
 __global__ void swiglu_keep_kernel(float *h, lora_bf16 *gate16, lora_bf16 *up16,
@@ -33,12 +30,12 @@ __global__ void swiglu_bwd_kernel(float *dgate, float *dup, const float *dh, con
 {
     LORA_CUDA_FOR(i, n)
     {
-        float g = load(gate, i), sg = 1.0f / (1.0f + expf(-g));
+        float g = lora__load(gate, i), sg = 1.0f / (1.0f + expf(-g));
         if (dup)
             dup[i] += dh[i] * g * sg;
         /* silu'(g) = s(g) (1 + g (1 - s(g))): finite for any g */
         if (dgate)
-            dgate[i] += dh[i] * load(up, i) * sg * (1.0f + g * (1.0f - sg));
+            dgate[i] += dh[i] * lora__load(up, i) * sg * (1.0f + g * (1.0f - sg));
     }
 }
 

@@ -248,6 +248,13 @@ struct lora_backend_ops {
     void (*swiglu_bf16_bwd)(lora_backend *be, float *dgate, float *dup, const float *dh,
                             const lora_bf16 *gate, const lora_bf16 *up, int64_t N,
                             int64_t n_inter);
+    /* rmsnorm_fwd and rmsnorm_bwd with x (N, C) bfloat16 (a kept residual stream): what
+     * widening it with from_bf16 first gives. */
+    void (*rmsnorm_bf16_fwd)(lora_backend *be, float *y, float *rstd, const lora_bf16 *x,
+                             const float *w, int64_t N, int64_t C, float eps);
+    void (*rmsnorm_bf16_bwd)(lora_backend *be, float *dx, float *dw, const float *dy,
+                             const lora_bf16 *x, const float *w, const float *rstd, int64_t N,
+                             int64_t C);
     /* swiglu_fwd, and gate and up rounded as to_bf16 into gate16 and up16 in the same pass (a
      * training forward's kept set). */
     void (*swiglu_keep_fwd)(lora_backend *be, float *h, lora_bf16 *gate16, lora_bf16 *up16,

@@ -779,6 +779,49 @@ static void rmsnorm_case(int64_t N, int64_t C)
     rig_close(&r);
 }
 
+/* RMSNorm over a kept bfloat16 x: rmsnorm_fwd's y and rstd and rmsnorm_bwd's dx and dw over
+ * the widened values, bit for bit */
+static void rmsnorm_bf16_case(int64_t N, int64_t C)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, (uint64_t)(N * 13 + C));
+    const lora_backend_ops *op = &lora__cuda_ops;
+    float eps = 1e-6f;
+    size_t n = (size_t)(N * C);
+    float *x = frand(&r, n, -3, 3), *w = frand(&r, (size_t)C, 0.5, 1.5);
+    float *dy = frand(&r, n, -1, 1), *acc = frand(&r, n, -1, 1), *dw0 = frand(&r, (size_t)C, -1, 1);
+    uint16_t *xh;
+    float *xw = round_bf16(x, n, &xh);
+    lora_bf16 *d_x16 = dev(&r, xh, n * 2);
+    float *d_x = dev(&r, xw, n * 4), *d_w = dev(&r, w, (size_t)C * 4), *d_dy = dev(&r, dy, n * 4);
+    float *y1 = dev_nan(&r, n), *y2 = dev_nan(&r, n);
+    float *s1 = dev_nan(&r, (size_t)N), *s2 = dev_nan(&r, (size_t)N);
+    float *dx1 = dev(&r, acc, n * 4), *dx2 = dev(&r, acc, n * 4);
+    float *dw1 = dev(&r, dw0, (size_t)C * 4), *dw2 = dev(&r, dw0, (size_t)C * 4);
+    op->rmsnorm_fwd(r.gpu, y1, s1, d_x, d_w, N, C, eps);
+    op->rmsnorm_bf16_fwd(r.gpu, y2, s2, d_x16, d_w, N, C, eps);
+    op->rmsnorm_bwd(r.gpu, dx1, dw1, d_dy, d_x, d_w, s1, N, C);
+    op->rmsnorm_bf16_bwd(r.gpu, dx2, dw2, d_dy, d_x16, d_w, s1, N, C);
+    const float *want[4] = {y1, s1, dx1, dw1}, *got[4] = {y2, s2, dx2, dw2};
+    const size_t len[4] = {n, (size_t)N, n, (size_t)C};
+    const char *name[4] = {"y", "rstd", "dx", "dw"};
+    for (int i = 0; i < 4; i++) {
+        float *a = host(&r, want[i], len[i]), *b = host(&r, got[i], len[i]);
+        for (size_t e = 0; e < len[i]; e++)
+            ck_assert_msg(isfinite(b[e]), "rmsnorm_bf16 %s[%zu] not written", name[i], e);
+        expect_same_bits("rmsnorm_bf16", name[i], b, a, len[i]);
+        free(a), free(b);
+    }
+    free(x), free(w), free(dy), free(acc), free(dw0), free(xh), free(xw);
+    rig_close(&r);
+}
+
+START_TEST(rmsnorm_bf16_matches_widened)
+{
+    rmsnorm_bf16_case(3, 896);
+    rmsnorm_bf16_case(300, 24); /* a q/k norm's rows: several dw chunks */
+}
+END_TEST
+
 START_TEST(rmsnorm)
 {
     rmsnorm_case(1, 8);
@@ -2027,7 +2070,8 @@ int main(void)
                                 bf16_conversions_match_host, rope_kv_store_fused,
                                 argmax_matches_host, swiglu_bf16_matches_widened,
                                 matmul_bf16_group, kv_store_at_positions, graph_record_replay,
-                                embedding_bf16_table, lora_path, embedding, rmsnorm, rope,
+                                embedding_bf16_table, lora_path, embedding, rmsnorm,
+                                rmsnorm_bf16_matches_widened, rope,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
                                 cross_entropy_chunked, attention, attention_bf16_matches_widened,
                                 attention_bf16_kv_cache,

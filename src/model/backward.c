@@ -38,6 +38,19 @@ static void zero(const bwd_ctx *c, float *p, int64_t n)
 
 static const float *W(const bwd_ctx *c, const float *p) { return lora__weight(c->s, p); }
 
+/* dx (rows, C) += through the RMSNorm with weight w of x, read as its kept bfloat16 copy x16
+ * where there is one */
+static void norm_bwd(const bwd_ctx *c, float *dx, const float *w, const float *dy,
+                     const float *x, const lora_bf16 *x16, const float *rstd, int64_t rows,
+                     int64_t C)
+{
+    lora_backend *be = c->s->be;
+    if (x16)
+        be->ops->rmsnorm_bf16_bwd(be, dx, base_grad(c, w), dy, x16, W(c, w), rstd, rows, C);
+    else
+        be->ops->rmsnorm_bwd(be, dx, base_grad(c, w), dy, x, W(c, w), rstd, rows, C);
+}
+
 /* dx (N, in) += gradient through projection p (base weight w, optional bias, attached LoRA
  * paths) given dy (N, out) and the projection's input x (N, in). */
 static void projection_bwd(bwd_ctx *c, const lora_layer_acts *a, int64_t l, lora_proj p,
@@ -95,8 +108,8 @@ static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
     zero(c, b->dh, N * cfg->hidden);
     projection_bwd(c, a, l, LORA_PROJ_GATE, b->dh, b->dgate, a->h2, w->w_gate, NULL);
     projection_bwd(c, a, l, LORA_PROJ_UP, b->dh, b->dup, a->h2, w->w_up, NULL);
-    s->be->ops->rmsnorm_bwd(s->be, b->dx, base_grad(c, w->mlp_norm), b->dh, a->x_mid,
-                            W(c, w->mlp_norm), a->rstd2, N, cfg->hidden);
+    norm_bwd(c, b->dx, w->mlp_norm, b->dh, a->x_mid, a->kept ? a->kept->x_mid : NULL, a->rstd2,
+             N, cfg->hidden);
 }
 
 static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64_t B,
@@ -127,10 +140,10 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     if (cfg->qk_norm) {
         zero(c, b->dq_lin, N * H * D);
         zero(c, b->dk_lin, N * KVH * D);
-        op->rmsnorm_bwd(s->be, b->dq_lin, base_grad(c, w->q_norm), b->dq, a->q_lin,
-                        W(c, w->q_norm), a->rstd_q, N * H, D);
-        op->rmsnorm_bwd(s->be, b->dk_lin, base_grad(c, w->k_norm), b->dk, a->k_lin,
-                        W(c, w->k_norm), a->rstd_k, N * KVH, D);
+        norm_bwd(c, b->dq_lin, w->q_norm, b->dq, a->q_lin, k16 ? k16->q_lin : NULL, a->rstd_q,
+                 N * H, D);
+        norm_bwd(c, b->dk_lin, w->k_norm, b->dk, a->k_lin, k16 ? k16->k_lin : NULL, a->rstd_k,
+                 N * KVH, D);
         dq = b->dq_lin;
         dk = b->dk_lin;
     }
@@ -138,8 +151,7 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     projection_bwd(c, a, l, LORA_PROJ_Q, b->dh, dq, a->h1, w->wq, w->bq);
     projection_bwd(c, a, l, LORA_PROJ_K, b->dh, dk, a->h1, w->wk, w->bk);
     projection_bwd(c, a, l, LORA_PROJ_V, b->dh, b->dv, a->h1, w->wv, w->bv);
-    op->rmsnorm_bwd(s->be, b->dx, base_grad(c, w->attn_norm), b->dh, a->x_in,
-                    W(c, w->attn_norm), a->rstd1, N, C);
+    norm_bwd(c, b->dx, w->attn_norm, b->dh, a->x_in, k16 ? k16->x_in : NULL, a->rstd1, N, C);
 }
 
 static int by_key(const void *a, const void *b)

@@ -47,8 +47,9 @@ typedef struct lora_layer_acts {
     float *drop_x;         // (N, max in) LoRA dropout's input, when dropout is on
     /* a training pass that keeps bfloat16 activations: the layer's kept set, into which the
      * forward's ops round what they make (x_mid is then NULL) and the attention writes its
-     * output and statistics, and where the backward's attention and SwiGLU read them (q, k,
-     * v, gate and up above are not filled for it); NULL else */
+     * output and statistics, and where the backward's attention, SwiGLU and norms read them
+     * (of the float32 set above only att, h1, h2, act and the rstd are filled for it); NULL
+     * else */
     lora_layer_bf16 *kept;
 } lora_layer_acts;
 
@@ -214,13 +215,13 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids, con
 
 /* Whether a backend has what keeping bfloat16 training activations takes: to_bf16,
  * from_bf16, the bfloat16 SwiGLU and swiglu_keep_fwd, rope_bf16_fwd, the attention over
- * bfloat16 q, k, v, and residual_rmsnorm_fwd (which rounds x_mid). */
+ * bfloat16 q, k, v, residual_rmsnorm_fwd (which rounds x_mid) and the bfloat16 RMSNorm. */
 bool lora__kept_ops(const lora_backend_ops *op);
 /* Layer l's working set in a training pass that keeps bfloat16 activations: acts->scratch
  * with layer l's own float32 tensors (rstd_q, rstd_k, t) and its kept set. */
 lora_layer_acts lora__kept_work(const lora_train_acts *acts, int64_t l);
-/* The other way, for the backward: widens x_in, x_mid, q_lin, k_lin and att into work and
- * rebuilds h1, h2, their rstd and act (the attention and SwiGLU read the rest as kept). */
+/* The other way, for the backward: widens att into work and rebuilds h1, h2, their rstd and
+ * act (the attention, SwiGLU and the norms read the rest as kept). */
 void lora__kept_unpack(lora_session *s, const lora_train_acts *acts, int64_t l,
                        lora_layer_acts *work);
 
