@@ -835,9 +835,10 @@ bool lora__cuda_sdpa_fwd(lora_cuda *cu, float *out, const float *q, const float 
 }
 
 /* the backward graph over what prepare (and the forward) left in r, the gradients added to
- * the float32 rows */
+ * the float32 rows (or, not accumulate, written there) */
 static void run_backward(lora_cuda *cu, run *r, float *dq, float *dk, float *dv,
-                         const lora_attention_shape *s, const int32_t *seq_len, const char *what)
+                         const lora_attention_shape *s, const int32_t *seq_len, bool accumulate,
+                         const char *what)
 {
     int64_t B = s->B, T = s->T, HD = s->H * s->D, KD = s->KVH * s->D;
     if (lora__cuda_check(cu, cudaMemsetAsync(r->dq_acc, 0, (size_t)(B * T * HD) * 4, cu->stream),
@@ -851,14 +852,14 @@ static void run_backward(lora_cuda *cu, run *r, float *dq, float *dk, float *dv,
     if (!execute(cu, r->dn, r->sd, r->bwd, 16, uids, ptrs, r->ws, what))
         return;
     if (dq)
-        lora__cuda_rows_from_bf16(cu, dq, r->dq, B, T, T, HD, seq_len, true,
-                                  "attention_bwd: dq from bf16");
+        lora__cuda_rows_from_bf16(cu, dq, r->dq, B, T, T, HD, seq_len,
+                                  accumulate, "attention_bwd: dq from bf16");
     if (dk)
-        lora__cuda_rows_from_bf16(cu, dk, r->dk, B, T, s->S, KD, seq_len, true,
-                                  "attention_bwd: dk from bf16");
+        lora__cuda_rows_from_bf16(cu, dk, r->dk, B, T, s->S, KD, seq_len,
+                                  accumulate, "attention_bwd: dk from bf16");
     if (dv)
-        lora__cuda_rows_from_bf16(cu, dv, r->dv, B, T, s->S, KD, seq_len, true,
-                                  "attention_bwd: dv from bf16");
+        lora__cuda_rows_from_bf16(cu, dv, r->dv, B, T, s->S, KD, seq_len,
+                                  accumulate, "attention_bwd: dv from bf16");
 }
 
 bool lora__cuda_sdpa_bwd(lora_cuda *cu, float *dq, float *dk, float *dv, const float *dout,
@@ -869,7 +870,7 @@ bool lora__cuda_sdpa_bwd(lora_cuda *cu, float *dq, float *dk, float *dv, const f
     if (!prepare(cu, &r, true, q, k, v, dout, s, seq_len, NULL))
         return false;
     if (r.sd && run_forward(cu, &r, "attention_bwd (forward)"))
-        run_backward(cu, &r, dq, dk, dv, s, seq_len, "attention_bwd");
+        run_backward(cu, &r, dq, dk, dv, s, seq_len, true, "attention_bwd");
     return true;
 }
 
@@ -897,7 +898,7 @@ bool lora__cuda_sdpa_bf16_bwd(lora_cuda *cu, float *dq, float *dk, float *dv, co
     if (!prepare(cu, &r, true, NULL, NULL, NULL, dout, s, NULL, &kept))
         return false;
     if (r.sd)
-        run_backward(cu, &r, dq, dk, dv, s, NULL, "attention_bf16_bwd");
+        run_backward(cu, &r, dq, dk, dv, s, NULL, false, "attention_bf16_bwd");
     return true;
 }
 

@@ -122,13 +122,14 @@ __device__ __forceinline__ void lora__row_max_sumexp(const float *l, int64_t n, 
     *sum_out = lora__block_sum(sum);
 }
 
-/* d (n) += g * (softmax(l) - onehot(t - v0)) for one row's columns v0 .. v0 + n, from the
- * row's log-sum-exp ls (exp(l - ls) <= 1: no overflow). */
+/* d (n) += g * (softmax(l) - onehot(t - v0)) for one row's columns v0 .. v0 + n (or, not
+ * accumulate, d = that: d not read), from the row's log-sum-exp ls (exp(l - ls) <= 1: no
+ * overflow). */
 __device__ __forceinline__ void lora__ce_row_bwd(float *d, const float *l, int64_t n, int64_t v0,
-                                                 int32_t t, float g, float ls)
+                                                 int32_t t, float g, float ls, bool accumulate)
 {
     for (int64_t v = threadIdx.x; v < n; v += blockDim.x) {
-        float val = d[v] + g * expf(l[v] - ls);
+        float e = g * expf(l[v] - ls), val = accumulate ? d[v] + e : e;
         d[v] = v + v0 == t ? val - g : val;
     }
 }

@@ -27,7 +27,7 @@ __global__ void ce_bwd_kernel(float *dlogits, const float *logits, const float *
     int32_t t = targets[r];
     if (t == -100)
         return;
-    lora__ce_row_bwd(dlogits + r * V, logits + r * V, V, 0, t, dnll[r], lse[r]);
+    lora__ce_row_bwd(dlogits + r * V, logits + r * V, V, 0, t, dnll[r], lse[r], true);
 }
 
 // nll (N), lse (N) from logits (N, V) and targets (N); -100 targets give 0

@@ -50,9 +50,12 @@ __global__ void ce_chunk_bwd_kernel(float *dlogits, const float *logits, const f
 {
     int64_t r = blockIdx.x;
     int32_t t = targets[r];
-    if (t == -100)
+    if (t == -100) { /* written, as the other rows are */
+        for (int64_t v = threadIdx.x; v < Vc; v += blockDim.x)
+            dlogits[r * Vc + v] = 0.0f;
         return;
-    lora__ce_row_bwd(dlogits + r * Vc, logits + r * Vc, Vc, v0, t, dnll[r], lse[r]);
+    }
+    lora__ce_row_bwd(dlogits + r * Vc, logits + r * Vc, Vc, v0, t, dnll[r], lse[r], false);
 }
 
 // state (N, 3) from the chunk logits (N, Vc) of columns v0..v0+Vc-1
@@ -79,7 +82,7 @@ void lora__cuda_ce_chunk_finish(lora_backend *be, float *nll, float *lse, const 
     lora__cuda_launched(cu, "ce_chunk_finish");
 }
 
-// dlogits (N, Vc) += dnll (softmax - onehot) over columns v0..v0+Vc-1; -100 rows untouched
+// dlogits (N, Vc) = dnll (softmax - onehot) over columns v0..v0+Vc-1; -100 rows 0
 void lora__cuda_ce_chunk_bwd(lora_backend *be, float *dlogits, const float *logits,
                              const float *lse, const int32_t *targets, const float *dnll,
                              int64_t N, int64_t Vc, int64_t v0)

@@ -336,7 +336,8 @@ void lora__cuda_matmul_bf16_fwd(lora_backend *be, float *y, const float *x, cons
 void lora__cuda_matmul_bf16_fwd_group(lora_backend *be, const lora_bf16_group *g,
                                       const float *x, int64_t N, int64_t K);
 void lora__cuda_matmul_bf16_bwd(lora_backend *be, float *dx, const float *dy,
-                                const lora_bf16 *w, int64_t N, int64_t Nout, int64_t K);
+                                const lora_bf16 *w, int64_t N, int64_t Nout, int64_t K,
+                                bool accumulate);
 void lora__cuda_embedding_bf16_fwd(lora_backend *be, float *x, const int32_t *ids,
                                    const lora_bf16 *table, int64_t N, int64_t C);
 void lora__cuda_to_bf16(lora_backend *be, lora_bf16 *dst, const float *src, size_t n);

@@ -229,9 +229,10 @@ struct lora_backend_ops {
     void (*matmul_bf16_fwd)(lora_backend *be, float *y, const float *x, const lora_bf16 *w,
                             const float *bias, int64_t N, int64_t Nout, int64_t K);
     /* dx (N, K) += dy (N, Nout) @ w (Nout, K), w bfloat16, dy rounded to bfloat16 for the
-     * product, float32 accumulation (dw and dbias need no w: matmul_bwd with w NULL). */
+     * product, float32 accumulation (dw and dbias need no w: matmul_bwd with w NULL); with
+     * accumulate false dx = the product instead, dx not read (a gradient's first term). */
     void (*matmul_bf16_bwd)(lora_backend *be, float *dx, const float *dy, const lora_bf16 *w,
-                            int64_t N, int64_t Nout, int64_t K);
+                            int64_t N, int64_t Nout, int64_t K, bool accumulate);
     /* x (N, C) = table (V, C)[ids (N)], table bfloat16, x float32 (exact). */
     void (*embedding_bf16_fwd)(lora_backend *be, float *x, const int32_t *ids,
                                const lora_bf16 *table, int64_t N, int64_t C);
@@ -242,7 +243,8 @@ struct lora_backend_ops {
      * (a backend with both entries keeps them so for a model whose weights are bfloat16). */
     void (*from_bf16)(lora_backend *be, float *dst, const lora_bf16 *src, size_t n);
     /* swiglu_fwd and swiglu_bwd with gate and up (N, I) bfloat16 (kept training activations):
-     * what widening them with from_bf16 first gives. */
+     * what widening them with from_bf16 first gives, except that the backward writes dgate and
+     * dup (swiglu_bwd's terms) rather than adding to them. */
     void (*swiglu_bf16_fwd)(lora_backend *be, float *h, const lora_bf16 *gate,
                             const lora_bf16 *up, int64_t N, int64_t n_inter);
     void (*swiglu_bf16_bwd)(lora_backend *be, float *dgate, float *dup, const float *dh,
@@ -271,8 +273,9 @@ struct lora_backend_ops {
     void (*attention_bf16_fwd)(lora_backend *be, lora_bf16 *out, float *stats,
                                const lora_bf16 *q, const lora_bf16 *k, const lora_bf16 *v,
                                const lora_attention_shape *shape);
-    /* attention_bwd of the widened q, k, v (dq, dk, dv float32, added to), given out and stats
-     * from attention_bf16_fwd of the same inputs, so that no forward runs again. */
+    /* attention_bwd of the widened q, k, v (dq, dk, dv float32, written, not added to: rows no
+     * query sees get 0), given out and stats from attention_bf16_fwd of the same inputs, so
+     * that no forward runs again. */
     void (*attention_bf16_bwd)(lora_backend *be, float *dq, float *dk, float *dv,
                                const float *dout, const lora_bf16 *q, const lora_bf16 *k,
                                const lora_bf16 *v, const lora_bf16 *out, const float *stats,
@@ -298,8 +301,8 @@ struct lora_backend_ops {
      * rows with target -100 get nll = 0. */
     void (*ce_chunk_finish)(lora_backend *be, float *nll, float *lse, const double *state,
                             const int32_t *targets, int64_t N);
-    /* dlogits (N, Vc) += dnll[n] * (exp(logits - lse[n]) - onehot(targets[n] - v0)) for the
-     * chunk's columns; rows with target -100 untouched. */
+    /* dlogits (N, Vc) = dnll[n] * (exp(logits - lse[n]) - onehot(targets[n] - v0)) for the
+     * chunk's columns (written, not added to); rows with target -100 get 0. */
     void (*ce_chunk_bwd)(lora_backend *be, float *dlogits, const float *logits,
                          const float *lse, const int32_t *targets, const float *dnll, int64_t N,
                          int64_t Vc, int64_t v0);

@@ -52,15 +52,16 @@ static void norm_bwd(const bwd_ctx *c, float *dx, const float *w, const float *d
 }
 
 /* dx (N, in) += gradient through projection p (base weight w, optional bias, attached LoRA
- * paths) given dy (N, out) and the projection's input x (N, in). */
+ * paths) given dy (N, out) and the projection's input x (N, in); first: dx holds nothing yet
+ * (the base product writes it). */
 static void projection_bwd(bwd_ctx *c, const lora_layer_acts *a, int64_t l, lora_proj p,
                            float *dx, const float *dy, const float *x, const float *w,
-                           const float *bias)
+                           const float *bias, bool first)
 {
     lora_session *s = c->s;
     int64_t out, in;
     lora__proj_shape(&s->model->cfg, p, &out, &in);
-    lora__base_bwd(s, dx, base_grad(c, w), base_grad(c, bias), dy, x, w, c->N, out, in);
+    lora__base_bwd(s, dx, base_grad(c, w), base_grad(c, bias), dy, x, w, c->N, out, in, !first);
     for (size_t i = 0; i < s->n_adapters; i++) {
         const lora_adapter *ad = s->adapters[i];
         const lora_adapter_module *m = lora__adapter_module(ad, l, p);
@@ -96,18 +97,17 @@ static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
     const lora_layer_weights *w = &s->model->layers[l];
     int64_t N = c->N, I = cfg->inter;
     grad_bufs *b = &c->b;
-    zero(c, b->dact, N * I);
-    projection_bwd(c, a, l, LORA_PROJ_DOWN, b->dact, b->dx, a->act, w->w_down, NULL);
-    zero(c, b->dgate, N * I);
-    zero(c, b->dup, N * I);
-    if (a->kept)
+    projection_bwd(c, a, l, LORA_PROJ_DOWN, b->dact, b->dx, a->act, w->w_down, NULL, true);
+    if (a->kept) /* writes dgate and dup */
         s->be->ops->swiglu_bf16_bwd(s->be, b->dgate, b->dup, b->dact, a->kept->gate,
                                     a->kept->up, N, I);
-    else
+    else {
+        zero(c, b->dgate, N * I);
+        zero(c, b->dup, N * I);
         s->be->ops->swiglu_bwd(s->be, b->dgate, b->dup, b->dact, a->gate, a->up, N, I);
-    zero(c, b->dh, N * cfg->hidden);
-    projection_bwd(c, a, l, LORA_PROJ_GATE, b->dh, b->dgate, a->h2, w->w_gate, NULL);
-    projection_bwd(c, a, l, LORA_PROJ_UP, b->dh, b->dup, a->h2, w->w_up, NULL);
+    }
+    projection_bwd(c, a, l, LORA_PROJ_GATE, b->dh, b->dgate, a->h2, w->w_gate, NULL, true);
+    projection_bwd(c, a, l, LORA_PROJ_UP, b->dh, b->dup, a->h2, w->w_up, NULL, false);
     norm_bwd(c, b->dx, w->mlp_norm, b->dh, a->x_mid, a->kept ? a->kept->x_mid : NULL, a->rstd2,
              N, cfg->hidden);
 }
@@ -122,18 +122,18 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     int64_t N = c->N, C = cfg->hidden, H = cfg->n_heads, KVH = cfg->n_kv_heads,
             D = cfg->head_dim;
     grad_bufs *b = &c->b;
-    zero(c, b->datt, N * H * D);
-    projection_bwd(c, a, l, LORA_PROJ_O, b->datt, b->dx, a->att, w->wo, w->bo);
-    zero(c, b->dq, N * H * D);
-    zero(c, b->dk, N * KVH * D);
-    zero(c, b->dv, N * KVH * D);
+    projection_bwd(c, a, l, LORA_PROJ_O, b->datt, b->dx, a->att, w->wo, w->bo, true);
     lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0, NULL};
     const lora_layer_bf16 *k16 = a->kept;
-    if (k16)
+    if (k16) /* writes dq, dk, dv */
         op->attention_bf16_bwd(s->be, b->dq, b->dk, b->dv, b->datt, k16->q, k16->k, k16->v,
                                k16->att, k16->att_stats, &sh);
-    else
+    else {
+        zero(c, b->dq, N * H * D);
+        zero(c, b->dk, N * KVH * D);
+        zero(c, b->dv, N * KVH * D);
         op->attention_bwd(s->be, b->dq, b->dk, b->dv, b->datt, a->q, a->k, a->v, &sh);
+    }
     op->rope_bwd(s->be, b->dq, pos, s->rope_cos, s->rope_sin, N, H, D);
     op->rope_bwd(s->be, b->dk, pos, s->rope_cos, s->rope_sin, N, KVH, D);
     float *dq = b->dq, *dk = b->dk;
@@ -147,10 +147,9 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
         dq = b->dq_lin;
         dk = b->dk_lin;
     }
-    zero(c, b->dh, N * C);
-    projection_bwd(c, a, l, LORA_PROJ_Q, b->dh, dq, a->h1, w->wq, w->bq);
-    projection_bwd(c, a, l, LORA_PROJ_K, b->dh, dk, a->h1, w->wk, w->bk);
-    projection_bwd(c, a, l, LORA_PROJ_V, b->dh, b->dv, a->h1, w->wv, w->bv);
+    projection_bwd(c, a, l, LORA_PROJ_Q, b->dh, dq, a->h1, w->wq, w->bq, true);
+    projection_bwd(c, a, l, LORA_PROJ_K, b->dh, dk, a->h1, w->wk, w->bk, false);
+    projection_bwd(c, a, l, LORA_PROJ_V, b->dh, b->dv, a->h1, w->wv, w->bv, false);
     norm_bwd(c, b->dx, w->attn_norm, b->dh, a->x_in, k16 ? k16->x_in : NULL, a->rstd1, N, C);
 }
 

@@ -259,17 +259,22 @@ void lora__base_fwd(lora_session *s, float *y, const float *x, const float *w, c
 }
 
 void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const float *dy,
-                    const float *x, const float *w, int64_t N, int64_t out, int64_t in)
+                    const float *x, const float *w, int64_t N, int64_t out, int64_t in,
+                    bool accumulate)
 {
     const lora_bf16 *wb = lora__model_mem_bf16(s->model, w);
     if (wb) {
         if (dx)
-            s->be->ops->matmul_bf16_bwd(s->be, dx, dy, wb, N, out, in);
+            s->be->ops->matmul_bf16_bwd(s->be, dx, dy, wb, N, out, in, accumulate);
         /* dw = dy^T x and dbias read neither w nor dx */
         if (dw || dbias)
             s->be->ops->matmul_bwd(s->be, NULL, dw, dbias, dy, x, NULL, N, out, in);
-    } else
+    } else {
+        /* the float32 entry adds (it is the CPU's): a first term goes into zeros */
+        if (dx && !accumulate)
+            s->be->ops->zero(s->be, dx, (size_t)(N * in) * sizeof(float));
         s->be->ops->matmul_bwd(s->be, dx, dw, dbias, dy, x, lora__weight(s, w), N, out, in);
+    }
 }
 
 /* Projections p[0..n-1] of the same input x (y = x w^T + bias, then the attached adapters' LoRA

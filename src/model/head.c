@@ -48,10 +48,11 @@ static void vocab_chunks(lora_session *s, const float *h, int64_t n, const int32
         int64_t k = V - v0 < cols ? V - v0 : cols;
         if (cols < V)
             lora__base_fwd(s, logits, h, lm_head + v0 * C, NULL, n, k, C);
-        op->zero(s->be, dlogits, (size_t)(n * k) * sizeof(float));
+        /* the chunk's gradient written (not added to), the first chunk's product writes
+         * dhidden */
         op->ce_chunk_bwd(s->be, dlogits, logits, lse, targets, dnll, n, k, v0);
         lora__base_bwd(s, dhidden, dlm_head ? dlm_head + v0 * C : NULL, NULL, dlogits, h,
-                       lm_head + v0 * C, n, k, C);
+                       lm_head + v0 * C, n, k, C, v0 > 0);
     }
 }
 
@@ -102,7 +103,8 @@ lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
             continue;
         op->zero(s->be, dlogits, (size_t)(n * V) * sizeof(float));
         op->cross_entropy_bwd(s->be, dlogits, logits, lse, dtargets + r0, dev_dnll + r0, n, V);
-        lora__base_bwd(s, dhidden + r0 * C, dlm_head, NULL, dlogits, h, lm_head, n, V, C);
+        lora__base_bwd(s, dhidden + r0 * C, dlm_head, NULL, dlogits, h, lm_head, n, V, C,
+                       false);
     }
     return own ? op->download(s->be, nll, dev_nll, (size_t)N * sizeof(float)) : LORA_OK;
 }

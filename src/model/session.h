@@ -159,10 +159,12 @@ static inline const float *lora__weight(const lora_session *s, const float *p)
  * the bfloat16 one where the device copy holds w so. */
 void lora__base_fwd(lora_session *s, float *y, const float *x, const float *w, const float *bias,
                     int64_t N, int64_t out, int64_t in);
-/* Its backward: dx (N, in) += dy @ w (w's float32 or bfloat16 copy); dw, dbias (gradient
+/* Its backward: dx (N, in) += dy @ w (w's float32 or bfloat16 copy), or, not accumulate,
+ * dx = dy @ w (dx's old values not read: the gradient's first term); dw, dbias (gradient
  * arenas, may be NULL) as matmul_bwd, from dy and x alone. */
 void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const float *dy,
-                    const float *x, const float *w, int64_t N, int64_t out, int64_t in);
+                    const float *x, const float *w, int64_t N, int64_t out, int64_t in,
+                    bool accumulate);
 
 /* Grows the backend buffer *buf of *cap bytes to at least need bytes; the contents are lost (the
  * old block is freed first). The backend's statuses; on failure *buf is NULL and *cap 0. */
@@ -238,8 +240,8 @@ lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float
 
 /* The output head over hidden (N, C), chunk by chunk so that (N, V) logits never exist at once:
  * nll[n] = -log softmax(hidden[n] lm_head^T)[targets[n]] (0 where the target is -100). With
- * dnll non-NULL, also the backward of sum_n dnll[n] * nll[n]: dhidden (N, C) += ..., and
- * dlm_head (V, C) += ... when not NULL. targets, nll and dnll are host arrays (nll is
+ * dnll non-NULL, also the backward of sum_n dnll[n] * nll[n]: dhidden (N, C) = ... (written,
+ * its old values not read), and dlm_head (V, C) += ... when not NULL. targets, nll and dnll are host arrays (nll is
  * downloaded, which waits for the backend); hidden, dhidden and dlm_head backend memory. */
 lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
                            const int32_t *targets, float *nll, const float *dnll, float *dhidden,

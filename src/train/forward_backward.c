@@ -45,8 +45,7 @@ lora_status lora__forward_backward(lora_session *s, const int32_t *ids, const in
     s->dhidden_floats = bytes / sizeof(float);
     if (st)
         goto done;
-    float *dhidden = s->dhidden;
-    s->be->ops->zero(s->be, dhidden, (size_t)(N * C) * sizeof(float));
+    float *dhidden = s->dhidden; /* the head writes every row */
     /* a sample that starts at column t0 has position ids 0, 1, ... from there */
     for (int64_t n = 0; position_ids && n < N; n++)
         key0[n] = (int32_t)(n % T) - position_ids[n];
