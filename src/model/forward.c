@@ -22,10 +22,18 @@ static float *take(bump *b, int64_t n)
     return p;
 }
 
+/* n floats starting on a 16-byte boundary when the base is on one: cuDNN reads and writes the
+ * kept tensors where they are, and its descriptors declare 16-byte alignment */
+static float *take_aligned(bump *b, int64_t n)
+{
+    b->used = (b->used + 3) / 4 * 4;
+    return take(b, n);
+}
+
 /* n bfloat16 values, 16-byte aligned when the base is */
 static lora_bf16 *take_bf16(bump *b, int64_t n)
 {
-    return (lora_bf16 *)take(b, (n + 7) / 8 * 4);
+    return (lora_bf16 *)take_aligned(b, (n + 7) / 8 * 4);
 }
 
 /* A projection's place in its group (q, k, v; o; gate, up; down): at inference the projections
@@ -113,7 +121,7 @@ static void layout_kept(const lora_session *s, int64_t N, bump *b, lora_layer_ac
     k->att = take_bf16(b, N * q);
     k->gate = take_bf16(b, N * c->inter);
     k->up = take_bf16(b, N * c->inter);
-    k->att_stats = take(b, N * c->n_heads);
+    k->att_stats = take_aligned(b, N * c->n_heads);
 }
 
 lora_status lora__session_grow(lora_session *s, void **buf, size_t *cap, size_t need,
