@@ -104,25 +104,18 @@ static float *dev_nan(rig *r, size_t n)
     return d;
 }
 
-/* the device floats, synchronised and checked, in a malloc'd host buffer */
-static float *host(rig *r, const float *d, size_t n)
+/* bytes of device memory, synchronised and checked, in a malloc'd host buffer */
+static void *host_bytes(rig *r, const void *d, size_t bytes)
 {
-    float *h = malloc((n ? n : 1) * sizeof *h);
+    void *h = malloc(bytes ? bytes : 1);
     ck_assert_ptr_nonnull(h);
-    ck_assert_msg(lora__cuda_download(r->gpu, h, d, n * sizeof *h) == LORA_OK, "%s",
-                  lora_last_error());
+    ck_assert_msg(lora__cuda_download(r->gpu, h, d, bytes) == LORA_OK, "%s", lora_last_error());
     return h;
 }
 
-/* n device bfloat16 values, synchronised and checked, in a malloc'd host buffer */
-static uint16_t *host16(rig *r, const void *d, size_t n)
-{
-    uint16_t *h = malloc((n ? n : 1) * sizeof *h);
-    ck_assert_ptr_nonnull(h);
-    ck_assert_msg(lora__cuda_download(r->gpu, h, d, n * sizeof *h) == LORA_OK, "%s",
-                  lora_last_error());
-    return h;
-}
+/* n device floats, or bfloat16 values, on the host */
+static float *host(rig *r, const float *d, size_t n) { return host_bytes(r, d, n * 4); }
+static uint16_t *host16(rig *r, const void *d, size_t n) { return host_bytes(r, d, n * 2); }
 
 /* GPU values against the CPU's: all finite (so all written), then max |g - c| / max |c| */
 static void expect_close(const char *op, const char *what, const float *g, const float *c,
