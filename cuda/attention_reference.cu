@@ -371,12 +371,6 @@ void lora__cuda_attention_bf16_fwd(lora_backend *be, lora_bf16 *out, float *stat
         lora__cuda_round_bf16(cu, out, fout, nq);
 }
 
-/* n floats of p zeroed on the stream (p may be NULL); 1 when that failed (recorded) */
-static int zeroed(lora_cuda *cu, float *p, size_t n, const char *what)
-{
-    return p && lora__cuda_check(cu, cudaMemsetAsync(p, 0, n * sizeof(float), cu->stream), what);
-}
-
 // dq (B, T, H, D), dk, dv (B, T, KVH, D) = the gradients over attention_bf16_fwd's inputs
 void lora__cuda_attention_bf16_bwd(lora_backend *be, float *dq, float *dk, float *dv,
                                    const float *dout, const lora_bf16 *q, const lora_bf16 *k,
@@ -390,9 +384,11 @@ void lora__cuda_attention_bf16_bwd(lora_backend *be, float *dq, float *dk, float
     /* the reference kernels add to their outputs */
     size_t nq = (size_t)(shape->B * shape->T * shape->H * shape->D);
     size_t nk = (size_t)(shape->B * shape->T * shape->KVH * shape->D);
-    if (zeroed(cu, dq, nq, "attention_bf16_bwd: cudaMemsetAsync dq") ||
-        zeroed(cu, dk, nk, "attention_bf16_bwd: cudaMemsetAsync dk") ||
-        zeroed(cu, dv, nk, "attention_bf16_bwd: cudaMemsetAsync dv"))
+    float *grad[3] = {dq, dk, dv};
+    for (int i = 0; i < 3; i++)
+        if (grad[i])
+            lora__cuda_zero(be, grad[i], (i ? nk : nq) * sizeof(float));
+    if (cu->err)
         return;
     attn_args a;
     float *row_stats = widened(cu, q, k, v, shape,
