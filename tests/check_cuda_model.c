@@ -835,12 +835,35 @@ static size_t kept_layer_floats(const lora_config *c, size_t N, size_t modules, 
     return half / 2 + f;
 }
 
+/* The session's shared workspace after a training step (docs/training.md, "Memory"), the
+ * largest of: the backward's gradient buffers, the attention's and the MLP's over the same
+ * floats, and, keeping bfloat16 activations, the float32 layer set it widens into; the
+ * forward's layer set; the output head's chunk (for these vocabularies all N rows at once:
+ * the chunked loss's 3 doubles a row, logits and their gradient, the log-sum-exp, and the
+ * device's nll and dnll). */
+static size_t shared_ws_floats(const lora_config *c, size_t N, size_t r, bool kept)
+{
+    size_t head = N * (6 + 2 * (size_t)c->vocab + 1 + 2);
+    size_t C = (size_t)c->hidden, q = (size_t)(c->n_heads * c->head_dim),
+           kv = (size_t)(c->n_kv_heads * c->head_dim), I = (size_t)c->inter;
+    size_t att = 2 * q + 2 * kv + (c->qk_norm ? q + kv : 0), mlp = 3 * I;
+    size_t bwd = N * (2 * C + (att > mlp ? att : mlp) + r);
+    size_t fwd = 0;
+    if (kept) {
+        bwd += N * (2 * C + q + I + 2);
+        fwd = N * (3 * C + 2 * q + 2 * kv + 3 * I + 2 + (c->qk_norm ? q + kv : 0));
+    }
+    size_t most = bwd > fwd ? bwd : fwd;
+    return most > head ? most : head;
+}
+
 /* A bfloat16 model on the GPU keeps its training activations in bfloat16 (asked for or by
  * default): on cuDNN the loss is that of a session keeping float32 ones bit for bit (cuDNN
  * reads q, k, v rounded either way); on the reference kernels (the CUDA emulator) only the
  * kept session's attention reads them rounded, which moves the loss a little. The LoRA
- * gradients differ by the rounding of the kept values alone, and the workspace is one float32
- * layer (the set the backward widens into) plus the kept layers. */
+ * gradients differ by the rounding of the kept values alone. The training workspace holds the
+ * kept layers alone: the float32 layer set the forward computes in and the backward widens
+ * into is in the session's shared workspace, with the gradient buffers and the head. */
 START_TEST(kept_bf16_activations)
 {
     const char *dirs[] = {QWEN2, QWEN3};
@@ -878,8 +901,11 @@ START_TEST(kept_bf16_activations)
         size_t N = NB * NT, L = (size_t)c->n_layers, tail = N * (2 * (size_t)c->hidden + 1);
         size_t layer = (full - tail) / L;
         ck_assert_uint_eq(full, L * layer + tail);
-        ck_assert_uint_eq(kept, layer + L * kept_layer_floats(c, N, LORA_PROJ_COUNT,
-                                                               (size_t)g.s->max_rank) + tail);
+        ck_assert_uint_eq(kept, L * kept_layer_floats(c, N, LORA_PROJ_COUNT,
+                                                       (size_t)g.s->max_rank) + tail);
+        size_t r = (size_t)g.s->max_rank;
+        ck_assert_uint_eq(g.s->ws_floats, shared_ws_floats(c, N, r, true));
+        ck_assert_uint_eq(f.s->ws_floats, shared_ws_floats(c, N, r, false));
         free(g16), free(g32);
         lora_session_free(f.s);
         close_side(&g);

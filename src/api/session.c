@@ -303,7 +303,8 @@ static lora_status head_nll(lora_session *s, const int32_t *ids, size_t B, size_
 {
     float *hidden;
     lora_status st = lora__decoder_forward(s, ids, (int64_t)B, (int64_t)T, false, 0, &hidden, NULL);
-    return st ? st : lora__head_nll(s, hidden, (int64_t)(B * T), targets, nll, NULL, NULL, NULL);
+    return st ? st : lora__head_nll(s, &s->head_ws, &s->head_ws_floats, hidden,
+                                    (int64_t)(B * T), targets, nll, NULL, NULL, NULL);
 }
 
 LORA_API lora_status lora_session_loss(lora_session *s, const int32_t *ids, const int32_t *labels,

@@ -12,7 +12,7 @@ typedef struct grad_bufs {
     float *dx;           // (N, C) gradient of the residual stream
     float *dh;           // (N, C) gradient of a normed input
     float *dq, *dk, *dv; // (N, H*D), (N, KVH*D), (N, KVH*D)
-    float *dq_lin, *dk_lin;
+    float *dq_lin, *dk_lin;  // with q/k norms, else NULL
     float *datt;         // (N, H*D)
     float *dgate, *dup, *dact; // (N, I)
     float *u;            // (N, max_rank) LoRA scratch
@@ -24,6 +24,7 @@ typedef struct bwd_ctx {
     const lora_grads *g;
     int64_t N;
     grad_bufs b;
+    lora_layer_acts kept_set; /* keeping bfloat16 activations: the float32 set widened into */
 } bwd_ctx;
 
 static float *base_grad(const bwd_ctx *c, const float *param)
@@ -199,14 +200,20 @@ static lora_status embedding_bwd(lora_session *s, float *dtable, const float *dx
     return st;
 }
 
-static lora_status alloc_bufs(bwd_ctx *c)
+/* The gradient buffers (and, keeping bfloat16 activations, the float32 layer set after them)
+ * in the session's shared workspace. A layer's MLP gradients (dgate, dup, dact) are dead
+ * before its attention's are made and the other way round, so the two share their floats. */
+static lora_status alloc_bufs(bwd_ctx *c, bool kept)
 {
     lora_session *s = c->s;
     const lora_config *cfg = &s->model->cfg;
     int64_t N = c->N, C = cfg->hidden, q = cfg->n_heads * cfg->head_dim,
             kv = cfg->n_kv_heads * cfg->head_dim, I = cfg->inter;
     int64_t drop = s->dropout_on ? 2 * lora__max_proj_in(cfg) : 0;
-    size_t need = (size_t)(N * (2 * C + 3 * q + 3 * kv + 3 * I + s->max_rank + drop));
+    int64_t att = 2 * q + 2 * kv + (cfg->qk_norm ? q + kv : 0), mlp = 3 * I;
+    int64_t shared = att > mlp ? att : mlp;
+    size_t grads = (size_t)(N * (2 * C + shared + s->max_rank + drop));
+    size_t need = grads + (kept ? lora__kept_layout(s, N, true, NULL, &c->kept_set) : 0);
     size_t bytes = s->ws_floats * sizeof(float);
     lora_status st = lora__session_grow(s, (void **)&s->ws, &bytes, need * sizeof(float),
                                         "gradient buffers");
@@ -217,20 +224,26 @@ static lora_status alloc_bufs(bwd_ctx *c)
     grad_bufs *b = &c->b;
     b->dx = p, p += N * C;
     b->dh = p, p += N * C;
-    b->dq = p, p += N * q;
-    b->dq_lin = p, p += N * q;
-    b->datt = p, p += N * q;
-    b->dk = p, p += N * kv;
-    b->dk_lin = p, p += N * kv;
-    b->dv = p, p += N * kv;
-    b->dgate = p, p += N * I;
-    b->dup = p, p += N * I;
-    b->dact = p, p += N * I;
+    float *a = p;
+    b->dq = a, a += N * q;
+    b->datt = a, a += N * q;
+    b->dk = a, a += N * kv;
+    b->dv = a, a += N * kv;
+    if (cfg->qk_norm) {
+        b->dq_lin = a, a += N * q;
+        b->dk_lin = a;
+    }
+    b->dgate = p;
+    b->dup = p + N * I;
+    b->dact = p + 2 * N * I;
+    p += N * shared;
     b->u = p, p += N * s->max_rank;
     if (drop) {
         b->drop_x = p, p += N * (drop / 2);
         b->drop_dx = p;
     }
+    if (kept)
+        lora__kept_layout(s, N, true, s->ws + grads, &c->kept_set);
     return LORA_OK;
 }
 
@@ -240,10 +253,10 @@ lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float
     const lora_model *m = s->model;
     const lora_config *cfg = &m->cfg;
     int64_t B = acts->B, T = acts->T, N = B * T, C = cfg->hidden;
-    bwd_ctx c = {s, g, N, {0}};
+    bwd_ctx c = {s, g, N, {0}, {0}};
     const int32_t *pos = acts->pos;
     lora_status st;
-    if ((st = alloc_bufs(&c)) || (!pos && (st = lora__positions(s, B, T, 0, &pos))))
+    if ((st = alloc_bufs(&c, acts->kept != NULL)) || (!pos && (st = lora__positions(s, B, T, 0, &pos))))
         return st;
     zero(&c, c.b.dx, N * C);
     s->be->ops->rmsnorm_bwd(s->be, c.b.dx, base_grad(&c, m->final_norm), dhidden, acts->x_final,
@@ -260,7 +273,7 @@ lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float
             tmp.x_in = a->x_in;
             a = &tmp;
         } else if (acts->kept) {
-            tmp = lora__kept_work(acts, l);
+            tmp = lora__kept_work(acts, &c.kept_set, l);
             lora__kept_unpack(s, acts, l, &tmp);
             a = &tmp;
         }

@@ -124,6 +124,32 @@ static void layout_kept(const lora_session *s, int64_t N, bump *b, lora_layer_ac
     k->att_stats = take_aligned(b, N * c->n_heads);
 }
 
+size_t lora__kept_layout(const lora_session *s, int64_t N, bool backward, float *base,
+                         lora_layer_acts *set)
+{
+    const lora_config *c = &s->model->cfg;
+    int64_t C = c->hidden, q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
+    bump b = {base, 0};
+    memset(set, 0, sizeof *set);
+    set->h1 = take(&b, N * C);
+    set->rstd1 = take(&b, N);
+    set->att = take(&b, N * q);
+    set->h2 = take(&b, N * C);
+    set->rstd2 = take(&b, N);
+    set->act = take(&b, N * c->inter);
+    if (backward)
+        return b.used;
+    set->q = take(&b, N * q);
+    set->k = take(&b, N * kv);
+    set->v = take(&b, N * kv);
+    set->gate = take(&b, N * c->inter);
+    set->up = take(&b, N * c->inter);
+    set->o = take(&b, N * C);
+    set->q_lin = c->qk_norm ? take(&b, N * q) : set->q;
+    set->k_lin = c->qk_norm ? take(&b, N * kv) : set->k;
+    return b.used;
+}
+
 lora_status lora__session_grow(lora_session *s, void **buf, size_t *cap, size_t need,
                                const char *what)
 {
@@ -604,8 +630,10 @@ static lora_status layout_train(lora_session *s, int64_t N, bool recompute, lora
             else
                 layout_layer(s, N, true, &b, &t->layers[l]);
         }
-        if (recompute || t->kept)
+        if (recompute)
             layout_layer(s, N, true, &b, &t->scratch);
+        else
+            memset(&t->scratch, 0, sizeof t->scratch);
         /* dropout's input is rebuilt wherever it is needed: one region serves every layer */
         float *drop_x = s->dropout_on ? take(&b, N * lora__max_proj_in(c)) : NULL;
         for (int64_t l = 0; l < c->n_layers; l++)
@@ -633,8 +661,12 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
     const lora_config *c = &m->cfg;
     int64_t N = B * T;
     const int32_t *pos, *dids, *dkey0;
+    lora_layer_acts set; /* a kept forward's float32 layer set, in the shared workspace */
     lora_status st;
-    if ((st = layout_train(s, N, recompute, acts)) || (st = lora__ensure_rope(s, T)) ||
+    if ((st = layout_train(s, N, recompute, acts)) ||
+        (acts->kept && (st = grow(s, &s->ws, &s->ws_floats,
+                                  lora__kept_layout(s, N, false, NULL, &set), "activations"))) ||
+        (st = lora__ensure_rope(s, T)) ||
         (st = packed_pos ? lora__stage_i32(s, LORA_STAGE_POS, packed_pos, (size_t)N, &pos)
                          : lora__positions(s, B, T, 0, &pos)) ||
         (st = lora__stage_i32(s, LORA_STAGE_KEY0, key0, (size_t)N, &dkey0)) ||
@@ -650,6 +682,8 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
     key0 = dkey0;
     /* the residual stream runs in x_final, which ends up holding the last layer's output */
     float *x = acts->x_final;
+    if (acts->kept)
+        lora__kept_layout(s, N, false, s->ws, &set);
     embed(s, x, dids, N);
     for (int64_t l = 0; l < c->n_layers; l++) {
         if (recompute) {
@@ -660,8 +694,7 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
             lora__layer_forward(s, l, &tmp, x, B, T, false, false, NULL, pos, key0);
         } else if (acts->kept) {
             s->be->ops->to_bf16(s->be, acts->kept[l].x_in, x, (size_t)(N * c->hidden));
-            lora_layer_acts tmp = lora__kept_work(acts, l);
-            tmp.x_in = tmp.x_mid = NULL; /* kept above, and by the layer */
+            lora_layer_acts tmp = lora__kept_work(acts, &set, l);
             lora__layer_forward(s, l, &tmp, x, B, T, false, false, NULL, pos, key0);
         } else
             lora__layer_forward(s, l, &acts->layers[l], x, B, T, false, false, NULL, pos, key0);

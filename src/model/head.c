@@ -56,9 +56,9 @@ static void vocab_chunks(lora_session *s, const float *h, int64_t n, const int32
     }
 }
 
-lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
-                           const int32_t *targets, float *nll, const float *dnll, float *dhidden,
-                           float *dlm_head)
+lora_status lora__head_nll(lora_session *s, float **ws, size_t *ws_floats, const float *hidden,
+                           int64_t N, const int32_t *targets, float *nll, const float *dnll,
+                           float *dhidden, float *dlm_head)
 {
     const lora_config *c = &s->model->cfg;
     const lora_backend_ops *op = s->be->ops;
@@ -72,14 +72,14 @@ lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
     size_t state = chunked ? (size_t)rows * 3 * sizeof(double) / sizeof(float) : 0;
     size_t own = op->host_memory ? 0 : (size_t)N * (dnll ? 2 : 1);
     size_t need = state + (size_t)(rows * cols * (dnll ? 2 : 1) + rows) + own;
-    size_t bytes = s->head_ws_floats * sizeof(float);
-    lora_status st = lora__session_grow(s, (void **)&s->head_ws, &bytes, need * sizeof(float),
+    size_t bytes = *ws_floats * sizeof(float);
+    lora_status st = lora__session_grow(s, (void **)ws, &bytes, need * sizeof(float),
                                         "output head");
-    s->head_ws_floats = bytes / sizeof(float);
+    *ws_floats = bytes / sizeof(float);
     const int32_t *dtargets;
     if (st || (st = lora__stage_i32(s, LORA_STAGE_TARGETS, targets, (size_t)N, &dtargets)))
         return st;
-    float *logits = s->head_ws + state, *lse = logits + rows * cols, *dlogits = lse + rows;
+    float *logits = *ws + state, *lse = logits + rows * cols, *dlogits = lse + rows;
     float *dev_nll = nll, *dev_dnll = (float *)dnll;
     if (own) {
         dev_nll = dlogits + (dnll ? rows * cols : 0);
@@ -92,7 +92,7 @@ lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
         int64_t n = N - r0 < rows ? N - r0 : rows;
         const float *h = hidden + r0 * C;
         if (chunked) {
-            vocab_chunks(s, h, n, dtargets + r0, cols, (double *)(void *)s->head_ws, logits,
+            vocab_chunks(s, h, n, dtargets + r0, cols, (double *)(void *)*ws, logits,
                          lse, dlogits, dev_nll + r0, dnll ? dev_dnll + r0 : NULL,
                          dhidden ? dhidden + r0 * C : NULL, dlm_head);
             continue;

@@ -17,14 +17,14 @@ bool lora__kept_ops(const lora_backend_ops *op)
            op->rmsnorm_bf16_bwd;
 }
 
-lora_layer_acts lora__kept_work(const lora_train_acts *acts, int64_t l)
+lora_layer_acts lora__kept_work(const lora_train_acts *acts, const lora_layer_acts *set,
+                                int64_t l)
 {
     const lora_layer_acts *own = &acts->layers[l];
-    lora_layer_acts w = acts->scratch;
-    if (own->rstd_q) {
-        w.rstd_q = own->rstd_q;
-        w.rstd_k = own->rstd_k;
-    }
+    lora_layer_acts w = *set;
+    w.rstd_q = own->rstd_q;
+    w.rstd_k = own->rstd_k;
+    w.drop_x = own->drop_x;
     for (int p = 0; p < LORA_PROJ_COUNT; p++)
         for (int i = 0; i < LORA_MAX_ADAPTERS; i++)
             w.t[p][i] = own->t[p][i];

@@ -14,8 +14,9 @@
 
 /* The tensors of one layer's activations a training forward keeps rounded to bfloat16 (a
  * model with bfloat16 weights on a backend with the kept-set ops, lora__kept_ops): the
- * attention and SwiGLU read them where they are; the backward widens the rest into the shared
- * float32 set and rebuilds h1, h2, their rstd and act from them (kept.c). The q/k norms' rstd
+ * attention and SwiGLU read them where they are; the backward widens the rest into a float32
+ * set in the session's shared workspace and rebuilds h1, h2, their rstd and act from them
+ * (kept.c). The q/k norms' rstd
  * and the LoRA intermediates t stay float32, in the layer's lora_layer_acts. */
 typedef struct lora_layer_bf16 {
     lora_bf16 *x_in, *x_mid;   // (N, C)
@@ -61,7 +62,7 @@ typedef struct lora_train_acts {
     lora_layer_acts *layers; // (L)
     lora_layer_bf16 *kept;   /* (L) or NULL: layers[l] holds only rstd_q, rstd_k and t, kept[l]
                               * the rest */
-    lora_layer_acts scratch; /* the shared set a recomputing or widening backward refills */
+    lora_layer_acts scratch; /* the shared set a recomputing backward refills (not kept) */
     float *x_final;          // (N, C) residual stream entering the final RMSNorm
     float *rstd_final;       // (N)
     float *h_final;          // (N, C) final hidden states
@@ -104,7 +105,9 @@ struct lora_session {
     float *rope_cos;      // (rope_len, D/2)
     float *rope_sin;      // (rope_len, D/2)
     int64_t rope_len;
-    float *ws;            /* activations, grown to the largest call */
+    float *ws;            /* activations, grown to the largest call; in a training step the
+                           * float32 layer set of a kept forward, the head's chunks, then the
+                           * backward's gradient buffers (never live at once) */
     size_t ws_floats;
     int32_t *ws_ids;      /* host: positions of the current call */
     size_t ws_ids_cap;
@@ -114,7 +117,8 @@ struct lora_session {
     float scales[LORA_MAX_ADAPTERS];
     size_t n_adapters;
     int64_t max_rank;     /* largest r among attached adapters' modules */
-    float *head_ws;       /* output-head chunks: logits and log-sum-exp */
+    float *head_ws;       /* output-head chunks (logits and log-sum-exp) of a loss over
+                           * hidden states in ws */
     size_t head_ws_floats;
     int64_t head_cols;    /* vocabulary columns per head chunk, where the backend has the
                            * chunked cross-entropy; 0: lora__head_plan_chunked's choice */
@@ -219,9 +223,17 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids, con
  * from_bf16, the bfloat16 SwiGLU and swiglu_keep_fwd, rope_bf16_fwd, the attention over
  * bfloat16 q, k, v, residual_rmsnorm_fwd (which rounds x_mid) and the bfloat16 RMSNorm. */
 bool lora__kept_ops(const lora_backend_ops *op);
-/* Layer l's working set in a training pass that keeps bfloat16 activations: acts->scratch
- * with layer l's own float32 tensors (rstd_q, rstd_k, t) and its kept set. */
-lora_layer_acts lora__kept_work(const lora_train_acts *acts, int64_t l);
+/* Lays out at base (NULL: only counts) the float32 working set of one layer in a training
+ * pass that keeps bfloat16 activations, and returns its floats: the forward's (what the
+ * layer's ops write before the kept values are rounded from it), or the backward's (only
+ * what it reads: h1, h2, their rstd, act and att). rstd_q, rstd_k, t and drop_x are left
+ * NULL: they are the layer's own (lora__kept_work). */
+size_t lora__kept_layout(const lora_session *s, int64_t N, bool backward, float *base,
+                         lora_layer_acts *set);
+/* Layer l's working set: set (lora__kept_layout) with layer l's own float32 tensors (rstd_q,
+ * rstd_k, t, drop_x) and its kept set. */
+lora_layer_acts lora__kept_work(const lora_train_acts *acts, const lora_layer_acts *set,
+                                int64_t l);
 /* The other way, for the backward: widens att into work and rebuilds h1, h2, their rstd and
  * act (the attention, SwiGLU and the norms read the rest as kept). */
 void lora__kept_unpack(lora_session *s, const lora_train_acts *acts, int64_t l,
@@ -241,11 +253,13 @@ lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float
 /* The output head over hidden (N, C), chunk by chunk so that (N, V) logits never exist at once:
  * nll[n] = -log softmax(hidden[n] lm_head^T)[targets[n]] (0 where the target is -100). With
  * dnll non-NULL, also the backward of sum_n dnll[n] * nll[n]: dhidden (N, C) = ... (written,
- * its old values not read), and dlm_head (V, C) += ... when not NULL. targets, nll and dnll are host arrays (nll is
- * downloaded, which waits for the backend); hidden, dhidden and dlm_head backend memory. */
-lora_status lora__head_nll(lora_session *s, const float *hidden, int64_t N,
-                           const int32_t *targets, float *nll, const float *dnll, float *dhidden,
-                           float *dlm_head);
+ * its old values not read), and dlm_head (V, C) += ... when not NULL. targets, nll and dnll
+ * are host arrays (nll is downloaded, which waits for the backend); hidden, dhidden and
+ * dlm_head backend memory. The chunks go in *ws (*ws_floats floats, grown as needed, its old
+ * contents lost): the session's head_ws, or, where hidden is elsewhere, its ws. */
+lora_status lora__head_nll(lora_session *s, float **ws, size_t *ws_floats, const float *hidden,
+                           int64_t N, const int32_t *targets, float *nll, const float *dnll,
+                           float *dhidden, float *dlm_head);
 
 /* The output head's chunks. Elsewhere than a GPU: whole rows, at most LORA_HEAD_CHUNK_FLOATS
  * logits (16 MiB) at once. On a backend with the chunked cross-entropy (a GPU): the whole

@@ -62,7 +62,10 @@ lora_status lora__forward_backward(lora_session *s, const int32_t *ids, const in
     if ((st = lora__decoder_forward_train(s, ids, position_ids, key0, B, T, recompute, &acts)))
         goto done;
     float *dlm = g->base ? g->base + (m->lm_head - m->arena) : NULL;
-    if ((st = lora__head_nll(s, acts.h_final, N, targets, nll, dnll, dhidden, dlm)))
+    /* nothing of the session's shared workspace lives from the forward into the backward, so
+     * the head's chunks take it (not a region of their own) */
+    if ((st = lora__head_nll(s, &s->ws, &s->ws_floats, acts.h_final, N, targets, nll, dnll,
+                             dhidden, dlm)))
         goto done;
     double sum = 0.0;
     for (int64_t n = 0; n < N; n++)
