@@ -43,9 +43,11 @@ static void plan_destroy(const lora_cublaslt *lt, lora_gemm_plan *p)
 }
 
 /* The descriptors and layouts of key and the heuristic's first algorithm for them; false
- * (recorded, nothing left to destroy) when cuBLASLt refuses or has none. */
+ * (recorded, nothing left to destroy) when cuBLASLt refuses or has none. With a bias (the
+ * epilogue's, which the caller can do without) the heuristic sees the pointer, and no
+ * algorithm builds a plan of none, not recorded. */
 static bool plan_build(lora_cuda *cu, const lora_cublaslt *lt, const lora_gemm_key *key,
-                       lora_gemm_plan *p, const char *ctx)
+                       const float *bias, lora_gemm_plan *p, const char *ctx)
 {
     memset(p, 0, sizeof *p);
     cublasOperation_t opa = key->ta ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -62,6 +64,8 @@ static bool plan_build(lora_cuda *cu, const lora_cublaslt *lt, const lora_gemm_k
               OK(lt->desc_set(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa)) &&
               OK(lt->desc_set(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb)) &&
               OK(lt->desc_set(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi)) &&
+              (!bias || OK(lt->desc_set(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                        sizeof bias))) &&
               OK(lt->layout_create(&p->la, ab, key->ta ? k : m, key->ta ? m : k, key->lda)) &&
               OK(lt->layout_create(&p->lb, ab, key->tb ? n : k, key->tb ? k : n, key->ldb)) &&
               OK(lt->layout_create(&p->lc, ct, m, n, key->ldc)) && OK(lt->pref_create(&pref)) &&
@@ -72,42 +76,55 @@ static bool plan_build(lora_cuda *cu, const lora_cublaslt *lt, const lora_gemm_k
               OK(lt->pref_set(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, 4));
     cublasLtMatmulHeuristicResult_t heur;
     int found = 0;
-    if (ok && (ok = OK(lt->heuristic(cu->lt, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &heur,
-                                     &found))) && found < 1) {
+    cublasStatus_t hs = ok ? lt->heuristic(cu->lt, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1,
+                                           &heur, &found)
+                           : CUBLAS_STATUS_SUCCESS;
+    bool none = ok && bias &&
+                (hs == CUBLAS_STATUS_NOT_SUPPORTED || (hs == CUBLAS_STATUS_SUCCESS && found < 1));
+    if (ok && !none && (ok = OK(hs)) && found < 1) {
         lora__cuda_fail(cu, LORA_ERR_DEVICE, "%s: cuBLASLt has no algorithm for it", ctx);
         ok = false;
     }
 #undef OK
     if (pref)
         lt->pref_destroy(pref);
-    if (!ok) {
+    if (!ok || none) {
         plan_destroy(lt, p);
-        return false;
+        memset(p, 0, sizeof *p);
+        p->none = none;
+        return ok;
     }
     p->algo = heur.algo;
     p->workspace = heur.workspaceSize;
     return true;
 }
 
-/* C (m, n) = alpha op(A) op(B) + beta C, column-major, op = transpose when t; A and B of type
- * ab (float32 or bfloat16), C float32. The plan of the shape comes from the backend's cache;
- * a miss builds it (descriptors, layouts, the heuristic's choice) and keeps it. */
-static void gemm(lora_cuda *cu, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+/* C (m, n) = alpha op(A) op(B) + beta C (+ bias (m) broadcast over the columns, in the
+ * epilogue), column-major, op = transpose when t; A and B of type ab (float32 or bfloat16), C
+ * float32. The plan of the shape comes from the backend's cache; a miss builds it (descriptors,
+ * layouts, the heuristic's choice) and keeps it. False only with a bias the epilogue cannot
+ * take (under 16-byte alignment, an empty sum, no algorithm): nothing run, nothing recorded. */
+static bool gemm(lora_cuda *cu, bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                  cudaDataType_t ab, const void *A, int64_t lda, const void *B, int64_t ldb,
-                 float beta, float *C, int64_t ldc, bool precise, const char *what)
+                 float beta, float *C, int64_t ldc, const float *bias, bool precise,
+                 const char *what)
 {
     if (m == 0 || n == 0 || cu->err || cu->dead)
-        return;
+        return true;
+    /* no preference declares the bias's alignment, and cuBLASLt's bias kernels may read it in
+     * 16-byte vectors (a fault on a slice with less) */
+    if (bias && (k == 0 || (uintptr_t)bias % 16))
+        return false;
     if (k == 0) { /* an empty sum: C = beta C; every caller has beta 0 or 1, and ldc == m */
         if (beta == 0.0f)
             lora__cuda_check(cu, cudaMemsetAsync(C, 0, (size_t)(m * n) * sizeof *C, cu->stream),
                              what);
-        return;
+        return true;
     }
     const lora_cublaslt *lt;
     if (lora__cublaslt(&lt)) {
         lora__cuda_fail(cu, LORA_ERR_DEVICE, "%s: cuBLASLt is not loaded", what);
-        return;
+        return true;
     }
     bool half = ab == CUDA_R_16BF;
     uint32_t elem = half ? 2 : 4;
@@ -117,22 +134,31 @@ static void gemm(lora_cuda *cu, bool ta, bool tb, int64_t m, int64_t n, int64_t 
         .compute = half || cu->math != LORA_CUDA_MATH_BF16 ? CUBLAS_COMPUTE_32F
                    : precise                              ? CUBLAS_COMPUTE_32F_FAST_TF32
                                                           : CUBLAS_COMPUTE_32F_FAST_16BF,
-        .epilogue = CUBLASLT_EPILOGUE_DEFAULT, .align_a = alignment(A, elem),
+        .epilogue = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT,
+        .align_a = alignment(A, elem),
         .align_b = alignment(B, elem), .align_c = alignment(C, 4),
         .workspace = (int64_t)cu->lt_ws_bytes};
     char ctx[160];
-    snprintf(ctx, sizeof ctx, "%s (%lldx%lldx%lld, %s%s%s)", what, (long long)m, (long long)n,
-             (long long)k, ta ? "T" : "N", tb ? "T" : "N", half ? ", bf16" : "");
+    snprintf(ctx, sizeof ctx, "%s (%lldx%lldx%lld, %s%s%s%s)", what, (long long)m,
+             (long long)n, (long long)k, ta ? "T" : "N", tb ? "T" : "N", half ? ", bf16" : "",
+             bias ? ", bias" : "");
     lora_gemm_plan built, *plan = lora__gemm_cache_find(&cu->gemm, &key);
     if (!plan) {
-        if (!plan_build(cu, lt, &key, &built, ctx))
-            return;
+        if (!plan_build(cu, lt, &key, bias, &built, ctx))
+            return true;
         plan = &built;
     }
-    (void)lora__cuda_check_blas(cu, lt->matmul(cu->lt, plan->desc, &alpha, A, plan->la, B,
-                                               plan->lb, &beta, C, plan->lc, C, plan->lc,
-                                               &plan->algo, cu->lt_ws, plan->workspace,
-                                               cu->stream), ctx);
+    bool run = !plan->none;
+    /* the bias is the call's, the descriptor the shape's: set before every product */
+    if (run && bias)
+        run = !lora__cuda_check_blas(cu, lt->desc_set(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                      &bias, sizeof bias), ctx);
+    if (run)
+        (void)lora__cuda_check_blas(cu, lt->matmul(cu->lt, plan->desc, &alpha, A, plan->la, B,
+                                                   plan->lb, &beta, C, plan->lc, C, plan->lc,
+                                                   &plan->algo, cu->lt_ws, plan->workspace,
+                                                   cu->stream), ctx);
+    bool none = plan->none;
     if (plan == &built) {
         lora_gemm_plan old;
         bool evicted;
@@ -141,6 +167,7 @@ static void gemm(lora_cuda *cu, bool ta, bool tb, int64_t m, int64_t n, int64_t 
         else if (evicted)
             plan_destroy(lt, &old);
     }
+    return !none;
 }
 
 void lora__cuda_gemm_free(lora_cuda *cu)
@@ -158,7 +185,8 @@ void lora__cuda_mm_nt(lora_cuda *cu, float *Y, const float *X, const float *W, i
                       int64_t M, int64_t K, float alpha, float beta, bool precise,
                       const char *what)
 {
-    gemm(cu, true, false, M, N, K, alpha, CUDA_R_32F, W, K, X, K, beta, Y, M, precise, what);
+    gemm(cu, true, false, M, N, K, alpha, CUDA_R_32F, W, K, X, K, beta, Y, M, NULL, precise,
+         what);
 }
 
 /* Y (N, M) = X (N, K) W (K, M) is Y^T (M x N) = W^T (M x K, ld M) X^T (K x N, ld K) */
@@ -166,7 +194,8 @@ void lora__cuda_mm_nn(lora_cuda *cu, float *Y, const float *X, const float *W, i
                       int64_t M, int64_t K, float alpha, float beta, bool precise,
                       const char *what)
 {
-    gemm(cu, false, false, M, N, K, alpha, CUDA_R_32F, W, M, X, K, beta, Y, M, precise, what);
+    gemm(cu, false, false, M, N, K, alpha, CUDA_R_32F, W, M, X, K, beta, Y, M, NULL, precise,
+         what);
 }
 
 /* Y (M, K) = X (N, M)^T W (N, K) is Y^T (K x M) = W^T (K x N, ld K) op_T(X^T: M x N, ld M) */
@@ -174,19 +203,37 @@ void lora__cuda_mm_tn(lora_cuda *cu, float *Y, const float *X, const float *W, i
                       int64_t M, int64_t K, float alpha, float beta, bool precise,
                       const char *what)
 {
-    gemm(cu, false, true, K, M, N, alpha, CUDA_R_32F, W, K, X, M, beta, Y, K, precise, what);
+    gemm(cu, false, true, K, M, N, alpha, CUDA_R_32F, W, K, X, M, beta, Y, K, NULL, precise,
+         what);
 }
 
 void lora__cuda_mm_nt_bf16(lora_cuda *cu, float *Y, const lora_bf16 *X, const lora_bf16 *W,
                            int64_t N, int64_t M, int64_t K, float alpha, float beta,
                            const char *what)
 {
-    gemm(cu, true, false, M, N, K, alpha, CUDA_R_16BF, W, K, X, K, beta, Y, M, false, what);
+    gemm(cu, true, false, M, N, K, alpha, CUDA_R_16BF, W, K, X, K, beta, Y, M, NULL, false,
+         what);
 }
 
 void lora__cuda_mm_nn_bf16(lora_cuda *cu, float *Y, const lora_bf16 *X, const lora_bf16 *W,
                            int64_t N, int64_t M, int64_t K, float alpha, float beta,
                            const char *what)
 {
-    gemm(cu, false, false, M, N, K, alpha, CUDA_R_16BF, W, M, X, K, beta, Y, M, false, what);
+    gemm(cu, false, false, M, N, K, alpha, CUDA_R_16BF, W, M, X, K, beta, Y, M, NULL, false,
+         what);
+}
+
+bool lora__cuda_mm_nt_bias(lora_cuda *cu, float *Y, const float *X, const float *W,
+                           const float *bias, int64_t N, int64_t M, int64_t K, const char *what)
+{
+    return gemm(cu, true, false, M, N, K, 1.0f, CUDA_R_32F, W, K, X, K, 0.0f, Y, M, bias, false,
+                what);
+}
+
+bool lora__cuda_mm_nt_bf16_bias(lora_cuda *cu, float *Y, const lora_bf16 *X, const lora_bf16 *W,
+                                const float *bias, int64_t N, int64_t M, int64_t K,
+                                const char *what)
+{
+    return gemm(cu, true, false, M, N, K, 1.0f, CUDA_R_16BF, W, K, X, K, 0.0f, Y, M, bias, false,
+                what);
 }

@@ -35,6 +35,7 @@ typedef struct lora_gemm_plan {
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
     size_t workspace;             /* what the algorithm needs of the workspace */
+    bool none;                    /* no algorithm for an optional epilogue: nothing to run */
 } lora_gemm_plan;
 
 /* A training step of Qwen2.5-0.5B has some 60 distinct product shapes (forward, backward, the
@@ -189,6 +190,16 @@ void lora__cuda_mm_nt_bf16(lora_cuda *cu, float *Y, const lora_bf16 *X, const lo
 void lora__cuda_mm_nn_bf16(lora_cuda *cu, float *Y, const lora_bf16 *X, const lora_bf16 *W,
                            int64_t N, int64_t M, int64_t K, float alpha, float beta,
                            const char *what);
+/* Y (N, M) = X (N, K) W (M, K)^T + bias (M), the bias added in the product's epilogue (Y
+ * neither zeroed nor read first); X and W float32 (mm_nt's compute type, not precise) or
+ * bfloat16. False where the epilogue cannot take it: a bias under 16-byte alignment, K = 0, or
+ * no algorithm for the shape with it; nothing is then run or recorded, and the caller adds the
+ * bias itself. */
+bool lora__cuda_mm_nt_bias(lora_cuda *cu, float *Y, const float *X, const float *W,
+                           const float *bias, int64_t N, int64_t M, int64_t K, const char *what);
+bool lora__cuda_mm_nt_bf16_bias(lora_cuda *cu, float *Y, const lora_bf16 *X, const lora_bf16 *W,
+                                const float *bias, int64_t N, int64_t M, int64_t K,
+                                const char *what);
 /* Destroys the cached plans' descriptors and frees the table (lora__cuda_backend_free). */
 void lora__cuda_gemm_free(lora_cuda *cu);
 /* dst (n) = src (n) rounded to bfloat16 (lora__bf16_from_f32's rounding), on the stream;

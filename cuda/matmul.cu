@@ -1,4 +1,5 @@
-/* y = x w^T + b and its backward: the products on cuBLASLt (gemm.c), the bias here. With a
+/* y = x w^T + b and its backward: the products on cuBLASLt (gemm.c), the bias in their
+ * epilogue where cuBLASLt takes it there, else here (set first, the product added). With a
  * bfloat16 w (a GPU model's frozen base weights) the float32 operand is rounded to bfloat16
  * into the op scratch first, then one bfloat16 x bfloat16 product accumulates in float32 into
  * the float32 result: cuBLASLt has no mixed form. */
@@ -9,6 +10,15 @@ __global__ void bias_rows_kernel(float *y, const float *bias, int64_t N, int64_t
 {
     LORA_CUDA_FOR(i, N * Nout)
     y[i] = bias[i % Nout];
+}
+
+/* the bias where the epilogue could not take it; 1 when the launch failed (recorded) */
+static int bias_rows(lora_cuda *cu, float *y, const float *bias, int64_t N, int64_t Nout,
+                     const char *what)
+{
+    bias_rows_kernel<<<lora__cuda_blocks(N * Nout), LORA_CUDA_THREADS, 0, cu->stream>>>(
+        y, bias, N, Nout);
+    return lora__cuda_launched(cu, what);
 }
 
 /* dbias (Nout) += column sums of dy (N, Nout), a thread per column, rows in order */
@@ -30,12 +40,9 @@ void lora__cuda_matmul_fwd(lora_backend *be, float *y, const float *x, const flo
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || N * Nout == 0)
         return;
-    if (bias) {
-        bias_rows_kernel<<<lora__cuda_blocks(N * Nout), LORA_CUDA_THREADS, 0, cu->stream>>>(
-            y, bias, N, Nout);
-        if (lora__cuda_launched(cu, "matmul_fwd bias"))
-            return;
-    }
+    if (bias && (lora__cuda_mm_nt_bias(cu, y, x, w, bias, N, Nout, K, "matmul_fwd") ||
+                 bias_rows(cu, y, bias, N, Nout, "matmul_fwd bias")))
+        return;
     lora__cuda_mm_nt(cu, y, x, w, N, Nout, K, 1.0f, bias ? 1.0f : 0.0f, false,
                      "matmul_fwd");
 }
@@ -80,14 +87,11 @@ void lora__cuda_matmul_bf16_fwd(lora_backend *be, float *y, const float *x, cons
         lora__cuda_matvec_bf16(cu, y, x, w, bias, N, Nout, K);
         return;
     }
-    if (bias) {
-        unsigned blocks = lora__cuda_blocks(N * Nout);
-        bias_rows_kernel<<<blocks, LORA_CUDA_THREADS, 0, cu->stream>>>(y, bias, N, Nout);
-        if (lora__cuda_launched(cu, "matmul_bf16_fwd bias"))
-            return;
-    }
     const lora_bf16 *xb = K ? rounded(cu, x, N, K) : NULL;
     if (K && !xb)
+        return;
+    if (bias && (lora__cuda_mm_nt_bf16_bias(cu, y, xb, w, bias, N, Nout, K, "matmul_bf16_fwd") ||
+                 bias_rows(cu, y, bias, N, Nout, "matmul_bf16_fwd bias")))
         return;
     lora__cuda_mm_nt_bf16(cu, y, xb, w, N, Nout, K, 1.0f, bias ? 1.0f : 0.0f, "matmul_bf16_fwd");
 }
@@ -104,20 +108,21 @@ void lora__cuda_matmul_bf16_fwd_group(lora_backend *be, const lora_bf16_group *g
         lora__cuda_matvec_bf16_group(cu, g, x, N, K);
         return;
     }
-    for (int i = 0; i < g->n; i++)
-        if (g->bias[i] && g->out[i] > 0) {
-            int64_t n = N * g->out[i];
-            bias_rows_kernel<<<lora__cuda_blocks(n), LORA_CUDA_THREADS, 0, cu->stream>>>(g->y[i], g->bias[i], N, g->out[i]);
-            if (lora__cuda_launched(cu, "matmul_bf16_fwd_group bias"))
-                return;
-        }
     const lora_bf16 *xb = K ? rounded(cu, x, N, K) : NULL;
     if (K && !xb)
         return;
-    for (int i = 0; i < g->n; i++)
-        if (g->out[i] > 0)
-            lora__cuda_mm_nt_bf16(cu, g->y[i], xb, g->w[i], N, g->out[i], K, 1.0f,
-                                  g->bias[i] ? 1.0f : 0.0f, "matmul_bf16_fwd_group");
+    for (int i = 0; i < g->n; i++) {
+        float *y = g->y[i];
+        const float *b = g->bias[i];
+        int64_t out = g->out[i];
+        if (out == 0 || (b && lora__cuda_mm_nt_bf16_bias(cu, y, xb, g->w[i], b, N, out, K,
+                                                         "matmul_bf16_fwd_group")))
+            continue;
+        if (b && bias_rows(cu, y, b, N, out, "matmul_bf16_fwd_group bias"))
+            return;
+        lora__cuda_mm_nt_bf16(cu, y, xb, g->w[i], N, out, K, 1.0f, b ? 1.0f : 0.0f,
+                              "matmul_bf16_fwd_group");
+    }
     /* the LoRA paths read x itself (float32 operands), not the op scratch */
     for (int i = 0; i < g->n; i++)
         if (g->A[i])

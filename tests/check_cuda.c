@@ -282,6 +282,75 @@ START_TEST(matmul_bf16_weight)
 }
 END_TEST
 
+/* the cached plan of the product (m = Nout, n = N) with the bias epilogue, or NULL */
+static const lora_gemm_plan *bias_plan(const lora_cuda *cu, int64_t N, int64_t Nout)
+{
+    for (int i = 0; cu->gemm.e && i < LORA_GEMM_PLANS; i++) {
+        const lora_gemm_entry *e = &cu->gemm.e[i];
+        if (e->live && e->key.epilogue == CUBLASLT_EPILOGUE_BIAS && e->key.m == Nout &&
+            e->key.n == N)
+            return &e->plan;
+    }
+    return NULL;
+}
+
+/* y = x w^T + bias with the bias from the product's epilogue (a 16-byte aligned bias), from
+ * the rows set first (one float further on: 4-byte alignment) and, on the emulator, where the
+ * heuristic offers no algorithm with the epilogue (a plan of none, cached): the same values,
+ * every element written, float32 (w float32) and bfloat16 (w bfloat16) products alike. */
+static void bias_epilogue_case(int64_t N, int64_t Nout, int64_t K, bool half)
+{
+    rig r = rig_open(half ? LORA_CUDA_MATH_BF16 : LORA_CUDA_MATH_FP32,
+                     (uint64_t)(N * 17 + Nout + K));
+    lora_cuda *cu = r.gpu->impl;
+    size_t nx = (size_t)(N * K), nw = (size_t)(Nout * K), ny = (size_t)(N * Nout);
+    float *x = frand(&r, nx, -1, 1), *w = frand(&r, nw, -1, 1);
+    float *b = frand(&r, (size_t)Nout + 1, -1, 1), *y = malloc(ny * 4);
+    uint16_t *wh, *xh;
+    float *wr = round_bf16(w, nw, &wh), *xr = round_bf16(x, nx, &xh);
+    float *d_x = dev(&r, x, nx * 4), *d_w = dev(&r, w, nw * 4), *d_b = dev(&r, b, (Nout + 1) * 4);
+    lora_bf16 *d_wh = dev(&r, wh, nw * 2);
+    ck_assert_uint_eq((uintptr_t)d_b % 16, 0);
+    char what[96];
+    snprintf(what, sizeof what, "(N=%lld Nout=%lld K=%lld %s)", (long long)N, (long long)Nout,
+             (long long)K, half ? "bf16 weight" : "float32");
+    const char *how[] = {"epilogue", "bias rows first", "no epilogue algorithm"};
+    int ways = tu_cuda_emulated() ? 3 : 2;
+    for (int way = 0; way < ways; way++) {
+        const float *bias = d_b + (way == 1);
+        lora__cpu_matmul_fwd(r.cpu, y, half ? xr : x, half ? wr : w, b + (way == 1), N, Nout, K);
+        if (way == 2) {
+            lora__cuda_gemm_free(cu); /* the epilogue's plan built again, with the heuristic */
+            setenv("LORA_CUDA_EMU_NO_EPILOGUE", "1", 1);
+        }
+        float *d_y = dev_nan(&r, ny);
+        if (half)
+            lora__cuda_ops.matmul_bf16_fwd(r.gpu, d_y, d_x, d_wh, bias, N, Nout, K);
+        else
+            lora__cuda_ops.matmul_fwd(r.gpu, d_y, d_x, d_w, bias, N, Nout, K);
+        unsetenv("LORA_CUDA_EMU_NO_EPILOGUE");
+        char label[64];
+        snprintf(label, sizeof label, "matmul with a bias (%s)", how[way]);
+        expect_dev(&r, label, what, d_y, y, ny, half ? 5 * FP32_TOL : FP32_TOL);
+        const lora_gemm_plan *p = bias_plan(cu, N, Nout);
+        if (way == 0)
+            ck_assert_msg(p && !p->none, "%s: no plan with the bias epilogue", what);
+        if (way == 2)
+            ck_assert_msg(p && p->none, "%s: the epilogue's missing algorithm is not cached",
+                          what);
+    }
+    free(x), free(w), free(b), free(y), free(wh), free(xh), free(wr), free(xr);
+    rig_close(&r);
+}
+
+START_TEST(matmul_bias_epilogue)
+{
+    bias_epilogue_case(37, 200, 96, false);
+    bias_epilogue_case(37, 200, 96, true);
+    bias_epilogue_case(130, 24, 70, true);
+}
+END_TEST
+
 /* the device rounding: the host's bits, for ties, both signs, overflow, subnormals, NaN */
 /* Recording and replaying: a recorded op runs at each launch on the memory as it is then; a
  * recording whose op would grow the op scratch fails and leaves the backend usable; a graph
@@ -2072,9 +2141,10 @@ int main(void)
     const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight,
                                 bf16_conversions_match_host, rope_kv_store_fused,
                                 argmax_matches_host, swiglu_bf16_matches_widened,
-                                matmul_bf16_group, kv_store_at_positions, graph_record_replay,
-                                embedding_bf16_table, lora_path, embedding, rmsnorm,
-                                rmsnorm_bf16_matches_widened, rope,
+                                matmul_bf16_group, matmul_bias_epilogue,
+                                kv_store_at_positions, graph_record_replay,
+                                embedding_bf16_table, lora_path, embedding,
+                                rmsnorm, rmsnorm_bf16_matches_widened, rope,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
                                 cross_entropy_chunked, attention, attention_bf16_matches_widened,
                                 attention_bf16_kv_cache,

@@ -1,7 +1,8 @@
 /* The emulator's cuBLASLt: the part cuda/ calls, built as libcublasLt.so.<major> so that
  * cuda/cublaslt.c's dlopen finds it first on LD_LIBRARY_PATH. Products are computed on the host
- * by OpenBLAS, column-major as cuBLASLt defines them: D (m, n) = alpha op(A) op(B) + beta C,
- * float32 accumulation; CUBLAS_COMPUTE_32F_FAST_16BF rounds both operands to bfloat16 first,
+ * by OpenBLAS, column-major as cuBLASLt defines them: D (m, n) = alpha op(A) op(B) + beta C
+ * (+ bias (m) over the columns, CUBLASLT_EPILOGUE_BIAS, the one epilogue emulated), float32
+ * accumulation; CUBLAS_COMPUTE_32F_FAST_16BF rounds both operands to bfloat16 first,
  * CUBLAS_COMPUTE_32F_FAST_TF32 to TF32 (10 mantissa bits), as the tensor cores take them.
  *
  * Checked as cuBLASLt checks: attribute sizes, layouts (leading dimension at least the rows),
@@ -25,6 +26,7 @@ typedef struct desc {
     cudaDataType_t scale;
     cublasOperation_t ta, tb;
     cublasLtEpilogue_t epilogue;
+    const float *bias; /* CUBLASLT_EPILOGUE_BIAS's vector (float32, D's type) */
 } desc;
 
 typedef struct layout {
@@ -94,10 +96,11 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t dp,
     switch (attr) {
     case CUBLASLT_MATMUL_DESC_TRANSA: ok = set(&d->ta, sizeof d->ta, buf, size); break;
     case CUBLASLT_MATMUL_DESC_TRANSB: ok = set(&d->tb, sizeof d->tb, buf, size); break;
-    case CUBLASLT_MATMUL_DESC_EPILOGUE:
+    case CUBLASLT_MATMUL_DESC_EPILOGUE: /* the two emulated */
         ok = set(&d->epilogue, sizeof d->epilogue, buf, size) &&
-             d->epilogue == CUBLASLT_EPILOGUE_DEFAULT; /* the only one emulated */
+             (d->epilogue == CUBLASLT_EPILOGUE_DEFAULT || d->epilogue == CUBLASLT_EPILOGUE_BIAS);
         break;
+    case CUBLASLT_MATMUL_DESC_BIAS_POINTER: ok = set(&d->bias, sizeof d->bias, buf, size); break;
     default: ok = 0;
     }
     if (!ok)
@@ -204,6 +207,11 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t h, cublasLtMatmul
         fprintf(stderr, "cuda-emu: cublasLtMatmulAlgoGetHeuristic: the descriptors disagree\n");
         return CUBLAS_STATUS_NOT_SUPPORTED;
     }
+    /* LORA_CUDA_EMU_NO_EPILOGUE: no algorithm for a product with an epilogue, as cuBLASLt may
+     * answer for some shape, so that the callers' other path runs */
+    const char *no_epi = getenv("LORA_CUDA_EMU_NO_EPILOGUE");
+    if (no_epi && *no_epi && ((desc *)dp)->epilogue != CUBLASLT_EPILOGUE_DEFAULT)
+        return CUBLAS_STATUS_SUCCESS;
     const pref *p = (const pref *)pp;
     memset(&results[0], 0, sizeof results[0]);
     algo al;
@@ -289,11 +297,22 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t dp, const
     if (!lora_emu_context_ok())
         return CUBLAS_STATUS_EXECUTION_FAILED;
     float al_f = *(const float *)alpha, be_f = *(const float *)beta;
-    const void *ops[4] = {A, B, C, D};
+    const float *bias = d->epilogue == CUBLASLT_EPILOGUE_BIAS ? d->bias : NULL;
+    if (d->epilogue == CUBLASLT_EPILOGUE_BIAS && !bias) {
+        fprintf(stderr, "cuda-emu: cublasLtMatmul: the bias epilogue without a bias pointer\n");
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    /* cuBLASLt's bias kernels may read the vector 16 bytes at a time (no preference says
+     * otherwise): with less alignment the device faults, a bug in the caller */
+    if (bias && (uintptr_t)bias % 16)
+        lora_emu_fatal("cublasLtMatmul: bias %p is under 16-byte alignment", (const void *)bias);
+    const void *ops[5] = {A, B, C, D, bias};
     const layout *ls[4] = {a, b, c, dl};
     for (int i = 0; i < 4; i++)
         if ((i != 2 || be_f != 0.0f) && span(ls[i]))
             lora_emu_check_range("cublasLtMatmul", i, ops[i], span(ls[i]));
+    if (bias)
+        lora_emu_check_range("cublasLtMatmul bias", 4, ops[4], m * sizeof *bias);
     if (!lora_emu_context_ok())
         return CUBLAS_STATUS_SUCCESS; /* the device faults later, at the next synchronisation */
     int fast = d->compute == CUBLAS_COMPUTE_32F_FAST_16BF   ? BF16
@@ -317,6 +336,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t dp, const
             float v = al_f * out[j * m + i];
             if (be_f != 0.0f) /* beta 0: C is not read, so NaN in it does not leak into D */
                 v += be_f * ((const float *)C)[j * (uint64_t)c->ld + i];
+            if (bias) /* one per row of D, before any postprocessing */
+                v += bias[i];
             ((float *)D)[j * (uint64_t)dl->ld + i] = v;
         }
     free(x);
