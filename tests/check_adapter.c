@@ -555,6 +555,37 @@ START_TEST(shapes_follow_the_model)
 }
 END_TEST
 
+/* The arena holds each layer's A matrices back to back, then its Bs: q/k/v (one input, one
+ * rank) form one (3r, in) matrix, gate/up one (2r, in), and with k not adapted q and v still
+ * do (a GPU's grouped LoRA backward relies on it); every tensor stays 64-byte aligned. */
+START_TEST(layer_a_matrices_back_to_back)
+{
+    const char *cfgs[] = {"{\"r\": 4, \"target_modules\": \"all-linear\"}",
+                          "{\"r\": 4, \"target_modules\": [\"q_proj\", \"v_proj\"]}"};
+    for (int c = 0; c < 2; c++) {
+        lora_adapter *a = create_ok(cfgs[c], 0);
+        const lora_adapter_module *prev = NULL;
+        for (size_t i = 0; i < a->n_mods; i++) {
+            const lora_adapter_module *m = &a->mods[i];
+            ck_assert_uint_eq((uintptr_t)m->A % 64, 0);
+            ck_assert_uint_eq((uintptr_t)m->B % 64, 0);
+            if (prev && prev->layer == m->layer)
+                ck_assert_msg(m->A == prev->A + prev->r * prev->in,
+                              "%s: layer %lld: module %zu's A does not follow the last one's",
+                              cfgs[c], (long long)m->layer, i);
+            prev = m;
+        }
+        /* the Bs after the layer's As: the first B past the last A */
+        const lora_adapter_module *q = lora__adapter_module(a, 0, LORA_PROJ_Q);
+        const lora_adapter_module *v = lora__adapter_module(a, 0, LORA_PROJ_V);
+        ck_assert_ptr_nonnull(q);
+        ck_assert_ptr_nonnull(v);
+        ck_assert(q->B > v->A);
+        lora_adapter_free(a);
+    }
+}
+END_TEST
+
 START_TEST(rank_and_alpha_patterns)
 {
     lora_adapter *a = create_ok(
@@ -1044,6 +1075,7 @@ static Suite *adapter_suite(void)
     tcase_add_loop_test(core, init_is_deterministic_per_seed, 0, 3);
     tcase_add_test(core, target_module_resolution);
     tcase_add_test(core, shapes_follow_the_model);
+    tcase_add_test(core, layer_a_matrices_back_to_back);
     tcase_add_test(core, rank_and_alpha_patterns);
     tcase_add_test(core, layers_to_transform);
     tcase_add_test(core, peft_018_config_accepted);

@@ -50,13 +50,19 @@ static lora_status lay_out(lora_adapter *a, const lora_adapter_spec *s, const lo
     if (!a->arena)
         return lora__oom("adapter weights", floats * sizeof(float));
     memset(a->arena, 0, floats * sizeof(float));
+    /* a layer's A matrices back to back, then its Bs: projections of one input with one rank
+     * (q/k/v, gate/up) then form one (n r, in) matrix where r in is a multiple of the
+     * alignment, and a GPU's backward takes their dx and dA in one product each */
     size_t off = 0;
-    for (size_t i = 0; i < a->n_mods; i++) {
-        lora_adapter_module *m = &a->mods[i];
-        m->A = a->arena + off;
-        off += round_up((size_t)(m->r * m->in));
-        m->B = a->arena + off;
-        off += round_up((size_t)(m->out * m->r));
+    for (size_t i = 0, j; i < a->n_mods; i = j) {
+        for (j = i; j < a->n_mods && a->mods[j].layer == a->mods[i].layer; j++) {
+            a->mods[j].A = a->arena + off;
+            off += round_up((size_t)(a->mods[j].r * a->mods[j].in));
+        }
+        for (size_t b = i; b < j; b++) {
+            a->mods[b].B = a->arena + off;
+            off += round_up((size_t)(a->mods[b].out * a->mods[b].r));
+        }
     }
     return LORA_OK;
 }
