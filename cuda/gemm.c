@@ -198,6 +198,15 @@ void lora__cuda_mm_nn(lora_cuda *cu, float *Y, const float *X, const float *W, i
          what);
 }
 
+/* mm_nn into Y rows ldy floats apart: Y^T (M x N, ld ldy) */
+void lora__cuda_mm_nn_ld(lora_cuda *cu, float *Y, int64_t ldy, const float *X, const float *W,
+                         int64_t N, int64_t M, int64_t K, float alpha, float beta, bool precise,
+                         const char *what)
+{
+    gemm(cu, false, false, M, N, K, alpha, CUDA_R_32F, W, M, X, K, beta, Y, ldy, NULL, precise,
+         what);
+}
+
 /* Y (M, K) = X (N, M)^T W (N, K) is Y^T (K x M) = W^T (K x N, ld K) op_T(X^T: M x N, ld M) */
 void lora__cuda_mm_tn(lora_cuda *cu, float *Y, const float *X, const float *W, int64_t N,
                       int64_t M, int64_t K, float alpha, float beta, bool precise,

@@ -87,6 +87,7 @@ typedef struct lora_cuda {
     size_t device_bytes, device_peak;
     struct lora_sdpa *sdpa;   /* cuDNN attention: handle and plans; NULL until first used */
     lora_gemm_cache gemm;     /* cuBLASLt plans of the products (gemm.c) */
+    uint64_t lora_groups;     /* grouped LoRA backwards run (lora_bwd_group), ever */
 } lora_cuda;
 
 /* The backend's state, the device made current for the calling thread; NULL when a failure is
@@ -179,6 +180,10 @@ void lora__cuda_mm_nt(lora_cuda *cu, float *Y, const float *X, const float *W, i
 void lora__cuda_mm_nn(lora_cuda *cu, float *Y, const float *X, const float *W, int64_t N,
                       int64_t M, int64_t K, float alpha, float beta, bool precise,
                       const char *what);
+/* mm_nn into a Y whose rows are ldy >= M floats apart (K > 0) */
+void lora__cuda_mm_nn_ld(lora_cuda *cu, float *Y, int64_t ldy, const float *X, const float *W,
+                         int64_t N, int64_t M, int64_t K, float alpha, float beta, bool precise,
+                         const char *what);
 /* Y (M, K) = alpha X (N, M)^T W (N, K) + beta Y */
 void lora__cuda_mm_tn(lora_cuda *cu, float *Y, const float *X, const float *W, int64_t N,
                       int64_t M, int64_t K, float alpha, float beta, bool precise,
@@ -315,6 +320,9 @@ void lora__cuda_swiglu_keep_fwd(lora_backend *be, float *h, lora_bf16 *gate16, l
 void lora__cuda_lora_fwd(lora_backend *be, float *y, float *t, const float *x, const float *A,
                          const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
                          float scale);
+void lora__cuda_lora_bwd_group(lora_backend *be, const lora_lora_group *g, float *dx,
+                               float *dA, float *u, const float *x, const float *A, int64_t N,
+                               int64_t in, int64_t r);
 void lora__cuda_lora_bwd(lora_backend *be, float *dx, float *dA, float *dB, float *u,
                          const float *dy, const float *x, const float *t, const float *A,
                          const float *B, int64_t N, int64_t in, int64_t r, int64_t out,

@@ -32,6 +32,7 @@ const lora_backend_ops lora__cuda_ops = {
     .swiglu_bwd = lora__cuda_swiglu_bwd,
     .lora_fwd = lora__cuda_lora_fwd,
     .lora_bwd = lora__cuda_lora_bwd,
+    .lora_bwd_group = lora__cuda_lora_bwd_group,
     .dropout_fwd = lora__cuda_dropout_fwd,
     .dropout_bwd = lora__cuda_dropout_bwd,
     .residual_fwd = lora__cuda_residual_fwd,

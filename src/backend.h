@@ -73,6 +73,18 @@ typedef struct lora_bf16_group {
     float scale[LORA_GROUP_MAX];
 } lora_bf16_group;
 
+/* LoRA paths of one input x (N, in) with one rank r whose A matrices lie back to back, A
+ * (n r, in), and so their gradients, dA (n r, in): a layer's q/k/v or gate/up paths of one
+ * adapter. Path i: dy[i] (N, out[i]), B[i] (out[i], r), its gradient dB[i] (NULL: not
+ * trained), t[i] (N, r) from the forward, scale[i]. */
+typedef struct lora_lora_group {
+    int n; /* 1..LORA_GROUP_MAX */
+    const float *dy[LORA_GROUP_MAX], *B[LORA_GROUP_MAX], *t[LORA_GROUP_MAX];
+    float *dB[LORA_GROUP_MAX];
+    int64_t out[LORA_GROUP_MAX];
+    float scale[LORA_GROUP_MAX];
+} lora_lora_group;
+
 /* One AdamW update (torch.optim.AdamW, decoupled decay): t is the number of updates before
  * this one, lr the group's scheduled rate, grad_scale the clipping factor (1: none). */
 typedef struct lora_adamw_args {
@@ -327,6 +339,17 @@ struct lora_backend_ops {
     void (*residual_rmsnorm_fwd)(lora_backend *be, float *x, float *y, float *rstd,
                                  lora_bf16 *x16, const float *r, const float *w, int64_t N,
                                  int64_t C, float eps);
+
+    /* ---- optional: the LoRA backward of a group of paths over one input (NULL: lora_bwd
+     * path by path) ---- */
+
+    /* lora_bwd of every path of g, with u (N, n r) = [scale[i] * dy[i] @ B[i]] side by side
+     * (scratch the caller provides): dx (N, in) += u @ A and dA (n r, in) += u^T @ x, one
+     * product each rather than n (x and dx read once, not n times); dB[i] += scale[i] *
+     * dy[i]^T @ t[i]. dx and dA may be NULL (not wanted, not trained). */
+    void (*lora_bwd_group)(lora_backend *be, const lora_lora_group *g, float *dx, float *dA,
+                           float *u, const float *x, const float *A, int64_t N, int64_t in,
+                           int64_t r);
 
     /* ---- optional: a decoding step's small ops fused (NULL: the ops one by one) ---- */
 

@@ -754,6 +754,68 @@ START_TEST(lora_path)
 }
 END_TEST
 
+/* lora_bwd_group against the CPU's lora_bwd path by path: n paths over one x with their A
+ * matrices back to back (q/k/v: three outputs of their own sizes; gate/up: two), dx, dA and dB
+ * accumulated into; then with dx and dA not wanted (a frozen adapter's dB alone, no u). */
+static void lora_group_case(lora_cuda_math math, int n, int64_t N, int64_t in, int64_t rk)
+{
+    rig r = rig_open(math, (uint64_t)(n * 101 + N * 7 + in + rk));
+    double tol = math == LORA_CUDA_MATH_BF16 ? BF16_TOL : FP32_TOL;
+    const int64_t outs[] = {in, in / 4 + 8, in / 4 + 8};
+    const float scales[] = {2.0f, 0.5f, 1.25f};
+    size_t nx = (size_t)(N * in), na = (size_t)(n * rk * in), nt = (size_t)(N * rk);
+    float *x = frand(&r, nx, -1, 1), *A = frand(&r, na, -1, 1), *dx = frand(&r, nx, -1, 1);
+    float *dA = frand(&r, na, -1, 1), *u = malloc(nt * 4);
+    float *d_x = dev(&r, x, nx * 4), *d_A = dev(&r, A, na * 4), *d_dx = dev(&r, dx, nx * 4);
+    float *d_dA = dev(&r, dA, na * 4), *d_u = dev_nan(&r, (size_t)n * nt);
+    float *B[3], *dB[3], *dy[3], *t[3], *d_dB[3];
+    lora_lora_group g = {.n = n};
+    for (int i = 0; i < n; i++) {
+        size_t nb = (size_t)(outs[i] * rk), ny = (size_t)(N * outs[i]);
+        B[i] = frand(&r, nb, -1, 1), dB[i] = frand(&r, nb, -1, 1);
+        dy[i] = frand(&r, ny, -1, 1), t[i] = frand(&r, nt, -1, 1);
+        g.dy[i] = dev(&r, dy[i], ny * 4), g.B[i] = dev(&r, B[i], nb * 4);
+        g.t[i] = dev(&r, t[i], nt * 4), g.dB[i] = d_dB[i] = dev(&r, dB[i], nb * 4);
+        g.out[i] = outs[i], g.scale[i] = scales[i];
+    }
+    char what[96];
+    snprintf(what, sizeof what, "(%s n=%d N=%lld in=%lld r=%lld)", math_name(math), n,
+             (long long)N, (long long)in, (long long)rk);
+    for (int i = 0; i < n; i++)
+        lora__cpu_lora_bwd(r.cpu, dx, dA + i * rk * in, dB[i], u, dy[i], x, t[i],
+                           A + i * rk * in, B[i], N, in, rk, outs[i], scales[i]);
+    lora__cuda_ops.lora_bwd_group(r.gpu, &g, d_dx, d_dA, d_u, d_x, d_A, N, in, rk);
+    expect_dev(&r, "lora_bwd_group dx", what, d_dx, dx, nx, tol);
+    expect_dev(&r, "lora_bwd_group dA", what, d_dA, dA, na, tol);
+    for (int i = 0; i < n; i++)
+        expect_dev(&r, "lora_bwd_group dB", what, d_dB[i], dB[i], (size_t)(outs[i] * rk), tol);
+
+    float *u_before = host(&r, d_u, (size_t)n * nt);
+    for (int i = 0; i < n; i++)
+        lora__cpu_lora_bwd(r.cpu, NULL, NULL, dB[i], u, dy[i], x, t[i], A + i * rk * in, B[i],
+                           N, in, rk, outs[i], scales[i]);
+    lora__cuda_ops.lora_bwd_group(r.gpu, &g, NULL, NULL, d_u, d_x, d_A, N, in, rk);
+    for (int i = 0; i < n; i++)
+        expect_dev(&r, "lora_bwd_group dB only", what, d_dB[i], dB[i], (size_t)(outs[i] * rk),
+                   tol);
+    float *u_after = host(&r, d_u, (size_t)n * nt);
+    expect_same_bits("lora_bwd_group dB only", "u", u_after, u_before, (size_t)n * nt);
+
+    for (int i = 0; i < n; i++)
+        free(B[i]), free(dB[i]), free(dy[i]), free(t[i]);
+    free(x), free(A), free(dx), free(dA), free(u), free(u_before), free(u_after);
+    rig_close(&r);
+}
+
+START_TEST(lora_path_group)
+{
+    lora_group_case(LORA_CUDA_MATH_FP32, 3, 37, 96, 8);
+    lora_group_case(LORA_CUDA_MATH_FP32, 2, 5, 64, 4);
+    lora_group_case(LORA_CUDA_MATH_BF16, 3, 64, 896, 16);
+    lora_group_case(LORA_CUDA_MATH_BF16, 2, 130, 128, 16);
+}
+END_TEST
+
 /* ---- embedding ---------------------------------------------------------------------------- */
 
 static void embedding_case(int64_t V, int64_t C, int64_t N)
@@ -2143,7 +2205,7 @@ int main(void)
                                 argmax_matches_host, swiglu_bf16_matches_widened,
                                 matmul_bf16_group, matmul_bias_epilogue,
                                 kv_store_at_positions, graph_record_replay,
-                                embedding_bf16_table, lora_path, embedding,
+                                embedding_bf16_table, lora_path, lora_path_group, embedding,
                                 rmsnorm, rmsnorm_bf16_matches_widened, rope,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
                                 cross_entropy_chunked, attention, attention_bf16_matches_widened,

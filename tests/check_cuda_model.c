@@ -55,11 +55,18 @@ static side open_side_with(const char *dir, const char *opts, const char *lora_c
     ck_assert_msg(lora_adapter_create(x.m, lora_cfg, 42, &x.a) == LORA_OK, "%s",
                   lora_last_error());
     /* PEFT's init leaves B zero: every A and B gets small values of its own, the same on
-     * every side, so that the adapter changes the logits and every gradient is non-zero */
+     * every side, so that the adapter changes the logits and every gradient is non-zero;
+     * module by module, A then B (not in the arena's order, which is the library's affair) */
     unsigned r = 12345u;
-    for (size_t i = 0; i < x.a->arena_floats; i++) {
-        r = r * 1103515245u + 12345u;
-        x.a->arena[i] = ((float)((r >> 9) % 2001u) - 1000.0f) * 1e-4f;
+    for (size_t m = 0; m < x.a->n_mods; m++) {
+        const lora_adapter_module *mod = &x.a->mods[m];
+        float *t[] = {mod->A, mod->B};
+        size_t n[] = {(size_t)(mod->r * mod->in), (size_t)(mod->out * mod->r)};
+        for (int k = 0; k < 2; k++)
+            for (size_t i = 0; i < n[k]; i++) {
+                r = r * 1103515245u + 12345u;
+                t[k][i] = ((float)((r >> 9) % 2001u) - 1000.0f) * 1e-4f;
+            }
     }
     ck_assert_msg(lora__adapter_upload(x.a) == LORA_OK, "%s", lora_last_error());
     float one = 1.0f;
@@ -131,7 +138,13 @@ static void compare_model(const char *dir, const char *gpu_opts, double tol_logi
     ck_assert_msg(fabs(loss_g - loss_c) <= tol_logits * fabs(loss_c), "%s: loss %g on the GPU, "
                   "%g on the CPU", dir, loss_g, loss_c);
     double fl_c, fl_g;
+    const lora_cuda *cu = g.s->be->impl;
+    uint64_t groups = cu->lora_groups;
     float *gc = grads_of(&c, ids, labels, &fl_c), *gg = grads_of(&g, ids, labels, &fl_g);
+    /* every layer's q/k/v and gate/up paths in the grouped backward (all-linear, one rank) */
+    ck_assert_msg(cu->lora_groups - groups == 2 * (uint64_t)g.m->cfg.n_layers,
+                  "%s: %llu grouped LoRA backwards for %lld layers", dir,
+                  (unsigned long long)(cu->lora_groups - groups), (long long)g.m->cfg.n_layers);
     e = tu_max_rel_err(gg, gc, c.a->arena_floats);
     ck_assert_msg(e <= tol_grad, "%s %s: LoRA gradients relative error %.3g > %.3g", dir,
                   gpu_opts, e, tol_grad);
@@ -847,7 +860,7 @@ static size_t shared_ws_floats(const lora_config *c, size_t N, size_t r, bool ke
     size_t C = (size_t)c->hidden, q = (size_t)(c->n_heads * c->head_dim),
            kv = (size_t)(c->n_kv_heads * c->head_dim), I = (size_t)c->inter;
     size_t att = 2 * q + 2 * kv + (c->qk_norm ? q + kv : 0), mlp = 3 * I;
-    size_t bwd = N * (2 * C + (att > mlp ? att : mlp) + r);
+    size_t bwd = N * (2 * C + (att > mlp ? att : mlp) + LORA_GROUP_MAX * r); /* grouped u */
     size_t fwd = 0;
     if (kept) {
         bwd += N * (2 * C + q + I + 2);

@@ -15,7 +15,7 @@ typedef struct grad_bufs {
     float *dq_lin, *dk_lin;  // with q/k norms, else NULL
     float *datt;         // (N, H*D)
     float *dgate, *dup, *dact; // (N, I)
-    float *u;            // (N, max_rank) LoRA scratch
+    float *u;            // (N, max_rank) LoRA scratch; (N, 3 max_rank) for a grouped backward
     float *drop_x, *drop_dx; // (N, max in) LoRA dropout's input and its gradient
 } grad_bufs;
 
@@ -52,12 +52,12 @@ static void norm_bwd(const bwd_ctx *c, float *dx, const float *w, const float *d
         be->ops->rmsnorm_bwd(be, dx, base_grad(c, w), dy, x, W(c, w), rstd, rows, C);
 }
 
-/* dx (N, in) += gradient through projection p (base weight w, optional bias, attached LoRA
- * paths) given dy (N, out) and the projection's input x (N, in); first: dx holds nothing yet
- * (the base product writes it). */
+/* dx (N, in) += gradient through projection p (base weight w, optional bias, the attached
+ * LoRA paths but those of the adapters in grouped) given dy (N, out) and the projection's
+ * input x (N, in); first: dx holds nothing yet (the base product writes it). */
 static void projection_bwd(bwd_ctx *c, const lora_layer_acts *a, int64_t l, lora_proj p,
                            float *dx, const float *dy, const float *x, const float *w,
-                           const float *bias, bool first)
+                           const float *bias, bool first, unsigned grouped)
 {
     lora_session *s = c->s;
     int64_t out, in;
@@ -66,7 +66,7 @@ static void projection_bwd(bwd_ctx *c, const lora_layer_acts *a, int64_t l, lora
     for (size_t i = 0; i < s->n_adapters; i++) {
         const lora_adapter *ad = s->adapters[i];
         const lora_adapter_module *m = lora__adapter_module(ad, l, p);
-        if (!m)
+        if (!m || grouped & (1u << i))
             continue;
         float *ga = c->g->adapter[i];
         float drop = lora__dropout_p(s, i);
@@ -90,6 +90,68 @@ static void projection_bwd(bwd_ctx *c, const lora_layer_acts *a, int64_t l, lora
     }
 }
 
+/* The adapters (a bit each) whose LoRA paths of layer l over projections ps[0..n-1] (one
+ * input) the backend's grouped backward can take: no dropout (each path would see its own
+ * mask of the input), two or more of the projections adapted, all with one rank and their A
+ * matrices back to back (the adapter's layout, where r x in keeps the alignment). */
+static unsigned lora_groups(const bwd_ctx *c, int64_t l, const lora_proj *ps, int n)
+{
+    const lora_session *s = c->s;
+    unsigned mask = 0;
+    if (!s->be->ops->lora_bwd_group)
+        return 0;
+    for (size_t i = 0; i < s->n_adapters; i++) {
+        const lora_adapter_module *prev = NULL;
+        int found = 0;
+        bool ok = lora__dropout_p(s, i) == 0.0f;
+        for (int j = 0; j < n && ok; j++) {
+            const lora_adapter_module *m = lora__adapter_module(s->adapters[i], l, ps[j]);
+            if (!m)
+                continue;
+            ok = !prev || (m->r == prev->r && m->A == prev->A + prev->r * prev->in);
+            prev = m;
+            found++;
+        }
+        if (ok && found >= 2)
+            mask |= 1u << i;
+    }
+    return mask;
+}
+
+/* The LoRA backward of the adapters in grouped over projections ps[0..n-1] of layer l (one
+ * input x (N, in), gradients dys[j] at their outputs), dx (N, in) += theirs: the backend's
+ * grouped entry, one call per adapter. */
+static void lora_group_bwd(bwd_ctx *c, const lora_layer_acts *a, int64_t l, const lora_proj *ps,
+                           const float *const *dys, int n, float *dx, const float *x,
+                           unsigned grouped)
+{
+    lora_session *s = c->s;
+    for (size_t i = 0; i < s->n_adapters; i++) {
+        if (!(grouped & (1u << i)))
+            continue;
+        const lora_adapter *ad = s->adapters[i];
+        float *ga = c->g->adapter[i];
+        lora_lora_group g = {0};
+        const lora_adapter_module *first = NULL;
+        for (int j = 0; j < n; j++) {
+            const lora_adapter_module *m = lora__adapter_module(ad, l, ps[j]);
+            if (!m)
+                continue;
+            first = first ? first : m;
+            g.dy[g.n] = dys[j];
+            g.B[g.n] = lora__adapter_mem(ad, m->B);
+            g.dB[g.n] = ga ? ga + (m->B - ad->arena) : NULL;
+            g.t[g.n] = a->t[ps[j]][i];
+            g.out[g.n] = m->out;
+            g.scale[g.n] = s->scales[i] * m->scaling;
+            g.n++;
+        }
+        s->be->ops->lora_bwd_group(s->be, &g, dx, ga ? ga + (first->A - ad->arena) : NULL,
+                                   c->b.u, x, lora__adapter_mem(ad, first->A), c->N, first->in,
+                                   first->r);
+    }
+}
+
 // dx: gradient at the layer's output in, at its input out
 static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
 {
@@ -98,7 +160,7 @@ static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
     const lora_layer_weights *w = &s->model->layers[l];
     int64_t N = c->N, I = cfg->inter;
     grad_bufs *b = &c->b;
-    projection_bwd(c, a, l, LORA_PROJ_DOWN, b->dact, b->dx, a->act, w->w_down, NULL, true);
+    projection_bwd(c, a, l, LORA_PROJ_DOWN, b->dact, b->dx, a->act, w->w_down, NULL, true, 0);
     if (a->kept) /* writes dgate and dup */
         s->be->ops->swiglu_bf16_bwd(s->be, b->dgate, b->dup, b->dact, a->kept->gate,
                                     a->kept->up, N, I);
@@ -107,8 +169,13 @@ static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
         zero(c, b->dup, N * I);
         s->be->ops->swiglu_bwd(s->be, b->dgate, b->dup, b->dact, a->gate, a->up, N, I);
     }
-    projection_bwd(c, a, l, LORA_PROJ_GATE, b->dh, b->dgate, a->h2, w->w_gate, NULL, true);
-    projection_bwd(c, a, l, LORA_PROJ_UP, b->dh, b->dup, a->h2, w->w_up, NULL, false);
+    static const lora_proj gate_up[] = {LORA_PROJ_GATE, LORA_PROJ_UP};
+    const float *dys[] = {b->dgate, b->dup};
+    unsigned grouped = lora_groups(c, l, gate_up, 2);
+    projection_bwd(c, a, l, LORA_PROJ_GATE, b->dh, b->dgate, a->h2, w->w_gate, NULL, true,
+                   grouped);
+    projection_bwd(c, a, l, LORA_PROJ_UP, b->dh, b->dup, a->h2, w->w_up, NULL, false, grouped);
+    lora_group_bwd(c, a, l, gate_up, dys, 2, b->dh, a->h2, grouped);
     norm_bwd(c, b->dx, w->mlp_norm, b->dh, a->x_mid, a->kept ? a->kept->x_mid : NULL, a->rstd2,
              N, cfg->hidden);
 }
@@ -123,7 +190,7 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     int64_t N = c->N, C = cfg->hidden, H = cfg->n_heads, KVH = cfg->n_kv_heads,
             D = cfg->head_dim;
     grad_bufs *b = &c->b;
-    projection_bwd(c, a, l, LORA_PROJ_O, b->datt, b->dx, a->att, w->wo, w->bo, true);
+    projection_bwd(c, a, l, LORA_PROJ_O, b->datt, b->dx, a->att, w->wo, w->bo, true, 0);
     lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0, NULL};
     const lora_layer_bf16 *k16 = a->kept;
     if (k16) /* writes dq, dk, dv */
@@ -148,9 +215,13 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
         dq = b->dq_lin;
         dk = b->dk_lin;
     }
-    projection_bwd(c, a, l, LORA_PROJ_Q, b->dh, dq, a->h1, w->wq, w->bq, true);
-    projection_bwd(c, a, l, LORA_PROJ_K, b->dh, dk, a->h1, w->wk, w->bk, false);
-    projection_bwd(c, a, l, LORA_PROJ_V, b->dh, b->dv, a->h1, w->wv, w->bv, false);
+    static const lora_proj qkv[] = {LORA_PROJ_Q, LORA_PROJ_K, LORA_PROJ_V};
+    const float *dys[] = {dq, dk, b->dv};
+    unsigned grouped = lora_groups(c, l, qkv, 3);
+    projection_bwd(c, a, l, LORA_PROJ_Q, b->dh, dq, a->h1, w->wq, w->bq, true, grouped);
+    projection_bwd(c, a, l, LORA_PROJ_K, b->dh, dk, a->h1, w->wk, w->bk, false, grouped);
+    projection_bwd(c, a, l, LORA_PROJ_V, b->dh, b->dv, a->h1, w->wv, w->bv, false, grouped);
+    lora_group_bwd(c, a, l, qkv, dys, 3, b->dh, a->h1, grouped);
     norm_bwd(c, b->dx, w->attn_norm, b->dh, a->x_in, k16 ? k16->x_in : NULL, a->rstd1, N, C);
 }
 
@@ -212,7 +283,9 @@ static lora_status alloc_bufs(bwd_ctx *c, bool kept)
     int64_t drop = s->dropout_on ? 2 * lora__max_proj_in(cfg) : 0;
     int64_t att = 2 * q + 2 * kv + (cfg->qk_norm ? q + kv : 0), mlp = 3 * I;
     int64_t shared = att > mlp ? att : mlp;
-    size_t grads = (size_t)(N * (2 * C + shared + s->max_rank + drop));
+    /* the LoRA scratch u: one path's, or a group's side by side where the backend groups */
+    int64_t u = s->max_rank * (s->be->ops->lora_bwd_group ? LORA_GROUP_MAX : 1);
+    size_t grads = (size_t)(N * (2 * C + shared + u + drop));
     size_t need = grads + (kept ? lora__kept_layout(s, N, true, NULL, &c->kept_set) : 0);
     size_t bytes = s->ws_floats * sizeof(float);
     lora_status st = lora__session_grow(s, (void **)&s->ws, &bytes, need * sizeof(float),
@@ -237,7 +310,7 @@ static lora_status alloc_bufs(bwd_ctx *c, bool kept)
     b->dup = p + N * I;
     b->dact = p + 2 * N * I;
     p += N * shared;
-    b->u = p, p += N * s->max_rank;
+    b->u = p, p += N * u;
     if (drop) {
         b->drop_x = p, p += N * (drop / 2);
         b->drop_dx = p;
