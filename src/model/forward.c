@@ -460,7 +460,7 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
 }
 
 static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t N,
-                      const float *next_norm)
+                      const lora_next_norm *next)
 {
     const lora_config *c = &s->model->cfg;
     const lora_layer_weights *w = &s->model->layers[l];
@@ -476,15 +476,15 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
         op->swiglu_fwd(s->be, a->act, a->gate, a->up, N, c->inter);
     projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_DOWN}, &a->o, a->act,
                 (const float *const[]){w->w_down}, (const float *const[]){NULL}, N);
-    if (next_norm)
-        op->residual_rmsnorm_fwd(s->be, x, a->h1, NULL, NULL, a->o, next_norm, N, c->hidden,
-                                 (float)c->rms_eps);
+    if (next)
+        op->residual_rmsnorm_fwd(s->be, x, next->h, next->rstd, next->x16, a->o, next->w, N,
+                                 c->hidden, (float)c->rms_eps);
     else
         op->residual_fwd(s->be, x, a->o, N * c->hidden);
 }
 
 void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
-                         int64_t T, bool use_cache, bool normed, const float *next_norm,
+                         int64_t T, bool use_cache, bool normed, const lora_next_norm *next,
                          const int32_t *pos, const int32_t *key0)
 {
     size_t bytes = (size_t)(B * T * s->model->cfg.hidden) * sizeof(float);
@@ -508,7 +508,7 @@ void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *
             op->copy(s->be, a->x_mid, x, bytes);
         op->rmsnorm_fwd(s->be, a->h2, a->rstd2, x, mlp_norm, N, c->hidden, (float)c->rms_eps);
     }
-    mlp_block(s, l, a, x, N, next_norm);
+    mlp_block(s, l, a, x, N, next);
 }
 
 /* an inference step's prepared buffers: what its ops read */
@@ -531,9 +531,10 @@ static void step_ops(lora_session *s, void *ctx)
      * also makes the next layer's attention norm (or the final one) in h1 */
     bool fuse = s->be->ops->residual_rmsnorm_fwd != NULL;
     for (int64_t l = 0; l < c->n_layers; l++) {
-        const float *next = l + 1 < c->n_layers ? m->layers[l + 1].attn_norm : m->final_norm;
+        const float *w = l + 1 < c->n_layers ? m->layers[l + 1].attn_norm : m->final_norm;
+        lora_next_norm next = {lora__weight(s, w), p->a.h1, NULL, NULL};
         lora__layer_forward(s, l, &p->a, p->x, p->B, p->T, p->use_cache, fuse && l > 0,
-                            fuse ? lora__weight(s, next) : NULL, p->pos, NULL);
+                            fuse ? &next : NULL, p->pos, NULL);
     }
     if (!fuse)
         s->be->ops->rmsnorm_fwd(s->be, p->a.h1, NULL, p->x, lora__weight(s, m->final_norm), N,
@@ -685,6 +686,12 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
     if (acts->kept)
         lora__kept_layout(s, N, false, s->ws, &set);
     embed(s, x, dids, N);
+    /* where the backend fuses a residual add with the norm after it (a GPU), each layer's
+     * last add also makes the next layer's attention norm (keeping bfloat16 activations, into
+     * the float32 set every layer computes in, and the sum rounded into the next layer's kept
+     * input), the last layer's the final norm. Recomputation keeps them apart: the backward
+     * reruns each layer from its input alone, as the forward ran it. */
+    bool fuse = !recompute && s->be->ops->residual_rmsnorm_fwd;
     for (int64_t l = 0; l < c->n_layers; l++) {
         if (recompute) {
             s->be->ops->copy(s->be, acts->layers[l].x_in, x,
@@ -692,14 +699,27 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
             lora_layer_acts tmp = acts->scratch;
             tmp.x_in = NULL; /* kept above */
             lora__layer_forward(s, l, &tmp, x, B, T, false, false, NULL, pos, key0);
-        } else if (acts->kept) {
-            s->be->ops->to_bf16(s->be, acts->kept[l].x_in, x, (size_t)(N * c->hidden));
-            lora_layer_acts tmp = lora__kept_work(acts, &set, l);
-            lora__layer_forward(s, l, &tmp, x, B, T, false, false, NULL, pos, key0);
-        } else
-            lora__layer_forward(s, l, &acts->layers[l], x, B, T, false, false, NULL, pos, key0);
+            continue;
+        }
+        lora_layer_acts tmp, *a = &acts->layers[l];
+        if (acts->kept) {
+            tmp = lora__kept_work(acts, &set, l);
+            a = &tmp;
+            if (!fuse || l == 0)
+                s->be->ops->to_bf16(s->be, acts->kept[l].x_in, x, (size_t)(N * c->hidden));
+        }
+        bool last = l + 1 == c->n_layers;
+        const lora_layer_acts *an = last ? NULL : acts->kept ? &set : &acts->layers[l + 1];
+        lora_next_norm next = {
+            lora__weight(s, last ? m->final_norm : m->layers[l + 1].attn_norm),
+            last ? acts->h_final : an->h1, last ? acts->rstd_final : an->rstd1,
+            last || !acts->kept ? NULL : acts->kept[l + 1].x_in};
+        lora__layer_forward(s, l, a, x, B, T, false, fuse && l > 0, fuse ? &next : NULL, pos,
+                            key0);
     }
-    s->be->ops->rmsnorm_fwd(s->be, acts->h_final, acts->rstd_final, x,
-                            lora__weight(s, m->final_norm), N, c->hidden, (float)c->rms_eps);
+    if (!fuse)
+        s->be->ops->rmsnorm_fwd(s->be, acts->h_final, acts->rstd_final, x,
+                                lora__weight(s, m->final_norm), N, c->hidden,
+                                (float)c->rms_eps);
     return LORA_OK;
 }

@@ -295,13 +295,22 @@ static inline float lora__dropout_p(const lora_session *s, size_t i)
     return s->dropout_on ? (float)s->adapters[i]->lora_dropout : 0.0f;
 }
 
+/* The norm after a layer (the next layer's attention norm, or the final one), made by the
+ * layer's last residual add: weight w, its output h (N, C), rstd (N) and the sum rounded into
+ * x16 (N, C) where not NULL (a training forward's kept layer input). */
+typedef struct lora_next_norm {
+    const float *w;
+    float *h, *rstd;
+    lora_bf16 *x16;
+} lora_next_norm;
+
 /* Layer l's forward over the residual stream x (N, C), in place (shared with backward.c).
- * key0 NULL, or (N) first visible keys (never with use_cache). normed: a->h1 already holds the
- * attention norm's output (the previous layer made it); next_norm NULL, or the weight of the
- * norm after the layer, which the layer's last residual add then makes into a->h1 (the backend
- * must have residual_rmsnorm_fwd; at inference, where h1 is shared by the layers). */
+ * key0 NULL, or (N) first visible keys (never with use_cache). normed: a->h1 (and a->rstd1)
+ * already hold the attention norm's output (the previous layer made it); next NULL, or the
+ * norm after the layer, which the layer's last residual add then makes (the backend must have
+ * residual_rmsnorm_fwd). */
 void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
-                         int64_t T, bool use_cache, bool normed, const float *next_norm,
+                         int64_t T, bool use_cache, bool normed, const lora_next_norm *next,
                          const int32_t *pos, const int32_t *key0);
 /* Positions pos0 + (n mod T) for the N = B*T rows, where the backend reads them (staged). */
 lora_status lora__positions(lora_session *s, int64_t B, int64_t T, int64_t pos0,
