@@ -293,7 +293,10 @@ void lora__cuda_rmsnorm_bf16_fwd(lora_backend *be, float *y, float *rstd, const 
                                  const float *w, int64_t N, int64_t C, float eps);
 void lora__cuda_rmsnorm_bf16_bwd(lora_backend *be, float *dx, float *dw, const float *dy,
                                  const lora_bf16 *x, const float *w, const float *rstd,
-                                 int64_t N, int64_t C);
+                                 int64_t N, int64_t C, bool accumulate);
+void lora__cuda_rmsnorm_keep_fwd(lora_backend *be, float *y, float *rstd, lora_bf16 *x16,
+                                 const float *x, const float *w, int64_t N, int64_t C,
+                                 float eps);
 void lora__cuda_rope_fwd(lora_backend *be, float *x, const int32_t *pos, const float *cos,
                          const float *sin, int64_t N, int64_t heads, int64_t D);
 void lora__cuda_rope_bwd(lora_backend *be, float *dx, const int32_t *pos, const float *cos,

@@ -52,6 +52,7 @@ const lora_backend_ops lora__cuda_ops = {
     .swiglu_keep_fwd = lora__cuda_swiglu_keep_fwd,
     .rmsnorm_bf16_fwd = lora__cuda_rmsnorm_bf16_fwd,
     .rmsnorm_bf16_bwd = lora__cuda_rmsnorm_bf16_bwd,
+    .rmsnorm_keep_fwd = lora__cuda_rmsnorm_keep_fwd,
     .graph_begin = lora__cuda_graph_begin,
     .graph_end = lora__cuda_graph_end,
     .graph_launch = lora__cuda_graph_launch,

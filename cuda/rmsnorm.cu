@@ -5,15 +5,19 @@
  * it first). */
 #include "common.cuh"
 
+/* x16 (float32 x only), when not NULL, gets x rounded as to_bf16 from the same read */
 template <typename T>
-__global__ void rmsnorm_fwd_kernel(float *y, float *rstd, const T *x, const float *w, int64_t C,
-                                   float eps)
+__global__ void rmsnorm_fwd_kernel(float *y, float *rstd, lora_bf16 *x16, const T *x,
+                                   const float *w, int64_t C, float eps)
 {
     const T *xr = x + (int64_t)blockIdx.x * C;
     float *yr = y + (int64_t)blockIdx.x * C;
     double ss = 0.0;
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-        double v = lora__load(xr, c);
+        float f = lora__load(xr, c);
+        if (x16)
+            x16[(int64_t)blockIdx.x * C + c] = lora__round_bf16(f);
+        double v = f;
         ss += v * v;
     }
     ss = lora__block_sum(ss); /* every thread has read its x before anyone writes y (in place) */
@@ -48,10 +52,10 @@ __global__ void residual_rmsnorm_fwd_kernel(float *x, float *y, float *rstd, lor
         yr[c] = xr[c] * s * w[c];
 }
 
-/* dx = s g - x s^3 / C sum(g x), g = dy w */
+/* dx = s g - x s^3 / C sum(g x), g = dy w; added to dx, or (not accumulate) written */
 template <typename T>
 __global__ void rmsnorm_bwd_dx_kernel(float *dx, const float *dy, const T *x, const float *w,
-                                      const float *rstd, int64_t C)
+                                      const float *rstd, int64_t C, bool accumulate)
 {
     int64_t r = blockIdx.x;
     const T *xr = x + r * C;
@@ -62,8 +66,10 @@ __global__ void rmsnorm_bwd_dx_kernel(float *dx, const float *dy, const T *x, co
         gx += (double)dyr[c] * w[c] * lora__load(xr, c);
     gx = lora__block_sum(gx);
     float fs = (float)s, k = (float)(gx * s * s * s / (double)C);
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-        dxr[c] += fs * w[c] * dyr[c] - lora__load(xr, c) * k;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+        float v = fs * w[c] * dyr[c] - lora__load(xr, c) * k;
+        dxr[c] = accumulate ? dxr[c] + v : v;
+    }
 }
 
 /* dw's sum over rows runs in chunks of rows, one partial sum per (chunk, column), added chunk
@@ -121,13 +127,14 @@ static void rmsnorm_bwd_dw(lora_cuda *cu, float *dw, const float *dy, const T *x
 }
 
 template <typename T>
-static void fwd(lora_backend *be, float *y, float *rstd, const T *x, const float *w, int64_t N,
-                int64_t C, float eps)
+static void fwd(lora_backend *be, float *y, float *rstd, lora_bf16 *x16, const T *x,
+                const float *w, int64_t N, int64_t C, float eps)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || N == 0 || C == 0)
         return;
-    rmsnorm_fwd_kernel<T><<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(y, rstd, x, w, C, eps);
+    rmsnorm_fwd_kernel<T><<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(y, rstd, x16, x, w,
+                                                                             C, eps);
     lora__cuda_launched(cu, "rmsnorm_fwd");
 }
 
@@ -135,14 +142,21 @@ static void fwd(lora_backend *be, float *y, float *rstd, const T *x, const float
 void lora__cuda_rmsnorm_fwd(lora_backend *be, float *y, float *rstd, const float *x,
                             const float *w, int64_t N, int64_t C, float eps)
 {
-    fwd(be, y, rstd, x, w, N, C, eps);
+    fwd(be, y, rstd, (lora_bf16 *)NULL, x, w, N, C, eps);
+}
+
+// the same, and x16 (N, C) = x rounded to bfloat16 (y != x)
+void lora__cuda_rmsnorm_keep_fwd(lora_backend *be, float *y, float *rstd, lora_bf16 *x16,
+                                 const float *x, const float *w, int64_t N, int64_t C, float eps)
+{
+    fwd(be, y, rstd, x16, x, w, N, C, eps);
 }
 
 // the same with x (N, C) bfloat16
 void lora__cuda_rmsnorm_bf16_fwd(lora_backend *be, float *y, float *rstd, const lora_bf16 *x,
                                  const float *w, int64_t N, int64_t C, float eps)
 {
-    fwd(be, y, rstd, x, w, N, C, eps);
+    fwd(be, y, rstd, (lora_bf16 *)NULL, x, w, N, C, eps);
 }
 
 // x (N, C) += r; y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C); rstd (N), x16 (N, C) bfloat16
@@ -160,13 +174,14 @@ void lora__cuda_residual_rmsnorm_fwd(lora_backend *be, float *x, float *y, float
 
 template <typename T>
 static void bwd(lora_backend *be, float *dx, float *dw, const float *dy, const T *x,
-                const float *w, const float *rstd, int64_t N, int64_t C)
+                const float *w, const float *rstd, int64_t N, int64_t C, bool accumulate)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || N == 0 || C == 0)
         return;
     if (dx) {
-        rmsnorm_bwd_dx_kernel<T><<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(dx, dy, x, w, rstd, C);
+        rmsnorm_bwd_dx_kernel<T><<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(
+            dx, dy, x, w, rstd, C, accumulate);
         if (lora__cuda_launched(cu, "rmsnorm_bwd dx"))
             return;
     }
@@ -179,13 +194,13 @@ void lora__cuda_rmsnorm_bwd(lora_backend *be, float *dx, float *dw, const float 
                             const float *x, const float *w, const float *rstd, int64_t N,
                             int64_t C)
 {
-    bwd(be, dx, dw, dy, x, w, rstd, N, C);
+    bwd(be, dx, dw, dy, x, w, rstd, N, C, true);
 }
 
-// the same with x (N, C) bfloat16
+// the same with x (N, C) bfloat16, dx added to (accumulate) or written
 void lora__cuda_rmsnorm_bf16_bwd(lora_backend *be, float *dx, float *dw, const float *dy,
                                  const lora_bf16 *x, const float *w, const float *rstd,
-                                 int64_t N, int64_t C)
+                                 int64_t N, int64_t C, bool accumulate)
 {
-    bwd(be, dx, dw, dy, x, w, rstd, N, C);
+    bwd(be, dx, dw, dy, x, w, rstd, N, C, accumulate);
 }

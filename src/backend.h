@@ -263,12 +263,17 @@ struct lora_backend_ops {
                             const lora_bf16 *gate, const lora_bf16 *up, int64_t N,
                             int64_t n_inter);
     /* rmsnorm_fwd and rmsnorm_bwd with x (N, C) bfloat16 (a kept residual stream): what
-     * widening it with from_bf16 first gives. */
+     * widening it with from_bf16 first gives, the backward's dx added to (accumulate) or
+     * written (the first gradient into a buffer: a q/k norm's). */
     void (*rmsnorm_bf16_fwd)(lora_backend *be, float *y, float *rstd, const lora_bf16 *x,
                              const float *w, int64_t N, int64_t C, float eps);
     void (*rmsnorm_bf16_bwd)(lora_backend *be, float *dx, float *dw, const float *dy,
                              const lora_bf16 *x, const float *w, const float *rstd, int64_t N,
-                             int64_t C);
+                             int64_t C, bool accumulate);
+    /* rmsnorm_fwd (y != x), and x rounded as to_bf16 into x16 in the same pass (a training
+     * forward's kept q/k norm inputs). */
+    void (*rmsnorm_keep_fwd)(lora_backend *be, float *y, float *rstd, lora_bf16 *x16,
+                             const float *x, const float *w, int64_t N, int64_t C, float eps);
     /* swiglu_fwd, and gate and up rounded as to_bf16 into gate16 and up16 in the same pass (a
      * training forward's kept set). */
     void (*swiglu_keep_fwd)(lora_backend *be, float *h, lora_bf16 *gate16, lora_bf16 *up16,

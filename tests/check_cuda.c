@@ -912,7 +912,8 @@ static void rmsnorm_case(int64_t N, int64_t C)
 }
 
 /* RMSNorm over a kept bfloat16 x: rmsnorm_fwd's y and rstd and rmsnorm_bwd's dx and dw over
- * the widened values, bit for bit */
+ * the widened values, bit for bit, dx also written rather than added to; and the float32
+ * forward that keeps a rounded copy of its input */
 static void rmsnorm_bf16_case(int64_t N, int64_t C)
 {
     rig r = rig_open(LORA_CUDA_MATH_BF16, (uint64_t)(N * 13 + C));
@@ -932,11 +933,27 @@ static void rmsnorm_bf16_case(int64_t N, int64_t C)
     op->rmsnorm_fwd(r.gpu, y1, s1, d_x, d_w, N, C, eps);
     op->rmsnorm_bf16_fwd(r.gpu, y2, s2, d_x16, d_w, N, C, eps);
     op->rmsnorm_bwd(r.gpu, dx1, dw1, d_dy, d_x, d_w, s1, N, C);
-    op->rmsnorm_bf16_bwd(r.gpu, dx2, dw2, d_dy, d_x16, d_w, s1, N, C);
-    const float *want[4] = {y1, s1, dx1, dw1}, *got[4] = {y2, s2, dx2, dw2};
-    const size_t len[4] = {n, (size_t)N, n, (size_t)C};
-    const char *name[4] = {"y", "rstd", "dx", "dw"};
-    for (int i = 0; i < 4; i++) {
+    op->rmsnorm_bf16_bwd(r.gpu, dx2, dw2, d_dy, d_x16, d_w, s1, N, C, true);
+    /* written, not added to: the same as adding into zeros, over a dx that starts as NaN */
+    float *zeros = calloc(n, 4), *dx3 = dev(&r, zeros, n * 4), *dx4 = dev_nan(&r, n);
+    op->rmsnorm_bwd(r.gpu, dx3, NULL, d_dy, d_x, d_w, s1, N, C);
+    op->rmsnorm_bf16_bwd(r.gpu, dx4, NULL, d_dy, d_x16, d_w, s1, N, C, false);
+    /* the forward that rounds its float32 input as it reads it: rmsnorm_fwd's y and rstd, and
+     * to_bf16's copy */
+    float *y5 = dev_nan(&r, n), *s5 = dev_nan(&r, (size_t)N), *d_xf = dev(&r, x, n * 4);
+    float *y6 = dev_nan(&r, n), *s6 = dev_nan(&r, (size_t)N);
+    lora_bf16 *k16 = dev_take(&r, n * 2), *want16 = dev_take(&r, n * 2);
+    op->rmsnorm_fwd(r.gpu, y5, s5, d_xf, d_w, N, C, eps);
+    op->rmsnorm_keep_fwd(r.gpu, y6, s6, k16, d_xf, d_w, N, C, eps);
+    op->to_bf16(r.gpu, want16, d_xf, n);
+    uint16_t *got16 = host16(&r, k16, n), *exp16 = host16(&r, want16, n);
+    ck_assert_msg(memcmp(got16, exp16, n * 2) == 0, "rmsnorm_keep_fwd: x16 is not to_bf16's");
+    free(got16), free(exp16), free(zeros);
+    const float *want[7] = {y1, s1, dx1, dw1, dx3, y5, s5};
+    const float *got[7] = {y2, s2, dx2, dw2, dx4, y6, s6};
+    const size_t len[7] = {n, (size_t)N, n, (size_t)C, n, n, (size_t)N};
+    const char *name[7] = {"y", "rstd", "dx", "dw", "dx written", "keep y", "keep rstd"};
+    for (int i = 0; i < 7; i++) {
         float *a = host(&r, want[i], len[i]), *b = host(&r, got[i], len[i]);
         for (size_t e = 0; e < len[i]; e++)
             ck_assert_msg(isfinite(b[e]), "rmsnorm_bf16 %s[%zu] not written", name[i], e);

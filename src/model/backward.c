@@ -39,17 +39,22 @@ static void zero(const bwd_ctx *c, float *p, int64_t n)
 
 static const float *W(const bwd_ctx *c, const float *p) { return lora__weight(c->s, p); }
 
-/* dx (rows, C) += through the RMSNorm with weight w of x, read as its kept bfloat16 copy x16
- * where there is one */
+/* dx (rows, C) += (or, first, =) through the RMSNorm with weight w of x, read as its kept
+ * bfloat16 copy x16 where there is one (whose entry writes; the float32 one only adds, into
+ * dx zeroed first) */
 static void norm_bwd(const bwd_ctx *c, float *dx, const float *w, const float *dy,
                      const float *x, const lora_bf16 *x16, const float *rstd, int64_t rows,
-                     int64_t C)
+                     int64_t C, bool first)
 {
     lora_backend *be = c->s->be;
-    if (x16)
-        be->ops->rmsnorm_bf16_bwd(be, dx, base_grad(c, w), dy, x16, W(c, w), rstd, rows, C);
-    else
-        be->ops->rmsnorm_bwd(be, dx, base_grad(c, w), dy, x, W(c, w), rstd, rows, C);
+    if (x16) {
+        be->ops->rmsnorm_bf16_bwd(be, dx, base_grad(c, w), dy, x16, W(c, w), rstd, rows, C,
+                                  !first);
+        return;
+    }
+    if (first)
+        zero(c, dx, rows * C);
+    be->ops->rmsnorm_bwd(be, dx, base_grad(c, w), dy, x, W(c, w), rstd, rows, C);
 }
 
 /* dx (N, in) += gradient through projection p (base weight w, optional bias, the attached
@@ -177,7 +182,7 @@ static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
     projection_bwd(c, a, l, LORA_PROJ_UP, b->dh, b->dup, a->h2, w->w_up, NULL, false, grouped);
     lora_group_bwd(c, a, l, gate_up, dys, 2, b->dh, a->h2, grouped);
     norm_bwd(c, b->dx, w->mlp_norm, b->dh, a->x_mid, a->kept ? a->kept->x_mid : NULL, a->rstd2,
-             N, cfg->hidden);
+             N, cfg->hidden, false);
 }
 
 static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64_t B,
@@ -206,12 +211,10 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     op->rope_bwd(s->be, b->dk, pos, s->rope_cos, s->rope_sin, N, KVH, D);
     float *dq = b->dq, *dk = b->dk;
     if (cfg->qk_norm) {
-        zero(c, b->dq_lin, N * H * D);
-        zero(c, b->dk_lin, N * KVH * D);
         norm_bwd(c, b->dq_lin, w->q_norm, b->dq, a->q_lin, k16 ? k16->q_lin : NULL, a->rstd_q,
-                 N * H, D);
+                 N * H, D, true);
         norm_bwd(c, b->dk_lin, w->k_norm, b->dk, a->k_lin, k16 ? k16->k_lin : NULL, a->rstd_k,
-                 N * KVH, D);
+                 N * KVH, D, true);
         dq = b->dq_lin;
         dk = b->dk_lin;
     }
@@ -222,7 +225,8 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     projection_bwd(c, a, l, LORA_PROJ_K, b->dh, dk, a->h1, w->wk, w->bk, false, grouped);
     projection_bwd(c, a, l, LORA_PROJ_V, b->dh, b->dv, a->h1, w->wv, w->bv, false, grouped);
     lora_group_bwd(c, a, l, qkv, dys, 3, b->dh, a->h1, grouped);
-    norm_bwd(c, b->dx, w->attn_norm, b->dh, a->x_in, k16 ? k16->x_in : NULL, a->rstd1, N, C);
+    norm_bwd(c, b->dx, w->attn_norm, b->dh, a->x_in, k16 ? k16->x_in : NULL, a->rstd1, N, C,
+             false);
 }
 
 static int by_key(const void *a, const void *b)

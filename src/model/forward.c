@@ -436,14 +436,15 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     float *const y[3] = {a->q_lin, a->k_lin, a->v};
     const float *const wt[3] = {w->wq, w->wk, w->wv}, *const bias[3] = {w->bq, w->bk, w->bv};
     projections(s, a, l, 3, qkv, y, a->h1, wt, bias, N);
-    if (c->qk_norm) {
+    if (c->qk_norm && a->kept) { /* the norms' inputs rounded into the kept set as read */
+        op->rmsnorm_keep_fwd(be, a->q, a->rstd_q, a->kept->q_lin, a->q_lin,
+                             lora__weight(s, w->q_norm), N * H, D, eps);
+        op->rmsnorm_keep_fwd(be, a->k, a->rstd_k, a->kept->k_lin, a->k_lin,
+                             lora__weight(s, w->k_norm), N * KVH, D, eps);
+    } else if (c->qk_norm) {
         op->rmsnorm_fwd(be, a->q, a->rstd_q, a->q_lin, lora__weight(s, w->q_norm), N * H, D, eps);
         op->rmsnorm_fwd(be, a->k, a->rstd_k, a->k_lin, lora__weight(s, w->k_norm), N * KVH, D,
                         eps);
-        if (a->kept) {
-            op->to_bf16(be, a->kept->q_lin, a->q_lin, (size_t)(N * H * D));
-            op->to_bf16(be, a->kept->k_lin, a->k_lin, (size_t)(N * KVH * D));
-        }
     }
     lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0, NULL};
     if (a->kept)

@@ -14,7 +14,7 @@ bool lora__kept_ops(const lora_backend_ops *op)
     return op->to_bf16 && op->from_bf16 && op->swiglu_keep_fwd && op->swiglu_bf16_fwd &&
            op->swiglu_bf16_bwd && op->rope_bf16_fwd && op->attention_bf16_fwd &&
            op->attention_bf16_bwd && op->residual_rmsnorm_fwd && op->rmsnorm_bf16_fwd &&
-           op->rmsnorm_bf16_bwd;
+           op->rmsnorm_bf16_bwd && op->rmsnorm_keep_fwd;
 }
 
 lora_layer_acts lora__kept_work(const lora_train_acts *acts, const lora_layer_acts *set,
