@@ -194,8 +194,7 @@ void lora__cuda_mm_nn(lora_cuda *cu, float *Y, const float *X, const float *W, i
                       int64_t M, int64_t K, float alpha, float beta, bool precise,
                       const char *what)
 {
-    gemm(cu, false, false, M, N, K, alpha, CUDA_R_32F, W, M, X, K, beta, Y, M, NULL, precise,
-         what);
+    lora__cuda_mm_nn_ld(cu, Y, M, X, W, N, M, K, alpha, beta, precise, what);
 }
 
 /* mm_nn into Y rows ldy floats apart: Y^T (M x N, ld ldy) */

@@ -76,6 +76,17 @@ static const lora_bf16 *rounded(lora_cuda *cu, const float *a, int64_t rows, int
     return h;
 }
 
+/* y (N, Nout) = xb (N, K) @ w (Nout, K)^T + bias (Nout; NULL: none), both bfloat16: the bias
+ * in the product's epilogue where cuBLASLt takes it there, else set first and added onto */
+static void product_bf16(lora_cuda *cu, float *y, const lora_bf16 *xb, const lora_bf16 *w,
+                         const float *bias, int64_t N, int64_t Nout, int64_t K, const char *what)
+{
+    if (bias && (lora__cuda_mm_nt_bf16_bias(cu, y, xb, w, bias, N, Nout, K, what) ||
+                 bias_rows(cu, y, bias, N, Nout, what)))
+        return;
+    lora__cuda_mm_nt_bf16(cu, y, xb, w, N, Nout, K, 1.0f, bias ? 1.0f : 0.0f, what);
+}
+
 // y (N, Nout) = x (N, K) @ w (Nout, K)^T + bias (Nout), w bfloat16
 void lora__cuda_matmul_bf16_fwd(lora_backend *be, float *y, const float *x, const lora_bf16 *w,
                                 const float *bias, int64_t N, int64_t Nout, int64_t K)
@@ -90,10 +101,7 @@ void lora__cuda_matmul_bf16_fwd(lora_backend *be, float *y, const float *x, cons
     const lora_bf16 *xb = K ? rounded(cu, x, N, K) : NULL;
     if (K && !xb)
         return;
-    if (bias && (lora__cuda_mm_nt_bf16_bias(cu, y, xb, w, bias, N, Nout, K, "matmul_bf16_fwd") ||
-                 bias_rows(cu, y, bias, N, Nout, "matmul_bf16_fwd bias")))
-        return;
-    lora__cuda_mm_nt_bf16(cu, y, xb, w, N, Nout, K, 1.0f, bias ? 1.0f : 0.0f, "matmul_bf16_fwd");
+    product_bf16(cu, y, xb, w, bias, N, Nout, K, "matmul_bf16_fwd");
 }
 
 // each y[i] (N, out[i]) = x (N, K) @ w[i]^T + bias[i]: one launch for a few rows; for more,
@@ -111,18 +119,10 @@ void lora__cuda_matmul_bf16_fwd_group(lora_backend *be, const lora_bf16_group *g
     const lora_bf16 *xb = K ? rounded(cu, x, N, K) : NULL;
     if (K && !xb)
         return;
-    for (int i = 0; i < g->n; i++) {
-        float *y = g->y[i];
-        const float *b = g->bias[i];
-        int64_t out = g->out[i];
-        if (out == 0 || (b && lora__cuda_mm_nt_bf16_bias(cu, y, xb, g->w[i], b, N, out, K,
-                                                         "matmul_bf16_fwd_group")))
-            continue;
-        if (b && bias_rows(cu, y, b, N, out, "matmul_bf16_fwd_group bias"))
-            return;
-        lora__cuda_mm_nt_bf16(cu, y, xb, g->w[i], N, out, K, 1.0f, b ? 1.0f : 0.0f,
-                              "matmul_bf16_fwd_group");
-    }
+    for (int i = 0; i < g->n; i++)
+        if (g->out[i] > 0)
+            product_bf16(cu, g->y[i], xb, g->w[i], g->bias[i], N, g->out[i], K,
+                         "matmul_bf16_fwd_group");
     /* the LoRA paths read x itself (float32 operands), not the op scratch */
     for (int i = 0; i < g->n; i++)
         if (g->A[i])

@@ -703,11 +703,11 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
             continue;
         }
         lora_layer_acts tmp, *a = &acts->layers[l];
-        if (acts->kept) {
+        if (acts->kept) { /* fuse holds: the kept entries include residual_rmsnorm_fwd */
             tmp = lora__kept_work(acts, &set, l);
             a = &tmp;
-            if (!fuse || l == 0)
-                s->be->ops->to_bf16(s->be, acts->kept[l].x_in, x, (size_t)(N * c->hidden));
+            if (l == 0)
+                s->be->ops->to_bf16(s->be, acts->kept[0].x_in, x, (size_t)(N * c->hidden));
         }
         bool last = l + 1 == c->n_layers;
         const lora_layer_acts *an = last ? NULL : acts->kept ? &set : &acts->layers[l + 1];
