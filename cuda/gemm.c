@@ -215,6 +215,15 @@ void lora__cuda_mm_tn(lora_cuda *cu, float *Y, const float *X, const float *W, i
          what);
 }
 
+/* Y (N, M) = X (K, N)^T W (M, K)^T is Y^T (M x N) = op_T(W^T: K x M, ld K) op_T(X^T: N x K, ld N) */
+void lora__cuda_mm_tt(lora_cuda *cu, float *Y, const float *X, const float *W, int64_t N,
+                      int64_t M, int64_t K, float alpha, float beta, bool precise,
+                      const char *what)
+{
+    gemm(cu, true, true, M, N, K, alpha, CUDA_R_32F, W, K, X, N, beta, Y, M, NULL, precise,
+         what);
+}
+
 void lora__cuda_mm_nt_bf16(lora_cuda *cu, float *Y, const lora_bf16 *X, const lora_bf16 *W,
                            int64_t N, int64_t M, int64_t K, float alpha, float beta,
                            const char *what)

@@ -88,6 +88,7 @@ typedef struct lora_cuda {
     struct lora_sdpa *sdpa;   /* cuDNN attention: handle and plans; NULL until first used */
     lora_gemm_cache gemm;     /* cuBLASLt plans of the products (gemm.c) */
     uint64_t lora_groups;     /* grouped LoRA backwards run (lora_bwd_group), ever */
+    uint64_t lora_fwd_groups; /* grouped LoRA t products run (lora__cuda_lora_fwd_group), ever */
 } lora_cuda;
 
 /* The backend's state, the device made current for the calling thread; NULL when a failure is
@@ -188,6 +189,10 @@ void lora__cuda_mm_nn_ld(lora_cuda *cu, float *Y, int64_t ldy, const float *X, c
 void lora__cuda_mm_tn(lora_cuda *cu, float *Y, const float *X, const float *W, int64_t N,
                       int64_t M, int64_t K, float alpha, float beta, bool precise,
                       const char *what);
+/* Y (N, M) = alpha X (K, N)^T W (M, K)^T + beta Y */
+void lora__cuda_mm_tt(lora_cuda *cu, float *Y, const float *X, const float *W, int64_t N,
+                      int64_t M, int64_t K, float alpha, float beta, bool precise,
+                      const char *what);
 /* mm_nt and mm_nn with bfloat16 X and W, float32 Y and accumulation */
 void lora__cuda_mm_nt_bf16(lora_cuda *cu, float *Y, const lora_bf16 *X, const lora_bf16 *W,
                            int64_t N, int64_t M, int64_t K, float alpha, float beta,
@@ -223,7 +228,7 @@ void lora__cuda_matvec_bf16(lora_cuda *cu, float *y, const float *x, const lora_
 /* the same for each product of g, in one launch */
 void lora__cuda_matvec_bf16_group(lora_cuda *cu, const lora_bf16_group *g, const float *x,
                                   int64_t N, int64_t K);
-/* t (N, r) = x (N, in) @ A (r, in)^T;  y (N, out) += scale * t @ B (out, r)^T, in float32 */
+/* t (r, N) = A (r, in) @ x (N, in)^T;  y (N, out) += scale * t^T @ B (out, r)^T, in float32 */
 void lora__cuda_lora_small_fwd(lora_cuda *cu, float *y, float *t, const float *x, const float *A,
                                const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
                                float scale);
@@ -323,6 +328,9 @@ void lora__cuda_swiglu_keep_fwd(lora_backend *be, float *h, lora_bf16 *gate16, l
 void lora__cuda_lora_fwd(lora_backend *be, float *y, float *t, const float *x, const float *A,
                          const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
                          float scale);
+/* the LoRA paths of g (those with A), for matmul_bf16_fwd_group's many rows */
+void lora__cuda_lora_fwd_group(lora_backend *be, const lora_bf16_group *g, const float *x,
+                               int64_t N, int64_t K);
 void lora__cuda_lora_bwd_group(lora_backend *be, const lora_lora_group *g, float *dx,
                                float *dA, float *u, const float *x, const float *A, int64_t N,
                                int64_t in, int64_t r);

@@ -124,10 +124,7 @@ void lora__cuda_matmul_bf16_fwd_group(lora_backend *be, const lora_bf16_group *g
             product_bf16(cu, g->y[i], xb, g->w[i], g->bias[i], N, g->out[i], K,
                          "matmul_bf16_fwd_group");
     /* the LoRA paths read x itself (float32 operands), not the op scratch */
-    for (int i = 0; i < g->n; i++)
-        if (g->A[i])
-            lora__cuda_lora_fwd(be, g->y[i], g->t[i], x, g->A[i], g->B[i], N, K, g->r[i],
-                                g->out[i], g->scale[i]);
+    lora__cuda_lora_fwd_group(be, g, x, N, K);
 }
 
 // dx (N, K) += (or, not accumulating, =) dy (N, Nout) @ w (Nout, K), w bfloat16

@@ -10,9 +10,9 @@
  * cuBLASLt's. A launch covers a group of products of the same x (a layer's q, k and v), each
  * block's columns in one of them, and the LoRA paths' t = x A^T of the group after them.
  *
- * The LoRA path's two products at these sizes: t (N, r) = x @ A^T, one block per (row, rank)
- * dot product, then y += scale t @ B^T, one thread per output element; float32 fused
- * multiply-adds, no TF32 rounding. */
+ * The LoRA path's two products at these sizes: t = x @ A^T, one block per (row, rank) dot
+ * product, then y += scale t @ B^T, one thread per output element; float32 fused
+ * multiply-adds, no TF32 rounding. t is laid out (r, N), as lora.c keeps it. */
 #include "common.cuh"
 
 #define MV_WARPS 8 /* output columns per block */
@@ -26,10 +26,10 @@ static unsigned warp_blocks(int64_t warps)
     return (unsigned)((warps + MV_WARPS - 1) / MV_WARPS);
 }
 
-/* t[e] of t (N, r) = x (N, in) @ A (r, in)^T by one block: a 4,864-long dot product is 19
- * loads per thread rather than 152 per lane */
-__device__ void lora_down_element(float *t, const float *x, const float *A, int64_t in,
-                                  int64_t r, int64_t e)
+/* element (e % r, e / r) of t (r, N) = A (r, in) @ x (N, in)^T by one block: a 4,864-long dot
+ * product is 19 loads per thread rather than 152 per lane */
+__device__ void lora_down_element(float *t, const float *x, const float *A, int64_t N,
+                                  int64_t in, int64_t r, int64_t e)
 {
     const float *xr = x + (e / r) * in, *ar = A + (e % r) * in;
     float acc = 0.0f;
@@ -37,17 +37,18 @@ __device__ void lora_down_element(float *t, const float *x, const float *A, int6
         acc = fmaf(xr[k], ar[k], acc);
     acc = lora__block_sum(acc);
     if (threadIdx.x == 0)
-        t[e] = acc;
+        t[(e % r) * N + e / r] = acc;
 }
 
-/* y[e] of y (N, out) += scale * t (N, r) @ B (out, r)^T */
+/* y[e] of y (N, out) += scale * t (r, N)^T @ B (out, r)^T */
 __device__ __forceinline__ void lora_up_element(float *y, const float *t, const float *B,
-                                                int64_t r, int64_t out, float scale, int64_t e)
+                                                int64_t N, int64_t r, int64_t out, float scale,
+                                                int64_t e)
 {
-    const float *tr = t + (e / out) * r, *br = B + (e % out) * r;
+    const float *tc = t + e / out, *br = B + (e % out) * r;
     float acc = 0.0f;
     for (int64_t j = 0; j < r; j++)
-        acc = fmaf(tr[j], br[j], acc);
+        acc = fmaf(tc[j * N], br[j], acc);
     y[e] += scale * acc;
 }
 
@@ -65,7 +66,7 @@ __global__ void matvec_bf16_kernel(mv_group p, const float *x, int64_t N, int64_
     if (blockIdx.x >= p.first[p.g.n]) { /* a block of a LoRA t */
         while (i + 1 < p.g.n && blockIdx.x >= p.down[i + 1])
             i++;
-        lora_down_element(p.g.t[i], x, p.g.A[i], K, p.g.r[i], blockIdx.x - p.down[i]);
+        lora_down_element(p.g.t[i], x, p.g.A[i], N, K, p.g.r[i], blockIdx.x - p.down[i]);
         return;
     }
     while (i + 1 < p.g.n && blockIdx.x >= p.first[i + 1])
@@ -111,25 +112,26 @@ __global__ void matvec_bf16_kernel(mv_group p, const float *x, int64_t N, int64_
     }
 }
 
-// t (N, r) = x (N, in) @ A (r, in)^T: one block per element of t (N r of them: 16 at batch 1)
-__global__ void lora_down_small_kernel(float *t, const float *x, const float *A, int64_t in,
-                                       int64_t r)
+// t (r, N) = A (r, in) @ x (N, in)^T: one block per element of t (N r of them: 16 at batch 1)
+__global__ void lora_down_small_kernel(float *t, const float *x, const float *A, int64_t N,
+                                       int64_t in, int64_t r)
 {
-    lora_down_element(t, x, A, in, r, blockIdx.x);
+    lora_down_element(t, x, A, N, in, r, blockIdx.x);
 }
 
-// y (N, out) += scale * t (N, r) @ B (out, r)^T: one thread per element of y
+// y (N, out) += scale * t (r, N)^T @ B (out, r)^T: one thread per element of y
 __global__ void lora_up_small_kernel(float *y, const float *t, const float *B, int64_t N,
                                      int64_t r, int64_t out, float scale)
 {
     LORA_CUDA_FOR(e, N * out)
-    lora_up_element(y, t, B, r, out, scale, e);
+    lora_up_element(y, t, B, N, r, out, scale, e);
 }
 
 /* the up-products of a group's LoRA paths: product i's elements up[i]..up[i+1]-1 */
 typedef struct up_group {
     lora_bf16_group g;
     int64_t up[LORA_GROUP_MAX + 1];
+    int64_t N;
 } up_group;
 
 // each y[i] (N, out[i]) += scale[i] * t[i] @ B[i]^T where A[i]: one thread per element
@@ -140,7 +142,7 @@ __global__ void lora_up_group_kernel(up_group p)
         int i = 0;
         while (i + 1 < p.g.n && e >= p.up[i + 1])
             i++;
-        lora_up_element(p.g.y[i], p.g.t[i], p.g.B[i], p.g.r[i], p.g.out[i], p.g.scale[i],
+        lora_up_element(p.g.y[i], p.g.t[i], p.g.B[i], p.N, p.g.r[i], p.g.out[i], p.g.scale[i],
                         e - p.up[i]);
     }
 }
@@ -149,7 +151,7 @@ void lora__cuda_matvec_bf16_group(lora_cuda *cu, const lora_bf16_group *g, const
                                   int64_t N, int64_t K)
 {
     mv_group p = {*g, {0}, {0}};
-    up_group u = {*g, {0}};
+    up_group u = {*g, {0}, N};
     for (int i = 0; i < g->n; i++)
         p.first[i + 1] = p.first[i] + warp_blocks(g->out[i]);
     p.down[0] = p.first[g->n];
@@ -179,7 +181,7 @@ void lora__cuda_lora_small_fwd(lora_cuda *cu, float *y, float *t, const float *x
                                const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
                                float scale)
 {
-    lora_down_small_kernel<<<(unsigned)(N * r), LORA_CUDA_THREADS, 0, cu->stream>>>(t, x, A, in, r);
+    lora_down_small_kernel<<<(unsigned)(N * r), LORA_CUDA_THREADS, 0, cu->stream>>>(t, x, A, N, in, r);
     if (lora__cuda_launched(cu, "lora_fwd t (small)"))
         return;
     lora_up_small_kernel<<<lora__cuda_blocks(N * out), LORA_CUDA_THREADS, 0, cu->stream>>>(y, t, B, N, r, out, scale);

@@ -60,7 +60,7 @@ typedef struct lora_attention_shape {
 /* Projections of one input x (N, K), each y[i] (N, out[i]) = x @ w[i] (out[i], K)^T + bias[i]
  * (bias[i] may be NULL), w[i] bfloat16: a layer's q/k/v or gate/up projections; where A[i] is
  * not NULL, then y[i] += scale[i] * t[i] @ B[i]^T with t[i] (N, r[i]) = x @ A[i]^T, lora_fwd's
- * LoRA path (A (r, K), B (out, r) float32). */
+ * LoRA path (A (r, K), B (out, r) float32; t[i] in lora_fwd's layout). */
 typedef struct lora_bf16_group {
     int n; /* 1..LORA_GROUP_MAX */
     float *y[LORA_GROUP_MAX];
@@ -76,7 +76,7 @@ typedef struct lora_bf16_group {
 /* LoRA paths of one input x (N, in) with one rank r whose A matrices lie back to back, A
  * (n r, in), and so their gradients, dA (n r, in): a layer's q/k/v or gate/up paths of one
  * adapter. Path i: dy[i] (N, out[i]), B[i] (out[i], r), its gradient dB[i] (NULL: not
- * trained), t[i] (N, r) from the forward, scale[i]. */
+ * trained), t[i] from the forward (lora_fwd's), scale[i]. */
 typedef struct lora_lora_group {
     int n; /* 1..LORA_GROUP_MAX */
     const float *dy[LORA_GROUP_MAX], *B[LORA_GROUP_MAX], *t[LORA_GROUP_MAX];
@@ -204,7 +204,9 @@ struct lora_backend_ops {
 
     /* The LoRA path of one adapted projection, fused:
      * t (N, r) = x (N, in) @ A (r, in)^T;  y (N, out) += scale * t @ B (out, r)^T.
-     * t is kept for the backward. */
+     * t is kept for the backward, in the backend's own layout: only its lora_bwd and
+     * lora_bwd_group read it (N x r floats either way: (N, r) on the CPU, (r, N) on CUDA,
+     * where the t's of a group's paths then make one matrix). */
     void (*lora_fwd)(lora_backend *be, float *y, float *t, const float *x, const float *A,
                      const float *B, int64_t N, int64_t in, int64_t r, int64_t out, float scale);
     /* With u (N, r) = scale * dy @ B (scratch the caller provides):

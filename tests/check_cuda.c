@@ -696,6 +696,18 @@ END_TEST
 
 /* ---- LoRA path ---------------------------------------------------------------------------- */
 
+/* a (rows, cols) transposed, malloc'd: the CUDA backend keeps t (r, N) where the CPU's is
+ * (N, r) */
+static float *transposed(const float *a, int64_t rows, int64_t cols)
+{
+    float *t = malloc((size_t)(rows * cols) * sizeof *t);
+    ck_assert_ptr_nonnull(t);
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            t[j * rows + i] = a[i * cols + j];
+    return t;
+}
+
 static void lora_case(lora_cuda_math math, int64_t N, int64_t in, int64_t rk, int64_t out)
 {
     rig r = rig_open(math, (uint64_t)(N * 7919 + in * 31 + rk));
@@ -717,7 +729,9 @@ static void lora_case(lora_cuda_math math, int64_t N, int64_t in, int64_t rk, in
 
     lora__cpu_lora_fwd(r.cpu, y, t, x, A, B, N, in, rk, out, scale);
     lora__cuda_ops.lora_fwd(r.gpu, d_y, d_t, d_x, d_A, d_B, N, in, rk, out, scale);
-    expect_dev(&r, "lora_fwd t", what, d_t, t, nt, tol);
+    float *tt = transposed(t, N, rk);
+    expect_dev(&r, "lora_fwd t", what, d_t, tt, nt, tol);
+    free(tt);
     expect_dev(&r, "lora_fwd y", what, d_y, y, ny, tol);
 
     lora__cpu_lora_bwd(r.cpu, dx, dA, dB, u, dy, x, t, A, B, N, in, rk, out, scale);
@@ -774,8 +788,10 @@ static void lora_group_case(lora_cuda_math math, int n, int64_t N, int64_t in, i
         size_t nb = (size_t)(outs[i] * rk), ny = (size_t)(N * outs[i]);
         B[i] = frand(&r, nb, -1, 1), dB[i] = frand(&r, nb, -1, 1);
         dy[i] = frand(&r, ny, -1, 1), t[i] = frand(&r, nt, -1, 1);
+        float *tt = transposed(t[i], N, rk);
         g.dy[i] = dev(&r, dy[i], ny * 4), g.B[i] = dev(&r, B[i], nb * 4);
-        g.t[i] = dev(&r, t[i], nt * 4), g.dB[i] = d_dB[i] = dev(&r, dB[i], nb * 4);
+        g.t[i] = dev(&r, tt, nt * 4), g.dB[i] = d_dB[i] = dev(&r, dB[i], nb * 4);
+        free(tt);
         g.out[i] = outs[i], g.scale[i] = scales[i];
     }
     char what[96];
@@ -813,6 +829,84 @@ START_TEST(lora_path_group)
     lora_group_case(LORA_CUDA_MATH_FP32, 2, 5, 64, 4);
     lora_group_case(LORA_CUDA_MATH_BF16, 3, 64, 896, 16);
     lora_group_case(LORA_CUDA_MATH_BF16, 2, 130, 128, 16);
+}
+END_TEST
+
+/* matmul_bf16_fwd_group's LoRA paths over many rows against the CPU's lora_fwd path by path:
+ * the adapted paths' A matrices and t's back to back with one rank, as a layer's are (q, k, v;
+ * q and v alone), so one product makes every t (t (r, N) each, as lora_fwd keeps it) and the
+ * group is counted; at a few rows (matvec.cu's kernels) the same values and no such product. */
+static void lora_fwd_group_case(lora_cuda_math math, const bool adapted[3], int64_t N,
+                                int64_t K, int64_t rk)
+{
+    rig r = rig_open(math, (uint64_t)(N * 13 + K * 3 + rk + adapted[1]));
+    double tol = math == LORA_CUDA_MATH_BF16 ? BF16_TOL : FP32_TOL;
+    const int64_t outs[3] = {K, K / 4 + 8, K / 4 + 8};
+    const float scales[3] = {2.0f, 0.5f, 1.25f};
+    int n = adapted[0] + adapted[1] + adapted[2];
+    size_t nx = (size_t)(N * K), nt = (size_t)(N * rk), na = (size_t)(rk * K);
+    float *x = frand(&r, nx, -1, 1), *A = frand(&r, (size_t)n * na, -1, 1);
+    float *d_x = dev(&r, x, nx * 4), *d_A = dev(&r, A, (size_t)n * na * 4);
+    float *d_t = dev_nan(&r, (size_t)n * nt), *B[3] = {NULL}, *want[3];
+    lora_bf16_group g = {.n = 3};
+    for (int i = 0, j = 0; i < 3; i++) {
+        size_t nw = (size_t)(outs[i] * K), ny = (size_t)(N * outs[i]);
+        float *w = frand(&r, nw, -1, 1), *bias = frand(&r, (size_t)outs[i], -1, 1);
+        uint16_t *wh;
+        free(round_bf16(w, nw, &wh));
+        g.out[i] = outs[i];
+        g.w[i] = dev(&r, wh, nw * 2);
+        g.bias[i] = dev(&r, bias, (size_t)outs[i] * 4);
+        g.y[i] = dev_nan(&r, ny);
+        /* the base product alone, on the GPU; its LoRA path then added on the CPU */
+        float *d_base = dev_nan(&r, ny);
+        lora__cuda_ops.matmul_bf16_fwd(r.gpu, d_base, d_x, g.w[i], g.bias[i], N, outs[i], K);
+        want[i] = host(&r, d_base, ny);
+        if (adapted[i]) {
+            size_t nb = (size_t)(outs[i] * rk);
+            B[i] = frand(&r, nb, -1, 1);
+            g.A[i] = d_A + j * na, g.B[i] = dev(&r, B[i], nb * 4);
+            g.t[i] = d_t + j * nt, g.r[i] = rk, g.scale[i] = scales[i];
+            j++;
+        }
+        free(w), free(bias), free(wh);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "(%s n=%d N=%lld K=%lld r=%lld)", math_name(math), n,
+             (long long)N, (long long)K, (long long)rk);
+    const lora_cuda *cu = r.gpu->impl;
+    uint64_t groups = cu->lora_fwd_groups;
+    lora__cuda_ops.matmul_bf16_fwd_group(r.gpu, &g, d_x, N, K);
+    ck_assert_msg(cu->lora_fwd_groups - groups == (N > LORA_CUDA_MATVEC_ROWS ? 1u : 0u),
+                  "%s: %llu grouped t products", what,
+                  (unsigned long long)(cu->lora_fwd_groups - groups));
+    float *t = malloc(nt * 4);
+    for (int i = 0, j = 0; i < 3; i++) {
+        if (adapted[i]) {
+            lora__cpu_lora_fwd(r.cpu, want[i], t, x, A + j * na, B[i], N, K, rk, outs[i],
+                               scales[i]);
+            float *tt = transposed(t, N, rk);
+            expect_dev(&r, "matmul_bf16_fwd_group t", what, g.t[i], tt, nt, tol);
+            free(tt);
+            j++;
+        }
+        expect_dev(&r, "matmul_bf16_fwd_group y", what, g.y[i], want[i],
+                   (size_t)(N * outs[i]), tol);
+        free(want[i]), free(B[i]);
+    }
+    free(x), free(A), free(t);
+    rig_close(&r);
+}
+
+START_TEST(lora_fwd_group)
+{
+    const bool qkv[3] = {true, true, true}, qv[3] = {true, false, true};
+    lora_fwd_group_case(LORA_CUDA_MATH_FP32, qkv, 37, 96, 8);
+    lora_fwd_group_case(LORA_CUDA_MATH_FP32, qv, 20, 100, 4);
+    lora_fwd_group_case(LORA_CUDA_MATH_BF16, qkv, 64, 896, 16);
+    lora_fwd_group_case(LORA_CUDA_MATH_BF16, qv, 130, 128, 16);
+    lora_fwd_group_case(LORA_CUDA_MATH_BF16, qkv, 5, 128, 16);
+    lora_fwd_group_case(LORA_CUDA_MATH_FP32, qv, 1, 96, 8);
 }
 END_TEST
 
@@ -2222,7 +2316,8 @@ int main(void)
                                 argmax_matches_host, swiglu_bf16_matches_widened,
                                 matmul_bf16_group, matmul_bias_epilogue,
                                 kv_store_at_positions, graph_record_replay,
-                                embedding_bf16_table, lora_path, lora_path_group, embedding,
+                                embedding_bf16_table, lora_path, lora_path_group, lora_fwd_group,
+                                embedding,
                                 rmsnorm, rmsnorm_bf16_matches_widened, rope,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
                                 cross_entropy_chunked, attention, attention_bf16_matches_widened,

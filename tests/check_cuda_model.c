@@ -126,9 +126,19 @@ static void compare_model(const char *dir, const char *gpu_opts, double tol_logi
     int32_t ids[NB * NT], labels[NB * NT];
     batch(c.m, ids, labels, 7);
     float *lc = malloc(NB * NT * V * sizeof *lc), *lg = malloc(NB * NT * V * sizeof *lg);
+    const lora_cuda *cu = g.s->be->impl;
+    /* the t's of a group in one product ride in the bf16 weights' grouped products; float32
+     * math keeps float32 weights, and its products go one by one */
+    uint64_t fwd_groups = cu->lora_fwd_groups,
+             fwd_want = cu->math == LORA_CUDA_MATH_BF16 ? 2 * (uint64_t)g.m->cfg.n_layers : 0;
     ck_assert(lora_session_logits(c.s, ids, NULL, NB, NT, lc) == LORA_OK);
     ck_assert_msg(lora_session_logits(g.s, ids, NULL, NB, NT, lg) == LORA_OK, "%s",
                   lora_last_error());
+    /* every layer's q/k/v and gate/up t's in one product each (one rank, back to back) */
+    ck_assert_msg(cu->lora_fwd_groups - fwd_groups == fwd_want,
+                  "%s: %llu grouped LoRA forwards for %lld layers", dir,
+                  (unsigned long long)(cu->lora_fwd_groups - fwd_groups),
+                  (long long)g.m->cfg.n_layers);
     double e = tu_max_rel_err(lg, lc, NB * NT * V);
     ck_assert_msg(e <= tol_logits, "%s %s: logits relative error %.3g > %.3g", dir, gpu_opts, e,
                   tol_logits);
@@ -138,13 +148,17 @@ static void compare_model(const char *dir, const char *gpu_opts, double tol_logi
     ck_assert_msg(fabs(loss_g - loss_c) <= tol_logits * fabs(loss_c), "%s: loss %g on the GPU, "
                   "%g on the CPU", dir, loss_g, loss_c);
     double fl_c, fl_g;
-    const lora_cuda *cu = g.s->be->impl;
     uint64_t groups = cu->lora_groups;
+    fwd_groups = cu->lora_fwd_groups;
     float *gc = grads_of(&c, ids, labels, &fl_c), *gg = grads_of(&g, ids, labels, &fl_g);
-    /* every layer's q/k/v and gate/up paths in the grouped backward (all-linear, one rank) */
-    ck_assert_msg(cu->lora_groups - groups == 2 * (uint64_t)g.m->cfg.n_layers,
-                  "%s: %llu grouped LoRA backwards for %lld layers", dir,
-                  (unsigned long long)(cu->lora_groups - groups), (long long)g.m->cfg.n_layers);
+    /* every layer's q/k/v and gate/up paths in the grouped forward and backward (all-linear,
+     * one rank) */
+    ck_assert_msg(cu->lora_groups - groups == 2 * (uint64_t)g.m->cfg.n_layers &&
+                  cu->lora_fwd_groups - fwd_groups == fwd_want,
+                  "%s: %llu grouped LoRA backwards and %llu forwards for %lld layers", dir,
+                  (unsigned long long)(cu->lora_groups - groups),
+                  (unsigned long long)(cu->lora_fwd_groups - fwd_groups),
+                  (long long)g.m->cfg.n_layers);
     e = tu_max_rel_err(gg, gc, c.a->arena_floats);
     ck_assert_msg(e <= tol_grad, "%s %s: LoRA gradients relative error %.3g > %.3g", dir,
                   gpu_opts, e, tol_grad);

@@ -44,7 +44,9 @@ static int64_t group_slot(lora_proj p)
 }
 
 /* LoRA intermediates: at inference one scratch per place in a group, shared by the layer's
- * groups and the adapters; one per module when training */
+ * groups and the adapters; one per module when training. Either way a group's t's lie back to
+ * back, in projection order (where the ranks are the largest), so that a backend can make
+ * them in one product (cuda/lora.c). */
 static void layout_t(const lora_session *s, int64_t N, bool train, bump *b, lora_layer_acts *a)
 {
     const lora_config *c = &s->model->cfg;
