@@ -289,8 +289,8 @@ void lora__cuda_embedding_bwd_grouped(lora_backend *be, float *dtable, const flo
 void lora__cuda_rmsnorm_fwd(lora_backend *be, float *y, float *rstd, const float *x,
                             const float *w, int64_t N, int64_t C, float eps);
 void lora__cuda_residual_rmsnorm_fwd(lora_backend *be, float *x, float *y, float *rstd,
-                                     lora_bf16 *x16, const float *r, const float *w, int64_t N,
-                                     int64_t C, float eps);
+                                     lora_bf16 *x16, lora_bf16 *y16, const float *r,
+                                     const float *w, int64_t N, int64_t C, float eps);
 void lora__cuda_rmsnorm_bwd(lora_backend *be, float *dx, float *dw, const float *dy,
                             const float *x, const float *w, const float *rstd, int64_t N,
                             int64_t C);
@@ -323,8 +323,9 @@ void lora__cuda_swiglu_bf16_fwd(lora_backend *be, float *h, const lora_bf16 *gat
 void lora__cuda_swiglu_bf16_bwd(lora_backend *be, float *dgate, float *dup, const float *dh,
                                 const lora_bf16 *gate, const lora_bf16 *up, int64_t N,
                                 int64_t n_inter);
-void lora__cuda_swiglu_keep_fwd(lora_backend *be, float *h, lora_bf16 *gate16, lora_bf16 *up16,
-                                const float *gate, const float *up, int64_t N, int64_t n_inter);
+void lora__cuda_swiglu_keep_fwd(lora_backend *be, float *h, lora_bf16 *h16, lora_bf16 *gate16,
+                                lora_bf16 *up16, const float *gate, const float *up, int64_t N,
+                                int64_t n_inter);
 void lora__cuda_lora_fwd(lora_backend *be, float *y, float *t, const float *x, const float *A,
                          const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
                          float scale);

@@ -105,7 +105,7 @@ void lora__cuda_matmul_bf16_fwd(lora_backend *be, float *y, const float *x, cons
 }
 
 // each y[i] (N, out[i]) = x (N, K) @ w[i]^T + bias[i]: one launch for a few rows; for more,
-// x rounded once for all the group's products
+// x rounded once for all the group's products, or its rounding g->x16 read
 void lora__cuda_matmul_bf16_fwd_group(lora_backend *be, const lora_bf16_group *g,
                                       const float *x, int64_t N, int64_t K)
 {
@@ -116,7 +116,7 @@ void lora__cuda_matmul_bf16_fwd_group(lora_backend *be, const lora_bf16_group *g
         lora__cuda_matvec_bf16_group(cu, g, x, N, K);
         return;
     }
-    const lora_bf16 *xb = K ? rounded(cu, x, N, K) : NULL;
+    const lora_bf16 *xb = g->x16 ? g->x16 : K ? rounded(cu, x, N, K) : NULL;
     if (K && !xb)
         return;
     for (int i = 0; i < g->n; i++)

@@ -29,10 +29,11 @@ __global__ void rmsnorm_fwd_kernel(float *y, float *rstd, lora_bf16 *x16, const 
 }
 
 /* the residual add, then rmsnorm_fwd_kernel's arithmetic on the sum: each thread adds the
- * columns it then squares and normalises (and rounds, for a kept copy) */
+ * columns it then squares and normalises (and rounds, for a kept copy of the sum and for the
+ * next products' input) */
 __global__ void residual_rmsnorm_fwd_kernel(float *x, float *y, float *rstd, lora_bf16 *x16,
-                                            const float *r, const float *w, int64_t C,
-                                            float eps)
+                                            lora_bf16 *y16, const float *r, const float *w,
+                                            int64_t C, float eps)
 {
     float *xr = x + (int64_t)blockIdx.x * C, *yr = y + (int64_t)blockIdx.x * C;
     const float *rr = r + (int64_t)blockIdx.x * C;
@@ -48,8 +49,12 @@ __global__ void residual_rmsnorm_fwd_kernel(float *x, float *y, float *rstd, lor
     float s = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
     if (rstd && threadIdx.x == 0)
         rstd[blockIdx.x] = s;
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-        yr[c] = xr[c] * s * w[c];
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+        float v = xr[c] * s * w[c];
+        yr[c] = v;
+        if (y16)
+            y16[(int64_t)blockIdx.x * C + c] = lora__round_bf16(v);
+    }
 }
 
 /* dx = s g - x s^3 / C sum(g x), g = dy w; added to dx, or (not accumulate) written */
@@ -159,16 +164,16 @@ void lora__cuda_rmsnorm_bf16_fwd(lora_backend *be, float *y, float *rstd, const 
     fwd(be, y, rstd, (lora_bf16 *)NULL, x, w, N, C, eps);
 }
 
-// x (N, C) += r; y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C); rstd (N), x16 (N, C) bfloat16
-// when not NULL
+// x (N, C) += r; y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C); rstd (N); x16, y16 (N, C)
+// bfloat16 x and y when not NULL
 void lora__cuda_residual_rmsnorm_fwd(lora_backend *be, float *x, float *y, float *rstd,
-                                     lora_bf16 *x16, const float *r, const float *w, int64_t N,
-                                     int64_t C, float eps)
+                                     lora_bf16 *x16, lora_bf16 *y16, const float *r,
+                                     const float *w, int64_t N, int64_t C, float eps)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || N == 0 || C == 0)
         return;
-    residual_rmsnorm_fwd_kernel<<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(x, y, rstd, x16, r, w, C, eps);
+    residual_rmsnorm_fwd_kernel<<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(x, y, rstd, x16, y16, r, w, C, eps);
     lora__cuda_launched(cu, "residual_rmsnorm_fwd");
 }
 

@@ -12,13 +12,15 @@ template <typename T> __global__ void swiglu_fwd_kernel(float *h, const T *gate,
     h[i] = silu_mul(lora__load(gate, i), lora__load(up, i));
 }
 
-__global__ void swiglu_keep_kernel(float *h, lora_bf16 *gate16, lora_bf16 *up16,
-                                   const float *gate, const float *up, int64_t n)
+__global__ void swiglu_keep_kernel(float *h, lora_bf16 *h16, lora_bf16 *gate16,
+                                   lora_bf16 *up16, const float *gate, const float *up, int64_t n)
 {
     LORA_CUDA_FOR(i, n)
     {
-        float g = gate[i], u = up[i];
-        h[i] = silu_mul(g, u);
+        float g = gate[i], u = up[i], v = silu_mul(g, u);
+        h[i] = v;
+        if (h16)
+            h16[i] = lora__round_bf16(v);
         gate16[i] = lora__round_bf16(g);
         up16[i] = lora__round_bf16(u);
     }
@@ -93,14 +95,16 @@ void lora__cuda_swiglu_bf16_bwd(lora_backend *be, float *dgate, float *dup, cons
     bwd(be, dgate, dup, dh, gate, up, false, N * n_inter);
 }
 
-// h (N, n_inter) = silu(gate) * up; gate16, up16 = gate, up rounded to bfloat16
-void lora__cuda_swiglu_keep_fwd(lora_backend *be, float *h, lora_bf16 *gate16, lora_bf16 *up16,
-                                const float *gate, const float *up, int64_t N, int64_t n_inter)
+// h (N, n_inter) = silu(gate) * up; gate16, up16 (and h16 when not NULL) = gate, up (h)
+// rounded to bfloat16
+void lora__cuda_swiglu_keep_fwd(lora_backend *be, float *h, lora_bf16 *h16, lora_bf16 *gate16,
+                                lora_bf16 *up16, const float *gate, const float *up, int64_t N,
+                                int64_t n_inter)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     int64_t n = N * n_inter;
     if (!cu || n == 0)
         return;
-    swiglu_keep_kernel<<<lora__cuda_blocks(n), LORA_CUDA_THREADS, 0, cu->stream>>>(h, gate16, up16, gate, up, n);
+    swiglu_keep_kernel<<<lora__cuda_blocks(n), LORA_CUDA_THREADS, 0, cu->stream>>>(h, h16, gate16, up16, gate, up, n);
     lora__cuda_launched(cu, "swiglu_keep_fwd");
 }

@@ -60,9 +60,11 @@ typedef struct lora_attention_shape {
 /* Projections of one input x (N, K), each y[i] (N, out[i]) = x @ w[i] (out[i], K)^T + bias[i]
  * (bias[i] may be NULL), w[i] bfloat16: a layer's q/k/v or gate/up projections; where A[i] is
  * not NULL, then y[i] += scale[i] * t[i] @ B[i]^T with t[i] (N, r[i]) = x @ A[i]^T, lora_fwd's
- * LoRA path (A (r, K), B (out, r) float32; t[i] in lora_fwd's layout). */
+ * LoRA path (A (r, K), B (out, r) float32; t[i] in lora_fwd's layout). x16: NULL, or x rounded
+ * as to_bf16 by the op that made x, for the products to read rather than round x again. */
 typedef struct lora_bf16_group {
     int n; /* 1..LORA_GROUP_MAX */
+    const lora_bf16 *x16;
     float *y[LORA_GROUP_MAX];
     const lora_bf16 *w[LORA_GROUP_MAX];
     const float *bias[LORA_GROUP_MAX];
@@ -277,9 +279,11 @@ struct lora_backend_ops {
     void (*rmsnorm_keep_fwd)(lora_backend *be, float *y, float *rstd, lora_bf16 *x16,
                              const float *x, const float *w, int64_t N, int64_t C, float eps);
     /* swiglu_fwd, and gate and up rounded as to_bf16 into gate16 and up16 in the same pass (a
-     * training forward's kept set). */
-    void (*swiglu_keep_fwd)(lora_backend *be, float *h, lora_bf16 *gate16, lora_bf16 *up16,
-                            const float *gate, const float *up, int64_t N, int64_t n_inter);
+     * training forward's kept set); h16, when not NULL, gets h rounded (the down projection's
+     * input, lora_bf16_group's x16). */
+    void (*swiglu_keep_fwd)(lora_backend *be, float *h, lora_bf16 *h16, lora_bf16 *gate16,
+                            lora_bf16 *up16, const float *gate, const float *up, int64_t N,
+                            int64_t n_inter);
     /* rope_fwd of x (N, heads, D) rounded as to_bf16 into dst; x unchanged: a training
      * forward's q and k, rotated straight into the kept set. */
     void (*rope_bf16_fwd)(lora_backend *be, lora_bf16 *dst, const float *x, const int32_t *pos,
@@ -341,11 +345,12 @@ struct lora_backend_ops {
 
     /* x (N, C) += r (N, C), then y (N, C) = x * rsqrt(mean(x^2) + eps) * w (C), rstd (N) saved
      * when not NULL: residual_fwd then rmsnorm_fwd, y != x; x16 (N, C), when not NULL, gets
-     * the sum rounded as to_bf16 (a training forward's kept residual). The backward is
-     * rmsnorm_bwd's, accumulated into the residual stream's gradient (which is also r's). */
+     * the sum rounded as to_bf16 (a training forward's kept residual), and y16 y rounded (the
+     * next products' input, lora_bf16_group's x16). The backward is rmsnorm_bwd's,
+     * accumulated into the residual stream's gradient (which is also r's). */
     void (*residual_rmsnorm_fwd)(lora_backend *be, float *x, float *y, float *rstd,
-                                 lora_bf16 *x16, const float *r, const float *w, int64_t N,
-                                 int64_t C, float eps);
+                                 lora_bf16 *x16, lora_bf16 *y16, const float *r, const float *w,
+                                 int64_t N, int64_t C, float eps);
 
     /* ---- optional: the LoRA backward of a group of paths over one input (NULL: lora_bwd
      * path by path) ---- */

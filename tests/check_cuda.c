@@ -433,7 +433,8 @@ END_TEST
 
 /* SwiGLU over bfloat16 gate and up: bit for bit widening them first and taking the float32
  * ops, the backward writing what swiglu_bwd adds into zeros; and the forward that keeps them
- * (swiglu_keep_fwd): swiglu_fwd's h, with the host's rounding of both */
+ * (swiglu_keep_fwd): swiglu_fwd's h, with the host's rounding of both, and h rounded as
+ * to_bf16 rounds it (the down projection's input) */
 START_TEST(swiglu_bf16_matches_widened)
 {
     rig r = rig_open(LORA_CUDA_MATH_BF16, 94);
@@ -456,10 +457,15 @@ START_TEST(swiglu_bf16_matches_widened)
     float *d_gf = dev(&r, g, n * 4), *d_uf = dev(&r, u, n * 4), *hk = dev_nan(&r, n);
     float *hf = dev_nan(&r, n);
     lora_bf16 *g16 = dev_take(&r, n * 2), *u16 = dev_take(&r, n * 2);
-    op->swiglu_keep_fwd(r.gpu, hk, g16, u16, d_gf, d_uf, N, I);
+    lora_bf16 *h16 = dev_take(&r, n * 2), *hr16 = dev_take(&r, n * 2);
+    op->swiglu_keep_fwd(r.gpu, hk, h16, g16, u16, d_gf, d_uf, N, I);
     op->swiglu_fwd(r.gpu, hf, d_gf, d_uf, N, I);
     float *a_k = host(&r, hk, n), *a_f = host(&r, hf, n);
     expect_same_bits("swiglu_keep_fwd", "h", a_k, a_f, n);
+    op->to_bf16(r.gpu, hr16, hf, n);
+    uint16_t *got16 = host16(&r, h16, n), *want16 = host16(&r, hr16, n);
+    ck_assert_msg(memcmp(got16, want16, n * 2) == 0, "swiglu_keep_fwd: h16 is not h rounded");
+    free(got16), free(want16);
     uint16_t *k16[2] = {host16(&r, g16, n), host16(&r, u16, n)}, *src16[2] = {gh, uh};
     for (int i = 0; i < 2; i++) {
         ck_assert_msg(memcmp(k16[i], src16[i], n * 2) == 0, "swiglu_keep_fwd: %s not rounded "
@@ -572,8 +578,8 @@ END_TEST
 
 /* a group of bf16 products of one input: each output (and LoRA intermediate) bit for bit its
  * own matmul_bf16_fwd then lora_fwd, for a few rows (two launches) and for many (cuBLASLt,
- * the input rounded once for the group's products), K a multiple of 8 (16-byte loads) or not, with and without a bias,
- * with and without a LoRA path */
+ * the input rounded once for the group's products, or given rounded: x16), K a multiple of 8
+ * (16-byte loads) or not, with and without a bias, with and without a LoRA path */
 START_TEST(matmul_bf16_group)
 {
     rig r = rig_open(LORA_CUDA_MATH_BF16, 96);
@@ -626,6 +632,20 @@ START_TEST(matmul_bf16_group)
                 n = (size_t)(N * ranks[i]);
                 want = host(&r, solo_t[i], n), got = host(&r, g.t[i], n);
                 expect_same_bits("matmul_bf16_fwd_group", "t", got, want, n);
+                free(want), free(got);
+            }
+            /* x already rounded by the op that made it: the same products */
+            lora_bf16 *x16 = dev_take(&r, (size_t)(N * K) * 2);
+            op->to_bf16(r.gpu, x16, d_x, (size_t)(N * K));
+            lora_bf16_group g16 = g;
+            g16.x16 = x16;
+            for (int i = 0; i < 3; i++)
+                g16.y[i] = dev_nan(&r, (size_t)(N * outs[i]));
+            op->matmul_bf16_fwd_group(r.gpu, &g16, d_x, N, K);
+            for (int i = 0; i < 3; i++) {
+                size_t n = (size_t)(N * outs[i]);
+                float *want = host(&r, solo[i], n), *got = host(&r, g16.y[i], n);
+                expect_same_bits("matmul_bf16_fwd_group with x16", "y", got, want, n);
                 free(want), free(got);
             }
             free(x);
@@ -1198,15 +1218,17 @@ static void residual_rmsnorm_case(int64_t N, int64_t C, bool keep_rstd)
     float *d_x = dev(&r, x, n * 4), *d_x2 = dev(&r, x, n * 4), *d_r = dev(&r, res, n * 4);
     float *d_w = dev(&r, w, (size_t)C * 4), *d_y = dev_nan(&r, n), *d_y2 = dev_nan(&r, n);
     float *d_s = dev_nan(&r, (size_t)N), *d_s2 = dev_nan(&r, (size_t)N);
-    /* the rounded copy of the sum comes with the rstd (a training forward's kept x_mid) */
+    /* the rounded copy of the sum comes with the rstd (a training forward's kept x_mid); y's
+     * (the next products' input) with or without */
     lora_bf16 *d_x16 = keep_rstd ? dev_take(&r, n * 2) : NULL, *want16 = dev_take(&r, n * 2);
+    lora_bf16 *d_y16 = dev_take(&r, n * 2);
     char what[64];
     snprintf(what, sizeof what, "(N=%lld C=%lld rstd=%d)", (long long)N, (long long)C, keep_rstd);
 
     lora__cpu_residual_fwd(r.cpu, x, res, N * C);
     lora__cpu_rmsnorm_fwd(r.cpu, y, rstd, x, w, N, C, eps);
-    lora__cuda_ops.residual_rmsnorm_fwd(r.gpu, d_x, d_y, keep_rstd ? d_s : NULL, d_x16, d_r, d_w,
-                                        N, C, eps);
+    lora__cuda_ops.residual_rmsnorm_fwd(r.gpu, d_x, d_y, keep_rstd ? d_s : NULL, d_x16, d_y16,
+                                        d_r, d_w, N, C, eps);
     lora__cuda_ops.residual_fwd(r.gpu, d_x2, d_r, N * C);
     lora__cuda_ops.rmsnorm_fwd(r.gpu, d_y2, d_s2, d_x2, d_w, N, C, eps);
     float *gx = host(&r, d_x, n), *gx2 = host(&r, d_x2, n);
@@ -1215,6 +1237,11 @@ static void residual_rmsnorm_case(int64_t N, int64_t C, bool keep_rstd)
     float *gy = host(&r, d_y, n), *gy2 = host(&r, d_y2, n);
     expect_close("residual_rmsnorm_fwd y", what, gy, y, n, FP32_TOL);
     expect_close("residual_rmsnorm_fwd y against rmsnorm_fwd", what, gy, gy2, n, FP32_TOL);
+    lora__cuda_ops.to_bf16(r.gpu, want16, d_y, n);
+    uint16_t *got_y = host16(&r, d_y16, n), *want_y = host16(&r, want16, n);
+    ck_assert_msg(memcmp(got_y, want_y, n * 2) == 0, "residual_rmsnorm_fwd %s: y16 is not y "
+                  "rounded", what);
+    free(got_y), free(want_y);
     float *gs = host(&r, d_s, (size_t)N);
     if (keep_rstd) {
         expect_close("residual_rmsnorm_fwd rstd", what, gs, rstd, (size_t)N, FP32_TOL);

@@ -865,9 +865,9 @@ static size_t kept_layer_floats(const lora_config *c, size_t N, size_t modules, 
 /* The session's shared workspace after a training step (docs/training.md, "Memory"), the
  * largest of: the backward's gradient buffers, the attention's and the MLP's over the same
  * floats, and, keeping bfloat16 activations, the float32 layer set it widens into; the
- * forward's layer set; the output head's chunk (for these vocabularies all N rows at once:
- * the chunked loss's 3 doubles a row, logits and their gradient, the log-sum-exp, and the
- * device's nll and dnll). */
+ * forward's layer set (with the bfloat16 in16); the output head's chunk (for these
+ * vocabularies all N rows at once: the chunked loss's 3 doubles a row, logits and their
+ * gradient, the log-sum-exp, and the device's nll and dnll). */
 static size_t shared_ws_floats(const lora_config *c, size_t N, size_t r, bool kept)
 {
     size_t head = N * (6 + 2 * (size_t)c->vocab + 1 + 2);
@@ -878,7 +878,8 @@ static size_t shared_ws_floats(const lora_config *c, size_t N, size_t r, bool ke
     size_t fwd = 0;
     if (kept) {
         bwd += N * (2 * C + q + I + 2);
-        fwd = N * (3 * C + 2 * q + 2 * kv + 3 * I + 2 + (c->qk_norm ? q + kv : 0));
+        fwd = N * (3 * C + 2 * q + 2 * kv + 3 * I + 2 + (c->qk_norm ? q + kv : 0)) +
+              (N * (C > I ? C : I) + 7) / 8 * 4; /* in16, bfloat16 from a 16-byte boundary */
     }
     size_t most = bwd > fwd ? bwd : fwd;
     return most > head ? most : head;

@@ -63,6 +63,20 @@ static void layout_t(const lora_session *s, int64_t N, bool train, bump *b, lora
         }
 }
 
+/* Whether the layers' products are bfloat16 ones that read their input rounded by the op that
+ * made it, when given (lora_bf16_group's x16): one in16 per layer set then holds it. */
+static bool rounded_inputs(const lora_session *s)
+{
+    const lora_model *m = s->model;
+    return s->be->ops->matmul_bf16_fwd_group && m->cfg.n_layers > 0 &&
+           lora__model_mem_bf16(m, m->layers[0].wq) != NULL;
+}
+
+static int64_t in16_values(const lora_config *c, int64_t N)
+{
+    return N * (c->hidden > c->inter ? c->hidden : c->inter);
+}
+
 /* Lays out one set of layer activations for N rows. train: everything the backward reads gets
  * its own buffer; otherwise aliases keep inference small. */
 static void layout_layer(const lora_session *s, int64_t N, bool train, bump *b,
@@ -97,6 +111,10 @@ static void layout_layer(const lora_session *s, int64_t N, bool train, bump *b,
         a->k_lin = a->k;
     }
     layout_t(s, N, train, b, a);
+    /* training keeps float32 layers apart (an in16 each would be the kept set's size again);
+     * the kept layout's shared set has its own */
+    if (!train && rounded_inputs(s))
+        a->in16 = take_bf16(b, in16_values(c, N));
 }
 
 /* One layer of a training forward that keeps bfloat16 activations: a's float32 part (rstd_q,
@@ -133,6 +151,8 @@ size_t lora__kept_layout(const lora_session *s, int64_t N, bool backward, float 
     int64_t C = c->hidden, q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
     bump b = {base, 0};
     memset(set, 0, sizeof *set);
+    if (!backward && rounded_inputs(s))
+        set->in16 = take_bf16(&b, in16_values(c, N));
     set->h1 = take(&b, N * C);
     set->rstd1 = take(&b, N);
     set->att = take(&b, N * q);
@@ -319,9 +339,10 @@ void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const f
  * without dropout is attached, else after it; projection by projection otherwise. */
 static void projections(lora_session *s, lora_layer_acts *a, int64_t l, int n,
                         const lora_proj *p, float *const *y, const float *x,
-                        const float *const *w, const float *const *bias, int64_t N)
+                        const lora_bf16 *x16, const float *const *w, const float *const *bias,
+                        int64_t N)
 {
-    lora_bf16_group g = {.n = n};
+    lora_bf16_group g = {.n = n, .x16 = x16};
     bool grouped = s->be->ops->matmul_bf16_fwd_group != NULL;
     bool inside = s->n_adapters == 0 || (s->n_adapters == 1 && lora__dropout_p(s, 0) == 0.0f);
     int64_t in = 0;
@@ -437,7 +458,8 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     const lora_proj qkv[3] = {LORA_PROJ_Q, LORA_PROJ_K, LORA_PROJ_V};
     float *const y[3] = {a->q_lin, a->k_lin, a->v};
     const float *const wt[3] = {w->wq, w->wk, w->wv}, *const bias[3] = {w->bq, w->bk, w->bv};
-    projections(s, a, l, 3, qkv, y, a->h1, wt, bias, N);
+    /* h1 rounded by the previous layer's last op where it made h1 */
+    projections(s, a, l, 3, qkv, y, a->h1, normed ? a->in16 : NULL, wt, bias, N);
     if (c->qk_norm && a->kept) { /* the norms' inputs rounded into the kept set as read */
         op->rmsnorm_keep_fwd(be, a->q, a->rstd_q, a->kept->q_lin, a->q_lin,
                              lora__weight(s, w->q_norm), N * H, D, eps);
@@ -458,12 +480,13 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
         op->rope_fwd(be, a->k, pos, s->rope_cos, s->rope_sin, N, KVH, D);
         op->attention_fwd(be, a->att, a->q, a->k, a->v, &sh);
     }
+    /* kept, the attention's output is bfloat16 already (att is its widening) */
     projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_O}, &a->o, a->att,
-                (const float *const[]){w->wo}, (const float *const[]){w->bo}, N);
+                a->kept ? a->kept->att : NULL, (const float *const[]){w->wo}, (const float *const[]){w->bo}, N);
 }
 
 static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t N,
-                      const lora_next_norm *next)
+                      const lora_bf16 *h2_16, const lora_next_norm *next)
 {
     const lora_config *c = &s->model->cfg;
     const lora_layer_weights *w = &s->model->layers[l];
@@ -471,17 +494,19 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
     const lora_proj gu[2] = {LORA_PROJ_GATE, LORA_PROJ_UP};
     float *const y[2] = {a->gate, a->up};
     const float *const wt[2] = {w->w_gate, w->w_up}, *const bias[2] = {NULL, NULL};
-    projections(s, a, l, 2, gu, y, a->h2, wt, bias, N);
+    projections(s, a, l, 2, gu, y, a->h2, h2_16, wt, bias, N);
+    /* in16 held h2 rounded, which gate and up have read by now (the ops run in order) */
     if (a->kept)
-        op->swiglu_keep_fwd(s->be, a->act, a->kept->gate, a->kept->up, a->gate, a->up, N,
-                            c->inter);
+        op->swiglu_keep_fwd(s->be, a->act, a->in16, a->kept->gate, a->kept->up, a->gate, a->up,
+                            N, c->inter);
     else
         op->swiglu_fwd(s->be, a->act, a->gate, a->up, N, c->inter);
     projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_DOWN}, &a->o, a->act,
-                (const float *const[]){w->w_down}, (const float *const[]){NULL}, N);
+                a->kept ? a->in16 : NULL, (const float *const[]){w->w_down},
+                (const float *const[]){NULL}, N);
     if (next)
-        op->residual_rmsnorm_fwd(s->be, x, next->h, next->rstd, next->x16, a->o, next->w, N,
-                                 c->hidden, (float)c->rms_eps);
+        op->residual_rmsnorm_fwd(s->be, x, next->h, next->rstd, next->x16, next->h16, a->o,
+                                 next->w, N, c->hidden, (float)c->rms_eps);
     else
         op->residual_fwd(s->be, x, a->o, N * c->hidden);
 }
@@ -500,9 +525,11 @@ void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *
     /* the attention's output (in a->o) joins the residual stream, whose norm feeds the MLP
      * and where the backward reads it (x_mid, or rounded into the kept set) */
     attention_block(s, l, a, x, B, T, use_cache, normed, pos, key0);
+    const lora_bf16 *h2_16 = NULL;
     if (op->residual_rmsnorm_fwd) {
         op->residual_rmsnorm_fwd(s->be, x, a->h2, a->rstd2, a->kept ? a->kept->x_mid : NULL,
-                                 a->o, mlp_norm, N, c->hidden, (float)c->rms_eps);
+                                 a->in16, a->o, mlp_norm, N, c->hidden, (float)c->rms_eps);
+        h2_16 = a->in16;
         if (a->x_mid)
             op->copy(s->be, a->x_mid, x, bytes);
     } else {
@@ -511,7 +538,7 @@ void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *
             op->copy(s->be, a->x_mid, x, bytes);
         op->rmsnorm_fwd(s->be, a->h2, a->rstd2, x, mlp_norm, N, c->hidden, (float)c->rms_eps);
     }
-    mlp_block(s, l, a, x, N, next);
+    mlp_block(s, l, a, x, N, h2_16, next);
 }
 
 /* an inference step's prepared buffers: what its ops read */
@@ -535,7 +562,7 @@ static void step_ops(lora_session *s, void *ctx)
     bool fuse = s->be->ops->residual_rmsnorm_fwd != NULL;
     for (int64_t l = 0; l < c->n_layers; l++) {
         const float *w = l + 1 < c->n_layers ? m->layers[l + 1].attn_norm : m->final_norm;
-        lora_next_norm next = {lora__weight(s, w), p->a.h1, NULL, NULL};
+        lora_next_norm next = {lora__weight(s, w), p->a.h1, NULL, NULL, p->a.in16};
         lora__layer_forward(s, l, &p->a, p->x, p->B, p->T, p->use_cache, fuse && l > 0,
                             fuse ? &next : NULL, p->pos, NULL);
     }
@@ -716,7 +743,7 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids,
         lora_next_norm next = {
             lora__weight(s, last ? m->final_norm : m->layers[l + 1].attn_norm),
             last ? acts->h_final : an->h1, last ? acts->rstd_final : an->rstd1,
-            last || !acts->kept ? NULL : acts->kept[l + 1].x_in};
+            last || !acts->kept ? NULL : acts->kept[l + 1].x_in, last ? NULL : an->in16};
         lora__layer_forward(s, l, a, x, B, T, false, fuse && l > 0, fuse ? &next : NULL, pos,
                             key0);
     }

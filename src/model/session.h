@@ -46,6 +46,9 @@ typedef struct lora_layer_acts {
     float *o;              // (N, C) o_proj / down_proj output before the residual add
     float *t[LORA_PROJ_COUNT][LORA_MAX_ADAPTERS]; // (N, r) LoRA x A^T per projection, adapter
     float *drop_x;         // (N, max in) LoRA dropout's input, when dropout is on
+    /* (N, max(C, I)) bfloat16, or NULL: the input of the next bf16 products (h1, h2, act in
+     * turn) as the op that made it rounded it, so that the products do not round it again */
+    lora_bf16 *in16;
     /* a training pass that keeps bfloat16 activations: the layer's kept set, into which the
      * forward's ops round what they make (x_mid is then NULL) and the attention writes its
      * output and statistics, and where the backward's attention, SwiGLU and norms read them
@@ -225,8 +228,9 @@ lora_status lora__decoder_forward_train(lora_session *s, const int32_t *ids, con
 bool lora__kept_ops(const lora_backend_ops *op);
 /* Lays out at base (NULL: only counts) the float32 working set of one layer in a training
  * pass that keeps bfloat16 activations, and returns its floats: the forward's (what the
- * layer's ops write before the kept values are rounded from it), or the backward's (only
- * what it reads: h1, h2, their rstd, act and att). rstd_q, rstd_k, t and drop_x are left
+ * layer's ops write before the kept values are rounded from it, and in16 where the products
+ * are bfloat16 ones), or the backward's (only what it reads: h1, h2, their rstd, act and
+ * att). rstd_q, rstd_k, t and drop_x are left
  * NULL: they are the layer's own (lora__kept_work). */
 size_t lora__kept_layout(const lora_session *s, int64_t N, bool backward, float *base,
                          lora_layer_acts *set);
@@ -301,7 +305,8 @@ static inline float lora__dropout_p(const lora_session *s, size_t i)
 typedef struct lora_next_norm {
     const float *w;
     float *h, *rstd;
-    lora_bf16 *x16;
+    lora_bf16 *x16; /* the sum rounded (the next layer's kept input), or NULL */
+    lora_bf16 *h16; /* h rounded (the next layer's in16), or NULL */
 } lora_next_norm;
 
 /* Layer l's forward over the residual stream x (N, C), in place (shared with backward.c).
