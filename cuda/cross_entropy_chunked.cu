@@ -44,18 +44,26 @@ __global__ void ce_chunk_finish_kernel(float *nll, float *lse, const double *sta
     }
 }
 
-__global__ void ce_chunk_bwd_kernel(float *dlogits, const float *logits, const float *lse,
-                                    const int32_t *targets, const float *dnll, int64_t Vc,
-                                    int64_t v0)
+/* lora__ce_row_bwd's terms, into dlogits and (rounded) dlogits16, either may be NULL */
+__global__ void ce_chunk_bwd_kernel(float *dlogits, lora_bf16 *dlogits16, const float *logits,
+                                    const float *lse, const int32_t *targets, const float *dnll,
+                                    int64_t Vc, int64_t v0)
 {
     int64_t r = blockIdx.x;
     int32_t t = targets[r];
-    if (t == -100) { /* written, as the other rows are */
-        for (int64_t v = threadIdx.x; v < Vc; v += blockDim.x)
-            dlogits[r * Vc + v] = 0.0f;
-        return;
+    float g = t == -100 ? 0.0f : dnll[r], ls = t == -100 ? 0.0f : lse[r];
+    const float *l = logits + r * Vc;
+    for (int64_t v = threadIdx.x; v < Vc; v += blockDim.x) {
+        float e = 0.0f; /* a -100 row is written, as the other rows are */
+        if (t != -100) {
+            e = g * expf(l[v] - ls);
+            e = v + v0 == t ? e - g : e;
+        }
+        if (dlogits)
+            dlogits[r * Vc + v] = e;
+        if (dlogits16)
+            dlogits16[r * Vc + v] = lora__round_bf16(e);
     }
-    lora__ce_row_bwd(dlogits + r * Vc, logits + r * Vc, Vc, v0, t, dnll[r], lse[r], false);
 }
 
 // state (N, 3) from the chunk logits (N, Vc) of columns v0..v0+Vc-1
@@ -82,15 +90,16 @@ void lora__cuda_ce_chunk_finish(lora_backend *be, float *nll, float *lse, const 
     lora__cuda_launched(cu, "ce_chunk_finish");
 }
 
-// dlogits (N, Vc) = dnll (softmax - onehot) over columns v0..v0+Vc-1; -100 rows 0
-void lora__cuda_ce_chunk_bwd(lora_backend *be, float *dlogits, const float *logits,
-                             const float *lse, const int32_t *targets, const float *dnll,
-                             int64_t N, int64_t Vc, int64_t v0)
+// dlogits (N, Vc) = dnll (softmax - onehot) over columns v0..v0+Vc-1; -100 rows 0;
+// dlogits16 the same rounded to bfloat16 (either may be NULL)
+void lora__cuda_ce_chunk_bwd(lora_backend *be, float *dlogits, lora_bf16 *dlogits16,
+                             const float *logits, const float *lse, const int32_t *targets,
+                             const float *dnll, int64_t N, int64_t Vc, int64_t v0)
 {
     lora_cuda *cu = lora__cuda_enter(be);
-    if (!cu || N == 0 || Vc == 0)
+    if (!cu || N == 0 || Vc == 0 || (!dlogits && !dlogits16))
         return;
     ce_chunk_bwd_kernel<<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(
-        dlogits, logits, lse, targets, dnll, Vc, v0);
+        dlogits, dlogits16, logits, lse, targets, dnll, Vc, v0);
     lora__cuda_launched(cu, "ce_chunk_bwd");
 }

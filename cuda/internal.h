@@ -320,7 +320,8 @@ void lora__cuda_swiglu_bwd(lora_backend *be, float *dgate, float *dup, const flo
                            const float *gate, const float *up, int64_t N, int64_t n_inter);
 void lora__cuda_swiglu_bf16_fwd(lora_backend *be, float *h, const lora_bf16 *gate,
                                 const lora_bf16 *up, int64_t N, int64_t n_inter);
-void lora__cuda_swiglu_bf16_bwd(lora_backend *be, float *dgate, float *dup, const float *dh,
+void lora__cuda_swiglu_bf16_bwd(lora_backend *be, float *dgate, float *dup,
+                                lora_bf16 *dgate16, lora_bf16 *dup16, const float *dh,
                                 const lora_bf16 *gate, const lora_bf16 *up, int64_t N,
                                 int64_t n_inter);
 void lora__cuda_swiglu_keep_fwd(lora_backend *be, float *h, lora_bf16 *h16, lora_bf16 *gate16,
@@ -367,8 +368,8 @@ void lora__cuda_matmul_bf16_fwd(lora_backend *be, float *y, const float *x, cons
 void lora__cuda_matmul_bf16_fwd_group(lora_backend *be, const lora_bf16_group *g,
                                       const float *x, int64_t N, int64_t K);
 void lora__cuda_matmul_bf16_bwd(lora_backend *be, float *dx, const float *dy,
-                                const lora_bf16 *w, int64_t N, int64_t Nout, int64_t K,
-                                bool accumulate);
+                                const lora_bf16 *dy16, const lora_bf16 *w, int64_t N,
+                                int64_t Nout, int64_t K, bool accumulate);
 void lora__cuda_embedding_bf16_fwd(lora_backend *be, float *x, const int32_t *ids,
                                    const lora_bf16 *table, int64_t N, int64_t C);
 void lora__cuda_to_bf16(lora_backend *be, lora_bf16 *dst, const float *src, size_t n);
@@ -387,9 +388,9 @@ void lora__cuda_ce_chunk_fwd(lora_backend *be, double *state, const float *logit
                              const int32_t *targets, int64_t N, int64_t Vc, int64_t v0);
 void lora__cuda_ce_chunk_finish(lora_backend *be, float *nll, float *lse, const double *state,
                                 const int32_t *targets, int64_t N);
-void lora__cuda_ce_chunk_bwd(lora_backend *be, float *dlogits, const float *logits,
-                             const float *lse, const int32_t *targets, const float *dnll,
-                             int64_t N, int64_t Vc, int64_t v0);
+void lora__cuda_ce_chunk_bwd(lora_backend *be, float *dlogits, lora_bf16 *dlogits16,
+                             const float *logits, const float *lse, const int32_t *targets,
+                             const float *dnll, int64_t N, int64_t Vc, int64_t v0);
 
 /* ---- attention: cuDNN's fused SDPA (attention_cudnn.c) and the reference kernels --------- */
 

@@ -127,15 +127,16 @@ void lora__cuda_matmul_bf16_fwd_group(lora_backend *be, const lora_bf16_group *g
     lora__cuda_lora_fwd_group(be, g, x, N, K);
 }
 
-// dx (N, K) += (or, not accumulating, =) dy (N, Nout) @ w (Nout, K), w bfloat16
+// dx (N, K) += (or, not accumulating, =) dy (N, Nout) @ w (Nout, K), w bfloat16; dy rounded
+// here, or given rounded (dy16)
 void lora__cuda_matmul_bf16_bwd(lora_backend *be, float *dx, const float *dy,
-                                const lora_bf16 *w, int64_t N, int64_t Nout, int64_t K,
-                                bool accumulate)
+                                const lora_bf16 *dy16, const lora_bf16 *w, int64_t N,
+                                int64_t Nout, int64_t K, bool accumulate)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || !dx || N * K == 0)
         return;
-    const lora_bf16 *dyb = Nout ? rounded(cu, dy, N, Nout) : NULL;
+    const lora_bf16 *dyb = dy16 ? dy16 : Nout ? rounded(cu, dy, N, Nout) : NULL;
     if (Nout && !dyb)
         return;
     lora__cuda_mm_nn_bf16(cu, dx, dyb, w, N, K, Nout, 1.0f, accumulate ? 1.0f : 0.0f,

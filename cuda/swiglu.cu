@@ -26,22 +26,30 @@ __global__ void swiglu_keep_kernel(float *h, lora_bf16 *h16, lora_bf16 *gate16,
     }
 }
 
-/* adds to dgate and dup, or (not accumulate) writes them */
+/* adds to dgate and dup, or (not accumulate) writes them, and their rounding into dgate16 and
+ * dup16 where those are not NULL (the gate and up products' dy) */
 template <typename T>
-__global__ void swiglu_bwd_kernel(float *dgate, float *dup, const float *dh, const T *gate,
-                                  const T *up, bool accumulate, int64_t n)
+__global__ void swiglu_bwd_kernel(float *dgate, float *dup, lora_bf16 *dgate16, lora_bf16 *dup16,
+                                  const float *dh, const T *gate, const T *up, bool accumulate,
+                                  int64_t n)
 {
     LORA_CUDA_FOR(i, n)
     {
         float g = lora__load(gate, i), sg = 1.0f / (1.0f + expf(-g));
         if (dup) {
             float d = dh[i] * g * sg;
-            dup[i] = accumulate ? dup[i] + d : d;
+            d = accumulate ? dup[i] + d : d;
+            dup[i] = d;
+            if (dup16)
+                dup16[i] = lora__round_bf16(d);
         }
         /* silu'(g) = s(g) (1 + g (1 - s(g))): finite for any g */
         if (dgate) {
             float d = dh[i] * lora__load(up, i) * sg * (1.0f + g * (1.0f - sg));
-            dgate[i] = accumulate ? dgate[i] + d : d;
+            d = accumulate ? dgate[i] + d : d;
+            dgate[i] = d;
+            if (dgate16)
+                dgate16[i] = lora__round_bf16(d);
         }
     }
 }
@@ -57,13 +65,13 @@ static void fwd(lora_backend *be, float *h, const T *gate, const T *up, int64_t 
 }
 
 template <typename T>
-static void bwd(lora_backend *be, float *dgate, float *dup, const float *dh, const T *gate,
-                const T *up, bool accumulate, int64_t n)
+static void bwd(lora_backend *be, float *dgate, float *dup, lora_bf16 *dgate16, lora_bf16 *dup16,
+                const float *dh, const T *gate, const T *up, bool accumulate, int64_t n)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || n == 0 || (!dgate && !dup))
         return;
-    swiglu_bwd_kernel<T><<<lora__cuda_blocks(n), LORA_CUDA_THREADS, 0, cu->stream>>>(dgate, dup, dh, gate, up, accumulate, n);
+    swiglu_bwd_kernel<T><<<lora__cuda_blocks(n), LORA_CUDA_THREADS, 0, cu->stream>>>(dgate, dup, dgate16, dup16, dh, gate, up, accumulate, n);
     lora__cuda_launched(cu, "swiglu_bwd");
 }
 
@@ -78,7 +86,7 @@ void lora__cuda_swiglu_fwd(lora_backend *be, float *h, const float *gate, const 
 void lora__cuda_swiglu_bwd(lora_backend *be, float *dgate, float *dup, const float *dh,
                            const float *gate, const float *up, int64_t N, int64_t n_inter)
 {
-    bwd(be, dgate, dup, dh, gate, up, true, N * n_inter);
+    bwd(be, dgate, dup, (lora_bf16 *)NULL, (lora_bf16 *)NULL, dh, gate, up, true, N * n_inter);
 }
 
 // the same with gate, up (N, n_inter) bfloat16, the backward writing dgate and dup
@@ -88,11 +96,12 @@ void lora__cuda_swiglu_bf16_fwd(lora_backend *be, float *h, const lora_bf16 *gat
     fwd(be, h, gate, up, N * n_inter);
 }
 
-void lora__cuda_swiglu_bf16_bwd(lora_backend *be, float *dgate, float *dup, const float *dh,
-                                const lora_bf16 *gate, const lora_bf16 *up, int64_t N,
-                                int64_t n_inter)
+// dgate16, dup16: NULL, or dgate and dup rounded to bfloat16
+void lora__cuda_swiglu_bf16_bwd(lora_backend *be, float *dgate, float *dup, lora_bf16 *dgate16,
+                                lora_bf16 *dup16, const float *dh, const lora_bf16 *gate,
+                                const lora_bf16 *up, int64_t N, int64_t n_inter)
 {
-    bwd(be, dgate, dup, dh, gate, up, false, N * n_inter);
+    bwd(be, dgate, dup, dgate16, dup16, dh, gate, up, false, N * n_inter);
 }
 
 // h (N, n_inter) = silu(gate) * up; gate16, up16 (and h16 when not NULL) = gate, up (h)

@@ -246,9 +246,12 @@ struct lora_backend_ops {
                             const float *bias, int64_t N, int64_t Nout, int64_t K);
     /* dx (N, K) += dy (N, Nout) @ w (Nout, K), w bfloat16, dy rounded to bfloat16 for the
      * product, float32 accumulation (dw and dbias need no w: matmul_bwd with w NULL); with
-     * accumulate false dx = the product instead, dx not read (a gradient's first term). */
-    void (*matmul_bf16_bwd)(lora_backend *be, float *dx, const float *dy, const lora_bf16 *w,
-                            int64_t N, int64_t Nout, int64_t K, bool accumulate);
+     * accumulate false dx = the product instead, dx not read (a gradient's first term). dy16:
+     * NULL, or dy rounded as to_bf16 by the op that made dy, which the product then reads (dy
+     * may be NULL). */
+    void (*matmul_bf16_bwd)(lora_backend *be, float *dx, const float *dy, const lora_bf16 *dy16,
+                            const lora_bf16 *w, int64_t N, int64_t Nout, int64_t K,
+                            bool accumulate);
     /* x (N, C) = table (V, C)[ids (N)], table bfloat16, x float32 (exact). */
     void (*embedding_bf16_fwd)(lora_backend *be, float *x, const int32_t *ids,
                                const lora_bf16 *table, int64_t N, int64_t C);
@@ -260,12 +263,13 @@ struct lora_backend_ops {
     void (*from_bf16)(lora_backend *be, float *dst, const lora_bf16 *src, size_t n);
     /* swiglu_fwd and swiglu_bwd with gate and up (N, I) bfloat16 (kept training activations):
      * what widening them with from_bf16 first gives, except that the backward writes dgate and
-     * dup (swiglu_bwd's terms) rather than adding to them. */
+     * dup (swiglu_bwd's terms) rather than adding to them, and when not NULL their rounding
+     * as to_bf16 into dgate16 and dup16 (the gate and up products' dy16). */
     void (*swiglu_bf16_fwd)(lora_backend *be, float *h, const lora_bf16 *gate,
                             const lora_bf16 *up, int64_t N, int64_t n_inter);
-    void (*swiglu_bf16_bwd)(lora_backend *be, float *dgate, float *dup, const float *dh,
-                            const lora_bf16 *gate, const lora_bf16 *up, int64_t N,
-                            int64_t n_inter);
+    void (*swiglu_bf16_bwd)(lora_backend *be, float *dgate, float *dup, lora_bf16 *dgate16,
+                            lora_bf16 *dup16, const float *dh, const lora_bf16 *gate,
+                            const lora_bf16 *up, int64_t N, int64_t n_inter);
     /* rmsnorm_fwd and rmsnorm_bwd with x (N, C) bfloat16 (a kept residual stream): what
      * widening it with from_bf16 first gives, the backward's dx added to (accumulate) or
      * written (the first gradient into a buffer: a q/k norm's). */
@@ -325,10 +329,12 @@ struct lora_backend_ops {
     void (*ce_chunk_finish)(lora_backend *be, float *nll, float *lse, const double *state,
                             const int32_t *targets, int64_t N);
     /* dlogits (N, Vc) = dnll[n] * (exp(logits - lse[n]) - onehot(targets[n] - v0)) for the
-     * chunk's columns (written, not added to); rows with target -100 get 0. */
-    void (*ce_chunk_bwd)(lora_backend *be, float *dlogits, const float *logits,
-                         const float *lse, const int32_t *targets, const float *dnll, int64_t N,
-                         int64_t Vc, int64_t v0);
+     * chunk's columns (written, not added to); rows with target -100 get 0. dlogits16: NULL,
+     * or the same rounded as to_bf16 (the head's bf16 product reads it); dlogits may then be
+     * NULL (only the rounded gradient wanted). */
+    void (*ce_chunk_bwd)(lora_backend *be, float *dlogits, lora_bf16 *dlogits16,
+                         const float *logits, const float *lse, const int32_t *targets,
+                         const float *dnll, int64_t N, int64_t Vc, int64_t v0);
 
     /* ---- optional: the embedding backward with the tokens grouped by id (NULL: embedding_bwd,
      * whose repeated ids a GPU can only add in order one column at a time) ---- */

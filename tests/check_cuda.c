@@ -248,7 +248,7 @@ static void matmul_bf16w_case(int64_t N, int64_t Nout, int64_t K, bool bias)
     free(g);
 
     float *dx2 = fdup(dx, nx);
-    lora__cuda_ops.matmul_bf16_bwd(r.gpu, d_dx, d_dy, d_w, N, Nout, K, true);
+    lora__cuda_ops.matmul_bf16_bwd(r.gpu, d_dx, d_dy, NULL, d_w, N, Nout, K, true);
     g = host(&r, d_dx, nx);
     lora__cpu_matmul_bwd(r.cpu, dx, NULL, NULL, dyr, xr, wr, N, Nout, K);
     expect_close("matmul_bf16_bwd dx (rounded operands)", what, g, dx, nx, 5 * FP32_TOL);
@@ -257,11 +257,18 @@ static void matmul_bf16w_case(int64_t N, int64_t Nout, int64_t K, bool bias)
     free(g);
     /* not accumulating: dx written (it starts as NaN), the product alone */
     float *d_dx0 = dev_nan(&r, nx), *dx0 = calloc(nx, 4);
-    lora__cuda_ops.matmul_bf16_bwd(r.gpu, d_dx0, d_dy, d_w, N, Nout, K, false);
+    lora__cuda_ops.matmul_bf16_bwd(r.gpu, d_dx0, d_dy, NULL, d_w, N, Nout, K, false);
     lora__cpu_matmul_bwd(r.cpu, dx0, NULL, NULL, dyr, xr, wr, N, Nout, K);
     g = host(&r, d_dx0, nx);
     expect_close("matmul_bf16_bwd dx written", what, g, dx0, nx, 5 * FP32_TOL);
     free(dx0);
+    /* dy given rounded (dy16), no float32 dy: the same product bit for bit */
+    float *d_dx16 = dev_nan(&r, nx);
+    lora_bf16 *d_dy16 = dev(&r, dyh, ny * 2);
+    lora__cuda_ops.matmul_bf16_bwd(r.gpu, d_dx16, NULL, d_dy16, d_w, N, Nout, K, false);
+    float *g16 = host(&r, d_dx16, nx);
+    expect_same_bits("matmul_bf16_bwd with dy16", what, g16, g, nx);
+    free(g16);
 
     free(x), free(w), free(b), free(dy), free(dx), free(dx2), free(y), free(g);
     free(wh), free(xh), free(dyh), free(wr), free(xr), free(dyr);
@@ -476,7 +483,8 @@ START_TEST(swiglu_bf16_matches_widened)
     float *dg1 = dev(&r, acc, n * 4), *dg2 = dev_nan(&r, n);
     float *du1 = dev(&r, acc, n * 4), *du2 = dev_nan(&r, n);
     op->swiglu_bwd(r.gpu, dg1, du1, d_dh, d_g, d_u, N, I);
-    op->swiglu_bf16_bwd(r.gpu, dg2, du2, d_dh, d_g16, d_u16, N, I);
+    lora_bf16 *dg16 = dev_take(&r, n * 2), *du16 = dev_take(&r, n * 2);
+    op->swiglu_bf16_bwd(r.gpu, dg2, du2, dg16, du16, d_dh, d_g16, d_u16, N, I);
     const float *want[3] = {h1, dg1, du1}, *got[3] = {h2, dg2, du2};
     const char *what[3] = {"h", "dgate", "dup"};
     for (int i = 0; i < 3; i++) {
@@ -485,6 +493,15 @@ START_TEST(swiglu_bf16_matches_widened)
             ck_assert_msg(isfinite(b[e]), "%s[%zu] not written", what[i], e);
         expect_same_bits("swiglu_bf16", what[i], b, a, n);
         free(a), free(b);
+    }
+    /* the gate and up products' dy16: dgate and dup rounded as to_bf16 rounds them */
+    lora_bf16 *rounded16[2] = {dg16, du16}, *d_want16 = dev_take(&r, n * 2);
+    for (int i = 0; i < 2; i++) {
+        op->to_bf16(r.gpu, d_want16, got[i + 1], n);
+        uint16_t *a16 = host16(&r, d_want16, n), *b16 = host16(&r, rounded16[i], n);
+        ck_assert_msg(memcmp(a16, b16, n * 2) == 0, "swiglu_bf16_bwd: %s16 is not %s rounded",
+                      what[i + 1], what[i + 1]);
+        free(a16), free(b16);
     }
     free(g), free(u), free(dh), free(acc), free(gh), free(uh);
     rig_close(&r);
@@ -1390,12 +1407,20 @@ static void ce_chunk_case(int64_t N, int64_t V, int64_t Vc)
     float *g = malloc(nl * 4);
     for (int64_t c = 0; c < n_chunks; c++) {
         int64_t v0 = c * Vc, k = V - v0 < Vc ? V - v0 : Vc;
-        lora__cuda_ops.ce_chunk_bwd(r.gpu, d_dchunk[c], d_chunk[c], d_lse, d_tg, d_dnll, N, k,
-                                    v0);
-        float *h = host(&r, d_dchunk[c], (size_t)(N * k));
+        size_t nk = (size_t)(N * k);
+        lora__cuda_ops.ce_chunk_bwd(r.gpu, d_dchunk[c], NULL, d_chunk[c], d_lse, d_tg, d_dnll, N,
+                                    k, v0);
+        float *h = host(&r, d_dchunk[c], nk);
         for (int64_t n = 0; n < N; n++)
             memcpy(g + n * V + v0, h + n * k, (size_t)k * 4);
-        free(h);
+        /* the rounded gradient alone (the head's bf16 product's dy16): to_bf16's of the float32 */
+        lora_bf16 *d16 = dev_take(&r, nk * 2), *want16 = dev_take(&r, nk * 2);
+        lora__cuda_ops.ce_chunk_bwd(r.gpu, NULL, d16, d_chunk[c], d_lse, d_tg, d_dnll, N, k, v0);
+        lora__cuda_ops.to_bf16(r.gpu, want16, d_dchunk[c], nk);
+        uint16_t *a16 = host16(&r, want16, nk), *b16 = host16(&r, d16, nk);
+        ck_assert_msg(memcmp(a16, b16, nk * 2) == 0, "ce_chunk_bwd %s: dlogits16 of chunk %lld "
+                      "is not dlogits rounded", what, (long long)c);
+        free(a16), free(b16), free(h);
     }
     expect_close("ce_chunk_bwd", what, g, dl, nl, FP32_TOL);
     for (int64_t n = 1; n < N; n += 3)

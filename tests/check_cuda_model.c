@@ -873,7 +873,9 @@ static size_t shared_ws_floats(const lora_config *c, size_t N, size_t r, bool ke
     size_t head = N * (6 + 2 * (size_t)c->vocab + 1 + 2);
     size_t C = (size_t)c->hidden, q = (size_t)(c->n_heads * c->head_dim),
            kv = (size_t)(c->n_kv_heads * c->head_dim), I = (size_t)c->inter;
-    size_t att = 2 * q + 2 * kv + (c->qk_norm ? q + kv : 0), mlp = 3 * I;
+    /* keeping bfloat16 activations, SwiGLU's backward also rounds dgate and dup (2I bfloat16)
+     * for the gate and up products */
+    size_t att = 2 * q + 2 * kv + (c->qk_norm ? q + kv : 0), mlp = (kept ? 4 : 3) * I;
     size_t bwd = N * (2 * C + (att > mlp ? att : mlp) + LORA_GROUP_MAX * r); /* grouped u */
     size_t fwd = 0;
     if (kept) {

@@ -15,6 +15,7 @@ typedef struct grad_bufs {
     float *dq_lin, *dk_lin;  // with q/k norms, else NULL
     float *datt;         // (N, H*D)
     float *dgate, *dup, *dact; // (N, I)
+    lora_bf16 *dgate16, *dup16; // (N, I) dgate and dup rounded (SwiGLU's kept backward), or NULL
     float *u;            // (N, max_rank) LoRA scratch; (N, 3 max_rank) for a grouped backward
     float *drop_x, *drop_dx; // (N, max in) LoRA dropout's input and its gradient
 } grad_bufs;
@@ -59,15 +60,17 @@ static void norm_bwd(const bwd_ctx *c, float *dx, const float *w, const float *d
 
 /* dx (N, in) += gradient through projection p (base weight w, optional bias, the attached
  * LoRA paths but those of the adapters in grouped) given dy (N, out) and the projection's
- * input x (N, in); first: dx holds nothing yet (the base product writes it). */
+ * input x (N, in), dy16 NULL or dy rounded to bfloat16 (by the op that made it); first: dx
+ * holds nothing yet (the base product writes it). */
 static void projection_bwd(bwd_ctx *c, const lora_layer_acts *a, int64_t l, lora_proj p,
-                           float *dx, const float *dy, const float *x, const float *w,
-                           const float *bias, bool first, unsigned grouped)
+                           float *dx, const float *dy, const lora_bf16 *dy16, const float *x,
+                           const float *w, const float *bias, bool first, unsigned grouped)
 {
     lora_session *s = c->s;
     int64_t out, in;
     lora__proj_shape(&s->model->cfg, p, &out, &in);
-    lora__base_bwd(s, dx, base_grad(c, w), base_grad(c, bias), dy, x, w, c->N, out, in, !first);
+    lora__base_bwd(s, dx, base_grad(c, w), base_grad(c, bias), dy, dy16, x, w, c->N, out, in,
+                   !first);
     for (size_t i = 0; i < s->n_adapters; i++) {
         const lora_adapter *ad = s->adapters[i];
         const lora_adapter_module *m = lora__adapter_module(ad, l, p);
@@ -165,10 +168,10 @@ static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
     const lora_layer_weights *w = &s->model->layers[l];
     int64_t N = c->N, I = cfg->inter;
     grad_bufs *b = &c->b;
-    projection_bwd(c, a, l, LORA_PROJ_DOWN, b->dact, b->dx, a->act, w->w_down, NULL, true, 0);
-    if (a->kept) /* writes dgate and dup */
-        s->be->ops->swiglu_bf16_bwd(s->be, b->dgate, b->dup, b->dact, a->kept->gate,
-                                    a->kept->up, N, I);
+    projection_bwd(c, a, l, LORA_PROJ_DOWN, b->dact, b->dx, NULL, a->act, w->w_down, NULL, true, 0);
+    if (a->kept) /* writes dgate and dup (and their rounding for the products) */
+        s->be->ops->swiglu_bf16_bwd(s->be, b->dgate, b->dup, b->dgate16, b->dup16, b->dact,
+                                    a->kept->gate, a->kept->up, N, I);
     else {
         zero(c, b->dgate, N * I);
         zero(c, b->dup, N * I);
@@ -177,9 +180,9 @@ static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
     static const lora_proj gate_up[] = {LORA_PROJ_GATE, LORA_PROJ_UP};
     const float *dys[] = {b->dgate, b->dup};
     unsigned grouped = lora_groups(c, l, gate_up, 2);
-    projection_bwd(c, a, l, LORA_PROJ_GATE, b->dh, b->dgate, a->h2, w->w_gate, NULL, true,
+    projection_bwd(c, a, l, LORA_PROJ_GATE, b->dh, b->dgate, b->dgate16, a->h2, w->w_gate, NULL, true,
                    grouped);
-    projection_bwd(c, a, l, LORA_PROJ_UP, b->dh, b->dup, a->h2, w->w_up, NULL, false, grouped);
+    projection_bwd(c, a, l, LORA_PROJ_UP, b->dh, b->dup, b->dup16, a->h2, w->w_up, NULL, false, grouped);
     lora_group_bwd(c, a, l, gate_up, dys, 2, b->dh, a->h2, grouped);
     norm_bwd(c, b->dx, w->mlp_norm, b->dh, a->x_mid, a->kept ? a->kept->x_mid : NULL, a->rstd2,
              N, cfg->hidden, false);
@@ -195,7 +198,7 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     int64_t N = c->N, C = cfg->hidden, H = cfg->n_heads, KVH = cfg->n_kv_heads,
             D = cfg->head_dim;
     grad_bufs *b = &c->b;
-    projection_bwd(c, a, l, LORA_PROJ_O, b->datt, b->dx, a->att, w->wo, w->bo, true, 0);
+    projection_bwd(c, a, l, LORA_PROJ_O, b->datt, b->dx, NULL, a->att, w->wo, w->bo, true, 0);
     lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0, NULL};
     const lora_layer_bf16 *k16 = a->kept;
     if (k16) /* writes dq, dk, dv */
@@ -221,9 +224,9 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     static const lora_proj qkv[] = {LORA_PROJ_Q, LORA_PROJ_K, LORA_PROJ_V};
     const float *dys[] = {dq, dk, b->dv};
     unsigned grouped = lora_groups(c, l, qkv, 3);
-    projection_bwd(c, a, l, LORA_PROJ_Q, b->dh, dq, a->h1, w->wq, w->bq, true, grouped);
-    projection_bwd(c, a, l, LORA_PROJ_K, b->dh, dk, a->h1, w->wk, w->bk, false, grouped);
-    projection_bwd(c, a, l, LORA_PROJ_V, b->dh, b->dv, a->h1, w->wv, w->bv, false, grouped);
+    projection_bwd(c, a, l, LORA_PROJ_Q, b->dh, dq, NULL, a->h1, w->wq, w->bq, true, grouped);
+    projection_bwd(c, a, l, LORA_PROJ_K, b->dh, dk, NULL, a->h1, w->wk, w->bk, false, grouped);
+    projection_bwd(c, a, l, LORA_PROJ_V, b->dh, b->dv, NULL, a->h1, w->wv, w->bv, false, grouped);
     lora_group_bwd(c, a, l, qkv, dys, 3, b->dh, a->h1, grouped);
     norm_bwd(c, b->dx, w->attn_norm, b->dh, a->x_in, k16 ? k16->x_in : NULL, a->rstd1, N, C,
              false);
@@ -276,8 +279,9 @@ static lora_status embedding_bwd(lora_session *s, float *dtable, const float *dx
 }
 
 /* The gradient buffers (and, keeping bfloat16 activations, the float32 layer set after them)
- * in the session's shared workspace. A layer's MLP gradients (dgate, dup, dact) are dead
- * before its attention's are made and the other way round, so the two share their floats. */
+ * in the session's shared workspace. A layer's MLP gradients (dgate, dup, dact, and where
+ * SwiGLU's kept backward rounds dgate and dup for bfloat16 products, those) are dead before
+ * its attention's are made and the other way round, so the two share their floats. */
 static lora_status alloc_bufs(bwd_ctx *c, bool kept)
 {
     lora_session *s = c->s;
@@ -285,7 +289,8 @@ static lora_status alloc_bufs(bwd_ctx *c, bool kept)
     int64_t N = c->N, C = cfg->hidden, q = cfg->n_heads * cfg->head_dim,
             kv = cfg->n_kv_heads * cfg->head_dim, I = cfg->inter;
     int64_t drop = s->dropout_on ? 2 * lora__max_proj_in(cfg) : 0;
-    int64_t att = 2 * q + 2 * kv + (cfg->qk_norm ? q + kv : 0), mlp = 3 * I;
+    bool dy16 = kept && lora__rounded_inputs(s);
+    int64_t att = 2 * q + 2 * kv + (cfg->qk_norm ? q + kv : 0), mlp = (dy16 ? 4 : 3) * I;
     int64_t shared = att > mlp ? att : mlp;
     /* the LoRA scratch u: one path's, or a group's side by side where the backend groups */
     int64_t u = s->max_rank * (s->be->ops->lora_bwd_group ? LORA_GROUP_MAX : 1);
@@ -313,6 +318,10 @@ static lora_status alloc_bufs(bwd_ctx *c, bool kept)
     b->dgate = p;
     b->dup = p + N * I;
     b->dact = p + 2 * N * I;
+    if (dy16) {
+        b->dgate16 = (lora_bf16 *)(p + 3 * N * I);
+        b->dup16 = b->dgate16 + N * I;
+    }
     p += N * shared;
     b->u = p, p += N * u;
     if (drop) {

@@ -63,13 +63,17 @@ static void layout_t(const lora_session *s, int64_t N, bool train, bump *b, lora
         }
 }
 
-/* Whether the layers' products are bfloat16 ones that read their input rounded by the op that
- * made it, when given (lora_bf16_group's x16): one in16 per layer set then holds it. */
-static bool rounded_inputs(const lora_session *s)
+bool lora__weight_bf16(const lora_session *s, const float *w)
+{
+    return lora__model_mem_bf16(s->model, w) != NULL;
+}
+
+/* one in16 per layer set then holds a forward's */
+bool lora__rounded_inputs(const lora_session *s)
 {
     const lora_model *m = s->model;
     return s->be->ops->matmul_bf16_fwd_group && m->cfg.n_layers > 0 &&
-           lora__model_mem_bf16(m, m->layers[0].wq) != NULL;
+           lora__weight_bf16(s, m->layers[0].wq);
 }
 
 static int64_t in16_values(const lora_config *c, int64_t N)
@@ -113,7 +117,7 @@ static void layout_layer(const lora_session *s, int64_t N, bool train, bump *b,
     layout_t(s, N, train, b, a);
     /* training keeps float32 layers apart (an in16 each would be the kept set's size again);
      * the kept layout's shared set has its own */
-    if (!train && rounded_inputs(s))
+    if (!train && lora__rounded_inputs(s))
         a->in16 = take_bf16(b, in16_values(c, N));
 }
 
@@ -151,7 +155,7 @@ size_t lora__kept_layout(const lora_session *s, int64_t N, bool backward, float 
     int64_t C = c->hidden, q = c->n_heads * c->head_dim, kv = c->n_kv_heads * c->head_dim;
     bump b = {base, 0};
     memset(set, 0, sizeof *set);
-    if (!backward && rounded_inputs(s))
+    if (!backward && lora__rounded_inputs(s))
         set->in16 = take_bf16(&b, in16_values(c, N));
     set->h1 = take(&b, N * C);
     set->rstd1 = take(&b, N);
@@ -315,13 +319,13 @@ void lora__base_fwd(lora_session *s, float *y, const float *x, const float *w, c
 }
 
 void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const float *dy,
-                    const float *x, const float *w, int64_t N, int64_t out, int64_t in,
-                    bool accumulate)
+                    const lora_bf16 *dy16, const float *x, const float *w, int64_t N,
+                    int64_t out, int64_t in, bool accumulate)
 {
     const lora_bf16 *wb = lora__model_mem_bf16(s->model, w);
     if (wb) {
         if (dx)
-            s->be->ops->matmul_bf16_bwd(s->be, dx, dy, wb, N, out, in, accumulate);
+            s->be->ops->matmul_bf16_bwd(s->be, dx, dy, dy16, wb, N, out, in, accumulate);
         /* dw = dy^T x and dbias read neither w nor dx */
         if (dw || dbias)
             s->be->ops->matmul_bwd(s->be, NULL, dw, dbias, dy, x, NULL, N, out, in);

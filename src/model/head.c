@@ -44,14 +44,23 @@ static void vocab_chunks(lora_session *s, const float *h, int64_t n, const int32
     op->ce_chunk_finish(s->be, nll, lse, state, targets, n);
     if (!dnll)
         return;
+    /* without the head's own gradient (full fine-tuning's), nothing reads the float32 one */
+    bool rounded = !dlm_head && lora__weight_bf16(s, lm_head);
     for (int64_t v0 = 0; v0 < V; v0 += cols) {
         int64_t k = V - v0 < cols ? V - v0 : cols;
         if (cols < V)
             lora__base_fwd(s, logits, h, lm_head + v0 * C, NULL, n, k, C);
         /* the chunk's gradient written (not added to), the first chunk's product writes
          * dhidden */
-        op->ce_chunk_bwd(s->be, dlogits, logits, lse, targets, dnll, n, k, v0);
-        lora__base_bwd(s, dhidden, dlm_head ? dlm_head + v0 * C : NULL, NULL, dlogits, h,
+        if (rounded) { /* the product reads the gradient only in bfloat16 */
+            op->ce_chunk_bwd(s->be, NULL, (lora_bf16 *)dlogits, logits, lse, targets, dnll, n,
+                             k, v0);
+            lora__base_bwd(s, dhidden, NULL, NULL, NULL, (const lora_bf16 *)dlogits, h,
+                           lm_head + v0 * C, n, k, C, v0 > 0);
+            continue;
+        }
+        op->ce_chunk_bwd(s->be, dlogits, NULL, logits, lse, targets, dnll, n, k, v0);
+        lora__base_bwd(s, dhidden, dlm_head ? dlm_head + v0 * C : NULL, NULL, dlogits, NULL, h,
                        lm_head + v0 * C, n, k, C, v0 > 0);
     }
 }
@@ -103,7 +112,7 @@ lora_status lora__head_nll(lora_session *s, float **ws, size_t *ws_floats, const
             continue;
         op->zero(s->be, dlogits, (size_t)(n * V) * sizeof(float));
         op->cross_entropy_bwd(s->be, dlogits, logits, lse, dtargets + r0, dev_dnll + r0, n, V);
-        lora__base_bwd(s, dhidden + r0 * C, dlm_head, NULL, dlogits, h, lm_head, n, V, C,
+        lora__base_bwd(s, dhidden + r0 * C, dlm_head, NULL, dlogits, NULL, h, lm_head, n, V, C,
                        false);
     }
     return own ? op->download(s->be, nll, dev_nll, (size_t)N * sizeof(float)) : LORA_OK;
