@@ -62,7 +62,7 @@ lora_status lora__cuda_sum_squares(lora_backend *be, const float *x, size_t n, d
             sum_parts_kernel<<<1, LORA_CUDA_THREADS, 0, cu->stream>>>(part + SUM_BLOCKS, part,
                                                                      blocks);
             if (!lora__cuda_launched(cu, "sum_squares parts"))
-                lora__cuda_check(cu, cudaMemcpyAsync(out, part + SUM_BLOCKS, sizeof *out,
+                lora__cuda_queued(cu, cudaMemcpyAsync(out, part + SUM_BLOCKS, sizeof *out,
                                                      cudaMemcpyDeviceToHost, cu->stream),
                                  "sum_squares copy");
         }
@@ -206,7 +206,7 @@ lora_status lora__cuda_sum_squares_set(lora_backend *be, const lora_tensor_set *
     set_sum_parts_kernel<<<(unsigned)set->n, LORA_CUDA_THREADS, 0, cu->stream>>>(
         set->sums, set->part, set->t);
     if (!lora__cuda_launched(cu, "sum_squares_set parts"))
-        lora__cuda_check(cu, cudaMemcpyAsync(set->host_sums, set->sums, set->n * sizeof(double),
+        lora__cuda_queued(cu, cudaMemcpyAsync(set->host_sums, set->sums, set->n * sizeof(double),
                                              cudaMemcpyDeviceToHost, cu->stream),
                          "sum_squares_set copy");
     lora_status st = lora__cuda_sync(be);

@@ -705,6 +705,7 @@ static bool execute(lora_cuda *cu, const lora_cudnn *dn, struct lora_sdpa *sd, c
     bool good = !lora__cuda_check_dnn(cu, s, call);
     if (good) {
         snprintf(call, sizeof call, "%s: cudnnBackendExecute", what);
+        cu->launches++;
         good = !lora__cuda_check_dnn(cu, dn->execute(sd->handle, p->exec, vp), call);
     }
     dn->desc_destroy(vp);
@@ -841,7 +842,7 @@ static void run_backward(lora_cuda *cu, run *r, float *dq, float *dk, float *dv,
                          const char *what)
 {
     int64_t B = s->B, T = s->T, HD = s->H * s->D, KD = s->KVH * s->D;
-    if (lora__cuda_check(cu, cudaMemsetAsync(r->dq_acc, 0, (size_t)(B * T * HD) * 4, cu->stream),
+    if (lora__cuda_queued(cu, cudaMemsetAsync(r->dq_acc, 0, (size_t)(B * T * HD) * 4, cu->stream),
                          "attention_bwd: cudaMemset dQ_accum"))
         return;
     int64_t uids[] = {U_Q, U_K, U_V, U_O, U_DO, U_STATS, U_DQ, U_DK, U_DV, U_SEQ_Q,

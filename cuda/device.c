@@ -149,7 +149,14 @@ int lora__cuda_check_blas(lora_cuda *cu, cublasStatus_t s, const char *what)
 
 int lora__cuda_launched(lora_cuda *cu, const char *kernel)
 {
+    cu->launches++;
     return lora__cuda_check(cu, cudaGetLastError(), kernel);
+}
+
+int lora__cuda_queued(lora_cuda *cu, cudaError_t e, const char *what)
+{
+    cu->launches++;
+    return lora__cuda_check(cu, e, what);
 }
 
 lora_cuda *lora__cuda_enter(lora_backend *be)

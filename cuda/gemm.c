@@ -117,7 +117,7 @@ static bool gemm(lora_cuda *cu, bool ta, bool tb, int64_t m, int64_t n, int64_t 
         return false;
     if (k == 0) { /* an empty sum: C = beta C; every caller has beta 0 or 1, and ldc == m */
         if (beta == 0.0f)
-            lora__cuda_check(cu, cudaMemsetAsync(C, 0, (size_t)(m * n) * sizeof *C, cu->stream),
+            lora__cuda_queued(cu, cudaMemsetAsync(C, 0, (size_t)(m * n) * sizeof *C, cu->stream),
                              what);
         return true;
     }
@@ -153,11 +153,13 @@ static bool gemm(lora_cuda *cu, bool ta, bool tb, int64_t m, int64_t n, int64_t 
     if (run && bias)
         run = !lora__cuda_check_blas(cu, lt->desc_set(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                       &bias, sizeof bias), ctx);
-    if (run)
+    if (run) {
+        cu->launches++;
         (void)lora__cuda_check_blas(cu, lt->matmul(cu->lt, plan->desc, &alpha, A, plan->la, B,
                                                    plan->lb, &beta, C, plan->lc, C, plan->lc,
                                                    &plan->algo, cu->lt_ws, plan->workspace,
                                                    cu->stream), ctx);
+    }
     bool none = plan->none;
     if (plan == &built) {
         lora_gemm_plan old;

@@ -70,7 +70,7 @@ lora_status lora__cuda_graph_launch(lora_backend *be, const lora_graph *g)
     if (g->scratch_gen != cu->scratch_gen)
         return lora__error(LORA_ERR_STATE, "cuda:%d: the op scratch moved since the graph was "
                            "recorded", cu->ordinal);
-    lora__cuda_check(cu, cudaGraphLaunch(g->exec, cu->stream), "cudaGraphLaunch");
+    lora__cuda_queued(cu, cudaGraphLaunch(g->exec, cu->stream), "cudaGraphLaunch");
     return lora__cuda_report(cu);
 }
 

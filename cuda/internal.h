@@ -89,6 +89,9 @@ typedef struct lora_cuda {
     lora_gemm_cache gemm;     /* cuBLASLt plans of the products (gemm.c) */
     uint64_t lora_groups;     /* grouped LoRA backwards run (lora_bwd_group), ever */
     uint64_t lora_fwd_groups; /* grouped LoRA t products run (lora__cuda_lora_fwd_group), ever */
+    /* work queued on the stream, ever: kernels, cuBLASLt products, cuDNN graphs, async copies
+     * and fills, graph replays (one each; a recorded graph's ops count as they are recorded) */
+    uint64_t launches;
 } lora_cuda;
 
 /* The backend's state, the device made current for the calling thread; NULL when a failure is
@@ -102,8 +105,11 @@ int lora__cuda_check(lora_cuda *cu, cudaError_t e, const char *what);
 int lora__cuda_check_blas(lora_cuda *cu, cublasStatus_t s, const char *what);
 /* The recorded failure as a status and message (cleared unless the backend is dead). */
 lora_status lora__cuda_report(lora_cuda *cu);
-/* The launch just made: its configuration error, if any (cudaGetLastError). */
+/* The launch just made: its configuration error, if any (cudaGetLastError); counted. */
 int lora__cuda_launched(lora_cuda *cu, const char *kernel);
+/* lora__cuda_check of a call that queued work on the stream (a copy, a fill, a product, a
+ * graph), counted as lora__cuda_launched counts a kernel. */
+int lora__cuda_queued(lora_cuda *cu, cudaError_t e, const char *what);
 void lora__cuda_fail(lora_cuda *cu, lora_status st, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))

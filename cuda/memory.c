@@ -154,7 +154,7 @@ static lora_status copy(lora_backend *be, void *dst, const void *src, size_t byt
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (cu && bytes)
-        lora__cuda_check(cu, cudaMemcpyAsync(dst, src, bytes, kind, cu->stream), what);
+        lora__cuda_queued(cu, cudaMemcpyAsync(dst, src, bytes, kind, cu->stream), what);
     return lora__cuda_sync(be);
 }
 
@@ -172,7 +172,7 @@ lora_status lora__cuda_fill(lora_backend *be, void *dst, int byte, size_t bytes)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (cu && bytes)
-        lora__cuda_check(cu, cudaMemsetAsync(dst, byte, bytes, cu->stream), "cudaMemset");
+        lora__cuda_queued(cu, cudaMemsetAsync(dst, byte, bytes, cu->stream), "cudaMemset");
     return lora__cuda_sync(be);
 }
 
@@ -206,7 +206,7 @@ void lora__cuda_copy(lora_backend *be, void *dst, const void *src, size_t bytes)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (cu && bytes)
-        lora__cuda_check(cu, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice,
+        lora__cuda_queued(cu, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice,
                                              cu->stream), "cudaMemcpy on the device");
 }
 
@@ -214,7 +214,7 @@ void lora__cuda_zero(lora_backend *be, void *dst, size_t bytes)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (cu && bytes)
-        lora__cuda_check(cu, cudaMemsetAsync(dst, 0, bytes, cu->stream), "cudaMemset");
+        lora__cuda_queued(cu, cudaMemsetAsync(dst, 0, bytes, cu->stream), "cudaMemset");
 }
 
 lora_status lora__cuda_sum_squares_acc(lora_backend *be, const float *x, size_t n, double *acc)

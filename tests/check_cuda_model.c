@@ -952,6 +952,103 @@ START_TEST(kept_bf16_activations)
 }
 END_TEST
 
+/* Work queued on the stream (kernels, products, cuDNN graphs, copies, fills: lora_cuda's
+ * launches), counted on random Qwen2-shaped models of 1 and of 3 layers, so that the
+ * difference is two layers' worth: a training micro-batch's forward and backward, a 10-token
+ * prefill, and one decoded token, eager with the adapter attached (unmerged) and with none (a
+ * merged model's), and replayed from the decode graph. Printed ("info: launches ...", the
+ * figures docs/perf-notes.md quotes) and held to the notes' per-layer counts, so that a change
+ * in what an op fuses changes this test and the notes with it. */
+typedef struct launch_counts {
+    uint64_t train, prefill, unmerged, merged, replayed;
+} launch_counts;
+
+static uint64_t launches_of(const lora_session *s) { return ((const lora_cuda *)s->be->impl)->launches; }
+
+static launch_counts count_launches(int layers)
+{
+    char dir[] = "/tmp/check_cuda_model_XXXXXX", cfg[512], cmd[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(cfg, sizeof cfg,
+             "{\"model_type\": \"qwen2\", \"architectures\": [\"Qwen2ForCausalLM\"], "
+             "\"vocab_size\": 384, \"hidden_size\": 64, \"intermediate_size\": 160, "
+             "\"num_hidden_layers\": %d, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, "
+             "\"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000.0, \"tie_word_embeddings\": true, "
+             "\"max_position_embeddings\": 256}", layers);
+    ck_assert_msg(lora_model_init_checkpoint(cfg, dir, 7, "f32") == LORA_OK, "%s",
+                  lora_last_error());
+    side g = open_side(dir, "{\"device\": \"cuda\"}");
+    launch_counts n;
+    int32_t ids[NB * NT], labels[NB * NT];
+    batch(g.m, ids, labels, 5);
+    double loss;
+    free(grads_of(&g, ids, labels, &loss)); /* the first step sets up (plans, tables) */
+    lora_backend *be = g.s->be;
+    size_t bytes = g.a->arena_floats * sizeof(float);
+    float *dev;
+    ck_assert(be->ops->mem_alloc(be, bytes, "gradients", (void **)&dev) == LORA_OK);
+    lora_grads gr = {{dev}, NULL};
+    size_t counted;
+    uint64_t t0 = launches_of(g.s);
+    ck_assert_msg(lora__forward_backward(g.s, ids, labels, NULL, NB, NT, 1.0f, false, &gr, &loss,
+                                         &counted) == LORA_OK, "%s", lora_last_error());
+    n.train = launches_of(g.s) - t0;
+    be->ops->mem_free(be, dev, bytes);
+
+    size_t V = lora_model_vocab_size(g.m);
+    float *logits = malloc(10 * V * sizeof *logits);
+    ck_assert(lora_session_append(g.s, ids, 10, logits) == LORA_OK); /* sets up the cache */
+    lora_session_reset(g.s);
+    t0 = launches_of(g.s);
+    ck_assert(lora_session_append(g.s, ids, 10, logits) == LORA_OK);
+    n.prefill = launches_of(g.s) - t0;
+    g.s->graph_off = true;
+    ck_assert(lora_session_append(g.s, ids + 10, 1, logits) == LORA_OK);
+    t0 = launches_of(g.s);
+    ck_assert(lora_session_append(g.s, ids + 11, 1, logits) == LORA_OK);
+    n.unmerged = launches_of(g.s) - t0;
+    ck_assert(lora_session_set_adapters(g.s, NULL, NULL, 0) == LORA_OK);
+    ck_assert(lora_session_append(g.s, ids + 12, 1, logits) == LORA_OK);
+    t0 = launches_of(g.s);
+    ck_assert(lora_session_append(g.s, ids + 13, 1, logits) == LORA_OK);
+    n.merged = launches_of(g.s) - t0;
+    g.s->graph_off = false;
+    for (int k = 0; k < 2; k++) /* records the step's graph, then replays it */
+        ck_assert(lora_session_append(g.s, ids + 14 + k, 1, logits) == LORA_OK);
+    t0 = launches_of(g.s);
+    ck_assert(lora_session_append(g.s, ids + 16, 1, logits) == LORA_OK);
+    n.replayed = launches_of(g.s) - t0;
+    free(logits);
+    close_side(&g);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    return n;
+}
+
+START_TEST(launches_counted)
+{
+    launch_counts one = count_launches(1), three = count_launches(3);
+    const uint64_t *a = &one.train, *b = &three.train;
+    const char *what[] = {"training forward and backward (48 rows)", "prefill (10 tokens)",
+                          "decoded token, adapter unmerged", "decoded token, merged",
+                          "decoded token, graph replayed"};
+    uint64_t per_layer[5];
+    for (int i = 0; i < 5; i++) {
+        ck_assert_msg(b[i] >= a[i] && (b[i] - a[i]) % 2 == 0, "%s: %llu launches at 1 layer, "
+                      "%llu at 3", what[i], (unsigned long long)a[i], (unsigned long long)b[i]);
+        per_layer[i] = (b[i] - a[i]) / 2;
+        printf("info: launches, %s: %llu per layer + %llu\n", what[i],
+               (unsigned long long)per_layer[i], (unsigned long long)(a[i] - per_layer[i]));
+    }
+    fflush(stdout);
+    /* docs/perf-notes.md, "Decode: fewer, fused small kernels": 10 a merged layer, 14 with one
+     * adapter unmerged; a replay is one launch whatever the depth */
+    ck_assert_uint_eq(per_layer[3], 10);
+    ck_assert_uint_eq(per_layer[2], 14);
+    ck_assert_uint_eq(per_layer[4], 0);
+}
+END_TEST
+
 int main(void)
 {
     char why[512];
@@ -969,7 +1066,8 @@ int main(void)
                             decode_over_bf16_kv_cache, decode_graph_matches_eager,
                             merge_on_bf16_gpu, kept_bf16_activations,
                             device_memory_counts, greedy_on_device_matches_host_sampler,
-                            training_rows_bucketed, dropout_training_tracks_cpu};
+                            training_rows_bucketed, dropout_training_tracks_cpu,
+                            launches_counted};
     if (n == 0)
         printf("check_cuda_model: %s\n", why[0] ? why : "no CUDA device");
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
