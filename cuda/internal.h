@@ -333,10 +333,15 @@ void lora__cuda_swiglu_bf16_bwd(lora_backend *be, float *dgate, float *dup,
 void lora__cuda_swiglu_keep_fwd(lora_backend *be, float *h, lora_bf16 *h16, lora_bf16 *gate16,
                                 lora_bf16 *up16, const float *gate, const float *up, int64_t N,
                                 int64_t n_inter);
+void lora__cuda_swiglu_lora_keep_fwd(lora_backend *be, float *h, lora_bf16 *h16,
+                                     lora_bf16 *gate16, lora_bf16 *up16, const float *gate,
+                                     const float *up, const lora_lora_up *lu, int64_t N,
+                                     int64_t n_inter);
 void lora__cuda_lora_fwd(lora_backend *be, float *y, float *t, const float *x, const float *A,
                          const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
                          float scale);
-/* the LoRA paths of g (those with A), for matmul_bf16_fwd_group's many rows */
+/* the LoRA paths of g (those with A; with t_only their t alone), for matmul_bf16_fwd_group's
+ * many rows */
 void lora__cuda_lora_fwd_group(lora_backend *be, const lora_bf16_group *g, const float *x,
                                int64_t N, int64_t K);
 void lora__cuda_lora_bwd_group(lora_backend *be, const lora_lora_group *g, float *dx,

@@ -164,7 +164,7 @@ void lora__cuda_matvec_bf16_group(lora_cuda *cu, const lora_bf16_group *g, const
         return;
     /* the LoRA blocks reduce over the block: LORA_CUDA_THREADS threads, as lora_fwd's */
     matvec_bf16_kernel<<<p.down[g->n], MV_WARPS * 32, 0, cu->stream>>>(p, x, N, K);
-    if (lora__cuda_launched(cu, "matvec_bf16") || u.up[g->n] == 0)
+    if (lora__cuda_launched(cu, "matvec_bf16") || u.up[g->n] == 0 || g->t_only)
         return;
     lora_up_group_kernel<<<lora__cuda_blocks(u.up[g->n]), LORA_CUDA_THREADS, 0, cu->stream>>>(u);
     lora__cuda_launched(cu, "lora_fwd y (group)");

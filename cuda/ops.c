@@ -50,6 +50,7 @@ const lora_backend_ops lora__cuda_ops = {
     .swiglu_bf16_fwd = lora__cuda_swiglu_bf16_fwd,
     .swiglu_bf16_bwd = lora__cuda_swiglu_bf16_bwd,
     .swiglu_keep_fwd = lora__cuda_swiglu_keep_fwd,
+    .swiglu_lora_keep_fwd = lora__cuda_swiglu_lora_keep_fwd,
     .rmsnorm_bf16_fwd = lora__cuda_rmsnorm_bf16_fwd,
     .rmsnorm_bf16_bwd = lora__cuda_rmsnorm_bf16_bwd,
     .rmsnorm_keep_fwd = lora__cuda_rmsnorm_keep_fwd,

@@ -26,6 +26,67 @@ __global__ void swiglu_keep_kernel(float *h, lora_bf16 *h16, lora_bf16 *gate16,
     }
 }
 
+/* swiglu_keep_kernel over gate and up with their LoRA up-products added: a block of SL_COLS
+ * columns by SL_ROWS rows, so that each thread reads its columns' rows of B once (16 at a
+ * time, into registers) for all the block's rows, and the rows' t from shared memory. The sum
+ * per element is lora_up_element's (matvec.cu): fused multiply-adds over j in order from 0,
+ * then y + scale * acc. */
+#define SL_COLS 128
+#define SL_ROWS 32
+#define SL_J 16
+
+__global__ void swiglu_lora_keep_kernel(float *h, lora_bf16 *h16, lora_bf16 *gate16,
+                                        lora_bf16 *up16, const float *gate, const float *up,
+                                        lora_lora_up lu, int64_t N, int64_t I)
+{
+    __shared__ float ts[2][SL_J][SL_ROWS];
+    int64_t i = (int64_t)blockIdx.x * SL_COLS + threadIdx.x;
+    for (int64_t n0 = (int64_t)blockIdx.y * SL_ROWS; n0 < N; n0 += (int64_t)gridDim.y * SL_ROWS) {
+        int rows = N - n0 < SL_ROWS ? (int)(N - n0) : SL_ROWS;
+        float acc[2][SL_ROWS];
+        for (int s = 0; s < 2; s++)
+            for (int k = 0; k < SL_ROWS; k++)
+                acc[s][k] = 0.0f;
+        for (int64_t j0 = 0; j0 < lu.r; j0 += SL_J) {
+            int js = lu.r - j0 < SL_J ? (int)(lu.r - j0) : SL_J;
+            __syncthreads(); /* the previous tile is read */
+            for (int e = threadIdx.x; e < 2 * SL_J * SL_ROWS; e += blockDim.x) {
+                int s = e / (SL_J * SL_ROWS), j = e / SL_ROWS % SL_J, k = e % SL_ROWS;
+                ts[s][j][k] = lu.t[s] && j < js && k < rows ? lu.t[s][(j0 + j) * N + n0 + k] : 0.0f;
+            }
+            __syncthreads();
+            if (i >= I)
+                continue;
+            for (int s = 0; s < 2; s++) {
+                if (!lu.t[s])
+                    continue;
+                float b[SL_J];
+                for (int j = 0; j < js; j++)
+                    b[j] = lu.B[s][i * lu.r + j0 + j];
+                for (int k = 0; k < rows; k++)
+                    for (int j = 0; j < js; j++)
+                        acc[s][k] = fmaf(ts[s][j][k], b[j], acc[s][k]);
+            }
+        }
+        if (i >= I)
+            continue;
+        for (int k = 0; k < rows; k++) {
+            int64_t e = (n0 + k) * I + i;
+            float g = gate[e], u = up[e];
+            if (lu.t[0])
+                g += lu.scale[0] * acc[0][k];
+            if (lu.t[1])
+                u += lu.scale[1] * acc[1][k];
+            float v = silu_mul(g, u);
+            h[e] = v;
+            if (h16)
+                h16[e] = lora__round_bf16(v);
+            gate16[e] = lora__round_bf16(g);
+            up16[e] = lora__round_bf16(u);
+        }
+    }
+}
+
 /* adds to dgate and dup, or (not accumulate) writes them, and their rounding into dgate16 and
  * dup16 where those are not NULL (the gate and up products' dy) */
 template <typename T>
@@ -52,6 +113,22 @@ __global__ void swiglu_bwd_kernel(float *dgate, float *dup, lora_bf16 *dgate16, 
                 dgate16[i] = lora__round_bf16(d);
         }
     }
+}
+
+// h (N, I) = silu(gate + LoRA) * (up + LoRA), rounded copies of it and of both sums
+void lora__cuda_swiglu_lora_keep_fwd(lora_backend *be, float *h, lora_bf16 *h16,
+                                     lora_bf16 *gate16, lora_bf16 *up16, const float *gate,
+                                     const float *up, const lora_lora_up *lu, int64_t N,
+                                     int64_t n_inter)
+{
+    lora_cuda *cu = lora__cuda_enter(be);
+    if (!cu || N * n_inter == 0)
+        return;
+    int64_t row_blocks = (N + SL_ROWS - 1) / SL_ROWS;
+    dim3 grid((unsigned)((n_inter + SL_COLS - 1) / SL_COLS),
+              (unsigned)(row_blocks < 65535 ? row_blocks : 65535));
+    swiglu_lora_keep_kernel<<<grid, SL_COLS, 0, cu->stream>>>(h, h16, gate16, up16, gate, up, *lu, N, n_inter);
+    lora__cuda_launched(cu, "swiglu_lora_keep_fwd");
 }
 
 template <typename T>

@@ -61,10 +61,13 @@ typedef struct lora_attention_shape {
  * (bias[i] may be NULL), w[i] bfloat16: a layer's q/k/v or gate/up projections; where A[i] is
  * not NULL, then y[i] += scale[i] * t[i] @ B[i]^T with t[i] (N, r[i]) = x @ A[i]^T, lora_fwd's
  * LoRA path (A (r, K), B (out, r) float32; t[i] in lora_fwd's layout). x16: NULL, or x rounded
- * as to_bf16 by the op that made x, for the products to read rather than round x again. */
+ * as to_bf16 by the op that made x, for the products to read rather than round x again.
+ * t_only: the LoRA paths' t alone, their up-products left to the op that reads y next
+ * (swiglu_lora_keep_fwd). */
 typedef struct lora_bf16_group {
     int n; /* 1..LORA_GROUP_MAX */
     const lora_bf16 *x16;
+    bool t_only;
     float *y[LORA_GROUP_MAX];
     const lora_bf16 *w[LORA_GROUP_MAX];
     const float *bias[LORA_GROUP_MAX];
@@ -74,6 +77,15 @@ typedef struct lora_bf16_group {
     int64_t r[LORA_GROUP_MAX];
     float scale[LORA_GROUP_MAX];
 } lora_bf16_group;
+
+/* The gate and up projections' LoRA up-products for swiglu_lora_keep_fwd: side 0 gate, 1 up;
+ * t[s] NULL where that projection has no LoRA path, else its t (lora_fwd's layout, N x r) and
+ * B[s] (I, r), scale[s]. */
+typedef struct lora_lora_up {
+    const float *t[2], *B[2];
+    float scale[2];
+    int64_t r;
+} lora_lora_up;
 
 /* LoRA paths of one input x (N, in) with one rank r whose A matrices lie back to back, A
  * (n r, in), and so their gradients, dA (n r, in): a layer's q/k/v or gate/up paths of one
@@ -288,6 +300,12 @@ struct lora_backend_ops {
     void (*swiglu_keep_fwd)(lora_backend *be, float *h, lora_bf16 *h16, lora_bf16 *gate16,
                             lora_bf16 *up16, const float *gate, const float *up, int64_t N,
                             int64_t n_inter);
+    /* swiglu_keep_fwd of gate + scale[0] t[0]^T B[0]^T and up + scale[1] t[1]^T B[1]^T (lu:
+     * their LoRA up-products, which the group made t for with t_only), each sum as lora_fwd's
+     * small kernels add it; gate and up are read, not written. NULL: the products add them. */
+    void (*swiglu_lora_keep_fwd)(lora_backend *be, float *h, lora_bf16 *h16, lora_bf16 *gate16,
+                                 lora_bf16 *up16, const float *gate, const float *up,
+                                 const lora_lora_up *lu, int64_t N, int64_t n_inter);
     /* rope_fwd of x (N, heads, D) rounded as to_bf16 into dst; x unchanged: a training
      * forward's q and k, rotated straight into the kept set. */
     void (*rope_bf16_fwd)(lora_backend *be, lora_bf16 *dst, const float *x, const int32_t *pos,

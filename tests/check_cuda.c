@@ -508,6 +508,71 @@ START_TEST(swiglu_bf16_matches_widened)
 }
 END_TEST
 
+/* SwiGLU with the gate and up projections' LoRA up-products in its pass
+ * (swiglu_lora_keep_fwd), against the host: each sum gate + scale (sum_j t B) with lora_fwd's
+ * small kernels' fused multiply-adds, so gate16 and up16 bit for bit the host's rounding of
+ * it, and h bit for bit swiglu_fwd's over those sums; ranks across the kernel's tiles of 16,
+ * rows across its tiles of 32, with a side without LoRA */
+static void swiglu_lora_case(int64_t N, int64_t I, int64_t rk, bool up_adapted)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, (uint64_t)(N * 17 + I + rk * 3 + up_adapted));
+    const lora_backend_ops *op = &lora__cuda_ops;
+    size_t n = (size_t)(N * I), nt = (size_t)(rk * N), nb = (size_t)(I * rk);
+    float *g = frand(&r, n, -4, 4), *u = frand(&r, n, -2, 2), *t[2], *B[2];
+    const float scale[2] = {0.75f, 1.5f};
+    lora_lora_up lu = {.r = rk};
+    for (int sd = 0; sd < 2; sd++) {
+        t[sd] = frand(&r, nt, -1, 1), B[sd] = frand(&r, nb, -0.5, 0.5);
+        if (sd == 1 && !up_adapted)
+            continue;
+        lu.t[sd] = dev(&r, t[sd], nt * 4), lu.B[sd] = dev(&r, B[sd], nb * 4);
+        lu.scale[sd] = scale[sd];
+    }
+    float *sums[2] = {malloc(n * 4), malloc(n * 4)}, *in[2] = {g, u};
+    for (int sd = 0; sd < 2; sd++)
+        for (int64_t k = 0; k < N; k++)
+            for (int64_t i = 0; i < I; i++) {
+                float acc = 0.0f, v = in[sd][k * I + i];
+                for (int64_t j = 0; j < rk && lu.t[sd]; j++)
+                    acc = fmaf(t[sd][j * N + k], B[sd][i * rk + j], acc);
+                sums[sd][k * I + i] = lu.t[sd] ? v + scale[sd] * acc : v;
+            }
+    float *d_g = dev(&r, g, n * 4), *d_u = dev(&r, u, n * 4), *h = dev_nan(&r, n);
+    lora_bf16 *h16 = dev_take(&r, n * 2), *g16 = dev_take(&r, n * 2), *u16 = dev_take(&r, n * 2);
+    op->swiglu_lora_keep_fwd(r.gpu, h, h16, g16, u16, d_g, d_u, &lu, N, I);
+    float *d_sg = dev(&r, sums[0], n * 4), *d_su = dev(&r, sums[1], n * 4), *hw = dev_nan(&r, n);
+    op->swiglu_fwd(r.gpu, hw, d_sg, d_su, N, I);
+    char what[80];
+    snprintf(what, sizeof what, "(N=%lld I=%lld r=%lld up=%d)", (long long)N, (long long)I,
+             (long long)rk, up_adapted);
+    float *got = host(&r, h, n), *want = host(&r, hw, n);
+    expect_same_bits("swiglu_lora_keep_fwd h", what, got, want, n);
+    lora_bf16 *d16[3] = {g16, u16, h16};
+    lora_bf16 *want16 = dev_take(&r, n * 2);
+    const float *src[3] = {d_sg, d_su, hw};
+    const char *name[3] = {"gate16", "up16", "h16"};
+    for (int k = 0; k < 3; k++) {
+        op->to_bf16(r.gpu, want16, src[k], n);
+        uint16_t *a16 = host16(&r, want16, n), *b16 = host16(&r, d16[k], n);
+        ck_assert_msg(memcmp(a16, b16, n * 2) == 0, "swiglu_lora_keep_fwd %s: %s is not the "
+                      "host's sum rounded", what, name[k]);
+        free(a16), free(b16);
+    }
+    free(got), free(want), free(g), free(u), free(sums[0]), free(sums[1]);
+    for (int sd = 0; sd < 2; sd++)
+        free(t[sd]), free(B[sd]);
+    rig_close(&r);
+}
+
+START_TEST(swiglu_lora_fused)
+{
+    swiglu_lora_case(5, 200, 4, true);
+    swiglu_lora_case(37, 333, 16, true);
+    swiglu_lora_case(70, 160, 20, false);
+    swiglu_lora_case(33, 129, 8, true);
+}
+END_TEST
+
 /* greedy decoding's argmax on the device: the host sampler's first largest value over rows of
  * several lengths, ties, signed zeros and infinities; a NaN or a row of -inf flagged */
 START_TEST(argmax_matches_host)
@@ -2366,6 +2431,7 @@ int main(void)
     const TTest *gpu_cases[] = {matmul_fp32, matmul_bf16, matmul_bf16_weight,
                                 bf16_conversions_match_host, rope_kv_store_fused,
                                 argmax_matches_host, swiglu_bf16_matches_widened,
+                                swiglu_lora_fused,
                                 matmul_bf16_group, matmul_bias_epilogue,
                                 kv_store_at_positions, graph_record_replay,
                                 embedding_bf16_table, lora_path, lora_path_group, lora_fwd_group,

@@ -341,10 +341,30 @@ void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const f
  * paths): one group where the backend has it and every weight is bfloat16 there (decoding's
  * q/k/v: two launches instead of up to nine), with the LoRA paths inside it when one adapter
  * without dropout is attached, else after it; projection by projection otherwise. */
-static void projections(lora_session *s, lora_layer_acts *a, int64_t l, int n,
+/* The two LoRA up-products of a group of two (gate and up) into *lu rather than y, where the
+ * group holds the adapter's paths and they have one rank: true when they were left there. */
+static bool defer_ups(const lora_bf16_group *g, lora_lora_up *lu)
+{
+    memset(lu, 0, sizeof *lu);
+    for (int i = 0; i < 2; i++) {
+        if (!g->A[i])
+            continue;
+        if (lu->r && g->r[i] != lu->r)
+            return false;
+        lu->r = g->r[i];
+        lu->t[i] = g->t[i];
+        lu->B[i] = g->B[i];
+        lu->scale[i] = g->scale[i];
+    }
+    return lu->r > 0;
+}
+
+/* ... lu not NULL (gate and up, n == 2): their LoRA up-products may be left to the op that
+ * reads y next (swiglu_lora_keep_fwd); true when they were, *lu then says what they are. */
+static bool projections(lora_session *s, lora_layer_acts *a, int64_t l, int n,
                         const lora_proj *p, float *const *y, const float *x,
                         const lora_bf16 *x16, const float *const *w, const float *const *bias,
-                        int64_t N)
+                        int64_t N, lora_lora_up *lu)
 {
     lora_bf16_group g = {.n = n, .x16 = x16};
     bool grouped = s->be->ops->matmul_bf16_fwd_group != NULL;
@@ -373,11 +393,13 @@ static void projections(lora_session *s, lora_layer_acts *a, int64_t l, int n,
             lora__base_fwd(s, y[i], x, w[i], bias[i], N, out, in);
             apply_lora(s, a, l, p[i], y[i], x, N);
         }
-        return;
+        return false;
     }
+    g.t_only = lu && n == 2 && inside && s->n_adapters == 1 && defer_ups(&g, lu);
     s->be->ops->matmul_bf16_fwd_group(s->be, &g, x, N, in);
     for (int i = 0; i < n && !inside; i++)
         apply_lora(s, a, l, p[i], y[i], x, N);
+    return g.t_only;
 }
 
 /* x (N, C) = the embedding rows of ids (staged), from its float32 or bfloat16 copy */
@@ -463,7 +485,7 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     float *const y[3] = {a->q_lin, a->k_lin, a->v};
     const float *const wt[3] = {w->wq, w->wk, w->wv}, *const bias[3] = {w->bq, w->bk, w->bv};
     /* h1 rounded by the previous layer's last op where it made h1 */
-    projections(s, a, l, 3, qkv, y, a->h1, normed ? a->in16 : NULL, wt, bias, N);
+    projections(s, a, l, 3, qkv, y, a->h1, normed ? a->in16 : NULL, wt, bias, N, NULL);
     if (c->qk_norm && a->kept) { /* the norms' inputs rounded into the kept set as read */
         op->rmsnorm_keep_fwd(be, a->q, a->rstd_q, a->kept->q_lin, a->q_lin,
                              lora__weight(s, w->q_norm), N * H, D, eps);
@@ -486,7 +508,8 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     }
     /* kept, the attention's output is bfloat16 already (att is its widening) */
     projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_O}, &a->o, a->att,
-                a->kept ? a->kept->att : NULL, (const float *const[]){w->wo}, (const float *const[]){w->bo}, N);
+                a->kept ? a->kept->att : NULL, (const float *const[]){w->wo},
+                (const float *const[]){w->bo}, N, NULL);
 }
 
 static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t N,
@@ -498,16 +521,23 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
     const lora_proj gu[2] = {LORA_PROJ_GATE, LORA_PROJ_UP};
     float *const y[2] = {a->gate, a->up};
     const float *const wt[2] = {w->w_gate, w->w_up}, *const bias[2] = {NULL, NULL};
-    projections(s, a, l, 2, gu, y, a->h2, h2_16, wt, bias, N);
+    /* keeping bfloat16 activations, the LoRA up-products of gate and up go into SwiGLU's pass
+     * where the backend fuses them (y is not read and written again for them) */
+    lora_lora_up lu;
+    bool fused = projections(s, a, l, 2, gu, y, a->h2, h2_16, wt, bias, N,
+                             a->kept && op->swiglu_lora_keep_fwd ? &lu : NULL);
     /* in16 held h2 rounded, which gate and up have read by now (the ops run in order) */
-    if (a->kept)
+    if (fused)
+        op->swiglu_lora_keep_fwd(s->be, a->act, a->in16, a->kept->gate, a->kept->up, a->gate,
+                                 a->up, &lu, N, c->inter);
+    else if (a->kept)
         op->swiglu_keep_fwd(s->be, a->act, a->in16, a->kept->gate, a->kept->up, a->gate, a->up,
                             N, c->inter);
     else
         op->swiglu_fwd(s->be, a->act, a->gate, a->up, N, c->inter);
     projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_DOWN}, &a->o, a->act,
                 a->kept ? a->in16 : NULL, (const float *const[]){w->w_down},
-                (const float *const[]){NULL}, N);
+                (const float *const[]){NULL}, N, NULL);
     if (next)
         op->residual_rmsnorm_fwd(s->be, x, next->h, next->rstd, next->x16, next->h16, a->o,
                                  next->w, N, c->hidden, (float)c->rms_eps);
