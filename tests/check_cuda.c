@@ -129,6 +129,18 @@ static void expect_close(const char *op, const char *what, const float *g, const
                   n);
 }
 
+/* the bfloat16 values d16 (n, device) are to_bf16's rounding of the float32 values src (n,
+ * device), bit for bit */
+static void expect_rounding(rig *r, const char *op, const char *what, const lora_bf16 *d16,
+                            const float *src, size_t n)
+{
+    lora_bf16 *want = dev_take(r, n * 2);
+    lora__cuda_ops.to_bf16(r->gpu, want, src, n);
+    uint16_t *a = host16(r, want, n), *b = host16(r, d16, n);
+    ck_assert_msg(memcmp(a, b, n * 2) == 0, "%s: %s is not its float32 values rounded", op, what);
+    free(a), free(b);
+}
+
 /* downloads d, compares with c, frees the host copy */
 static void expect_dev(rig *r, const char *op, const char *what, const float *d, const float *c,
                        size_t n, double tol)
@@ -464,15 +476,12 @@ START_TEST(swiglu_bf16_matches_widened)
     float *d_gf = dev(&r, g, n * 4), *d_uf = dev(&r, u, n * 4), *hk = dev_nan(&r, n);
     float *hf = dev_nan(&r, n);
     lora_bf16 *g16 = dev_take(&r, n * 2), *u16 = dev_take(&r, n * 2);
-    lora_bf16 *h16 = dev_take(&r, n * 2), *hr16 = dev_take(&r, n * 2);
+    lora_bf16 *h16 = dev_take(&r, n * 2);
     op->swiglu_keep_fwd(r.gpu, hk, h16, g16, u16, d_gf, d_uf, N, I);
     op->swiglu_fwd(r.gpu, hf, d_gf, d_uf, N, I);
     float *a_k = host(&r, hk, n), *a_f = host(&r, hf, n);
     expect_same_bits("swiglu_keep_fwd", "h", a_k, a_f, n);
-    op->to_bf16(r.gpu, hr16, hf, n);
-    uint16_t *got16 = host16(&r, h16, n), *want16 = host16(&r, hr16, n);
-    ck_assert_msg(memcmp(got16, want16, n * 2) == 0, "swiglu_keep_fwd: h16 is not h rounded");
-    free(got16), free(want16);
+    expect_rounding(&r, "swiglu_keep_fwd", "h16", h16, hf, n);
     uint16_t *k16[2] = {host16(&r, g16, n), host16(&r, u16, n)}, *src16[2] = {gh, uh};
     for (int i = 0; i < 2; i++) {
         ck_assert_msg(memcmp(k16[i], src16[i], n * 2) == 0, "swiglu_keep_fwd: %s not rounded "
@@ -495,14 +504,8 @@ START_TEST(swiglu_bf16_matches_widened)
         free(a), free(b);
     }
     /* the gate and up products' dy16: dgate and dup rounded as to_bf16 rounds them */
-    lora_bf16 *rounded16[2] = {dg16, du16}, *d_want16 = dev_take(&r, n * 2);
-    for (int i = 0; i < 2; i++) {
-        op->to_bf16(r.gpu, d_want16, got[i + 1], n);
-        uint16_t *a16 = host16(&r, d_want16, n), *b16 = host16(&r, rounded16[i], n);
-        ck_assert_msg(memcmp(a16, b16, n * 2) == 0, "swiglu_bf16_bwd: %s16 is not %s rounded",
-                      what[i + 1], what[i + 1]);
-        free(a16), free(b16);
-    }
+    expect_rounding(&r, "swiglu_bf16_bwd", "dgate16", dg16, dg2, n);
+    expect_rounding(&r, "swiglu_bf16_bwd", "dup16", du16, du2, n);
     free(g), free(u), free(dh), free(acc), free(gh), free(uh);
     rig_close(&r);
 }
@@ -547,17 +550,9 @@ static void swiglu_lora_case(int64_t N, int64_t I, int64_t rk, bool up_adapted)
              (long long)rk, up_adapted);
     float *got = host(&r, h, n), *want = host(&r, hw, n);
     expect_same_bits("swiglu_lora_keep_fwd h", what, got, want, n);
-    lora_bf16 *d16[3] = {g16, u16, h16};
-    lora_bf16 *want16 = dev_take(&r, n * 2);
-    const float *src[3] = {d_sg, d_su, hw};
-    const char *name[3] = {"gate16", "up16", "h16"};
-    for (int k = 0; k < 3; k++) {
-        op->to_bf16(r.gpu, want16, src[k], n);
-        uint16_t *a16 = host16(&r, want16, n), *b16 = host16(&r, d16[k], n);
-        ck_assert_msg(memcmp(a16, b16, n * 2) == 0, "swiglu_lora_keep_fwd %s: %s is not the "
-                      "host's sum rounded", what, name[k]);
-        free(a16), free(b16);
-    }
+    expect_rounding(&r, "swiglu_lora_keep_fwd gate16 (the host's sums)", what, g16, d_sg, n);
+    expect_rounding(&r, "swiglu_lora_keep_fwd up16 (the host's sums)", what, u16, d_su, n);
+    expect_rounding(&r, "swiglu_lora_keep_fwd h16", what, h16, hw, n);
     free(got), free(want), free(g), free(u), free(sums[0]), free(sums[1]);
     for (int sd = 0; sd < 2; sd++)
         free(t[sd]), free(B[sd]);
@@ -1138,13 +1133,11 @@ static void rmsnorm_bf16_case(int64_t N, int64_t C)
      * to_bf16's copy */
     float *y5 = dev_nan(&r, n), *s5 = dev_nan(&r, (size_t)N), *d_xf = dev(&r, x, n * 4);
     float *y6 = dev_nan(&r, n), *s6 = dev_nan(&r, (size_t)N);
-    lora_bf16 *k16 = dev_take(&r, n * 2), *want16 = dev_take(&r, n * 2);
+    lora_bf16 *k16 = dev_take(&r, n * 2);
     op->rmsnorm_fwd(r.gpu, y5, s5, d_xf, d_w, N, C, eps);
     op->rmsnorm_keep_fwd(r.gpu, y6, s6, k16, d_xf, d_w, N, C, eps);
-    op->to_bf16(r.gpu, want16, d_xf, n);
-    uint16_t *got16 = host16(&r, k16, n), *exp16 = host16(&r, want16, n);
-    ck_assert_msg(memcmp(got16, exp16, n * 2) == 0, "rmsnorm_keep_fwd: x16 is not to_bf16's");
-    free(got16), free(exp16), free(zeros);
+    expect_rounding(&r, "rmsnorm_keep_fwd", "x16", k16, d_xf, n);
+    free(zeros);
     const float *want[7] = {y1, s1, dx1, dw1, dx3, y5, s5};
     const float *got[7] = {y2, s2, dx2, dw2, dx4, y6, s6};
     const size_t len[7] = {n, (size_t)N, n, (size_t)C, n, n, (size_t)N};
@@ -1205,7 +1198,7 @@ static void rope_case(int64_t N, int64_t heads, int64_t D)
              (long long)D);
 
     /* the bfloat16 copy first, from the unrotated input, which it leaves alone */
-    lora_bf16 *d16 = dev_take(&r, n * 2), *want16 = dev_take(&r, n * 2);
+    lora_bf16 *d16 = dev_take(&r, n * 2);
     lora__cuda_ops.rope_bf16_fwd(r.gpu, d16, d_x, d_pos, d_cs, d_sn, N, heads, D);
     float *same = host(&r, d_x, n);
     expect_same_bits("rope_bf16_fwd", "its input", same, x, n);
@@ -1213,11 +1206,8 @@ static void rope_case(int64_t N, int64_t heads, int64_t D)
     lora__cuda_ops.rope_fwd(r.gpu, d_x, d_pos, d_cs, d_sn, N, heads, D);
     expect_dev(&r, "rope_fwd", what, d_x, x, n, FP32_TOL);
     /* rope_fwd then to_bf16, bit for bit */
-    lora__cuda_ops.to_bf16(r.gpu, want16, d_x, n);
-    uint16_t *got = host16(&r, d16, n), *want = host16(&r, want16, n);
-    ck_assert_msg(memcmp(got, want, n * 2) == 0, "rope_bf16_fwd %s: not rope_fwd's values "
-                  "rounded", what);
-    free(same), free(got), free(want);
+    expect_rounding(&r, "rope_bf16_fwd (rope_fwd's values)", what, d16, d_x, n);
+    free(same);
     lora__cpu_rope_bwd(r.cpu, g, pos, cs, sn, N, heads, D);
     lora__cuda_ops.rope_bwd(r.gpu, d_g, d_pos, d_cs, d_sn, N, heads, D);
     expect_dev(&r, "rope_bwd", what, d_g, g, n, FP32_TOL);
@@ -1302,8 +1292,7 @@ static void residual_rmsnorm_case(int64_t N, int64_t C, bool keep_rstd)
     float *d_s = dev_nan(&r, (size_t)N), *d_s2 = dev_nan(&r, (size_t)N);
     /* the rounded copy of the sum comes with the rstd (a training forward's kept x_mid); y's
      * (the next products' input) with or without */
-    lora_bf16 *d_x16 = keep_rstd ? dev_take(&r, n * 2) : NULL, *want16 = dev_take(&r, n * 2);
-    lora_bf16 *d_y16 = dev_take(&r, n * 2);
+    lora_bf16 *d_x16 = keep_rstd ? dev_take(&r, n * 2) : NULL, *d_y16 = dev_take(&r, n * 2);
     char what[64];
     snprintf(what, sizeof what, "(N=%lld C=%lld rstd=%d)", (long long)N, (long long)C, keep_rstd);
 
@@ -1319,19 +1308,11 @@ static void residual_rmsnorm_case(int64_t N, int64_t C, bool keep_rstd)
     float *gy = host(&r, d_y, n), *gy2 = host(&r, d_y2, n);
     expect_close("residual_rmsnorm_fwd y", what, gy, y, n, FP32_TOL);
     expect_close("residual_rmsnorm_fwd y against rmsnorm_fwd", what, gy, gy2, n, FP32_TOL);
-    lora__cuda_ops.to_bf16(r.gpu, want16, d_y, n);
-    uint16_t *got_y = host16(&r, d_y16, n), *want_y = host16(&r, want16, n);
-    ck_assert_msg(memcmp(got_y, want_y, n * 2) == 0, "residual_rmsnorm_fwd %s: y16 is not y "
-                  "rounded", what);
-    free(got_y), free(want_y);
+    expect_rounding(&r, "residual_rmsnorm_fwd y16", what, d_y16, d_y, n);
     float *gs = host(&r, d_s, (size_t)N);
     if (keep_rstd) {
         expect_close("residual_rmsnorm_fwd rstd", what, gs, rstd, (size_t)N, FP32_TOL);
-        lora__cuda_ops.to_bf16(r.gpu, want16, d_x, n);
-        uint16_t *got = host16(&r, d_x16, n), *want = host16(&r, want16, n);
-        ck_assert_msg(memcmp(got, want, n * 2) == 0, "residual_rmsnorm_fwd %s: x16 is not the "
-                      "sum rounded", what);
-        free(got), free(want);
+        expect_rounding(&r, "residual_rmsnorm_fwd x16 (the sum)", what, d_x16, d_x, n);
     }
     else /* not written */
         for (int64_t i = 0; i < N; i++)
@@ -1479,13 +1460,10 @@ static void ce_chunk_case(int64_t N, int64_t V, int64_t Vc)
         for (int64_t n = 0; n < N; n++)
             memcpy(g + n * V + v0, h + n * k, (size_t)k * 4);
         /* the rounded gradient alone (the head's bf16 product's dy16): to_bf16's of the float32 */
-        lora_bf16 *d16 = dev_take(&r, nk * 2), *want16 = dev_take(&r, nk * 2);
+        lora_bf16 *d16 = dev_take(&r, nk * 2);
         lora__cuda_ops.ce_chunk_bwd(r.gpu, NULL, d16, d_chunk[c], d_lse, d_tg, d_dnll, N, k, v0);
-        lora__cuda_ops.to_bf16(r.gpu, want16, d_dchunk[c], nk);
-        uint16_t *a16 = host16(&r, want16, nk), *b16 = host16(&r, d16, nk);
-        ck_assert_msg(memcmp(a16, b16, nk * 2) == 0, "ce_chunk_bwd %s: dlogits16 of chunk %lld "
-                      "is not dlogits rounded", what, (long long)c);
-        free(a16), free(b16), free(h);
+        expect_rounding(&r, "ce_chunk_bwd dlogits16", what, d16, d_dchunk[c], nk);
+        free(h);
     }
     expect_close("ce_chunk_bwd", what, g, dl, nl, FP32_TOL);
     for (int64_t n = 1; n < N; n += 3)
