@@ -43,8 +43,12 @@ __global__ void swiglu_lora_keep_kernel(float *h, lora_bf16 *h16, lora_bf16 *gat
     int64_t i = (int64_t)blockIdx.x * SL_COLS + threadIdx.x;
     for (int64_t n0 = (int64_t)blockIdx.y * SL_ROWS; n0 < N; n0 += (int64_t)gridDim.y * SL_ROWS) {
         int rows = N - n0 < SL_ROWS ? (int)(N - n0) : SL_ROWS;
+        /* the loops have constant bounds (the tiles' padding is zeros), so that acc and b stay
+         * in registers */
         float acc[2][SL_ROWS];
+#pragma unroll
         for (int s = 0; s < 2; s++)
+#pragma unroll
             for (int k = 0; k < SL_ROWS; k++)
                 acc[s][k] = 0.0f;
         for (int64_t j0 = 0; j0 < lu.r; j0 += SL_J) {
@@ -52,25 +56,34 @@ __global__ void swiglu_lora_keep_kernel(float *h, lora_bf16 *h16, lora_bf16 *gat
             __syncthreads(); /* the previous tile is read */
             for (int e = threadIdx.x; e < 2 * SL_J * SL_ROWS; e += blockDim.x) {
                 int s = e / (SL_J * SL_ROWS), j = e / SL_ROWS % SL_J, k = e % SL_ROWS;
-                ts[s][j][k] = lu.t[s] && j < js && k < rows ? lu.t[s][(j0 + j) * N + n0 + k] : 0.0f;
+                const float *t = s ? lu.t[1] : lu.t[0]; /* not lu.t[s]: lu stays in registers */
+                ts[s][j][k] = t && j < js && k < rows ? t[(j0 + j) * N + n0 + k] : 0.0f;
             }
             __syncthreads();
             if (i >= I)
                 continue;
+#pragma unroll
             for (int s = 0; s < 2; s++) {
                 if (!lu.t[s])
                     continue;
                 float b[SL_J];
-                for (int j = 0; j < js; j++)
-                    b[j] = lu.B[s][i * lu.r + j0 + j];
-                for (int k = 0; k < rows; k++)
-                    for (int j = 0; j < js; j++)
+#pragma unroll
+                for (int j = 0; j < SL_J; j++)
+                    b[j] = j < js ? lu.B[s][i * lu.r + j0 + j] : 0.0f;
+                /* past js both factors are 0: fmaf(0, 0, acc) is acc */
+#pragma unroll
+                for (int k = 0; k < SL_ROWS; k++)
+#pragma unroll
+                    for (int j = 0; j < SL_J; j++)
                         acc[s][k] = fmaf(ts[s][j][k], b[j], acc[s][k]);
             }
         }
         if (i >= I)
             continue;
-        for (int k = 0; k < rows; k++) {
+#pragma unroll
+        for (int k = 0; k < SL_ROWS; k++) {
+            if (k >= rows)
+                break;
             int64_t e = (n0 + k) * I + i;
             float g = gate[e], u = up[e];
             if (lu.t[0])
