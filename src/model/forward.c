@@ -337,10 +337,6 @@ void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const f
     }
 }
 
-/* Projections p[0..n-1] of the same input x (y = x w^T + bias, then the attached adapters' LoRA
- * paths): one group where the backend has it and every weight is bfloat16 there (decoding's
- * q/k/v: two launches instead of up to nine), with the LoRA paths inside it when one adapter
- * without dropout is attached, else after it; projection by projection otherwise. */
 /* The two LoRA up-products of a group of two (gate and up) into *lu rather than y, where the
  * group holds the adapter's paths and they have one rank: true when they were left there. */
 static bool defer_ups(const lora_bf16_group *g, lora_lora_up *lu)
@@ -359,8 +355,13 @@ static bool defer_ups(const lora_bf16_group *g, lora_lora_up *lu)
     return lu->r > 0;
 }
 
-/* ... lu not NULL (gate and up, n == 2): their LoRA up-products may be left to the op that
- * reads y next (swiglu_lora_keep_fwd); true when they were, *lu then says what they are. */
+/* Projections p[0..n-1] of the same input x (y = x w^T + bias, then the attached adapters' LoRA
+ * paths): one group where the backend has it and every weight is bfloat16 there (decoding's
+ * q/k/v: two launches instead of up to nine), with the LoRA paths inside it when one adapter
+ * without dropout is attached, else after it; projection by projection otherwise. x16: NULL,
+ * or x rounded by the op that made it. lu not NULL (gate and up, n == 2): their LoRA
+ * up-products may be left to the op that reads y next (swiglu_lora_keep_fwd); true when they
+ * were, *lu then says what they are. */
 static bool projections(lora_session *s, lora_layer_acts *a, int64_t l, int n,
                         const lora_proj *p, float *const *y, const float *x,
                         const lora_bf16 *x16, const float *const *w, const float *const *bias,
