@@ -302,9 +302,9 @@ void lora__cuda_rmsnorm_bwd(lora_backend *be, float *dx, float *dw, const float 
                             int64_t C);
 void lora__cuda_rmsnorm_bf16_fwd(lora_backend *be, float *y, float *rstd, const lora_bf16 *x,
                                  const float *w, int64_t N, int64_t C, float eps);
-void lora__cuda_rmsnorm_bf16_bwd(lora_backend *be, float *dx, float *dw, const float *dy,
-                                 const lora_bf16 *x, const float *w, const float *rstd,
-                                 int64_t N, int64_t C, bool accumulate);
+void lora__cuda_rmsnorm_bf16_bwd(lora_backend *be, float *dx, lora_bf16 *dx16, float *dw,
+                                 const float *dy, const lora_bf16 *x, const float *w,
+                                 const float *rstd, int64_t N, int64_t C, bool accumulate);
 void lora__cuda_rmsnorm_keep_fwd(lora_backend *be, float *y, float *rstd, lora_bf16 *x16,
                                  const float *x, const float *w, int64_t N, int64_t C,
                                  float eps);

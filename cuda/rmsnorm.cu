@@ -59,8 +59,9 @@ __global__ void residual_rmsnorm_fwd_kernel(float *x, float *y, float *rstd, lor
 
 /* dx = s g - x s^3 / C sum(g x), g = dy w; added to dx, or (not accumulate) written */
 template <typename T>
-__global__ void rmsnorm_bwd_dx_kernel(float *dx, const float *dy, const T *x, const float *w,
-                                      const float *rstd, int64_t C, bool accumulate)
+__global__ void rmsnorm_bwd_dx_kernel(float *dx, lora_bf16 *dx16, const float *dy, const T *x,
+                                      const float *w, const float *rstd, int64_t C,
+                                      bool accumulate)
 {
     int64_t r = blockIdx.x;
     const T *xr = x + r * C;
@@ -73,7 +74,10 @@ __global__ void rmsnorm_bwd_dx_kernel(float *dx, const float *dy, const T *x, co
     float fs = (float)s, k = (float)(gx * s * s * s / (double)C);
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
         float v = fs * w[c] * dyr[c] - lora__load(xr, c) * k;
-        dxr[c] = accumulate ? dxr[c] + v : v;
+        v = accumulate ? dxr[c] + v : v;
+        dxr[c] = v;
+        if (dx16)
+            dx16[r * C + c] = lora__round_bf16(v);
     }
 }
 
@@ -178,15 +182,16 @@ void lora__cuda_residual_rmsnorm_fwd(lora_backend *be, float *x, float *y, float
 }
 
 template <typename T>
-static void bwd(lora_backend *be, float *dx, float *dw, const float *dy, const T *x,
-                const float *w, const float *rstd, int64_t N, int64_t C, bool accumulate)
+static void bwd(lora_backend *be, float *dx, lora_bf16 *dx16, float *dw, const float *dy,
+                const T *x, const float *w, const float *rstd, int64_t N, int64_t C,
+                bool accumulate)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || N == 0 || C == 0)
         return;
     if (dx) {
         rmsnorm_bwd_dx_kernel<T><<<(unsigned)N, LORA_CUDA_THREADS, 0, cu->stream>>>(
-            dx, dy, x, w, rstd, C, accumulate);
+            dx, dx16, dy, x, w, rstd, C, accumulate);
         if (lora__cuda_launched(cu, "rmsnorm_bwd dx"))
             return;
     }
@@ -199,13 +204,14 @@ void lora__cuda_rmsnorm_bwd(lora_backend *be, float *dx, float *dw, const float 
                             const float *x, const float *w, const float *rstd, int64_t N,
                             int64_t C)
 {
-    bwd(be, dx, dw, dy, x, w, rstd, N, C, true);
+    bwd(be, dx, (lora_bf16 *)NULL, dw, dy, x, w, rstd, N, C, true);
 }
 
-// the same with x (N, C) bfloat16, dx added to (accumulate) or written
-void lora__cuda_rmsnorm_bf16_bwd(lora_backend *be, float *dx, float *dw, const float *dy,
-                                 const lora_bf16 *x, const float *w, const float *rstd,
-                                 int64_t N, int64_t C, bool accumulate)
+// the same with x (N, C) bfloat16, dx added to (accumulate) or written, and rounded into dx16
+// when not NULL
+void lora__cuda_rmsnorm_bf16_bwd(lora_backend *be, float *dx, lora_bf16 *dx16, float *dw,
+                                 const float *dy, const lora_bf16 *x, const float *w,
+                                 const float *rstd, int64_t N, int64_t C, bool accumulate)
 {
-    bwd(be, dx, dw, dy, x, w, rstd, N, C, accumulate);
+    bwd(be, dx, dx16, dw, dy, x, w, rstd, N, C, accumulate);
 }

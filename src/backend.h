@@ -284,12 +284,14 @@ struct lora_backend_ops {
                             const lora_bf16 *up, int64_t N, int64_t n_inter);
     /* rmsnorm_fwd and rmsnorm_bwd with x (N, C) bfloat16 (a kept residual stream): what
      * widening it with from_bf16 first gives, the backward's dx added to (accumulate) or
-     * written (the first gradient into a buffer: a q/k norm's). */
+     * written (the first gradient into a buffer: a q/k norm's); dx16, when not NULL, gets the
+     * resulting dx rounded as to_bf16 (the residual stream's gradient, the next bf16
+     * products' dy16). */
     void (*rmsnorm_bf16_fwd)(lora_backend *be, float *y, float *rstd, const lora_bf16 *x,
                              const float *w, int64_t N, int64_t C, float eps);
-    void (*rmsnorm_bf16_bwd)(lora_backend *be, float *dx, float *dw, const float *dy,
-                             const lora_bf16 *x, const float *w, const float *rstd, int64_t N,
-                             int64_t C, bool accumulate);
+    void (*rmsnorm_bf16_bwd)(lora_backend *be, float *dx, lora_bf16 *dx16, float *dw,
+                             const float *dy, const lora_bf16 *x, const float *w,
+                             const float *rstd, int64_t N, int64_t C, bool accumulate);
     /* rmsnorm_fwd (y != x), and x rounded as to_bf16 into x16 in the same pass (a training
      * forward's kept q/k norm inputs). */
     void (*rmsnorm_keep_fwd)(lora_backend *be, float *y, float *rstd, lora_bf16 *x16,

@@ -1124,11 +1124,13 @@ static void rmsnorm_bf16_case(int64_t N, int64_t C)
     op->rmsnorm_fwd(r.gpu, y1, s1, d_x, d_w, N, C, eps);
     op->rmsnorm_bf16_fwd(r.gpu, y2, s2, d_x16, d_w, N, C, eps);
     op->rmsnorm_bwd(r.gpu, dx1, dw1, d_dy, d_x, d_w, s1, N, C);
-    op->rmsnorm_bf16_bwd(r.gpu, dx2, dw2, d_dy, d_x16, d_w, s1, N, C, true);
+    lora_bf16 *dx16 = dev_take(&r, n * 2);
+    op->rmsnorm_bf16_bwd(r.gpu, dx2, dx16, dw2, d_dy, d_x16, d_w, s1, N, C, true);
+    expect_rounding(&r, "rmsnorm_bf16_bwd", "dx16 (the accumulated dx)", dx16, dx2, n);
     /* written, not added to: the same as adding into zeros, over a dx that starts as NaN */
     float *zeros = calloc(n, 4), *dx3 = dev(&r, zeros, n * 4), *dx4 = dev_nan(&r, n);
     op->rmsnorm_bwd(r.gpu, dx3, NULL, d_dy, d_x, d_w, s1, N, C);
-    op->rmsnorm_bf16_bwd(r.gpu, dx4, NULL, d_dy, d_x16, d_w, s1, N, C, false);
+    op->rmsnorm_bf16_bwd(r.gpu, dx4, NULL, NULL, d_dy, d_x16, d_w, s1, N, C, false);
     /* the forward that rounds its float32 input as it reads it: rmsnorm_fwd's y and rstd, and
      * to_bf16's copy */
     float *y5 = dev_nan(&r, n), *s5 = dev_nan(&r, (size_t)N), *d_xf = dev(&r, x, n * 4);

@@ -877,6 +877,8 @@ static size_t shared_ws_floats(const lora_config *c, size_t N, size_t r, bool ke
      * for the gate and up products */
     size_t att = 2 * q + 2 * kv + (c->qk_norm ? q + kv : 0), mlp = (kept ? 4 : 3) * I;
     size_t bwd = N * (2 * C + (att > mlp ? att : mlp) + LORA_GROUP_MAX * r); /* grouped u */
+    if (kept) /* dx rounded by the norms' backward for the o and down products */
+        bwd += (N * C + 7) / 8 * 4;
     size_t fwd = 0;
     if (kept) {
         bwd += N * (2 * C + q + I + 2);

@@ -16,6 +16,7 @@ typedef struct grad_bufs {
     float *datt;         // (N, H*D)
     float *dgate, *dup, *dact; // (N, I)
     lora_bf16 *dgate16, *dup16; // (N, I) dgate and dup rounded (SwiGLU's kept backward), or NULL
+    lora_bf16 *dx16;     // (N, C) dx rounded by the last kept norm's backward, or NULL
     float *u;            // (N, max_rank) LoRA scratch; (N, 3 max_rank) for a grouped backward
     float *drop_x, *drop_dx; // (N, max in) LoRA dropout's input and its gradient
 } grad_bufs;
@@ -26,6 +27,7 @@ typedef struct bwd_ctx {
     int64_t N;
     grad_bufs b;
     lora_layer_acts kept_set; /* keeping bfloat16 activations: the float32 set widened into */
+    bool dx16_fresh;          /* b.dx16 holds dx as it is now (the norm that wrote dx made it) */
 } bwd_ctx;
 
 static float *base_grad(const bwd_ctx *c, const float *param)
@@ -42,20 +44,22 @@ static const float *W(const bwd_ctx *c, const float *p) { return lora__weight(c-
 
 /* dx (rows, C) += (or, first, =) through the RMSNorm with weight w of x, read as its kept
  * bfloat16 copy x16 where there is one (whose entry writes; the float32 one only adds, into
- * dx zeroed first) */
-static void norm_bwd(const bwd_ctx *c, float *dx, const float *w, const float *dy,
-                     const float *x, const lora_bf16 *x16, const float *rstd, int64_t rows,
-                     int64_t C, bool first)
+ * dx zeroed first). True when dx16 (may be NULL) got the resulting dx rounded (the kept
+ * entry's). */
+static bool norm_bwd(const bwd_ctx *c, float *dx, lora_bf16 *dx16, const float *w,
+                     const float *dy, const float *x, const lora_bf16 *x16, const float *rstd,
+                     int64_t rows, int64_t C, bool first)
 {
     lora_backend *be = c->s->be;
     if (x16) {
-        be->ops->rmsnorm_bf16_bwd(be, dx, base_grad(c, w), dy, x16, W(c, w), rstd, rows, C,
-                                  !first);
-        return;
+        be->ops->rmsnorm_bf16_bwd(be, dx, dx16, base_grad(c, w), dy, x16, W(c, w), rstd, rows,
+                                  C, !first);
+        return dx16 != NULL;
     }
     if (first)
         zero(c, dx, rows * C);
     be->ops->rmsnorm_bwd(be, dx, base_grad(c, w), dy, x, W(c, w), rstd, rows, C);
+    return false;
 }
 
 /* dx (N, in) += gradient through projection p (base weight w, optional bias, the attached
@@ -168,7 +172,9 @@ static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
     const lora_layer_weights *w = &s->model->layers[l];
     int64_t N = c->N, I = cfg->inter;
     grad_bufs *b = &c->b;
-    projection_bwd(c, a, l, LORA_PROJ_DOWN, b->dact, b->dx, NULL, a->act, w->w_down, NULL, true, 0);
+    /* dy is the residual stream's gradient, rounded by the norm's backward that made it */
+    projection_bwd(c, a, l, LORA_PROJ_DOWN, b->dact, b->dx, c->dx16_fresh ? b->dx16 : NULL,
+                   a->act, w->w_down, NULL, true, 0);
     if (a->kept) /* writes dgate and dup (and their rounding for the products) */
         s->be->ops->swiglu_bf16_bwd(s->be, b->dgate, b->dup, b->dgate16, b->dup16, b->dact,
                                     a->kept->gate, a->kept->up, N, I);
@@ -184,8 +190,8 @@ static void mlp_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a)
                    grouped);
     projection_bwd(c, a, l, LORA_PROJ_UP, b->dh, b->dup, b->dup16, a->h2, w->w_up, NULL, false, grouped);
     lora_group_bwd(c, a, l, gate_up, dys, 2, b->dh, a->h2, grouped);
-    norm_bwd(c, b->dx, w->mlp_norm, b->dh, a->x_mid, a->kept ? a->kept->x_mid : NULL, a->rstd2,
-             N, cfg->hidden, false);
+    c->dx16_fresh = norm_bwd(c, b->dx, b->dx16, w->mlp_norm, b->dh, a->x_mid,
+                             a->kept ? a->kept->x_mid : NULL, a->rstd2, N, cfg->hidden, false);
 }
 
 static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64_t B,
@@ -198,7 +204,8 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     int64_t N = c->N, C = cfg->hidden, H = cfg->n_heads, KVH = cfg->n_kv_heads,
             D = cfg->head_dim;
     grad_bufs *b = &c->b;
-    projection_bwd(c, a, l, LORA_PROJ_O, b->datt, b->dx, NULL, a->att, w->wo, w->bo, true, 0);
+    projection_bwd(c, a, l, LORA_PROJ_O, b->datt, b->dx, c->dx16_fresh ? b->dx16 : NULL, a->att,
+                   w->wo, w->bo, true, 0);
     lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0, NULL};
     const lora_layer_bf16 *k16 = a->kept;
     if (k16) /* writes dq, dk, dv */
@@ -214,10 +221,10 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     op->rope_bwd(s->be, b->dk, pos, s->rope_cos, s->rope_sin, N, KVH, D);
     float *dq = b->dq, *dk = b->dk;
     if (cfg->qk_norm) {
-        norm_bwd(c, b->dq_lin, w->q_norm, b->dq, a->q_lin, k16 ? k16->q_lin : NULL, a->rstd_q,
-                 N * H, D, true);
-        norm_bwd(c, b->dk_lin, w->k_norm, b->dk, a->k_lin, k16 ? k16->k_lin : NULL, a->rstd_k,
-                 N * KVH, D, true);
+        norm_bwd(c, b->dq_lin, NULL, w->q_norm, b->dq, a->q_lin, k16 ? k16->q_lin : NULL,
+                 a->rstd_q, N * H, D, true);
+        norm_bwd(c, b->dk_lin, NULL, w->k_norm, b->dk, a->k_lin, k16 ? k16->k_lin : NULL,
+                 a->rstd_k, N * KVH, D, true);
         dq = b->dq_lin;
         dk = b->dk_lin;
     }
@@ -228,8 +235,8 @@ static void attention_bwd(bwd_ctx *c, int64_t l, const lora_layer_acts *a, int64
     projection_bwd(c, a, l, LORA_PROJ_K, b->dh, dk, NULL, a->h1, w->wk, w->bk, false, grouped);
     projection_bwd(c, a, l, LORA_PROJ_V, b->dh, b->dv, NULL, a->h1, w->wv, w->bv, false, grouped);
     lora_group_bwd(c, a, l, qkv, dys, 3, b->dh, a->h1, grouped);
-    norm_bwd(c, b->dx, w->attn_norm, b->dh, a->x_in, k16 ? k16->x_in : NULL, a->rstd1, N, C,
-             false);
+    c->dx16_fresh = norm_bwd(c, b->dx, b->dx16, w->attn_norm, b->dh, a->x_in,
+                             k16 ? k16->x_in : NULL, a->rstd1, N, C, false);
 }
 
 static int by_key(const void *a, const void *b)
@@ -294,7 +301,9 @@ static lora_status alloc_bufs(bwd_ctx *c, bool kept)
     int64_t shared = att > mlp ? att : mlp;
     /* the LoRA scratch u: one path's, or a group's side by side where the backend groups */
     int64_t u = s->max_rank * (s->be->ops->lora_bwd_group ? LORA_GROUP_MAX : 1);
-    size_t grads = (size_t)(N * (2 * C + shared + u + drop));
+    /* dx rounded for the o and down products, bfloat16 from a 16-byte boundary */
+    int64_t dx16 = dy16 ? (N * C + 7) / 8 * 4 : 0;
+    size_t grads = (size_t)(N * (2 * C + shared + u + drop) + dx16);
     size_t need = grads + (kept ? lora__kept_layout(s, N, true, NULL, &c->kept_set) : 0);
     size_t bytes = s->ws_floats * sizeof(float);
     lora_status st = lora__session_grow(s, (void **)&s->ws, &bytes, need * sizeof(float),
@@ -323,6 +332,10 @@ static lora_status alloc_bufs(bwd_ctx *c, bool kept)
         b->dup16 = b->dgate16 + N * I;
     }
     p += N * shared;
+    if (dx16) {
+        b->dx16 = (lora_bf16 *)p;
+        p += dx16;
+    }
     b->u = p, p += N * u;
     if (drop) {
         b->drop_x = p, p += N * (drop / 2);
@@ -339,7 +352,7 @@ lora_status lora__decoder_backward(lora_session *s, lora_train_acts *acts, float
     const lora_model *m = s->model;
     const lora_config *cfg = &m->cfg;
     int64_t B = acts->B, T = acts->T, N = B * T, C = cfg->hidden;
-    bwd_ctx c = {s, g, N, {0}, {0}};
+    bwd_ctx c = {s, g, N, {0}, {0}, false};
     const int32_t *pos = acts->pos;
     lora_status st;
     if ((st = alloc_bufs(&c, acts->kept != NULL)) || (!pos && (st = lora__positions(s, B, T, 0, &pos))))
