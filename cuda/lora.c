@@ -10,6 +10,13 @@
  * one product that reads x once. */
 #include "internal.h"
 
+// t (rows, N) = A (rows, K) @ x (N, K)^T: one path's t (rows r) or a group's (n r)
+static void t_product(lora_cuda *cu, float *t, const float *A, const float *x, int64_t rows,
+                      int64_t N, int64_t K, const char *what)
+{
+    lora__cuda_mm_nt(cu, t, A, x, rows, N, K, 1.0f, 0.0f, true, what);
+}
+
 // t (r, N) = A (r, in) @ x (N, in)^T;  y (N, out) += scale * t^T @ B (out, r)^T
 void lora__cuda_lora_fwd(lora_backend *be, float *y, float *t, const float *x, const float *A,
                          const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
@@ -23,7 +30,7 @@ void lora__cuda_lora_fwd(lora_backend *be, float *y, float *t, const float *x, c
             lora__cuda_lora_small_fwd(cu, y, t, x, A, B, N, in, r, out, scale);
         return;
     }
-    lora__cuda_mm_nt(cu, t, A, x, r, N, in, 1.0f, 0.0f, true, "lora_fwd t");
+    t_product(cu, t, A, x, r, N, in, "lora_fwd t");
     lora__cuda_mm_tt(cu, y, t, B, N, out, r, scale, 1.0f, true, "lora_fwd y");
 }
 
@@ -59,8 +66,7 @@ void lora__cuda_lora_fwd_group(lora_backend *be, const lora_bf16_group *g, const
     if (!n) {
         for (int i = 0; i < g->n; i++)
             if (g->A[i] && g->t_only)
-                lora__cuda_mm_nt(cu, g->t[i], g->A[i], x, g->r[i], N, K, 1.0f, 0.0f, true,
-                                 "lora_fwd t");
+                t_product(cu, g->t[i], g->A[i], x, g->r[i], N, K, "lora_fwd t");
             else if (g->A[i])
                 lora__cuda_lora_fwd(be, g->y[i], g->t[i], x, g->A[i], g->B[i], N, K, g->r[i],
                                     g->out[i], g->scale[i]);
@@ -68,7 +74,7 @@ void lora__cuda_lora_fwd_group(lora_backend *be, const lora_bf16_group *g, const
     }
     cu->lora_fwd_groups++;
     int64_t r = g->r[f];
-    lora__cuda_mm_nt(cu, g->t[f], g->A[f], x, n * r, N, K, 1.0f, 0.0f, true, "lora_fwd_group t");
+    t_product(cu, g->t[f], g->A[f], x, n * r, N, K, "lora_fwd_group t");
     for (int i = f; i < g->n && !g->t_only; i++)
         if (g->A[i])
             lora__cuda_mm_tt(cu, g->y[i], g->t[i], g->B[i], N, g->out[i], r, g->scale[i], 1.0f,

@@ -12,18 +12,23 @@ template <typename T> __global__ void swiglu_fwd_kernel(float *h, const T *gate,
     h[i] = silu_mul(lora__load(gate, i), lora__load(up, i));
 }
 
+/* element e of the kept forward from its gate and up: h, and the rounded h (if h16), gate, up */
+__device__ __forceinline__ void keep_element(float *h, lora_bf16 *h16, lora_bf16 *gate16,
+                                             lora_bf16 *up16, int64_t e, float g, float u)
+{
+    float v = silu_mul(g, u);
+    h[e] = v;
+    if (h16)
+        h16[e] = lora__round_bf16(v);
+    gate16[e] = lora__round_bf16(g);
+    up16[e] = lora__round_bf16(u);
+}
+
 __global__ void swiglu_keep_kernel(float *h, lora_bf16 *h16, lora_bf16 *gate16,
                                    lora_bf16 *up16, const float *gate, const float *up, int64_t n)
 {
     LORA_CUDA_FOR(i, n)
-    {
-        float g = gate[i], u = up[i], v = silu_mul(g, u);
-        h[i] = v;
-        if (h16)
-            h16[i] = lora__round_bf16(v);
-        gate16[i] = lora__round_bf16(g);
-        up16[i] = lora__round_bf16(u);
-    }
+    keep_element(h, h16, gate16, up16, i, gate[i], up[i]);
 }
 
 /* swiglu_keep_kernel over gate and up with their LoRA up-products added: a block of SL_COLS
@@ -90,12 +95,7 @@ __global__ void swiglu_lora_keep_kernel(float *h, lora_bf16 *h16, lora_bf16 *gat
                 g += lu.scale[0] * acc[0][k];
             if (lu.t[1])
                 u += lu.scale[1] * acc[1][k];
-            float v = silu_mul(g, u);
-            h[e] = v;
-            if (h16)
-                h16[e] = lora__round_bf16(v);
-            gate16[e] = lora__round_bf16(g);
-            up16[e] = lora__round_bf16(u);
+            keep_element(h, h16, gate16, up16, e, g, u);
         }
     }
 }

@@ -63,17 +63,12 @@ static void layout_t(const lora_session *s, int64_t N, bool train, bump *b, lora
         }
 }
 
-bool lora__weight_bf16(const lora_session *s, const float *w)
-{
-    return lora__model_mem_bf16(s->model, w) != NULL;
-}
-
 /* one in16 per layer set then holds a forward's */
 bool lora__rounded_inputs(const lora_session *s)
 {
     const lora_model *m = s->model;
     return s->be->ops->matmul_bf16_fwd_group && m->cfg.n_layers > 0 &&
-           lora__weight_bf16(s, m->layers[0].wq);
+           lora__model_mem_bf16(m, m->layers[0].wq) != NULL;
 }
 
 static int64_t in16_values(const lora_config *c, int64_t N)

@@ -45,7 +45,7 @@ static void vocab_chunks(lora_session *s, const float *h, int64_t n, const int32
     if (!dnll)
         return;
     /* without the head's own gradient (full fine-tuning's), nothing reads the float32 one */
-    bool rounded = !dlm_head && lora__weight_bf16(s, lm_head);
+    bool rounded = !dlm_head && lora__model_mem_bf16(s->model, lm_head) != NULL;
     for (int64_t v0 = 0; v0 < V; v0 += cols) {
         int64_t k = V - v0 < cols ? V - v0 : cols;
         if (cols < V)

@@ -170,12 +170,10 @@ void lora__base_fwd(lora_session *s, float *y, const float *x, const float *w, c
  * dx = dy @ w (dx's old values not read: the gradient's first term); dw, dbias (gradient
  * arenas, may be NULL) as matmul_bwd, from dy and x alone. dy16: NULL, or dy rounded to
  * bfloat16 by the op that made it, for a bfloat16 w's product (dy may then be NULL where
- * neither dw nor dbias is wanted and w is bfloat16: lora__weight_bf16). */
+ * neither dw nor dbias is wanted and w is bfloat16: lora__model_mem_bf16). */
 void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const float *dy,
                     const lora_bf16 *dy16, const float *x, const float *w, int64_t N,
                     int64_t out, int64_t in, bool accumulate);
-/* Whether w's products are bfloat16 ones on this session's backend. */
-bool lora__weight_bf16(const lora_session *s, const float *w);
 /* Whether the layers' products are bfloat16 ones that take their input rounded by the op
  * that made it (lora_bf16_group's x16, matmul_bf16_bwd's dy16). */
 bool lora__rounded_inputs(const lora_session *s);
