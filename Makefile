@@ -70,8 +70,10 @@ CUDNN_INCLUDE_FLAGS := $(if $(filter $(CUDA_HOME)/include /usr/include,$(strip $
 CUDA_CFLAGS := -DLORA_CUDA -I. -isystem $(CUDA_HOME)/include $(CUDNN_INCLUDE_FLAGS) \
                -DLORA_CUDA_LIBDIR='"$(CUDA_LIBDIR)"'
 CUDA_LIBS := -L$(CUDA_LIBDIR) -lcudart_static -ldl -lrt
-# host code as plain as C: no C++ runtime (no exceptions, no guarded statics) to link
-NVCC_FLAGS := -std=c++17 -O2 -g $(CUDA_ARCH) -DLORA_CUDA -Iinclude -Isrc -I. $(CUDNN_INCLUDE_FLAGS) \
+# host code as plain as C: no C++ runtime (no exceptions, no guarded statics) to link; no
+# a * b + c contracted into an fma unless the source asks (fmaf): the device then rounds as the
+# CPU backend, the host tests and the emulator do, which the bit-for-bit GPU cases rely on
+NVCC_FLAGS := -std=c++17 -O2 -g $(CUDA_ARCH) -fmad=false -DLORA_CUDA -Iinclude -Isrc -I. $(CUDNN_INCLUDE_FLAGS) \
               -Xcompiler -fPIC,-fvisibility=hidden,-fno-threadsafe-statics,-fno-exceptions,-Wall
 CU_SRC := $(sort $(wildcard cuda/*.cu))
 endif
@@ -241,7 +243,7 @@ ifeq ($(CUDA)$(shell uname -m),1x86_64)
 EMU_LIB := build/emu/lib
 EMU_CU_CC := $(CU_SRC:cuda/%.cu=build/emu/cu/%.cc)
 EMU_CU_OBJ := $(EMU_CU_CC:%.cc=%.o)
-EMU_CXXFLAGS := -std=c++17 -O1 -g $(SAN_FLAGS) -fPIC -DLORA_CUDA -Iinclude -Isrc -Icuda -I. \
+EMU_CXXFLAGS := -std=c++17 -O1 -g $(SAN_FLAGS) -ffp-contract=off -fPIC -DLORA_CUDA -Iinclude -Isrc -Icuda -I. \
                 -Itests/cuda_emu -isystem $(CUDA_HOME)/include $(CUDNN_INCLUDE_FLAGS) \
                 -fno-exceptions -fno-threadsafe-statics -Wall -Wno-unknown-pragmas \
                 -include tests/cuda_emu/emu_device.h

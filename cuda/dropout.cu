@@ -13,8 +13,8 @@ __global__ void dropout_kernel(float *out, const float *in, int64_t N, int64_t n
     {
         int64_t r = i / n, c = i % n;
         uint64_t base = lora__dropout_base(seed, module, (uint64_t)r);
-        /* a product never fused into the add below (fma): the CPU's rounding, bit for bit */
-        float v = lora__dropout_keep(base, c, cut) ? __fmul_rn(in[i], scale) : 0.0f;
+        /* rounded before the add below, as the CPU rounds it: the build fuses no fma itself */
+        float v = lora__dropout_keep(base, c, cut) ? in[i] * scale : 0.0f;
         out[i] = accumulate ? out[i] + v : v;
     }
 }

@@ -73,13 +73,6 @@ static inline uint32_t __float_as_uint(float f)
     return u;
 }
 
-/* a product rounded once, never contracted into an fma */
-static inline float __fmul_rn(float a, float b)
-{
-    volatile float p = a * b;
-    return p;
-}
-
 /* Blocks run one at a time and their threads switch only at barriers, so a plain
  * read-modify-write is atomic here. */
 template <typename T> static inline T atomicAdd(T *p, T v)
