@@ -2,7 +2,7 @@
  * up float32, or bfloat16 as a training step keeps them (widened in registers: the same bits as
  * widening them first). A training forward's pass also rounds gate and up into the kept set
  * (swiglu_keep_fwd). */
-#include "common.cuh"
+#include "lora_up_tile.cuh"
 
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
@@ -31,62 +31,28 @@ __global__ void swiglu_keep_kernel(float *h, lora_bf16 *h16, lora_bf16 *gate16,
     keep_element(h, h16, gate16, up16, i, gate[i], up[i]);
 }
 
-/* swiglu_keep_kernel over gate and up with their LoRA up-products added: a block of SL_COLS
- * columns by SL_ROWS rows, so that each thread reads its columns' rows of B once (16 at a
- * time, into registers) for all the block's rows, and the rows' t from shared memory. The sum
- * per element is lora_up_element's (matvec.cu): fused multiply-adds over j in order from 0,
- * then y + scale * acc. */
+/* swiglu_keep_kernel over gate and up with their LoRA up-products added (lora_up_tile.cuh): a
+ * block of SL_COLS columns, each thread's column of gate and of up over a tile of rows at a
+ * time. */
 #define SL_COLS 128
-#define SL_ROWS 32
-#define SL_J 16
 
 __global__ void swiglu_lora_keep_kernel(float *h, lora_bf16 *h16, lora_bf16 *gate16,
                                         lora_bf16 *up16, const float *gate, const float *up,
                                         lora_lora_up lu, int64_t N, int64_t I)
 {
-    __shared__ float ts[2][SL_J][SL_ROWS];
+    __shared__ float ts[2][LUT_J][LUT_ROWS];
     int64_t i = (int64_t)blockIdx.x * SL_COLS + threadIdx.x;
-    for (int64_t n0 = (int64_t)blockIdx.y * SL_ROWS; n0 < N; n0 += (int64_t)gridDim.y * SL_ROWS) {
-        int rows = N - n0 < SL_ROWS ? (int)(N - n0) : SL_ROWS;
-        /* the loops have constant bounds (the tiles' padding is zeros), so that acc and b stay
-         * in registers */
-        float acc[2][SL_ROWS];
-#pragma unroll
-        for (int s = 0; s < 2; s++)
-#pragma unroll
-            for (int k = 0; k < SL_ROWS; k++)
-                acc[s][k] = 0.0f;
-        for (int64_t j0 = 0; j0 < lu.r; j0 += SL_J) {
-            int js = lu.r - j0 < SL_J ? (int)(lu.r - j0) : SL_J;
-            __syncthreads(); /* the previous tile is read */
-            for (int e = threadIdx.x; e < 2 * SL_J * SL_ROWS; e += blockDim.x) {
-                int s = e / (SL_J * SL_ROWS), j = e / SL_ROWS % SL_J, k = e % SL_ROWS;
-                const float *t = s ? lu.t[1] : lu.t[0]; /* not lu.t[s]: lu stays in registers */
-                ts[s][j][k] = t && j < js && k < rows ? t[(j0 + j) * N + n0 + k] : 0.0f;
-            }
-            __syncthreads();
-            if (i >= I)
-                continue;
-#pragma unroll
-            for (int s = 0; s < 2; s++) {
-                if (!lu.t[s])
-                    continue;
-                float b[SL_J];
-#pragma unroll
-                for (int j = 0; j < SL_J; j++)
-                    b[j] = j < js ? lu.B[s][i * lu.r + j0 + j] : 0.0f;
-                /* past js both factors are 0: fmaf(0, 0, acc) is acc */
-#pragma unroll
-                for (int k = 0; k < SL_ROWS; k++)
-#pragma unroll
-                    for (int j = 0; j < SL_J; j++)
-                        acc[s][k] = fmaf(ts[s][j][k], b[j], acc[s][k]);
-            }
-        }
+    const float *t[2] = {lu.t[0], lu.t[1]};
+    const float *b[2] = {i < I && lu.t[0] ? lu.B[0] + i * lu.r : NULL,
+                         i < I && lu.t[1] ? lu.B[1] + i * lu.r : NULL};
+    for (int64_t n0 = (int64_t)blockIdx.y * LUT_ROWS; n0 < N; n0 += (int64_t)gridDim.y * LUT_ROWS) {
+        int rows = N - n0 < LUT_ROWS ? (int)(N - n0) : LUT_ROWS;
+        float acc[2][LUT_ROWS];
+        lora_up_tile<2, 2>(ts, t, b, lu.r, N, n0, rows, acc);
         if (i >= I)
             continue;
 #pragma unroll
-        for (int k = 0; k < SL_ROWS; k++) {
+        for (int k = 0; k < LUT_ROWS; k++) {
             if (k >= rows)
                 break;
             int64_t e = (n0 + k) * I + i;
@@ -137,7 +103,7 @@ void lora__cuda_swiglu_lora_keep_fwd(lora_backend *be, float *h, lora_bf16 *h16,
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || N * n_inter == 0)
         return;
-    int64_t row_blocks = (N + SL_ROWS - 1) / SL_ROWS;
+    int64_t row_blocks = (N + LUT_ROWS - 1) / LUT_ROWS;
     dim3 grid((unsigned)((n_inter + SL_COLS - 1) / SL_COLS),
               (unsigned)(row_blocks < 65535 ? row_blocks : 65535));
     swiglu_lora_keep_kernel<<<grid, SL_COLS, 0, cu->stream>>>(h, h16, gate16, up16, gate, up, *lu, N, n_inter);
