@@ -315,6 +315,10 @@ void lora__cuda_rope_bwd(lora_backend *be, float *dx, const int32_t *pos, const 
 void lora__cuda_rope_bf16_fwd(lora_backend *be, lora_bf16 *dst, const float *x,
                               const int32_t *pos, const float *cos, const float *sin, int64_t N,
                               int64_t heads, int64_t D);
+void lora__cuda_qkv_keep_fwd(lora_backend *be, lora_bf16 *q16, lora_bf16 *k16, lora_bf16 *v16,
+                             const float *q, const float *k, const float *v,
+                             const lora_lora_up *lu, const int32_t *pos, const float *cos,
+                             const float *sin, int64_t N, int64_t H, int64_t KVH, int64_t D);
 void lora__cuda_attention_fwd(lora_backend *be, float *out, const float *q, const float *k,
                               const float *v, const lora_attention_shape *shape);
 void lora__cuda_attention_bwd(lora_backend *be, float *dq, float *dk, float *dv,

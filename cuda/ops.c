@@ -60,6 +60,7 @@ const lora_backend_ops lora__cuda_ops = {
     .graph_free = lora__cuda_graph_free,
     .attention_bf16kv_fwd = lora__cuda_attention_bf16kv_fwd,
     .rope_bf16_fwd = lora__cuda_rope_bf16_fwd,
+    .qkv_keep_fwd = lora__cuda_qkv_keep_fwd,
     .attention_bf16_fwd = lora__cuda_attention_bf16_fwd,
     .attention_bf16_bwd = lora__cuda_attention_bf16_bwd,
     .ce_chunk_fwd = lora__cuda_ce_chunk_fwd,

@@ -78,12 +78,13 @@ typedef struct lora_bf16_group {
     float scale[LORA_GROUP_MAX];
 } lora_bf16_group;
 
-/* The gate and up projections' LoRA up-products for swiglu_lora_keep_fwd: side 0 gate, 1 up;
- * t[s] NULL where that projection has no LoRA path, else its t (lora_fwd's layout, N x r) and
- * B[s] (I, r), scale[s]. */
+/* A group's LoRA up-products left to the op that reads its outputs next, one side per
+ * projection in the group's order (gate, up for swiglu_lora_keep_fwd; q, k, v for
+ * qkv_keep_fwd): t[s] NULL where that projection has no LoRA path, else its t (lora_fwd's
+ * layout, N x r), B[s] (out, r) and scale[s]; one rank r for all. */
 typedef struct lora_lora_up {
-    const float *t[2], *B[2];
-    float scale[2];
+    const float *t[LORA_GROUP_MAX], *B[LORA_GROUP_MAX];
+    float scale[LORA_GROUP_MAX];
     int64_t r;
 } lora_lora_up;
 
@@ -313,6 +314,16 @@ struct lora_backend_ops {
     void (*rope_bf16_fwd)(lora_backend *be, lora_bf16 *dst, const float *x, const int32_t *pos,
                           const float *cos, const float *sin, int64_t N, int64_t heads,
                           int64_t D);
+    /* The kept q, k, v of a training forward in one pass: rope_bf16_fwd of q + scale[0]
+     * t[0]^T B[0]^T into q16 and of k + scale[1] t[1]^T B[1]^T into k16, v + scale[2] t[2]^T
+     * B[2]^T rounded as to_bf16 into v16; q (N, H, D), k and v (N, KVH, D) are read, not
+     * written. lu: the LoRA up-products the group made t for with t_only, each sum as
+     * swiglu_lora_keep_fwd's; NULL, or a side's t NULL, for none. NULL: rope_bf16_fwd twice and
+     * to_bf16, the products adding the LoRA terms. */
+    void (*qkv_keep_fwd)(lora_backend *be, lora_bf16 *q16, lora_bf16 *k16, lora_bf16 *v16,
+                         const float *q, const float *k, const float *v, const lora_lora_up *lu,
+                         const int32_t *pos, const float *cos, const float *sin, int64_t N,
+                         int64_t H, int64_t KVH, int64_t D);
     /* attention_fwd over kept bfloat16 q (B, T, H, D), k, v (B, T, KVH, D) (shape->S == T,
      * pos0 0): out (B, T, H, D) is attention_fwd's of the widened inputs rounded as to_bf16,
      * and stats (B*H*T floats) what the backend's backward takes from its forward (cuDNN's

@@ -1176,20 +1176,29 @@ END_TEST
 
 /* ---- RoPE --------------------------------------------------------------------------------- */
 
+/* cos/sin tables (P, D/2) for theta 10000 (malloc'd), and N random positions below P */
+static int32_t *rope_tables(rig *r, int64_t P, int64_t D, int64_t N, float **cs, float **sn)
+{
+    int64_t half = D / 2;
+    *cs = malloc((size_t)(P * half) * 4), *sn = malloc((size_t)(P * half) * 4);
+    for (int64_t i = 0; i < half; i++)
+        for (int64_t p = 0; p < P; p++) {
+            double a = (double)p / pow(10000.0, (double)(2 * i) / (double)D);
+            (*cs)[p * half + i] = (float)cos(a);
+            (*sn)[p * half + i] = (float)sin(a);
+        }
+    int32_t *pos = malloc((size_t)N * 4);
+    for (int64_t n = 0; n < N; n++)
+        pos[n] = (int32_t)(lora__rng_u64(&r->rng) % (uint64_t)P);
+    return pos;
+}
+
 static void rope_case(int64_t N, int64_t heads, int64_t D)
 {
     rig r = rig_open(LORA_CUDA_MATH_FP32, (uint64_t)(N * 5 + D));
     int64_t P = 64, half = D / 2;
-    float *cs = malloc((size_t)(P * half) * 4), *sn = malloc((size_t)(P * half) * 4);
-    for (int64_t i = 0; i < half; i++)
-        for (int64_t p = 0; p < P; p++) {
-            double a = (double)p / pow(10000.0, (double)(2 * i) / (double)D);
-            cs[p * half + i] = (float)cos(a);
-            sn[p * half + i] = (float)sin(a);
-        }
-    int32_t *pos = malloc((size_t)N * 4);
-    for (int64_t n = 0; n < N; n++)
-        pos[n] = (int32_t)(lora__rng_u64(&r.rng) % (uint64_t)P);
+    float *cs, *sn;
+    int32_t *pos = rope_tables(&r, P, D, N, &cs, &sn);
     size_t n = (size_t)(N * heads * D);
     float *x = frand(&r, n, -1, 1), *g = frand(&r, n, -1, 1);
     float *d_x = dev(&r, x, n * 4), *d_g = dev(&r, g, n * 4);
@@ -1223,6 +1232,79 @@ START_TEST(rope)
     rope_case(9, 3, 8);
     rope_case(17, 14, 64);
     rope_case(5, 2, 128);
+}
+END_TEST
+
+/* The kept q, k, v in one pass with their LoRA up-products (qkv_keep_fwd), against the host:
+ * each sum y + scale (sum_j t B) with lora_fwd's small kernels' fused multiply-adds, then q16
+ * and k16 bit for bit rope_bf16_fwd over those sums, v16 bit for bit their rounding; the inputs
+ * untouched. Ranks across the tiles of 16, rows across the tiles of 32, pairs across the
+ * blocks of 128, a side without LoRA (k), and no LoRA at all (lu NULL). */
+static void qkv_keep_case(int64_t N, int64_t H, int64_t KVH, int64_t D, int64_t rk, bool k_adapted)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, (uint64_t)(N * 13 + H * 7 + D + rk + k_adapted));
+    const lora_backend_ops *op = &lora__cuda_ops;
+    int64_t P = 50, width[3] = {H * D, KVH * D, KVH * D};
+    const float scale[3] = {0.5f, 1.25f, 2.0f};
+    float *cs, *sn;
+    int32_t *pos = rope_tables(&r, P, D, N, &cs, &sn);
+    float *d_cs = dev(&r, cs, (size_t)(P * D / 2) * 4), *d_sn = dev(&r, sn, (size_t)(P * D / 2) * 4);
+    int32_t *d_pos = dev(&r, pos, (size_t)N * 4);
+    lora_lora_up lu = {.r = rk};
+    float *y[3], *d_y[3], *d_sum[3];
+    lora_bf16 *d16[3];
+    for (int sd = 0; sd < 3; sd++) {
+        size_t n = (size_t)(N * width[sd]), nt = (size_t)(rk * N), nb = (size_t)(width[sd] * rk);
+        y[sd] = frand(&r, n, -3, 3);
+        float *t = frand(&r, nt, -1, 1), *B = frand(&r, nb, -0.5, 0.5), *sum = malloc(n * 4);
+        bool adapted = rk > 0 && (sd != 1 || k_adapted);
+        if (adapted) {
+            lu.t[sd] = dev(&r, t, nt * 4), lu.B[sd] = dev(&r, B, nb * 4);
+            lu.scale[sd] = scale[sd];
+        }
+        for (int64_t k = 0; k < N; k++)
+            for (int64_t i = 0; i < width[sd]; i++) {
+                float acc = 0.0f, v = y[sd][k * width[sd] + i];
+                for (int64_t j = 0; j < rk && adapted; j++)
+                    acc = fmaf(t[j * N + k], B[i * rk + j], acc);
+                sum[k * width[sd] + i] = adapted ? v + scale[sd] * acc : v;
+            }
+        d_y[sd] = dev(&r, y[sd], n * 4), d_sum[sd] = dev(&r, sum, n * 4);
+        d16[sd] = dev_take(&r, n * 2);
+        free(t), free(B), free(sum);
+    }
+    op->qkv_keep_fwd(r.gpu, d16[0], d16[1], d16[2], d_y[0], d_y[1], d_y[2], rk ? &lu : NULL,
+                     d_pos, d_cs, d_sn, N, H, KVH, D);
+    char what[96];
+    snprintf(what, sizeof what, "(N=%lld H=%lld KVH=%lld D=%lld r=%lld k=%d)", (long long)N,
+             (long long)H, (long long)KVH, (long long)D, (long long)rk, k_adapted);
+    const char *name[3] = {"q16", "k16", "v16"};
+    for (int sd = 0; sd < 3; sd++) {
+        size_t n = (size_t)(N * width[sd]);
+        float *same = host(&r, d_y[sd], n);
+        expect_same_bits("qkv_keep_fwd's input", what, same, y[sd], n);
+        if (sd == 2) {
+            expect_rounding(&r, "qkv_keep_fwd v16 (the host's sums)", what, d16[2], d_sum[2], n);
+        } else {
+            lora_bf16 *want = dev_take(&r, n * 2);
+            op->rope_bf16_fwd(r.gpu, want, d_sum[sd], d_pos, d_cs, d_sn, N, width[sd] / D, D);
+            uint16_t *a = host16(&r, want, n), *b = host16(&r, d16[sd], n);
+            ck_assert_msg(memcmp(a, b, n * 2) == 0, "qkv_keep_fwd %s %s: not rope_bf16_fwd of "
+                          "the host's sums", name[sd], what);
+            free(a), free(b);
+        }
+        free(same), free(y[sd]);
+    }
+    free(cs), free(sn), free(pos);
+    rig_close(&r);
+}
+
+START_TEST(qkv_keep_fused)
+{
+    qkv_keep_case(5, 3, 1, 8, 4, true);
+    qkv_keep_case(37, 14, 2, 64, 16, true);
+    qkv_keep_case(70, 4, 2, 128, 20, false);
+    qkv_keep_case(33, 2, 2, 64, 0, false);
 }
 END_TEST
 
@@ -2416,7 +2498,7 @@ int main(void)
                                 kv_store_at_positions, graph_record_replay,
                                 embedding_bf16_table, lora_path, lora_path_group, lora_fwd_group,
                                 embedding,
-                                rmsnorm, rmsnorm_bf16_matches_widened, rope,
+                                rmsnorm, rmsnorm_bf16_matches_widened, rope, qkv_keep_fused,
                                 swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
                                 cross_entropy_chunked, attention, attention_bf16_matches_widened,
                                 attention_bf16_kv_cache,

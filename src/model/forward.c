@@ -332,12 +332,12 @@ void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const f
     }
 }
 
-/* The two LoRA up-products of a group of two (gate and up) into *lu rather than y, where the
- * group holds the adapter's paths and they have one rank: true when they were left there. */
+/* A group's LoRA up-products into *lu rather than y, where the group holds the adapter's paths
+ * and they have one rank: true when they were left there. */
 static bool defer_ups(const lora_bf16_group *g, lora_lora_up *lu)
 {
     memset(lu, 0, sizeof *lu);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < g->n; i++) {
         if (!g->A[i])
             continue;
         if (lu->r && g->r[i] != lu->r)
@@ -354,9 +354,9 @@ static bool defer_ups(const lora_bf16_group *g, lora_lora_up *lu)
  * paths): one group where the backend has it and every weight is bfloat16 there (decoding's
  * q/k/v: two launches instead of up to nine), with the LoRA paths inside it when one adapter
  * without dropout is attached, else after it; projection by projection otherwise. x16: NULL,
- * or x rounded by the op that made it. lu not NULL (gate and up, n == 2): their LoRA
- * up-products may be left to the op that reads y next (swiglu_lora_keep_fwd); true when they
- * were, *lu then says what they are. */
+ * or x rounded by the op that made it. lu not NULL: the LoRA up-products may be left to the
+ * op that reads y next (gate and up: swiglu_lora_keep_fwd; q, k, v: qkv_keep_fwd); true when
+ * they were, *lu then says what they are. */
 static bool projections(lora_session *s, lora_layer_acts *a, int64_t l, int n,
                         const lora_proj *p, float *const *y, const float *x,
                         const lora_bf16 *x16, const float *const *w, const float *const *bias,
@@ -391,7 +391,7 @@ static bool projections(lora_session *s, lora_layer_acts *a, int64_t l, int n,
         }
         return false;
     }
-    g.t_only = lu && n == 2 && inside && s->n_adapters == 1 && defer_ups(&g, lu);
+    g.t_only = lu && inside && s->n_adapters == 1 && defer_ups(&g, lu);
     s->be->ops->matmul_bf16_fwd_group(s->be, &g, x, N, in);
     for (int i = 0; i < n && !inside; i++)
         apply_lora(s, a, l, p[i], y[i], x, N);
@@ -410,18 +410,24 @@ static void embed(lora_session *s, float *x, const int32_t *ids, int64_t N)
 }
 
 /* RoPE and the attention of a training forward that keeps bfloat16 activations: the kept set
- * holds the attention's bfloat16 inputs and output, so RoPE rounds q and k into it and cuDNN
- * reads and writes it there; att gets the output widened, for the o projection. */
+ * holds the attention's bfloat16 inputs and output, so RoPE rounds q and k into it (one pass
+ * with v's rounding and, lu not NULL, the q/k/v LoRA up-products where the backend fuses them)
+ * and cuDNN reads and writes it there; att gets the output widened, for the o projection. */
 static void attend_kept(lora_session *s, lora_layer_acts *a, const int32_t *pos,
-                        const lora_attention_shape *sh)
+                        const lora_attention_shape *sh, const lora_lora_up *lu)
 {
     const lora_backend_ops *op = s->be->ops;
     lora_backend *be = s->be;
     lora_layer_bf16 *k = a->kept;
     int64_t N = sh->B * sh->T;
-    op->rope_bf16_fwd(be, k->q, a->q, pos, s->rope_cos, s->rope_sin, N, sh->H, sh->D);
-    op->rope_bf16_fwd(be, k->k, a->k, pos, s->rope_cos, s->rope_sin, N, sh->KVH, sh->D);
-    op->to_bf16(be, k->v, a->v, (size_t)(N * sh->KVH * sh->D));
+    if (op->qkv_keep_fwd)
+        op->qkv_keep_fwd(be, k->q, k->k, k->v, a->q, a->k, a->v, lu, pos, s->rope_cos,
+                         s->rope_sin, N, sh->H, sh->KVH, sh->D);
+    else {
+        op->rope_bf16_fwd(be, k->q, a->q, pos, s->rope_cos, s->rope_sin, N, sh->H, sh->D);
+        op->rope_bf16_fwd(be, k->k, a->k, pos, s->rope_cos, s->rope_sin, N, sh->KVH, sh->D);
+        op->to_bf16(be, k->v, a->v, (size_t)(N * sh->KVH * sh->D));
+    }
     op->attention_bf16_fwd(be, k->att, k->att_stats, k->q, k->k, k->v, sh);
     op->from_bf16(be, a->att, k->att, (size_t)(N * sh->H * sh->D));
 }
@@ -480,8 +486,12 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     const lora_proj qkv[3] = {LORA_PROJ_Q, LORA_PROJ_K, LORA_PROJ_V};
     float *const y[3] = {a->q_lin, a->k_lin, a->v};
     const float *const wt[3] = {w->wq, w->wk, w->wv}, *const bias[3] = {w->bq, w->bk, w->bv};
-    /* h1 rounded by the previous layer's last op where it made h1 */
-    projections(s, a, l, 3, qkv, y, a->h1, normed ? a->in16 : NULL, wt, bias, N, NULL);
+    /* h1 rounded by the previous layer's last op where it made h1; keeping bfloat16
+     * activations, the LoRA up-products go into the pass that rounds q, k, v into the kept set
+     * where the backend fuses them, unless q and k are normalised first (Qwen3) */
+    lora_lora_up lu;
+    bool fused = projections(s, a, l, 3, qkv, y, a->h1, normed ? a->in16 : NULL, wt, bias, N,
+                             a->kept && !c->qk_norm && op->qkv_keep_fwd ? &lu : NULL);
     if (c->qk_norm && a->kept) { /* the norms' inputs rounded into the kept set as read */
         op->rmsnorm_keep_fwd(be, a->q, a->rstd_q, a->kept->q_lin, a->q_lin,
                              lora__weight(s, w->q_norm), N * H, D, eps);
@@ -494,7 +504,7 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     }
     lora_attention_shape sh = {B, T, T, H, KVH, D, 0, (float)(1.0 / sqrt((double)D)), key0, NULL};
     if (a->kept)
-        attend_kept(s, a, pos, &sh);
+        attend_kept(s, a, pos, &sh, fused ? &lu : NULL);
     else if (use_cache)
         attend_cached(s, l, a, pos, &sh);
     else {

@@ -2,7 +2,8 @@
  * float32 set's bytes (the norms' outputs and SwiGLU's are not kept at all but rebuilt, one
  * elementwise pass each), for one rounding of each kept value, as a bfloat16 model in PyTorch
  * has. The arithmetic of every op stays float32. The forward rounds each kept value in the
- * pass that makes it (forward.c): RoPE q and k, the residual add x_mid, SwiGLU gate and up.
+ * pass that makes it (forward.c): RoPE q and k (and v, where qkv_keep_fwd does the three),
+ * the residual add x_mid, SwiGLU gate and up.
  * The attention takes q, k, v and gives its output in bfloat16 (cuDNN reads and writes nothing
  * else), so those are kept where it reads and writes them, and SwiGLU's backward reads the
  * kept gate and up, and the norms' forward and backward the kept layer input and mid-layer
