@@ -297,6 +297,10 @@ void lora__cuda_rmsnorm_fwd(lora_backend *be, float *y, float *rstd, const float
 void lora__cuda_residual_rmsnorm_fwd(lora_backend *be, float *x, float *y, float *rstd,
                                      lora_bf16 *x16, lora_bf16 *y16, const float *r,
                                      const float *w, int64_t N, int64_t C, float eps);
+void lora__cuda_residual_lora_rmsnorm_fwd(lora_backend *be, float *x, float *y, float *rstd,
+                                          lora_bf16 *x16, lora_bf16 *y16, const float *r,
+                                          const lora_lora_up *lu, const float *w, int64_t N,
+                                          int64_t C, float eps);
 void lora__cuda_rmsnorm_bwd(lora_backend *be, float *dx, float *dw, const float *dy,
                             const float *x, const float *w, const float *rstd, int64_t N,
                             int64_t C);
@@ -344,7 +348,7 @@ void lora__cuda_swiglu_lora_keep_fwd(lora_backend *be, float *h, lora_bf16 *h16,
 void lora__cuda_lora_fwd(lora_backend *be, float *y, float *t, const float *x, const float *A,
                          const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
                          float scale);
-/* the LoRA paths of g (those with A; with t_only their t alone), for matmul_bf16_fwd_group's
+/* the LoRA paths of g (those with A; where t_only, their t alone), for matmul_bf16_fwd_group's
  * many rows */
 void lora__cuda_lora_fwd_group(lora_backend *be, const lora_bf16_group *g, const float *x,
                                int64_t N, int64_t K);

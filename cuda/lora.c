@@ -55,7 +55,7 @@ static int back_to_back(const lora_bf16_group *g, int64_t N, int64_t K, int *fir
 }
 
 // t (n r, N) = [A_1; ...; A_n] (n r, K) @ x (N, K)^T;  each y_i += scale_i * t_i^T @ B_i^T
-// (not with g->t_only), N past LORA_CUDA_MATVEC_ROWS
+// (not where g->t_only[i]), N past LORA_CUDA_MATVEC_ROWS
 void lora__cuda_lora_fwd_group(lora_backend *be, const lora_bf16_group *g, const float *x,
                                int64_t N, int64_t K)
 {
@@ -65,7 +65,7 @@ void lora__cuda_lora_fwd_group(lora_backend *be, const lora_bf16_group *g, const
     int f, n = back_to_back(g, N, K, &f);
     if (!n) {
         for (int i = 0; i < g->n; i++)
-            if (g->A[i] && g->t_only)
+            if (g->A[i] && g->t_only[i])
                 t_product(cu, g->t[i], g->A[i], x, g->r[i], N, K, "lora_fwd t");
             else if (g->A[i])
                 lora__cuda_lora_fwd(be, g->y[i], g->t[i], x, g->A[i], g->B[i], N, K, g->r[i],
@@ -75,8 +75,8 @@ void lora__cuda_lora_fwd_group(lora_backend *be, const lora_bf16_group *g, const
     cu->lora_fwd_groups++;
     int64_t r = g->r[f];
     t_product(cu, g->t[f], g->A[f], x, n * r, N, K, "lora_fwd_group t");
-    for (int i = f; i < g->n && !g->t_only; i++)
-        if (g->A[i])
+    for (int i = f; i < g->n; i++)
+        if (g->A[i] && !g->t_only[i])
             lora__cuda_mm_tt(cu, g->y[i], g->t[i], g->B[i], N, g->out[i], r, g->scale[i], 1.0f,
                              true, "lora_fwd_group y");
 }

@@ -1,9 +1,9 @@
 /* LoRA up-products summed inside the pass that reads their projection's output, rather than as
- * products that read and write it (swiglu_lora_keep_fwd, qkv_keep_fwd): a block of threads,
- * each with S columns, walks the rows in tiles of LUT_ROWS; a thread keeps its columns' rows of
- * B in registers, LUT_J at a time, and the tile's rows of t in shared memory. Each sum is
- * lora_up_element's (matvec.cu): fused multiply-adds over j in order from 0, to which the
- * kernel adds y + scale * acc. */
+ * products that read and write it (swiglu_lora_keep_fwd, qkv_keep_fwd,
+ * residual_lora_rmsnorm_fwd): a block of threads, each with S columns, walks the rows in tiles
+ * of LUT_ROWS; a thread keeps its columns' rows of B in registers, LUT_J at a time, and the
+ * tile's rows of t in shared memory. Each sum is lora_up_element's (matvec.cu): fused
+ * multiply-adds over j in order from 0, to which the kernel adds y + scale * acc. */
 #ifndef LORA_CUDA_LORA_UP_TILE_CUH
 #define LORA_CUDA_LORA_UP_TILE_CUH
 

@@ -134,7 +134,8 @@ typedef struct up_group {
     int64_t N;
 } up_group;
 
-// each y[i] (N, out[i]) += scale[i] * t[i] @ B[i]^T where A[i]: one thread per element
+// each y[i] (N, out[i]) += scale[i] * t[i] @ B[i]^T where A[i] and not t_only[i]: a thread per
+// element
 __global__ void lora_up_group_kernel(up_group p)
 {
     LORA_CUDA_FOR(e, p.up[p.g.n])
@@ -158,13 +159,13 @@ void lora__cuda_matvec_bf16_group(lora_cuda *cu, const lora_bf16_group *g, const
     for (int i = 0; i < g->n; i++) {
         bool lora = g->A[i] && g->r[i] > 0;
         p.down[i + 1] = p.down[i] + (lora ? (unsigned)(N * g->r[i]) : 0u);
-        u.up[i + 1] = u.up[i] + (lora ? N * g->out[i] : 0);
+        u.up[i + 1] = u.up[i] + (lora && !g->t_only[i] ? N * g->out[i] : 0);
     }
     if (p.down[g->n] == 0)
         return;
     /* the LoRA blocks reduce over the block: LORA_CUDA_THREADS threads, as lora_fwd's */
     matvec_bf16_kernel<<<p.down[g->n], MV_WARPS * 32, 0, cu->stream>>>(p, x, N, K);
-    if (lora__cuda_launched(cu, "matvec_bf16") || u.up[g->n] == 0 || g->t_only)
+    if (lora__cuda_launched(cu, "matvec_bf16") || u.up[g->n] == 0)
         return;
     lora_up_group_kernel<<<lora__cuda_blocks(u.up[g->n]), LORA_CUDA_THREADS, 0, cu->stream>>>(u);
     lora__cuda_launched(cu, "lora_fwd y (group)");

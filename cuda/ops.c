@@ -67,6 +67,7 @@ const lora_backend_ops lora__cuda_ops = {
     .ce_chunk_finish = lora__cuda_ce_chunk_finish,
     .ce_chunk_bwd = lora__cuda_ce_chunk_bwd,
     .residual_rmsnorm_fwd = lora__cuda_residual_rmsnorm_fwd,
+    .residual_lora_rmsnorm_fwd = lora__cuda_residual_lora_rmsnorm_fwd,
     .tensor_set_create = lora__cuda_tensor_set_create,
     .tensor_set_free = lora__cuda_tensor_set_free,
     .sum_squares_set = lora__cuda_sum_squares_set,

@@ -62,12 +62,12 @@ typedef struct lora_attention_shape {
  * not NULL, then y[i] += scale[i] * t[i] @ B[i]^T with t[i] (N, r[i]) = x @ A[i]^T, lora_fwd's
  * LoRA path (A (r, K), B (out, r) float32; t[i] in lora_fwd's layout). x16: NULL, or x rounded
  * as to_bf16 by the op that made x, for the products to read rather than round x again.
- * t_only: the LoRA paths' t alone, their up-products left to the op that reads y next
- * (swiglu_lora_keep_fwd). */
+ * t_only[i]: path i's t alone, its up-product left to the op that reads y[i] next
+ * (lora_lora_up's). */
 typedef struct lora_bf16_group {
     int n; /* 1..LORA_GROUP_MAX */
     const lora_bf16 *x16;
-    bool t_only;
+    bool t_only[LORA_GROUP_MAX];
     float *y[LORA_GROUP_MAX];
     const lora_bf16 *w[LORA_GROUP_MAX];
     const float *bias[LORA_GROUP_MAX];
@@ -80,8 +80,9 @@ typedef struct lora_bf16_group {
 
 /* A group's LoRA up-products left to the op that reads its outputs next, one side per
  * projection in the group's order (gate, up for swiglu_lora_keep_fwd; q, k, v for
- * qkv_keep_fwd): t[s] NULL where that projection has no LoRA path, else its t (lora_fwd's
- * layout, N x r), B[s] (out, r) and scale[s]; one rank r for all. */
+ * qkv_keep_fwd; o or down for residual_lora_rmsnorm_fwd): t[s] NULL where that projection has
+ * no LoRA path, else its t (lora_fwd's layout, N x r), B[s] (out, r) and scale[s]; one rank r
+ * for all. */
 typedef struct lora_lora_up {
     const float *t[LORA_GROUP_MAX], *B[LORA_GROUP_MAX];
     float scale[LORA_GROUP_MAX];
@@ -388,6 +389,14 @@ struct lora_backend_ops {
     void (*residual_rmsnorm_fwd)(lora_backend *be, float *x, float *y, float *rstd,
                                  lora_bf16 *x16, lora_bf16 *y16, const float *r, const float *w,
                                  int64_t N, int64_t C, float eps);
+    /* residual_rmsnorm_fwd with r + scale[0] t[0]^T B[0]^T as the residual term (lu side 0:
+     * the o or down projection's LoRA up-product, which the group made t for with t_only),
+     * each sum as swiglu_lora_keep_fwd's, then residual_rmsnorm_fwd's arithmetic over it, bit
+     * for bit; r is read, not written. NULL: the product adds it. */
+    void (*residual_lora_rmsnorm_fwd)(lora_backend *be, float *x, float *y, float *rstd,
+                                      lora_bf16 *x16, lora_bf16 *y16, const float *r,
+                                      const lora_lora_up *lu, const float *w, int64_t N,
+                                      int64_t C, float eps);
 
     /* ---- optional: the LoRA backward of a group of paths over one input (NULL: lora_bwd
      * path by path) ---- */

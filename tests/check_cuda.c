@@ -932,7 +932,9 @@ END_TEST
 /* matmul_bf16_fwd_group's LoRA paths over many rows against the CPU's lora_fwd path by path:
  * the adapted paths' A matrices and t's back to back with one rank, as a layer's are (q, k, v;
  * q and v alone), so one product makes every t (t (r, N) each, as lora_fwd keeps it) and the
- * group is counted; at a few rows (matvec.cu's kernels) the same values and no such product. */
+ * group is counted; at a few rows (matvec.cu's kernels) the same values and no such product.
+ * With the last adapted path's up-product left to the next op (t_only), its y is the base
+ * product's and its t and the other paths' y the same bits as before. */
 static void lora_fwd_group_case(lora_cuda_math math, const bool adapted[3], int64_t N,
                                 int64_t K, int64_t rk)
 {
@@ -944,8 +946,9 @@ static void lora_fwd_group_case(lora_cuda_math math, const bool adapted[3], int6
     size_t nx = (size_t)(N * K), nt = (size_t)(N * rk), na = (size_t)(rk * K);
     float *x = frand(&r, nx, -1, 1), *A = frand(&r, (size_t)n * na, -1, 1);
     float *d_x = dev(&r, x, nx * 4), *d_A = dev(&r, A, (size_t)n * na * 4);
-    float *d_t = dev_nan(&r, (size_t)n * nt), *B[3] = {NULL}, *want[3];
+    float *d_t = dev_nan(&r, (size_t)n * nt), *B[3] = {NULL}, *want[3], *base[3];
     lora_bf16_group g = {.n = 3};
+    int last = -1;
     for (int i = 0, j = 0; i < 3; i++) {
         size_t nw = (size_t)(outs[i] * K), ny = (size_t)(N * outs[i]);
         float *w = frand(&r, nw, -1, 1), *bias = frand(&r, (size_t)outs[i], -1, 1);
@@ -959,7 +962,9 @@ static void lora_fwd_group_case(lora_cuda_math math, const bool adapted[3], int6
         float *d_base = dev_nan(&r, ny);
         lora__cuda_ops.matmul_bf16_fwd(r.gpu, d_base, d_x, g.w[i], g.bias[i], N, outs[i], K);
         want[i] = host(&r, d_base, ny);
+        base[i] = host(&r, d_base, ny);
         if (adapted[i]) {
+            last = i;
             size_t nb = (size_t)(outs[i] * rk);
             B[i] = frand(&r, nb, -1, 1);
             g.A[i] = d_A + j * na, g.B[i] = dev(&r, B[i], nb * 4);
@@ -991,7 +996,23 @@ static void lora_fwd_group_case(lora_cuda_math math, const bool adapted[3], int6
                    (size_t)(N * outs[i]), tol);
         free(want[i]), free(B[i]);
     }
-    free(x), free(A), free(t);
+    lora_bf16_group left = g;
+    left.t_only[last] = true;
+    float *t_before = host(&r, g.t[last], nt);
+    for (int i = 0; i < 3; i++)
+        left.y[i] = dev_nan(&r, (size_t)(N * outs[i]));
+    lora__cuda_ops.matmul_bf16_fwd_group(r.gpu, &left, d_x, N, K);
+    for (int i = 0; i < 3; i++) {
+        size_t ny = (size_t)(N * outs[i]);
+        float *got = host(&r, left.y[i], ny), *full = host(&r, g.y[i], ny);
+        expect_same_bits("matmul_bf16_fwd_group, an up-product left", what, got,
+                         i == last ? base[i] : full, ny);
+        free(got), free(full), free(base[i]);
+    }
+    float *t_after = host(&r, left.t[last], nt);
+    expect_same_bits("matmul_bf16_fwd_group, an up-product left: its t", what, t_after, t_before,
+                     nt);
+    free(t_before), free(t_after), free(x), free(A), free(t);
     rig_close(&r);
 }
 
@@ -1412,6 +1433,86 @@ START_TEST(residual_rmsnorm)
     residual_rmsnorm_case(5, 896, true);
     residual_rmsnorm_case(33, 1000, false);
     residual_rmsnorm_case(130, 1536, true);
+}
+END_TEST
+
+/* The residual norm with the LoRA up-product of the residual term in its pass
+ * (residual_lora_rmsnorm_fwd), against the host: each term r + scale (sum_j t B) with lora_fwd's
+ * small kernels' fused multiply-adds, then x, y, rstd, x16 and y16 bit for bit
+ * residual_rmsnorm_fwd's over those terms, r untouched. Ranks across the tiles of 16, rows
+ * across the tiles of 32, widths below, at and past the block's 256 columns, no LoRA term, and
+ * without the rounded copies and the rstd. */
+static void residual_lora_rmsnorm_case(int64_t N, int64_t C, int64_t rk, bool keep)
+{
+    rig r = rig_open(LORA_CUDA_MATH_BF16, (uint64_t)(N * 31 + C * 3 + rk + keep));
+    const lora_backend_ops *op = &lora__cuda_ops;
+    size_t n = (size_t)(N * C), nt = (size_t)(rk * N), nb = (size_t)(C * rk);
+    float eps = 1e-6f, scale = 0.625f;
+    float *x = frand(&r, n, -2, 2), *res = frand(&r, n, -2, 2), *w = frand(&r, (size_t)C, 0.5, 1.5);
+    float *t = frand(&r, nt, -1, 1), *B = frand(&r, nb, -0.5, 0.5), *sum = malloc(n * 4);
+    lora_lora_up lu = {.r = rk};
+    if (rk) {
+        lu.t[0] = dev(&r, t, nt * 4), lu.B[0] = dev(&r, B, nb * 4);
+        lu.scale[0] = scale;
+    }
+    for (int64_t k = 0; k < N; k++)
+        for (int64_t c = 0; c < C; c++) {
+            float acc = 0.0f, v = res[k * C + c];
+            for (int64_t j = 0; j < rk; j++)
+                acc = fmaf(t[j * N + k], B[c * rk + j], acc);
+            sum[k * C + c] = rk ? v + scale * acc : v;
+        }
+    float *d_x[2] = {dev(&r, x, n * 4), dev(&r, x, n * 4)}, *d_y[2], *d_s[2];
+    lora_bf16 *d_x16[2] = {NULL, NULL}, *d_y16[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        d_y[i] = dev_nan(&r, n), d_s[i] = dev_nan(&r, (size_t)N);
+        if (keep)
+            d_x16[i] = dev_take(&r, n * 2), d_y16[i] = dev_take(&r, n * 2);
+    }
+    float *d_r = dev(&r, res, n * 4), *d_sum = dev(&r, sum, n * 4);
+    float *d_w = dev(&r, w, (size_t)C * 4);
+    op->residual_lora_rmsnorm_fwd(r.gpu, d_x[0], d_y[0], keep ? d_s[0] : NULL, d_x16[0],
+                                  d_y16[0], d_r, &lu, d_w, N, C, eps);
+    op->residual_rmsnorm_fwd(r.gpu, d_x[1], d_y[1], keep ? d_s[1] : NULL, d_x16[1], d_y16[1],
+                             d_sum, d_w, N, C, eps);
+    char what[80];
+    snprintf(what, sizeof what, "(N=%lld C=%lld r=%lld keep=%d)", (long long)N, (long long)C,
+             (long long)rk, keep);
+    const float *const *pairs[3] = {(const float *const *)d_x, (const float *const *)d_y,
+                                    (const float *const *)d_s};
+    const char *name[3] = {"x", "y", "rstd"};
+    for (int i = 0; i < 3; i++) {
+        size_t m = i == 2 ? (size_t)N : n;
+        float *a = host(&r, pairs[i][0], m), *b = host(&r, pairs[i][1], m);
+        for (size_t e = 0; e < m && (i < 2 || keep); e++)
+            ck_assert_msg(isfinite(a[e]), "residual_lora_rmsnorm_fwd %s %s: value %zu not "
+                          "written", name[i], what, e);
+        for (size_t e = 0; e < m && i == 2 && !keep; e++)
+            ck_assert_msg(isnan(a[e]), "residual_lora_rmsnorm_fwd %s: rstd written", what);
+        expect_same_bits("residual_lora_rmsnorm_fwd against residual_rmsnorm_fwd of the host's "
+                         "sums", name[i], a, b, m);
+        free(a), free(b);
+    }
+    for (int i = 0; i < 2 && keep; i++) {
+        uint16_t *a = host16(&r, i ? d_y16[0] : d_x16[0], n);
+        uint16_t *b = host16(&r, i ? d_y16[1] : d_x16[1], n);
+        ck_assert_msg(memcmp(a, b, n * 2) == 0, "residual_lora_rmsnorm_fwd %s %s: not "
+                      "residual_rmsnorm_fwd's", i ? "y16" : "x16", what);
+        free(a), free(b);
+    }
+    float *same = host(&r, d_r, n);
+    expect_same_bits("residual_lora_rmsnorm_fwd's residual term", what, same, res, n);
+    free(same), free(x), free(res), free(w), free(t), free(B), free(sum);
+    rig_close(&r);
+}
+
+START_TEST(residual_lora_rmsnorm_fused)
+{
+    residual_lora_rmsnorm_case(5, 200, 4, true);
+    residual_lora_rmsnorm_case(37, 896, 16, true);
+    residual_lora_rmsnorm_case(70, 256, 20, false);
+    residual_lora_rmsnorm_case(33, 1100, 8, true);
+    residual_lora_rmsnorm_case(40, 333, 0, true);
 }
 END_TEST
 
@@ -2499,7 +2600,8 @@ int main(void)
                                 embedding_bf16_table, lora_path, lora_path_group, lora_fwd_group,
                                 embedding,
                                 rmsnorm, rmsnorm_bf16_matches_widened, rope, qkv_keep_fused,
-                                swiglu, residual, residual_rmsnorm, dropout, cross_entropy,
+                                swiglu, residual, residual_rmsnorm, residual_lora_rmsnorm_fused,
+                                dropout, cross_entropy,
                                 cross_entropy_chunked, attention, attention_bf16_matches_widened,
                                 attention_bf16_kv_cache,
                                 sdpa_falls_back, adamw, sgd,

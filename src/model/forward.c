@@ -332,13 +332,13 @@ void lora__base_bwd(lora_session *s, float *dx, float *dw, float *dbias, const f
     }
 }
 
-/* A group's LoRA up-products into *lu rather than y, where the group holds the adapter's paths
- * and they have one rank: true when they were left there. */
-static bool defer_ups(const lora_bf16_group *g, lora_lora_up *lu)
+/* The up-products of the group's paths in defer (bit i: path i) into *lu rather than y, where
+ * those paths have one rank: true when any was left there (g->t_only says which). */
+static bool defer_ups(lora_bf16_group *g, unsigned defer, lora_lora_up *lu)
 {
     memset(lu, 0, sizeof *lu);
     for (int i = 0; i < g->n; i++) {
-        if (!g->A[i])
+        if (!g->A[i] || !(defer >> i & 1u))
             continue;
         if (lu->r && g->r[i] != lu->r)
             return false;
@@ -347,6 +347,8 @@ static bool defer_ups(const lora_bf16_group *g, lora_lora_up *lu)
         lu->B[i] = g->B[i];
         lu->scale[i] = g->scale[i];
     }
+    for (int i = 0; i < g->n && lu->r > 0; i++)
+        g->t_only[i] = lu->t[i] != NULL;
     return lu->r > 0;
 }
 
@@ -354,13 +356,14 @@ static bool defer_ups(const lora_bf16_group *g, lora_lora_up *lu)
  * paths): one group where the backend has it and every weight is bfloat16 there (decoding's
  * q/k/v: two launches instead of up to nine), with the LoRA paths inside it when one adapter
  * without dropout is attached, else after it; projection by projection otherwise. x16: NULL,
- * or x rounded by the op that made it. lu not NULL: the LoRA up-products may be left to the
- * op that reads y next (gate and up: swiglu_lora_keep_fwd; q, k, v: qkv_keep_fwd); true when
- * they were, *lu then says what they are. */
+ * or x rounded by the op that made it. defer (bit i: projection i; 0: none): the LoRA
+ * up-products that may be left to the op that reads y next (gate and up:
+ * swiglu_lora_keep_fwd; q, k, v: qkv_keep_fwd; o, down: residual_lora_rmsnorm_fwd); true when
+ * any was, *lu then says which. */
 static bool projections(lora_session *s, lora_layer_acts *a, int64_t l, int n,
                         const lora_proj *p, float *const *y, const float *x,
                         const lora_bf16 *x16, const float *const *w, const float *const *bias,
-                        int64_t N, lora_lora_up *lu)
+                        int64_t N, unsigned defer, lora_lora_up *lu)
 {
     lora_bf16_group g = {.n = n, .x16 = x16};
     bool grouped = s->be->ops->matmul_bf16_fwd_group != NULL;
@@ -391,11 +394,11 @@ static bool projections(lora_session *s, lora_layer_acts *a, int64_t l, int n,
         }
         return false;
     }
-    g.t_only = lu && inside && s->n_adapters == 1 && defer_ups(&g, lu);
+    bool left = defer && inside && s->n_adapters == 1 && defer_ups(&g, defer, lu);
     s->be->ops->matmul_bf16_fwd_group(s->be, &g, x, N, in);
     for (int i = 0; i < n && !inside; i++)
         apply_lora(s, a, l, p[i], y[i], x, N);
-    return g.t_only;
+    return left;
 }
 
 /* x (N, C) = the embedding rows of ids (staged), from its float32 or bfloat16 copy */
@@ -470,9 +473,27 @@ static void attend_cached(lora_session *s, int64_t l, lora_layer_acts *a, const 
     }
 }
 
-static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
+/* The residual add of r into x and the norm after it (residual_rmsnorm_fwd), with the LoRA
+ * up-product of the projection that made r summed in the same pass where it was left to it
+ * (lu not NULL). */
+static void residual_norm(lora_session *s, float *x, float *h, float *rstd, lora_bf16 *x16,
+                          lora_bf16 *h16, const float *r, const lora_lora_up *lu,
+                          const float *w, int64_t N)
+{
+    const lora_config *c = &s->model->cfg;
+    if (lu)
+        s->be->ops->residual_lora_rmsnorm_fwd(s->be, x, h, rstd, x16, h16, r, lu, w, N,
+                                              c->hidden, (float)c->rms_eps);
+    else
+        s->be->ops->residual_rmsnorm_fwd(s->be, x, h, rstd, x16, h16, r, w, N, c->hidden,
+                                         (float)c->rms_eps);
+}
+
+/* The attention and its o projection into a->o; true when o's LoRA up-product was left to the
+ * residual norm that reads a->o (*lu_o: what it is), which defer_o allows. */
+static bool attention_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t B,
                             int64_t T, bool use_cache, bool normed, const int32_t *pos,
-                            const int32_t *key0)
+                            const int32_t *key0, bool defer_o, lora_lora_up *lu_o)
 {
     const lora_config *c = &s->model->cfg;
     const lora_layer_weights *w = &s->model->layers[l];
@@ -488,10 +509,12 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     const float *const wt[3] = {w->wq, w->wk, w->wv}, *const bias[3] = {w->bq, w->bk, w->bv};
     /* h1 rounded by the previous layer's last op where it made h1; keeping bfloat16
      * activations, the LoRA up-products go into the pass that rounds q, k, v into the kept set
-     * where the backend fuses them, unless q and k are normalised first (Qwen3) */
+     * where the backend fuses them, but for q's and k's where those are normalised first
+     * (Qwen3: the LoRA terms are in the norms' inputs) */
     lora_lora_up lu;
+    unsigned defer = a->kept && op->qkv_keep_fwd ? (c->qk_norm ? 4u : 7u) : 0u;
     bool fused = projections(s, a, l, 3, qkv, y, a->h1, normed ? a->in16 : NULL, wt, bias, N,
-                             a->kept && !c->qk_norm && op->qkv_keep_fwd ? &lu : NULL);
+                             defer, &lu);
     if (c->qk_norm && a->kept) { /* the norms' inputs rounded into the kept set as read */
         op->rmsnorm_keep_fwd(be, a->q, a->rstd_q, a->kept->q_lin, a->q_lin,
                              lora__weight(s, w->q_norm), N * H, D, eps);
@@ -513,9 +536,9 @@ static void attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
         op->attention_fwd(be, a->att, a->q, a->k, a->v, &sh);
     }
     /* kept, the attention's output is bfloat16 already (att is its widening) */
-    projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_O}, &a->o, a->att,
-                a->kept ? a->kept->att : NULL, (const float *const[]){w->wo},
-                (const float *const[]){w->bo}, N, NULL);
+    return projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_O}, &a->o, a->att,
+                       a->kept ? a->kept->att : NULL, (const float *const[]){w->wo},
+                       (const float *const[]){w->bo}, N, defer_o, lu_o);
 }
 
 static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, int64_t N,
@@ -531,7 +554,7 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
      * where the backend fuses them (y is not read and written again for them) */
     lora_lora_up lu;
     bool fused = projections(s, a, l, 2, gu, y, a->h2, h2_16, wt, bias, N,
-                             a->kept && op->swiglu_lora_keep_fwd ? &lu : NULL);
+                             a->kept && op->swiglu_lora_keep_fwd ? 3u : 0u, &lu);
     /* in16 held h2 rounded, which gate and up have read by now (the ops run in order) */
     if (fused)
         op->swiglu_lora_keep_fwd(s->be, a->act, a->in16, a->kept->gate, a->kept->up, a->gate,
@@ -541,12 +564,17 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
                             N, c->inter);
     else
         op->swiglu_fwd(s->be, a->act, a->gate, a->up, N, c->inter);
-    projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_DOWN}, &a->o, a->act,
-                a->kept ? a->in16 : NULL, (const float *const[]){w->w_down},
-                (const float *const[]){NULL}, N, NULL);
+    /* keeping bfloat16 activations, down's LoRA up-product goes into the next norm's pass
+     * where the backend fuses them */
+    lora_lora_up ld;
+    bool down_fused = projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_DOWN}, &a->o,
+                                  a->act, a->kept ? a->in16 : NULL,
+                                  (const float *const[]){w->w_down},
+                                  (const float *const[]){NULL}, N,
+                                  next && a->kept && op->residual_lora_rmsnorm_fwd, &ld);
     if (next)
-        op->residual_rmsnorm_fwd(s->be, x, next->h, next->rstd, next->x16, next->h16, a->o,
-                                 next->w, N, c->hidden, (float)c->rms_eps);
+        residual_norm(s, x, next->h, next->rstd, next->x16, next->h16, a->o,
+                      down_fused ? &ld : NULL, next->w, N);
     else
         op->residual_fwd(s->be, x, a->o, N * c->hidden);
 }
@@ -563,12 +591,16 @@ void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *
     const float *mlp_norm = lora__weight(s, s->model->layers[l].mlp_norm);
     int64_t N = B * T;
     /* the attention's output (in a->o) joins the residual stream, whose norm feeds the MLP
-     * and where the backward reads it (x_mid, or rounded into the kept set) */
-    attention_block(s, l, a, x, B, T, use_cache, normed, pos, key0);
+     * and where the backward reads it (x_mid, or rounded into the kept set); keeping bfloat16
+     * activations, o's LoRA up-product goes into that norm's pass where the backend fuses
+     * them */
+    lora_lora_up lu;
+    bool o_fused = attention_block(s, l, a, x, B, T, use_cache, normed, pos, key0,
+                                   a->kept && op->residual_lora_rmsnorm_fwd, &lu);
     const lora_bf16 *h2_16 = NULL;
     if (op->residual_rmsnorm_fwd) {
-        op->residual_rmsnorm_fwd(s->be, x, a->h2, a->rstd2, a->kept ? a->kept->x_mid : NULL,
-                                 a->in16, a->o, mlp_norm, N, c->hidden, (float)c->rms_eps);
+        residual_norm(s, x, a->h2, a->rstd2, a->kept ? a->kept->x_mid : NULL, a->in16, a->o,
+                      o_fused ? &lu : NULL, mlp_norm, N);
         h2_16 = a->in16;
         if (a->x_mid)
             op->copy(s->be, a->x_mid, x, bytes);

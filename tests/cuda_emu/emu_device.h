@@ -22,6 +22,7 @@
 #define __global__
 #define __host__
 #define __forceinline__ inline __attribute__((always_inline))
+#define __launch_bounds__(...) /* a register budget for ptxas: nothing to emulate */
 
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
