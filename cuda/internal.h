@@ -284,10 +284,11 @@ lora_status lora__cuda_graph_launch(lora_backend *be, const lora_graph *g);
 void lora__cuda_graph_free(lora_backend *be, lora_graph *g);
 void lora__cuda_kv_store_bf16(lora_backend *be, lora_bf16 *cache, const float *src,
                               const int32_t *pos, int64_t B, int64_t T, int64_t S, int64_t row);
-void lora__cuda_rope_kv_store_bf16(lora_backend *be, float *q, float *k, const float *v,
-                                   lora_bf16 *k_cache, lora_bf16 *v_cache, const int32_t *pos,
-                                   const float *cos, const float *sin, int64_t B, int64_t T,
-                                   int64_t S, int64_t H, int64_t KVH, int64_t D);
+void lora__cuda_rope_kv_store_bf16(lora_backend *be, float *q, float *k, float *v,
+                                   lora_bf16 *k_cache, lora_bf16 *v_cache,
+                                   const lora_lora_up *lu, const int32_t *pos, const float *cos,
+                                   const float *sin, int64_t B, int64_t T, int64_t S, int64_t H,
+                                   int64_t KVH, int64_t D);
 void lora__cuda_argmax(lora_backend *be, int32_t *out, const float *x, int64_t n);
 void lora__cuda_embedding_bwd_grouped(lora_backend *be, float *dtable, const float *dx,
                                       const int32_t *ids, const int32_t *order,

@@ -2,8 +2,9 @@
  * products that read and write it (swiglu_lora_keep_fwd, qkv_keep_fwd,
  * residual_lora_rmsnorm_fwd): a block of threads, each with S columns, walks the rows in tiles
  * of LUT_ROWS; a thread keeps its columns' rows of B in registers, LUT_J at a time, and the
- * tile's rows of t in shared memory. Each sum is lora_up_element's (matvec.cu): fused
- * multiply-adds over j in order from 0, to which the kernel adds y + scale * acc. */
+ * tile's rows of t in shared memory. Each sum is fused multiply-adds over j in order from 0
+ * (lora_up_sum's, which matvec.cu's up-product and rope_kv_store.cu take), to which the kernel
+ * adds y + scale * acc. */
 #ifndef LORA_CUDA_LORA_UP_TILE_CUH
 #define LORA_CUDA_LORA_UP_TILE_CUH
 
@@ -11,6 +12,18 @@
 
 #define LUT_ROWS 32
 #define LUT_J 16
+
+/* One element's sum, for kernels with a thread per element (a few rows): sum_j t[j N + n]
+ * B[col r + j], the order lora_up_tile sums in; t (r, N), B (out, r). */
+__device__ __forceinline__ float lora_up_sum(const float *t, const float *B, int64_t N,
+                                             int64_t r, int64_t n, int64_t col)
+{
+    const float *br = B + col * r;
+    float acc = 0.0f;
+    for (int64_t j = 0; j < r; j++)
+        acc = fmaf(t[j * N + n], br[j], acc);
+    return acc;
+}
 
 /* acc[s][k] = sum_j t_s[j N + n0 + k] b[s][j] for the tile's rows k < rows (0 past them), j < r;
  * t_s is t[s] where T == S (each column its own product), t[0] where T == 1 (a thread's

@@ -13,7 +13,7 @@
  * The LoRA path's two products at these sizes: t = x @ A^T, one block per (row, rank) dot
  * product, then y += scale t @ B^T, one thread per output element; float32 fused
  * multiply-adds, no TF32 rounding. t is laid out (r, N), as lora.c keeps it. */
-#include "common.cuh"
+#include "lora_up_tile.cuh"
 
 #define MV_WARPS 8 /* output columns per block */
 /* a group's LoRA blocks sum as lora_fwd's do only with as many threads */
@@ -45,11 +45,7 @@ __device__ __forceinline__ void lora_up_element(float *y, const float *t, const 
                                                 int64_t N, int64_t r, int64_t out, float scale,
                                                 int64_t e)
 {
-    const float *tc = t + e / out, *br = B + (e % out) * r;
-    float acc = 0.0f;
-    for (int64_t j = 0; j < r; j++)
-        acc = fmaf(tc[j * N], br[j], acc);
-    y[e] += scale * acc;
+    y[e] += scale * lora_up_sum(t, B, N, r, e / out, e % out);
 }
 
 /* the group's products, passed by value (a recorded launch keeps its arguments): product i's

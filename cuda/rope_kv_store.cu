@@ -1,7 +1,9 @@
 /* A decoding step's RoPE and KV-cache writes in one launch: rope_fwd of q and k, then
- * kv_store_bf16 of k and v, which were four launches of a few hundred threads each at batch 1.
- * The same arithmetic as theirs (lora__rope_pair, lora__round_bf16), so the same bits. */
-#include "common.cuh"
+ * kv_store_bf16 of k and v, which were four launches of a few hundred threads each at batch 1;
+ * with the q/k/v LoRA up-products added first where the group left them (a thread's element
+ * summed as matvec.cu's up-product sums it). The same arithmetic as theirs (lora_up_sum,
+ * lora__rope_pair, lora__round_bf16), so the same bits. */
+#include "lora_up_tile.cuh"
 
 typedef struct rks_args {
     float *q, *k;
@@ -9,9 +11,22 @@ typedef struct rks_args {
     lora_bf16 *kc, *vc;
     const int32_t *pos;
     const float *cos, *sin;
-    int64_t T, S, H, KVH, D;
+    lora_lora_up lu;
+    int64_t N, T, S, H, KVH, D;
     int64_t nq, nk, n; /* q pairs, k pairs, everything (pairs and v values) */
 } rks_args;
+
+/* x (row n, column col of side s) + its LoRA term where lu has one for s */
+__device__ __forceinline__ float with_lora(const rks_args &a, int s, float x, int64_t n,
+                                           int64_t col)
+{
+    const float *t = s == 0 ? a.lu.t[0] : s == 1 ? a.lu.t[1] : a.lu.t[2];
+    if (!t)
+        return x;
+    const float *B = s == 0 ? a.lu.B[0] : s == 1 ? a.lu.B[1] : a.lu.B[2];
+    float scale = s == 0 ? a.lu.scale[0] : s == 1 ? a.lu.scale[1] : a.lu.scale[2];
+    return x + scale * lora_up_sum(t, B, a.N, a.lu.r, n, col);
+}
 
 /* one thread per q pair, per k pair (rotated and stored), per v value (stored) */
 __global__ void rope_kv_store_kernel(rks_args a)
@@ -22,9 +37,11 @@ __global__ void rope_kv_store_kernel(rks_args a)
         if (j < a.nq + a.nk) {
             bool is_q = j < a.nq;
             int64_t p = is_q ? j : j - a.nq, heads = is_q ? a.H : a.KVH;
-            int64_t i = p % half, rh = p / half, r = rh / heads;
+            int64_t i = p % half, rh = p / half, r = rh / heads, col = (rh % heads) * a.D + i;
             int64_t at = (int64_t)a.pos[r] * half + i;
             float *x = (is_q ? a.q : a.k) + rh * a.D;
+            x[i] = with_lora(a, is_q ? 0 : 1, x[i], r, col);
+            x[i + half] = with_lora(a, is_q ? 0 : 1, x[i + half], r, col + half);
             lora__rope_pair(x, i, half, a.cos[at], a.sin[at]);
             if (!is_q) {
                 lora_bf16 *c = a.kc + ((r / a.T) * a.S + a.pos[r]) * row + (rh % heads) * a.D;
@@ -33,24 +50,39 @@ __global__ void rope_kv_store_kernel(rks_args a)
             }
         } else {
             int64_t e = j - a.nq - a.nk, tok = e / row;
-            a.vc[((tok / a.T) * a.S + a.pos[tok]) * row + e % row] = lora__round_bf16(a.v[e]);
+            float v = with_lora(a, 2, a.v[e], tok, e % row);
+            a.vc[((tok / a.T) * a.S + a.pos[tok]) * row + e % row] = lora__round_bf16(v);
         }
     }
 }
 
-// q (N, H, D), k (N, KVH, D) rotated in place at pos (N); cache (B, S, KVH*D)[b, pos] = k, v
-void lora__cuda_rope_kv_store_bf16(lora_backend *be, float *q, float *k, const float *v,
-                                   lora_bf16 *k_cache, lora_bf16 *v_cache, const int32_t *pos,
-                                   const float *cos, const float *sin, int64_t B, int64_t T,
-                                   int64_t S, int64_t H, int64_t KVH, int64_t D)
+// q (N, H, D), k (N, KVH, D) (+ LoRA) rotated in place at pos (N); cache (B, S, KVH*D)[b, pos]
+// = k, v (+ LoRA)
+void lora__cuda_rope_kv_store_bf16(lora_backend *be, float *q, float *k, float *v,
+                                   lora_bf16 *k_cache, lora_bf16 *v_cache,
+                                   const lora_lora_up *lu, const int32_t *pos, const float *cos,
+                                   const float *sin, int64_t B, int64_t T, int64_t S, int64_t H,
+                                   int64_t KVH, int64_t D)
 {
     lora_cuda *cu = lora__cuda_enter(be);
     int64_t N = B * T, half = D / 2;
-    rks_args a = {q, k, v, k_cache, v_cache, pos, cos, sin, T, S, H, KVH, D,
+    rks_args a = {q, k, v, k_cache, v_cache, pos, cos, sin, {}, N, T, S, H, KVH, D,
                   N * H * half, N * KVH * half, 0};
     a.n = a.nq + a.nk + N * KVH * D;
     if (!cu || a.n == 0)
         return;
+    if (lu && N <= LORA_CUDA_MATVEC_ROWS)
+        a.lu = *lu;
+    else if (lu) {
+        /* a thread per element would read its row of B for every row: past a few rows the
+         * products add the terms, as lora_fwd_group would have */
+        float *y[3] = {q, k, v};
+        const int64_t out[3] = {H * D, KVH * D, KVH * D};
+        for (int s = 0; s < 3; s++)
+            if (lu->t[s])
+                lora__cuda_mm_tt(cu, y[s], lu->t[s], lu->B[s], N, out[s], lu->r, lu->scale[s],
+                                 1.0f, true, "rope_kv_store_bf16 lora");
+    }
     rope_kv_store_kernel<<<lora__cuda_blocks(a.n), LORA_CUDA_THREADS, 0, cu->stream>>>(a);
     lora__cuda_launched(cu, "rope_kv_store_bf16");
 }

@@ -12,7 +12,8 @@ template <typename T> __global__ void swiglu_fwd_kernel(float *h, const T *gate,
     h[i] = silu_mul(lora__load(gate, i), lora__load(up, i));
 }
 
-/* element e of the kept forward from its gate and up: h, and the rounded h (if h16), gate, up */
+/* element e of the kept forward from its gate and up: h, and the rounded h, gate and up
+ * where h16, gate16 and up16 are not NULL */
 __device__ __forceinline__ void keep_element(float *h, lora_bf16 *h16, lora_bf16 *gate16,
                                              lora_bf16 *up16, int64_t e, float g, float u)
 {
@@ -20,8 +21,10 @@ __device__ __forceinline__ void keep_element(float *h, lora_bf16 *h16, lora_bf16
     h[e] = v;
     if (h16)
         h16[e] = lora__round_bf16(v);
-    gate16[e] = lora__round_bf16(g);
-    up16[e] = lora__round_bf16(u);
+    if (gate16)
+        gate16[e] = lora__round_bf16(g);
+    if (up16)
+        up16[e] = lora__round_bf16(u);
 }
 
 __global__ void swiglu_keep_kernel(float *h, lora_bf16 *h16, lora_bf16 *gate16,
@@ -94,7 +97,8 @@ __global__ void swiglu_bwd_kernel(float *dgate, float *dup, lora_bf16 *dgate16, 
     }
 }
 
-// h (N, I) = silu(gate + LoRA) * (up + LoRA), rounded copies of it and of both sums
+// h (N, I) = silu(gate + LoRA) * (up + LoRA), rounded copies of it and of both sums; h may be
+// gate (in place)
 void lora__cuda_swiglu_lora_keep_fwd(lora_backend *be, float *h, lora_bf16 *h16,
                                      lora_bf16 *gate16, lora_bf16 *up16, const float *gate,
                                      const float *up, const lora_lora_up *lu, int64_t N,

@@ -80,9 +80,9 @@ typedef struct lora_bf16_group {
 
 /* A group's LoRA up-products left to the op that reads its outputs next, one side per
  * projection in the group's order (gate, up for swiglu_lora_keep_fwd; q, k, v for
- * qkv_keep_fwd; o or down for residual_lora_rmsnorm_fwd): t[s] NULL where that projection has
- * no LoRA path, else its t (lora_fwd's layout, N x r), B[s] (out, r) and scale[s]; one rank r
- * for all. */
+ * qkv_keep_fwd and rope_kv_store_bf16; o or down for residual_lora_rmsnorm_fwd): t[s] NULL
+ * where that projection has no LoRA path, else its t (lora_fwd's layout, N x r), B[s] (out, r)
+ * and scale[s]; one rank r for all. */
 typedef struct lora_lora_up {
     const float *t[LORA_GROUP_MAX], *B[LORA_GROUP_MAX];
     float scale[LORA_GROUP_MAX];
@@ -306,7 +306,8 @@ struct lora_backend_ops {
                             int64_t n_inter);
     /* swiglu_keep_fwd of gate + scale[0] t[0]^T B[0]^T and up + scale[1] t[1]^T B[1]^T (lu:
      * their LoRA up-products, which the group made t for with t_only), each sum as lora_fwd's
-     * small kernels add it; gate and up are read, not written. NULL: the products add them. */
+     * small kernels add it; gate and up are read, not written, unless h is gate (in place).
+     * gate16 and up16 may be NULL (inference keeps nothing). NULL: the products add them. */
     void (*swiglu_lora_keep_fwd)(lora_backend *be, float *h, lora_bf16 *h16, lora_bf16 *gate16,
                                  lora_bf16 *up16, const float *gate, const float *up,
                                  const lora_lora_up *lu, int64_t N, int64_t n_inter);
@@ -417,11 +418,14 @@ struct lora_backend_ops {
                                   int64_t N, int64_t K);
     /* rope_fwd of q (N, H, D) and of k (N, KVH, D), then kv_store_bf16 of k into k_cache and
      * of v (N, KVH*D) into v_cache, N = B*T rows at positions pos (N): what they give, in one
-     * pass. */
-    void (*rope_kv_store_bf16)(lora_backend *be, float *q, float *k, const float *v,
-                               lora_bf16 *k_cache, lora_bf16 *v_cache, const int32_t *pos,
-                               const float *cos, const float *sin, int64_t B, int64_t T,
-                               int64_t S, int64_t H, int64_t KVH, int64_t D);
+     * pass. lu not NULL: first q += scale[0] t[0]^T B[0]^T, k and v likewise (sides 1, 2;
+     * the LoRA up-products the group made t for with t_only), each sum as lora_fwd's small
+     * kernels add it; v may then be written. */
+    void (*rope_kv_store_bf16)(lora_backend *be, float *q, float *k, float *v,
+                               lora_bf16 *k_cache, lora_bf16 *v_cache, const lora_lora_up *lu,
+                               const int32_t *pos, const float *cos, const float *sin,
+                               int64_t B, int64_t T, int64_t S, int64_t H, int64_t KVH,
+                               int64_t D);
 
     /* ---- optional: greedy decoding's choice on the device, so that a step downloads a token
      * rather than its row of logits (NULL: the row goes to the host sampler) ---- */

@@ -607,49 +607,94 @@ START_TEST(argmax_matches_host)
 END_TEST
 
 /* a decoding step's RoPE and cache writes in one op: q, k and both caches bit for bit what
- * rope_fwd twice and kv_store_bf16 twice give, the cache rows not written untouched */
-START_TEST(rope_kv_store_fused)
+ * rope_fwd twice and kv_store_bf16 twice give, the cache rows not written untouched; with the
+ * q and v LoRA up-products left to it (k without LoRA), bit for bit those ops over the host's
+ * sums at a few rows (lora_fwd's small kernels' fused multiply-adds), and over the same
+ * products at many */
+static void rope_kv_store_case(int64_t B, int64_t T, int64_t rk)
 {
-    rig r = rig_open(LORA_CUDA_MATH_BF16, 97);
+    rig r = rig_open(LORA_CUDA_MATH_BF16, (uint64_t)(97 + B * T + rk));
     const lora_backend_ops *op = &lora__cuda_ops;
-    const int64_t B = 2, T = 3, S = 10, H = 4, KVH = 2, D = 6;
-    int32_t pos[6] = {4, 5, 6, 0, 1, 2};
+    const int64_t H = 4, KVH = 2, D = 6, S = T + 4, P = S;
     size_t N = (size_t)(B * T), nq = N * H * D, nk = N * KVH * D, nc = (size_t)(B * S) * KVH * D;
-    float *q = frand(&r, nq, -1, 1), *k = frand(&r, nk, -1, 1), *v = frand(&r, nk, -1, 1);
-    float *cs = frand(&r, 8 * D / 2, -1, 1), *sn = frand(&r, 8 * D / 2, -1, 1);
+    int32_t *pos = malloc(N * 4);
+    for (size_t n = 0; n < N; n++)
+        pos[n] = (int32_t)(n % (size_t)T) + (n / (size_t)T == 0 ? 4 : 0);
+    float *y[3] = {frand(&r, nq, -1, 1), frand(&r, nk, -1, 1), frand(&r, nk, -1, 1)};
+    float *cs = frand(&r, (size_t)(P * D / 2), -1, 1), *sn = frand(&r, (size_t)(P * D / 2), -1, 1);
     uint16_t *fill = malloc(nc * 2);
     for (size_t i = 0; i < nc; i++)
         fill[i] = 0x7fc1;
-    int32_t *d_pos = dev(&r, pos, sizeof pos);
-    float *d_cs = dev(&r, cs, 8 * D / 2 * 4), *d_sn = dev(&r, sn, 8 * D / 2 * 4);
-    float *q1 = dev(&r, q, nq * 4), *k1 = dev(&r, k, nk * 4), *v1 = dev(&r, v, nk * 4);
-    float *q2 = dev(&r, q, nq * 4), *k2 = dev(&r, k, nk * 4), *v2 = dev(&r, v, nk * 4);
+    int32_t *d_pos = dev(&r, pos, N * 4);
+    float *d_cs = dev(&r, cs, (size_t)(P * D / 2) * 4), *d_sn = dev(&r, sn, (size_t)(P * D / 2) * 4);
+    const size_t len[3] = {nq, nk, nk};
+    const int64_t width[3] = {H * D, KVH * D, KVH * D};
+    const float scale[3] = {0.75f, 0.0f, 1.5f};
+    lora_lora_up lu = {.r = rk};
+    float *one[3], *two[3];
+    for (int sd = 0; sd < 3; sd++) {
+        float *want = malloc(len[sd] * 4);
+        memcpy(want, y[sd], len[sd] * 4);
+        if (rk && sd != 1) {
+            size_t nt = (size_t)rk * N, nb = (size_t)(width[sd] * rk);
+            float *t = frand(&r, nt, -1, 1), *Bm = frand(&r, nb, -0.5, 0.5);
+            lu.t[sd] = dev(&r, t, nt * 4), lu.B[sd] = dev(&r, Bm, nb * 4);
+            lu.scale[sd] = scale[sd];
+            for (size_t n = 0; n < N && N <= LORA_CUDA_MATVEC_ROWS; n++)
+                for (int64_t c = 0; c < width[sd]; c++) {
+                    float acc = 0.0f;
+                    for (int64_t j = 0; j < rk; j++)
+                        acc = fmaf(t[(size_t)j * N + n], Bm[c * rk + j], acc);
+                    want[n * (size_t)width[sd] + (size_t)c] += scale[sd] * acc;
+                }
+            free(t), free(Bm);
+        }
+        one[sd] = dev(&r, want, len[sd] * 4), two[sd] = dev(&r, y[sd], len[sd] * 4);
+        /* many rows: the reference adds the same products the op adds */
+        if (lu.t[sd] && N > LORA_CUDA_MATVEC_ROWS)
+            lora__cuda_mm_tt(r.gpu->impl, one[sd], lu.t[sd], lu.B[sd], (int64_t)N, width[sd],
+                             rk, scale[sd], 1.0f, true, "reference");
+        free(want);
+    }
     lora_bf16 *kc1 = dev(&r, fill, nc * 2), *vc1 = dev(&r, fill, nc * 2);
     lora_bf16 *kc2 = dev(&r, fill, nc * 2), *vc2 = dev(&r, fill, nc * 2);
-    op->rope_fwd(r.gpu, q1, d_pos, d_cs, d_sn, (int64_t)N, H, D);
-    op->rope_fwd(r.gpu, k1, d_pos, d_cs, d_sn, (int64_t)N, KVH, D);
-    op->kv_store_bf16(r.gpu, kc1, k1, d_pos, B, T, S, KVH * D);
-    op->kv_store_bf16(r.gpu, vc1, v1, d_pos, B, T, S, KVH * D);
-    op->rope_kv_store_bf16(r.gpu, q2, k2, v2, kc2, vc2, d_pos, d_cs, d_sn, B, T, S, H, KVH, D);
-    float *a = host(&r, q1, nq), *b = host(&r, q2, nq);
-    expect_same_bits("rope_kv_store_bf16", "q", b, a, nq);
-    free(a), free(b);
-    a = host(&r, k1, nk), b = host(&r, k2, nk);
-    expect_same_bits("rope_kv_store_bf16", "k", b, a, nk);
-    free(a), free(b);
+    op->rope_fwd(r.gpu, one[0], d_pos, d_cs, d_sn, (int64_t)N, H, D);
+    op->rope_fwd(r.gpu, one[1], d_pos, d_cs, d_sn, (int64_t)N, KVH, D);
+    op->kv_store_bf16(r.gpu, kc1, one[1], d_pos, B, T, S, KVH * D);
+    op->kv_store_bf16(r.gpu, vc1, one[2], d_pos, B, T, S, KVH * D);
+    op->rope_kv_store_bf16(r.gpu, two[0], two[1], two[2], kc2, vc2, rk ? &lu : NULL, d_pos,
+                           d_cs, d_sn, B, T, S, H, KVH, D);
+    char what[64];
+    snprintf(what, sizeof what, "(B=%lld T=%lld r=%lld)", (long long)B, (long long)T,
+             (long long)rk);
+    for (int sd = 0; sd < 2; sd++) {
+        float *a = host(&r, one[sd], len[sd]), *b = host(&r, two[sd], len[sd]);
+        expect_same_bits("rope_kv_store_bf16", sd ? "k" : "q", b, a, len[sd]);
+        free(a), free(b);
+    }
     uint16_t *c1 = malloc(nc * 2), *c2 = malloc(nc * 2);
     lora_bf16 *caches[2][2] = {{kc1, kc2}, {vc1, vc2}};
     size_t stored = 0;
     for (int c = 0; c < 2; c++) {
         ck_assert(lora__cuda_download(r.gpu, c1, caches[c][0], nc * 2) == LORA_OK);
         ck_assert(lora__cuda_download(r.gpu, c2, caches[c][1], nc * 2) == LORA_OK);
-        ck_assert_msg(memcmp(c1, c2, nc * 2) == 0, "%s cache differs", c ? "v" : "k");
+        ck_assert_msg(memcmp(c1, c2, nc * 2) == 0, "%s %s cache differs", what, c ? "v" : "k");
         for (size_t i = 0; i < nc; i++)
             stored += c2[i] != 0x7fc1;
     }
     ck_assert_uint_eq(stored, 2 * nk); /* every row of k and v, nothing else */
-    free(q), free(k), free(v), free(cs), free(sn), free(fill), free(c1), free(c2);
+    for (int sd = 0; sd < 3; sd++)
+        free(y[sd]);
+    free(pos), free(cs), free(sn), free(fill), free(c1), free(c2);
     rig_close(&r);
+}
+
+START_TEST(rope_kv_store_fused)
+{
+    rope_kv_store_case(2, 3, 0);
+    rope_kv_store_case(1, 1, 16);
+    rope_kv_store_case(2, 3, 5);
+    rope_kv_store_case(2, 9, 8); /* 18 rows: the products */
 }
 END_TEST
 

@@ -435,9 +435,16 @@ static void attend_kept(lora_session *s, lora_layer_acts *a, const int32_t *pos,
     op->from_bf16(be, a->att, k->att, (size_t)(N * sh->H * sh->D));
 }
 
-/* RoPE, the KV cache's writes at the session's position and the attention over the cache */
+/* Whether attend_cached adds the q/k/v LoRA up-products itself (lu), into a bfloat16 cache */
+static bool cached_fuses_ups(const lora_session *s)
+{
+    return s->kv_bf16 && s->be->ops->rope_kv_store_bf16;
+}
+
+/* RoPE, the KV cache's writes at the session's position and the attention over the cache; lu
+ * not NULL: the q/k/v LoRA up-products the group left (cached_fuses_ups) */
 static void attend_cached(lora_session *s, int64_t l, lora_layer_acts *a, const int32_t *pos,
-                          lora_attention_shape *sh)
+                          lora_attention_shape *sh, const lora_lora_up *lu)
 {
     const lora_backend_ops *op = s->be->ops;
     lora_backend *be = s->be;
@@ -447,7 +454,7 @@ static void attend_cached(lora_session *s, int64_t l, lora_layer_acts *a, const 
     sh->S = s->max_ctx;
     sh->pos0 = s->pos;
     /* into a bfloat16 cache, RoPE and the cache writes are one op where the backend fuses them */
-    bool fused = s->kv_bf16 && op->rope_kv_store_bf16;
+    bool fused = cached_fuses_ups(s);
     if (!fused) {
         op->rope_fwd(be, a->q, pos, s->rope_cos, s->rope_sin, N, H, D);
         op->rope_fwd(be, a->k, pos, s->rope_cos, s->rope_sin, N, KVH, D);
@@ -458,8 +465,8 @@ static void attend_cached(lora_session *s, int64_t l, lora_layer_acts *a, const 
         lora_bf16 *kc = (lora_bf16 *)s->k_cache + layer, *vc = (lora_bf16 *)s->v_cache + layer;
         sh->pos = pos;
         if (fused)
-            op->rope_kv_store_bf16(be, a->q, a->k, a->v, kc, vc, pos, s->rope_cos, s->rope_sin,
-                                   B, T, s->max_ctx, H, KVH, D);
+            op->rope_kv_store_bf16(be, a->q, a->k, a->v, kc, vc, lu, pos, s->rope_cos,
+                                   s->rope_sin, B, T, s->max_ctx, H, KVH, D);
         else {
             op->kv_store_bf16(be, kc, a->k, pos, B, T, s->max_ctx, (int64_t)row);
             op->kv_store_bf16(be, vc, a->v, pos, B, T, s->max_ctx, (int64_t)row);
@@ -507,12 +514,13 @@ static bool attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     const lora_proj qkv[3] = {LORA_PROJ_Q, LORA_PROJ_K, LORA_PROJ_V};
     float *const y[3] = {a->q_lin, a->k_lin, a->v};
     const float *const wt[3] = {w->wq, w->wk, w->wv}, *const bias[3] = {w->bq, w->bk, w->bv};
-    /* h1 rounded by the previous layer's last op where it made h1; keeping bfloat16
-     * activations, the LoRA up-products go into the pass that rounds q, k, v into the kept set
-     * where the backend fuses them, but for q's and k's where those are normalised first
-     * (Qwen3: the LoRA terms are in the norms' inputs) */
+    /* h1 rounded by the previous layer's last op where it made h1; the LoRA up-products go
+     * into the pass that rounds q, k, v into the kept set, or that rotates them and writes the
+     * bfloat16 cache, where the backend fuses them, but for q's and k's where those are
+     * normalised first (Qwen3: the LoRA terms are in the norms' inputs) */
     lora_lora_up lu;
-    unsigned defer = a->kept && op->qkv_keep_fwd ? (c->qk_norm ? 4u : 7u) : 0u;
+    bool fuses = a->kept ? op->qkv_keep_fwd != NULL : use_cache && cached_fuses_ups(s);
+    unsigned defer = fuses ? (c->qk_norm ? 4u : 7u) : 0u;
     bool fused = projections(s, a, l, 3, qkv, y, a->h1, normed ? a->in16 : NULL, wt, bias, N,
                              defer, &lu);
     if (c->qk_norm && a->kept) { /* the norms' inputs rounded into the kept set as read */
@@ -529,7 +537,7 @@ static bool attention_block(lora_session *s, int64_t l, lora_layer_acts *a, floa
     if (a->kept)
         attend_kept(s, a, pos, &sh, fused ? &lu : NULL);
     else if (use_cache)
-        attend_cached(s, l, a, pos, &sh);
+        attend_cached(s, l, a, pos, &sh, fused ? &lu : NULL);
     else {
         op->rope_fwd(be, a->q, pos, s->rope_cos, s->rope_sin, N, H, D);
         op->rope_fwd(be, a->k, pos, s->rope_cos, s->rope_sin, N, KVH, D);
@@ -550,28 +558,31 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
     const lora_proj gu[2] = {LORA_PROJ_GATE, LORA_PROJ_UP};
     float *const y[2] = {a->gate, a->up};
     const float *const wt[2] = {w->w_gate, w->w_up}, *const bias[2] = {NULL, NULL};
-    /* keeping bfloat16 activations, the LoRA up-products of gate and up go into SwiGLU's pass
-     * where the backend fuses them (y is not read and written again for them) */
+    /* the LoRA up-products of gate and up go into SwiGLU's pass where the backend fuses them
+     * (y is not read and written again for them), unless the backward reads the float32 sums
+     * (the float32 layouts: those with x_mid) */
     lora_lora_up lu;
     bool fused = projections(s, a, l, 2, gu, y, a->h2, h2_16, wt, bias, N,
-                             a->kept && op->swiglu_lora_keep_fwd ? 3u : 0u, &lu);
+                             !a->x_mid && op->swiglu_lora_keep_fwd ? 3u : 0u, &lu);
     /* in16 held h2 rounded, which gate and up have read by now (the ops run in order) */
-    if (fused)
+    if (fused && a->kept)
         op->swiglu_lora_keep_fwd(s->be, a->act, a->in16, a->kept->gate, a->kept->up, a->gate,
                                  a->up, &lu, N, c->inter);
+    else if (fused)
+        op->swiglu_lora_keep_fwd(s->be, a->act, NULL, NULL, NULL, a->gate, a->up, &lu, N,
+                                 c->inter);
     else if (a->kept)
         op->swiglu_keep_fwd(s->be, a->act, a->in16, a->kept->gate, a->kept->up, a->gate, a->up,
                             N, c->inter);
     else
         op->swiglu_fwd(s->be, a->act, a->gate, a->up, N, c->inter);
-    /* keeping bfloat16 activations, down's LoRA up-product goes into the next norm's pass
-     * where the backend fuses them */
+    /* down's LoRA up-product goes into the next norm's pass where the backend fuses them */
     lora_lora_up ld;
     bool down_fused = projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_DOWN}, &a->o,
                                   a->act, a->kept ? a->in16 : NULL,
                                   (const float *const[]){w->w_down},
                                   (const float *const[]){NULL}, N,
-                                  next && a->kept && op->residual_lora_rmsnorm_fwd, &ld);
+                                  next && op->residual_lora_rmsnorm_fwd, &ld);
     if (next)
         residual_norm(s, x, next->h, next->rstd, next->x16, next->h16, a->o,
                       down_fused ? &ld : NULL, next->w, N);
@@ -591,12 +602,12 @@ void lora__layer_forward(lora_session *s, int64_t l, lora_layer_acts *a, float *
     const float *mlp_norm = lora__weight(s, s->model->layers[l].mlp_norm);
     int64_t N = B * T;
     /* the attention's output (in a->o) joins the residual stream, whose norm feeds the MLP
-     * and where the backward reads it (x_mid, or rounded into the kept set); keeping bfloat16
-     * activations, o's LoRA up-product goes into that norm's pass where the backend fuses
-     * them */
+     * and where the backward reads it (x_mid, or rounded into the kept set); o's LoRA
+     * up-product goes into that norm's pass where the backend fuses them */
     lora_lora_up lu;
     bool o_fused = attention_block(s, l, a, x, B, T, use_cache, normed, pos, key0,
-                                   a->kept && op->residual_lora_rmsnorm_fwd, &lu);
+                                   op->residual_rmsnorm_fwd && op->residual_lora_rmsnorm_fwd,
+                                   &lu);
     const lora_bf16 *h2_16 = NULL;
     if (op->residual_rmsnorm_fwd) {
         residual_norm(s, x, a->h2, a->rstd2, a->kept ? a->kept->x_mid : NULL, a->in16, a->o,
