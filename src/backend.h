@@ -299,8 +299,8 @@ struct lora_backend_ops {
     void (*rmsnorm_keep_fwd)(lora_backend *be, float *y, float *rstd, lora_bf16 *x16,
                              const float *x, const float *w, int64_t N, int64_t C, float eps);
     /* swiglu_fwd, and gate and up rounded as to_bf16 into gate16 and up16 in the same pass (a
-     * training forward's kept set); h16, when not NULL, gets h rounded (the down projection's
-     * input, lora_bf16_group's x16). */
+     * training forward's kept set; NULL, inference: not written); h16, when not NULL, gets h
+     * rounded (the down projection's input, lora_bf16_group's x16). h may be gate. */
     void (*swiglu_keep_fwd)(lora_backend *be, float *h, lora_bf16 *h16, lora_bf16 *gate16,
                             lora_bf16 *up16, const float *gate, const float *up, int64_t N,
                             int64_t n_inter);

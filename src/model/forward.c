@@ -564,22 +564,22 @@ static void mlp_block(lora_session *s, int64_t l, lora_layer_acts *a, float *x, 
     lora_lora_up lu;
     bool fused = projections(s, a, l, 2, gu, y, a->h2, h2_16, wt, bias, N,
                              !a->x_mid && op->swiglu_lora_keep_fwd ? 3u : 0u, &lu);
-    /* in16 held h2 rounded, which gate and up have read by now (the ops run in order) */
-    if (fused && a->kept)
-        op->swiglu_lora_keep_fwd(s->be, a->act, a->in16, a->kept->gate, a->kept->up, a->gate,
-                                 a->up, &lu, N, c->inter);
-    else if (fused)
-        op->swiglu_lora_keep_fwd(s->be, a->act, NULL, NULL, NULL, a->gate, a->up, &lu, N,
+    /* SwiGLU's pass rounds gate and up into the kept set, and its output for down into in16
+     * where that is kept or at inference (a kept pass without the kept copies); in16 held h2
+     * rounded, which gate and up have read by now (the ops run in order) */
+    lora_bf16 *g16 = a->kept ? a->kept->gate : NULL, *u16 = a->kept ? a->kept->up : NULL;
+    bool rounds = a->kept || (!a->x_mid && a->in16 && op->swiglu_keep_fwd);
+    if (fused)
+        op->swiglu_lora_keep_fwd(s->be, a->act, a->in16, g16, u16, a->gate, a->up, &lu, N,
                                  c->inter);
-    else if (a->kept)
-        op->swiglu_keep_fwd(s->be, a->act, a->in16, a->kept->gate, a->kept->up, a->gate, a->up,
-                            N, c->inter);
+    else if (rounds)
+        op->swiglu_keep_fwd(s->be, a->act, a->in16, g16, u16, a->gate, a->up, N, c->inter);
     else
         op->swiglu_fwd(s->be, a->act, a->gate, a->up, N, c->inter);
     /* down's LoRA up-product goes into the next norm's pass where the backend fuses them */
     lora_lora_up ld;
     bool down_fused = projections(s, a, l, 1, (const lora_proj[]){LORA_PROJ_DOWN}, &a->o,
-                                  a->act, a->kept ? a->in16 : NULL,
+                                  a->act, rounds || fused ? a->in16 : NULL,
                                   (const float *const[]){w->w_down},
                                   (const float *const[]){NULL}, N,
                                   next && op->residual_lora_rmsnorm_fwd, &ld);
