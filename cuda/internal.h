@@ -234,6 +234,10 @@ void lora__cuda_matvec_bf16(lora_cuda *cu, float *y, const float *x, const lora_
 /* the same for each product of g, in one launch */
 void lora__cuda_matvec_bf16_group(lora_cuda *cu, const lora_bf16_group *g, const float *x,
                                   int64_t N, int64_t K);
+/* y (N, out) += scale * t (r, N)^T @ B (out, r)^T on cuBLASLt, a LoRA path's up-product as
+ * lora_fwd makes it past LORA_CUDA_MATVEC_ROWS (TF32 in the bf16 math mode) */
+void lora__cuda_lora_up(lora_cuda *cu, float *y, const float *t, const float *B, int64_t N,
+                        int64_t out, int64_t r, float scale, const char *what);
 /* t (r, N) = A (r, in) @ x (N, in)^T;  y (N, out) += scale * t^T @ B (out, r)^T, in float32 */
 void lora__cuda_lora_small_fwd(lora_cuda *cu, float *y, float *t, const float *x, const float *A,
                                const float *B, int64_t N, int64_t in, int64_t r, int64_t out,

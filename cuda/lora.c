@@ -17,6 +17,12 @@ static void t_product(lora_cuda *cu, float *t, const float *A, const float *x, i
     lora__cuda_mm_nt(cu, t, A, x, rows, N, K, 1.0f, 0.0f, true, what);
 }
 
+void lora__cuda_lora_up(lora_cuda *cu, float *y, const float *t, const float *B, int64_t N,
+                        int64_t out, int64_t r, float scale, const char *what)
+{
+    lora__cuda_mm_tt(cu, y, t, B, N, out, r, scale, 1.0f, true, what);
+}
+
 // t (r, N) = A (r, in) @ x (N, in)^T;  y (N, out) += scale * t^T @ B (out, r)^T
 void lora__cuda_lora_fwd(lora_backend *be, float *y, float *t, const float *x, const float *A,
                          const float *B, int64_t N, int64_t in, int64_t r, int64_t out,
@@ -31,7 +37,7 @@ void lora__cuda_lora_fwd(lora_backend *be, float *y, float *t, const float *x, c
         return;
     }
     t_product(cu, t, A, x, r, N, in, "lora_fwd t");
-    lora__cuda_mm_tt(cu, y, t, B, N, out, r, scale, 1.0f, true, "lora_fwd y");
+    lora__cuda_lora_up(cu, y, t, B, N, out, r, scale, "lora_fwd y");
 }
 
 /* The number of g's adapted paths (A[i] set) when there are two or more, of one rank, with
@@ -77,8 +83,8 @@ void lora__cuda_lora_fwd_group(lora_backend *be, const lora_bf16_group *g, const
     t_product(cu, g->t[f], g->A[f], x, n * r, N, K, "lora_fwd_group t");
     for (int i = f; i < g->n; i++)
         if (g->A[i] && !g->t_only[i])
-            lora__cuda_mm_tt(cu, g->y[i], g->t[i], g->B[i], N, g->out[i], r, g->scale[i], 1.0f,
-                             true, "lora_fwd_group y");
+            lora__cuda_lora_up(cu, g->y[i], g->t[i], g->B[i], N, g->out[i], r, g->scale[i],
+                               "lora_fwd_group y");
 }
 
 // u (N, r) = scale * dy (N, out) @ B (out, r);  dx (N, in) += u @ A (r, in);

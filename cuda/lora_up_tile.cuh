@@ -13,6 +13,16 @@
 #define LUT_ROWS 32
 #define LUT_J 16
 
+/* Side s (< 3) of lu: its t (NULL: no LoRA term), B and scale. By cases rather than lu.t[s] with
+ * s not known when compiling, so that a kernel's lu stays in the parameter space. */
+__device__ __forceinline__ const float *lora_up_side(const lora_lora_up &lu, int s,
+                                                     const float **B, float *scale)
+{
+    *B = s == 0 ? lu.B[0] : s == 1 ? lu.B[1] : lu.B[2];
+    *scale = s == 0 ? lu.scale[0] : s == 1 ? lu.scale[1] : lu.scale[2];
+    return s == 0 ? lu.t[0] : s == 1 ? lu.t[1] : lu.t[2];
+}
+
 /* One element's sum, for kernels with a thread per element (a few rows): sum_j t[j N + n]
  * B[col r + j], the order lora_up_tile sums in; t (r, N), B (out, r). */
 __device__ __forceinline__ float lora_up_sum(const float *t, const float *B, int64_t N,

@@ -25,9 +25,9 @@ __global__ void qkv_keep_kernel(qkv_keep p)
     /* by cases, not p.src[side]: p stays in the parameter space */
     lora_bf16 *dst = side == 0 ? p.dst[0] : side == 1 ? p.dst[1] : p.dst[2];
     const float *src = side == 0 ? p.src[0] : side == 1 ? p.src[1] : p.src[2];
-    const float *t = side == 0 ? p.lu.t[0] : side == 1 ? p.lu.t[1] : p.lu.t[2];
-    const float *B = side == 0 ? p.lu.B[0] : side == 1 ? p.lu.B[1] : p.lu.B[2];
-    float scale = side == 0 ? p.lu.scale[0] : side == 1 ? p.lu.scale[1] : p.lu.scale[2];
+    const float *B;
+    float scale;
+    const float *t = lora_up_side(p.lu, side, &B, &scale);
     int64_t half = p.D / 2, width = (side ? p.KVH : p.H) * p.D, pairs = width / 2;
     if ((int64_t)blockIdx.x * QK_PAIRS >= pairs)
         return; /* the whole block, before any barrier */

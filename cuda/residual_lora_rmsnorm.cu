@@ -1,7 +1,7 @@
 /* The residual add and the RMSNorm after it with the LoRA up-product of the projection that made
- * the residual term summed in the same pass (residual_lora_rmsnorm_fwd): a training forward's o
- * and down projections, whose float32 outputs only the norm's pass reads. Forward only: the
- * backward is the norm's (rmsnorm.cu) and the projections'. */
+ * the residual term summed in the same pass (residual_lora_rmsnorm_fwd): the o and down
+ * projections, whose float32 outputs only the norm's pass reads. Forward only: the backward is
+ * the norm's (rmsnorm.cu) and the projections'. */
 #include "lora_up_tile.cuh"
 
 /* A block per tile of LUT_ROWS rows, LORA_CUDA_THREADS threads: thread c holds the up-product

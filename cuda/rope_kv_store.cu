@@ -20,12 +20,10 @@ typedef struct rks_args {
 __device__ __forceinline__ float with_lora(const rks_args &a, int s, float x, int64_t n,
                                            int64_t col)
 {
-    const float *t = s == 0 ? a.lu.t[0] : s == 1 ? a.lu.t[1] : a.lu.t[2];
-    if (!t)
-        return x;
-    const float *B = s == 0 ? a.lu.B[0] : s == 1 ? a.lu.B[1] : a.lu.B[2];
-    float scale = s == 0 ? a.lu.scale[0] : s == 1 ? a.lu.scale[1] : a.lu.scale[2];
-    return x + scale * lora_up_sum(t, B, a.N, a.lu.r, n, col);
+    const float *B;
+    float scale;
+    const float *t = lora_up_side(a.lu, s, &B, &scale);
+    return t ? x + scale * lora_up_sum(t, B, a.N, a.lu.r, n, col) : x;
 }
 
 /* one thread per q pair, per k pair (rotated and stored), per v value (stored) */
@@ -80,8 +78,8 @@ void lora__cuda_rope_kv_store_bf16(lora_backend *be, float *q, float *k, float *
         const int64_t out[3] = {H * D, KVH * D, KVH * D};
         for (int s = 0; s < 3; s++)
             if (lu->t[s])
-                lora__cuda_mm_tt(cu, y[s], lu->t[s], lu->B[s], N, out[s], lu->r, lu->scale[s],
-                                 1.0f, true, "rope_kv_store_bf16 lora");
+                lora__cuda_lora_up(cu, y[s], lu->t[s], lu->B[s], N, out[s], lu->r, lu->scale[s],
+                                   "rope_kv_store_bf16 lora");
     }
     rope_kv_store_kernel<<<lora__cuda_blocks(a.n), LORA_CUDA_THREADS, 0, cu->stream>>>(a);
     lora__cuda_launched(cu, "rope_kv_store_bf16");

@@ -652,8 +652,8 @@ static void rope_kv_store_case(int64_t B, int64_t T, int64_t rk)
         one[sd] = dev(&r, want, len[sd] * 4), two[sd] = dev(&r, y[sd], len[sd] * 4);
         /* many rows: the reference adds the same products the op adds */
         if (lu.t[sd] && N > LORA_CUDA_MATVEC_ROWS)
-            lora__cuda_mm_tt(r.gpu->impl, one[sd], lu.t[sd], lu.B[sd], (int64_t)N, width[sd],
-                             rk, scale[sd], 1.0f, true, "reference");
+            lora__cuda_lora_up(r.gpu->impl, one[sd], lu.t[sd], lu.B[sd], (int64_t)N, width[sd],
+                               rk, scale[sd], "reference");
         free(want);
     }
     lora_bf16 *kc1 = dev(&r, fill, nc * 2), *vc1 = dev(&r, fill, nc * 2);
