@@ -63,7 +63,7 @@ CUDA_LIBDIR := $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/lib64/l
                   $(CUDA_HOME)/lib/libcudart_static.a))))
 # cuDNN's headers (cuda/ includes cudnn_backend.h; the library itself is opened at run time):
 # the toolkit's, the system's, else those of PyTorch's nvidia-cudnn wheel for python3 (the GPU
-# machines' image carries cuDNN only there; tests/gpu/cudnn_path.sh finds its library)
+# machines' image carries cuDNN only there; tests/gpu/lib_path.sh finds its library)
 CUDNN_INCLUDE ?= $(or $(if $(wildcard $(CUDA_HOME)/include/cudnn_backend.h),$(CUDA_HOME)/include), \
                    $(if $(wildcard /usr/include/cudnn_backend.h),/usr/include), \
                    $(shell python3 -c 'import os, nvidia.cudnn as c; d = os.path.join(list(c.__path__)[0], "include"); print(d if os.path.isfile(os.path.join(d, "cudnn_backend.h")) else "")' 2>/dev/null))

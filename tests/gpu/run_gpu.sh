@@ -16,7 +16,7 @@ out=${1:-${OUT:-build/gpu}}
 mkdir -p "$out"
 fail=0
 
-. tests/gpu/cudnn_path.sh
+. tests/gpu/lib_path.sh
 { nvidia-smi; echo; make --version | head -n 1; ldconfig -p | grep -E 'libcudnn(_graph)?\.so'
   echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"; } > "$out/device.txt" 2>&1
 built="build/tests/check_cuda build/asan-tests/check_cuda build/tests/check_cuda_model

@@ -11,7 +11,7 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 out=${1:-${OUT:-build/perf}}
-. tests/gpu/cudnn_path.sh
+. tests/gpu/lib_path.sh
 [ $# -gt 0 ] && shift
 mkdir -p "$out"
 py=${PYTHON:-python3}
