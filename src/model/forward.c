@@ -208,20 +208,53 @@ lora_status lora__stage_i32(lora_session *s, lora_stage slot, const int32_t *hos
     return st;
 }
 
+/* room for n int32 in the session's host buffer of positions */
+static lora_status ws_ids_room(lora_session *s, size_t n)
+{
+    if (n > s->ws_ids_cap) {
+        int32_t *p = lora__realloc(s->ws_ids, n * sizeof(int32_t));
+        if (!p)
+            return lora__oom("positions", n * sizeof(int32_t));
+        s->ws_ids = p;
+        s->ws_ids_cap = n;
+    }
+    return LORA_OK;
+}
+
+static void fill_positions(int32_t *pos, size_t N, int64_t T, int64_t pos0)
+{
+    for (size_t n = 0; n < N; n++)
+        pos[n] = (int32_t)(pos0 + (int64_t)n % T);
+}
+
 lora_status lora__positions(lora_session *s, int64_t B, int64_t T, int64_t pos0,
                             const int32_t **pos)
 {
     size_t N = (size_t)(B * T);
-    if (N > s->ws_ids_cap) {
-        int32_t *p = lora__realloc(s->ws_ids, N * sizeof(int32_t));
-        if (!p)
-            return lora__oom("positions", N * sizeof(int32_t));
-        s->ws_ids = p;
-        s->ws_ids_cap = N;
-    }
-    for (size_t n = 0; n < N; n++)
-        s->ws_ids[n] = (int32_t)(pos0 + (int64_t)n % T);
+    lora_status st = ws_ids_room(s, N);
+    if (st)
+        return st;
+    fill_positions(s->ws_ids, N, T, pos0);
     return lora__stage_i32(s, LORA_STAGE_POS, s->ws_ids, N, pos);
+}
+
+/* An inference call's ids (B, T) and positions as one staged buffer [ids | positions]: one
+ * upload, and the wait for it, not two; a decoded token's are most of its host work besides
+ * the graph's replay. */
+static lora_status stage_ids_positions(lora_session *s, const int32_t *ids, int64_t B, int64_t T,
+                                       int64_t pos0, const int32_t **dids, const int32_t **dpos)
+{
+    size_t N = (size_t)(B * T);
+    const int32_t *d = NULL;
+    lora_status st = ws_ids_room(s, 2 * N);
+    if (!st) {
+        memcpy(s->ws_ids, ids, N * sizeof *ids);
+        fill_positions(s->ws_ids + N, N, T, pos0);
+        st = lora__stage_i32(s, LORA_STAGE_IDS, s->ws_ids, 2 * N, &d);
+    }
+    *dids = d;
+    *dpos = d ? d + N : NULL;
+    return st;
 }
 
 /* cos/sin tables in double precision: the golden results are float64, and the angle
@@ -702,8 +735,7 @@ lora_status lora__decoder_forward(lora_session *s, const int32_t *ids, int64_t B
     /* with the cache, tables for all of it at once: they stay put from step to step */
     if ((st = grow(s, &s->ws, &s->ws_floats, count.used + extra_floats, "activations")) ||
         (st = lora__ensure_rope(s, use_cache ? s->max_ctx : T)) ||
-        (st = lora__positions(s, B, T, pos0, &p.pos)) ||
-        (st = lora__stage_i32(s, LORA_STAGE_IDS, ids, (size_t)N, &p.ids)))
+        (st = stage_ids_positions(s, ids, B, T, pos0, &p.ids, &p.pos)))
         return st;
     bump b = {s->ws, 0};
     p.x = take(&b, N * c->hidden);

@@ -112,7 +112,7 @@ struct lora_session {
                            * float32 layer set of a kept forward, the head's chunks, then the
                            * backward's gradient buffers (never live at once) */
     size_t ws_floats;
-    int32_t *ws_ids;      /* host: positions of the current call */
+    int32_t *ws_ids;      /* host: positions of the current call (after its ids, inference) */
     size_t ws_ids_cap;
     int32_t *stage[LORA_STAGE_COUNT]; /* see lora__stage_i32 */
     size_t stage_bytes[LORA_STAGE_COUNT];
