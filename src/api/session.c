@@ -273,7 +273,7 @@ LORA_API lora_status lora_session_logits(lora_session *s, const int32_t *ids,
     const lora_config *c = &s->model->cfg;
     int64_t N = (int64_t)(batch * seq);
     float *hidden;
-    st = lora__decoder_forward(s, clean, (int64_t)batch, (int64_t)seq, false, 0, &hidden, NULL);
+    st = lora__decoder_forward(s, clean, (int64_t)batch, (int64_t)seq, false, NULL, &hidden);
     free(clean);
     if (!st)
         st = project_logits(s, hidden, N, logits_out);
@@ -302,7 +302,7 @@ static lora_status head_nll(lora_session *s, const int32_t *ids, size_t B, size_
                             const int32_t *targets, float *nll)
 {
     float *hidden;
-    lora_status st = lora__decoder_forward(s, ids, (int64_t)B, (int64_t)T, false, 0, &hidden, NULL);
+    lora_status st = lora__decoder_forward(s, ids, (int64_t)B, (int64_t)T, false, NULL, &hidden);
     return st ? st : lora__head_nll(s, &s->head_ws, &s->head_ws_floats, hidden,
                                     (int64_t)(B * T), targets, nll, NULL, NULL, NULL);
 }
@@ -398,26 +398,33 @@ done:
     return st;
 }
 
-/* The last row's greedy token by the backend's argmax into *token, or -1 with the row in
- * logits (host) where the host sampler must look at it (a NaN, or only -inf). */
-static lora_status greedy_token(lora_session *s, const float *hidden, float *logits,
-                                int32_t *token)
+/* On a device backend, the last row's head in the step (lora_step_head), so that a replayed
+ * decode step runs it in its graph: its logits in head_ws, and with greedy their argmax's two
+ * int32 after them. */
+static lora_status step_head(lora_session *s, bool greedy, lora_step_head *head)
 {
     const lora_config *c = &s->model->cfg;
-    lora_backend *be = s->be;
-    /* the row, then two int32 for the argmax's answer */
     size_t bytes = s->head_ws_floats * sizeof(float), need = (size_t)(c->vocab + 2) * sizeof(float);
     lora_status st = lora__session_grow(s, (void **)&s->head_ws, &bytes, need, "logits");
     s->head_ws_floats = bytes / sizeof(float);
+    head->logits = s->head_ws;
+    head->answer = greedy && !st ? (int32_t *)(s->head_ws + c->vocab) : NULL;
+    return st;
+}
+
+/* The greedy token step_head's argmax found into *token, or -1 with the row in logits (host)
+ * where the host sampler must look at it (a NaN, or only -inf). */
+static lora_status greedy_token(lora_session *s, const lora_step_head *head, float *logits,
+                                int32_t *token)
+{
+    lora_backend *be = s->be;
+    int32_t got[2];
+    lora_status st = be->ops->download(be, got, head->answer, sizeof got);
     if (st)
         return st;
-    int32_t *answer = (int32_t *)(s->head_ws + c->vocab), got[2];
-    lora__base_fwd(s, s->head_ws, hidden, s->model->lm_head, NULL, 1, c->vocab, c->hidden);
-    be->ops->argmax(be, answer, s->head_ws, c->vocab);
-    if ((st = be->ops->download(be, got, answer, sizeof got)))
-        return st;
     *token = got[1] ? -1 : got[0];
-    return got[1] ? be->ops->download(be, logits, s->head_ws, (size_t)c->vocab * sizeof(float))
+    return got[1] ? be->ops->download(be, logits, head->logits,
+                                      (size_t)s->model->cfg.vocab * sizeof(float))
                   : LORA_OK;
 }
 
@@ -443,18 +450,28 @@ static lora_status append(lora_session *s, const int32_t *ids, size_t n, float *
         if (ids[i] < 0 || ids[i] >= c->vocab)
             return lora__error(LORA_ERR_RANGE, "%s: ids[%zu] = %d is outside the vocabulary (0..%lld)",
                                fn, i, ids[i], (long long)c->vocab - 1);
+    const lora_backend_ops *op = s->be->ops;
+    bool greedy = token && op->argmax && !op->host_memory;
+    lora_step_head head;
+    bool in_step = !op->host_memory && (greedy || logits_out);
+    if (in_step && (st = step_head(s, greedy, &head)))
+        return lora__error_prefix(st, "%s", fn);
     float *hidden;
-    st = lora__decoder_forward(s, ids, 1, (int64_t)n, true, 0, &hidden, NULL);
+    st = lora__decoder_forward(s, ids, 1, (int64_t)n, true, in_step ? &head : NULL, &hidden);
     if (st)
         return lora__error_prefix(st, "%s", fn);
     /* the cache holds the new rows only once the device says they were computed */
-    const float *last = hidden + (n - 1) * (size_t)c->hidden;
-    if (token && s->be->ops->argmax && !s->be->ops->host_memory)
-        st = greedy_token(s, last, logits_out, token);
+    if (greedy)
+        st = greedy_token(s, &head, logits_out, token);
     else {
         if (token)
             *token = -1;
-        st = logits_out ? project_logits(s, last, 1, logits_out) : s->be->ops->sync(s->be);
+        if (in_step)
+            st = op->download(s->be, logits_out, head.logits, (size_t)c->vocab * sizeof(float));
+        else if (logits_out)
+            st = project_logits(s, hidden + (n - 1) * (size_t)c->hidden, 1, logits_out);
+        else
+            st = op->sync(s->be);
     }
     if (st)
         return lora__error_prefix(st, "%s", fn);

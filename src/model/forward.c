@@ -664,6 +664,7 @@ typedef struct step {
     const int32_t *ids, *pos;
     int64_t B, T;
     bool use_cache;
+    const lora_step_head *head; /* NULL: the caller runs the head */
 } step;
 
 static void step_ops(lora_session *s, void *ctx)
@@ -685,6 +686,12 @@ static void step_ops(lora_session *s, void *ctx)
     if (!fuse)
         s->be->ops->rmsnorm_fwd(s->be, p->a.h1, NULL, p->x, lora__weight(s, m->final_norm), N,
                                 c->hidden, (float)c->rms_eps);
+    if (p->head) {
+        lora__base_fwd(s, p->head->logits, p->a.h1 + (N - 1) * c->hidden, m->lm_head, NULL, 1,
+                       c->vocab, c->hidden);
+        if (p->head->answer)
+            s->be->ops->argmax(s->be, p->head->answer, p->head->logits, c->vocab);
+    }
 }
 
 /* One token into a bfloat16 cache on a backend that records graphs: the step is replayable
@@ -710,6 +717,8 @@ static lora_status run_step(lora_session *s, step *p)
     k.rope_sin = s->rope_sin;
     k.ids = p->ids;
     k.pos = p->pos;
+    k.head = p->head ? p->head->logits : NULL;
+    k.answer = p->head ? p->head->answer : NULL;
     k.n_adapters = s->n_adapters;
     k.max_rank = s->max_rank;
     for (size_t i = 0; i < s->n_adapters; i++) {
@@ -720,20 +729,19 @@ static lora_status run_step(lora_session *s, step *p)
 }
 
 lora_status lora__decoder_forward(lora_session *s, const int32_t *ids, int64_t B, int64_t T,
-                                  bool use_cache, size_t extra_floats, float **hidden,
-                                  float **extra)
+                                  bool use_cache, const lora_step_head *head, float **hidden)
 {
     const lora_model *m = s->model;
     const lora_config *c = &m->cfg;
     int64_t N = B * T;
     int64_t pos0 = use_cache ? s->pos : 0;
-    step p = {.B = B, .T = T, .use_cache = use_cache};
+    step p = {.B = B, .T = T, .use_cache = use_cache, .head = head};
     bump count = {NULL, 0};
     take(&count, N * c->hidden); /* the residual stream */
     layout_layer(s, N, false, &count, &p.a);
     lora_status st;
     /* with the cache, tables for all of it at once: they stay put from step to step */
-    if ((st = grow(s, &s->ws, &s->ws_floats, count.used + extra_floats, "activations")) ||
+    if ((st = grow(s, &s->ws, &s->ws_floats, count.used, "activations")) ||
         (st = lora__ensure_rope(s, use_cache ? s->max_ctx : T)) ||
         (st = stage_ids_positions(s, ids, B, T, pos0, &p.ids, &p.pos)))
         return st;
@@ -743,8 +751,6 @@ lora_status lora__decoder_forward(lora_session *s, const int32_t *ids, int64_t B
     if ((st = run_step(s, &p)))
         return st;
     *hidden = p.a.h1;
-    if (extra)
-        *extra = s->ws + count.used;
     return LORA_OK;
 }
 

@@ -87,7 +87,7 @@ typedef enum lora_stage {
  * while it is the same, the recording still computes the step. Zeroed before filling, so that
  * it compares with memcmp. */
 typedef struct lora_graph_key {
-    const void *ws, *k_cache, *v_cache, *rope_cos, *rope_sin, *ids, *pos;
+    const void *ws, *k_cache, *v_cache, *rope_cos, *rope_sin, *ids, *pos, *head, *answer;
     const void *adapters[LORA_MAX_ADAPTERS];
     float scales[LORA_MAX_ADAPTERS];
     size_t n_adapters;
@@ -143,8 +143,8 @@ struct lora_session {
     uint64_t graph_replays;    /* steps run from a recording */
 };
 
-/* The step's ops (embedding, layers, final norm) of lora__decoder_forward, given its prepared
- * buffers; what lora__graph_step records and replays. */
+/* The step's ops (embedding, layers, final norm, head) of lora__decoder_forward, given its
+ * prepared buffers; what lora__graph_step records and replays. */
 typedef void (*lora_step_ops)(lora_session *s, void *ctx);
 /* Runs ops(s, ctx): eagerly the first time with a key; recorded, then replayed, from the next
  * one with the same key (s's backend must have the graph entries). A recording that fails
@@ -191,14 +191,20 @@ lora_status lora__stage_i32(lora_session *s, lora_stage slot, const int32_t *hos
 /* ids, pos, key0 and targets the functions below take are host arrays; activations, hidden
  * states and gradients are the backend's memory. */
 
+/* The output head as the last ops of lora__decoder_forward's step, so that a decode graph
+ * holds it too: the last row's logits (V) into logits, and where answer is not NULL their
+ * argmax (lora_backend_ops.argmax's two int32) into answer; both the backend's memory. */
+typedef struct lora_step_head {
+    float *logits;
+    int32_t *answer;
+} lora_step_head;
+
 /* Runs the decoder over ids (B, T), leaving the final-normed hidden states (B*T, C) in
- * *hidden (inside the workspace), and reserving extra_floats of scratch for the caller at
- * *extra (may be NULL when extra_floats is 0). With use_cache, B must be 1: the keys and values
- * are written to the cache at positions pos..pos+T-1 and attention reads the whole cache.
- * ids must be range-checked. */
+ * *hidden (inside the workspace), then head's ops where head is not NULL. With use_cache, B
+ * must be 1: the keys and values are written to the cache at positions pos..pos+T-1 and
+ * attention reads the whole cache. ids must be range-checked. */
 lora_status lora__decoder_forward(lora_session *s, const int32_t *ids, int64_t B, int64_t T,
-                                  bool use_cache, size_t extra_floats, float **hidden,
-                                  float **extra);
+                                  bool use_cache, const lora_step_head *head, float **hidden);
 
 /* Validates a (B, T) batch of ids (lengths may be NULL) and returns a malloc'd copy with
  * padded positions set to 0. Messages start with fn. */
