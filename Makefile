@@ -355,24 +355,24 @@ test: deps
 	@$(MAKE) --no-print-directory test-all
 
 test-all: check-build abi-check $(ASAN_CHECKS) $(FUZZ_REPLAY) $(EMU_CHECKS) $(EMU_GOLDEN) $(EMU_LORA)
-	@rm -rf build/results && mkdir -p build/results
-	@tests/run_checks.sh build/results/c $(CHECKS) || true
-	@tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
-	@tests/run_resume.sh build/results/resume $(RESUME) tests/fixtures/tiny-qwen2 || true
-	@tests/run_crash.sh build/results/crash $(CRASH) tests/fixtures/tiny-qwen2 || true
-	@tests/run_cli.sh build/results/cli $(CLI) || true
-	@tests/run_examples.sh build/results/examples $(CLI) || true
-	@tests/run_demo.sh build/results/demo || true
-	@tests/run_python.sh build/results/python || true
-	@tests/run_docs.sh build/results/docs || true
-	@tests/run_install.sh build/results/install || true
-	@CUDA=$(CUDA) tests/run_nocuda.sh build/results/nocuda || true
-	@CUDA=$(CUDA) tests/run_gpu_bundle.sh build/results/gpu-bundle || true
-	@$(ASAN_ENV) tests/run_fuzz_replay.sh build/results/fuzz-replay $(FUZZ_REPLAY) || true
-	@$(ASAN_ENV) tests/run_checks.sh build/results/asan $(ASAN_CHECKS) || true
-	@$(if $(EMU_CHECKS),$(EMU_ENV) tests/run_cuda_emu.sh build/results/cuda-emu $(EMU_GOLDEN) \
+	@rm -rf build/results build/times && mkdir -p build/results
+	@tests/timed.sh build/times/c tests/run_checks.sh build/results/c $(CHECKS) || true
+	@tests/timed.sh build/times/golden tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
+	@tests/timed.sh build/times/resume tests/run_resume.sh build/results/resume $(RESUME) tests/fixtures/tiny-qwen2 || true
+	@tests/timed.sh build/times/crash tests/run_crash.sh build/results/crash $(CRASH) tests/fixtures/tiny-qwen2 || true
+	@tests/timed.sh build/times/cli tests/run_cli.sh build/results/cli $(CLI) || true
+	@tests/timed.sh build/times/examples tests/run_examples.sh build/results/examples $(CLI) || true
+	@tests/timed.sh build/times/demo tests/run_demo.sh build/results/demo || true
+	@tests/timed.sh build/times/python tests/run_python.sh build/results/python || true
+	@tests/timed.sh build/times/docs tests/run_docs.sh build/results/docs || true
+	@tests/timed.sh build/times/install tests/run_install.sh build/results/install || true
+	@CUDA=$(CUDA) tests/timed.sh build/times/nocuda tests/run_nocuda.sh build/results/nocuda || true
+	@CUDA=$(CUDA) tests/timed.sh build/times/gpu-bundle tests/run_gpu_bundle.sh build/results/gpu-bundle || true
+	@$(ASAN_ENV) tests/timed.sh build/times/fuzz-replay tests/run_fuzz_replay.sh build/results/fuzz-replay $(FUZZ_REPLAY) || true
+	@$(ASAN_ENV) tests/timed.sh build/times/asan tests/run_checks.sh build/results/asan $(ASAN_CHECKS) || true
+	@$(if $(EMU_CHECKS),$(EMU_ENV) tests/timed.sh build/times/cuda-emu tests/run_cuda_emu.sh build/results/cuda-emu $(EMU_GOLDEN) \
 	    $(EMU_LORA) tests/fixtures $(EMU_CHECKS) || true)
-	@tests/summary.sh build/results
+	@tests/summary.sh build/results build/times
 
 test-c: $(CHECKS)
 	@mkdir -p build/results
