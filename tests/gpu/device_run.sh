@@ -7,14 +7,14 @@
 # Without the bundle the stage builds with nvcc on the GPU machine, which needs liblora's
 # Debian dependencies there (its image does not have them).
 # Usage: tests/gpu/device_run.sh check|perf [run_perf.sh's peft_compare.py options]
-# LIMIT: seconds the stage may run (default: check 360, perf 400); each run's timeout_s must
+# LIMIT: seconds the stage may run (default: check 300, perf 360); each run's timeout_s must
 # leave it about 30 s more.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 stage=${1:-}
 case $stage in
-    check) limit=${LIMIT:-360} ;;
-    perf) limit=${LIMIT:-400} ;;
+    check) limit=${LIMIT:-300} ;;
+    perf) limit=${LIMIT:-360} ;;
     *) echo "usage: tests/gpu/device_run.sh check|perf [options]"; exit 2 ;;
 esac
 shift
