@@ -328,6 +328,12 @@ void lora__cuda_qkv_keep_fwd(lora_backend *be, lora_bf16 *q16, lora_bf16 *k16, l
                              const float *q, const float *k, const float *v,
                              const lora_lora_up *lu, const int32_t *pos, const float *cos,
                              const float *sin, int64_t N, int64_t H, int64_t KVH, int64_t D);
+/* rope_kv_store_bf16 with lu for any number of rows, in tiles (qkv_keep.cu): q and k
+ * (+ LoRA) rotated in place, k and v (+ LoRA) rounded into the caches at pos; cu entered */
+void lora__cuda_qkv_cache_fwd(lora_cuda *cu, float *q, float *k, const float *v,
+                              lora_bf16 *k_cache, lora_bf16 *v_cache, const lora_lora_up *lu,
+                              const int32_t *pos, const float *cos, const float *sin, int64_t B,
+                              int64_t T, int64_t S, int64_t H, int64_t KVH, int64_t D);
 void lora__cuda_attention_fwd(lora_backend *be, float *out, const float *q, const float *k,
                               const float *v, const lora_attention_shape *shape);
 void lora__cuda_attention_bwd(lora_backend *be, float *dq, float *dk, float *dv,

@@ -1,15 +1,20 @@
-/* A training forward's kept q, k, v in one pass over the q/k/v products' outputs: their LoRA
- * up-products added (lora_up_tile.cuh), q and k rotated (RoPE, rope_bf16_fwd's arithmetic),
- * all three rounded into the kept set (qkv_keep_fwd). Forward only: the backward reads the kept
- * values, and RoPE's backward is rope.cu's. */
+/* q, k, v in one pass over the q/k/v products' outputs, their LoRA up-products added
+ * (lora_up_tile.cuh), q and k rotated (RoPE, rope_bf16_fwd's arithmetic), for any number of
+ * rows. Two ends: a training forward's kept set (qkv_keep_fwd: all three rounded into it), or
+ * a prefill's cache (lora__cuda_qkv_cache_fwd, for rope_kv_store_bf16 past a few rows: q and k
+ * written back rotated, k and v rounded into the bfloat16 KV cache at their positions).
+ * Forward only: the backward reads the kept values, and RoPE's backward is rope.cu's. */
 #include "lora_up_tile.cuh"
 
 /* pairs (i, i + D/2) of a head per block, a thread each */
 #define QK_PAIRS 128
 
 typedef struct qkv_keep {
-    lora_bf16 *dst[3];
+    lora_bf16 *dst[3];        /* the kept set; NULL where the cache is the end */
     const float *src[3];
+    float *back[2];           /* cache: q and k written back rotated (src[0], src[1]) */
+    lora_bf16 *kc, *vc;       /* cache: (B, S, KVH*D), row n at ((n / T) S + pos[n]) */
+    int64_t T, S;
     lora_lora_up lu;
     const int32_t *pos;
     const float *cos, *sin;
@@ -56,10 +61,32 @@ __global__ void qkv_keep_kernel(qkv_keep p)
                 int64_t at = (int64_t)p.pos[n] * half + pr % half;
                 lora__rope_pair(pair, 0, 1, p.cos[at], p.sin[at]);
             }
-            dst[n * width + e0] = lora__round_bf16(pair[0]);
-            dst[n * width + e1] = lora__round_bf16(pair[1]);
+            lora_bf16 *row = dst ? dst + n * width : NULL;
+            if (!dst) { /* the cache: q and k back in place, k and v into their cache rows */
+                if (side < 2) {
+                    float *x = (side == 0 ? p.back[0] : p.back[1]) + n * width;
+                    x[e0] = pair[0];
+                    x[e1] = pair[1];
+                }
+                if (side > 0)
+                    row = (side == 1 ? p.kc : p.vc) + ((n / p.T) * p.S + p.pos[n]) * width;
+            }
+            if (row) {
+                row[e0] = lora__round_bf16(pair[0]);
+                row[e1] = lora__round_bf16(pair[1]);
+            }
         }
     }
+}
+
+static void launch(lora_cuda *cu, const qkv_keep &p, const char *what)
+{
+    int64_t wide = (p.H > p.KVH ? p.H : p.KVH) * (p.D / 2),
+            row_blocks = (p.N + LUT_ROWS - 1) / LUT_ROWS;
+    dim3 grid((unsigned)((wide + QK_PAIRS - 1) / QK_PAIRS),
+              (unsigned)(row_blocks < 65535 ? row_blocks : 65535), 3);
+    qkv_keep_kernel<<<grid, QK_PAIRS, 0, cu->stream>>>(p);
+    lora__cuda_launched(cu, what);
 }
 
 // q16 (N, H, D) = RoPE(q + LoRA), k16 (N, KVH, D) = RoPE(k + LoRA), v16 = v + LoRA, rounded
@@ -71,12 +98,20 @@ void lora__cuda_qkv_keep_fwd(lora_backend *be, lora_bf16 *q16, lora_bf16 *k16, l
     lora_cuda *cu = lora__cuda_enter(be);
     if (!cu || N * H * D == 0)
         return;
-    qkv_keep p = {{q16, k16, v16}, {q, k, v}, {}, pos, cos, sin, N, H, KVH, D};
+    qkv_keep p = {{q16, k16, v16}, {q, k, v}, {}, NULL, NULL, 0, 0, {}, pos, cos, sin,
+                  N, H, KVH, D};
     if (lu)
         p.lu = *lu;
-    int64_t wide = (H > KVH ? H : KVH) * (D / 2), row_blocks = (N + LUT_ROWS - 1) / LUT_ROWS;
-    dim3 grid((unsigned)((wide + QK_PAIRS - 1) / QK_PAIRS),
-              (unsigned)(row_blocks < 65535 ? row_blocks : 65535), 3);
-    qkv_keep_kernel<<<grid, QK_PAIRS, 0, cu->stream>>>(p);
-    lora__cuda_launched(cu, "qkv_keep_fwd");
+    launch(cu, p, "qkv_keep_fwd");
+}
+
+// q (N, H, D), k (N, KVH, D) = RoPE(. + LoRA) in place; cache (B, S, KVH*D)[b, pos] = k, v + LoRA
+void lora__cuda_qkv_cache_fwd(lora_cuda *cu, float *q, float *k, const float *v,
+                              lora_bf16 *k_cache, lora_bf16 *v_cache, const lora_lora_up *lu,
+                              const int32_t *pos, const float *cos, const float *sin, int64_t B,
+                              int64_t T, int64_t S, int64_t H, int64_t KVH, int64_t D)
+{
+    qkv_keep p = {{NULL, NULL, NULL}, {q, k, v}, {q, k}, k_cache, v_cache, T, S, *lu, pos,
+                  cos, sin, B * T, H, KVH, D};
+    launch(cu, p, "rope_kv_store_bf16");
 }

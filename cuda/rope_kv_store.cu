@@ -1,8 +1,9 @@
 /* A decoding step's RoPE and KV-cache writes in one launch: rope_fwd of q and k, then
  * kv_store_bf16 of k and v, which were four launches of a few hundred threads each at batch 1;
  * with the q/k/v LoRA up-products added first where the group left them (a thread's element
- * summed as matvec.cu's up-product sums it). The same arithmetic as theirs (lora_up_sum,
- * lora__rope_pair, lora__round_bf16), so the same bits. */
+ * summed as matvec.cu's up-product sums it; past a few rows qkv_keep.cu's tiles, in the same
+ * order). The same arithmetic as theirs (lora_up_sum, lora__rope_pair, lora__round_bf16), so
+ * the same bits. */
 #include "lora_up_tile.cuh"
 
 typedef struct rks_args {
@@ -69,18 +70,15 @@ void lora__cuda_rope_kv_store_bf16(lora_backend *be, float *q, float *k, float *
     a.n = a.nq + a.nk + N * KVH * D;
     if (!cu || a.n == 0)
         return;
-    if (lu && N <= LORA_CUDA_MATVEC_ROWS)
-        a.lu = *lu;
-    else if (lu) {
-        /* a thread per element would read its row of B for every row: past a few rows the
-         * products add the terms, as lora_fwd_group would have */
-        float *y[3] = {q, k, v};
-        const int64_t out[3] = {H * D, KVH * D, KVH * D};
-        for (int s = 0; s < 3; s++)
-            if (lu->t[s])
-                lora__cuda_lora_up(cu, y[s], lu->t[s], lu->B[s], N, out[s], lu->r, lu->scale[s],
-                                   "rope_kv_store_bf16 lora");
+    if (lu && N > LORA_CUDA_MATVEC_ROWS) {
+        /* a thread per element would read its row of B for every row: past a few rows, tiles
+         * of rows that share each row of B (the same sums) */
+        lora__cuda_qkv_cache_fwd(cu, q, k, v, k_cache, v_cache, lu, pos, cos, sin, B, T, S, H,
+                                 KVH, D);
+        return;
     }
+    if (lu)
+        a.lu = *lu;
     rope_kv_store_kernel<<<lora__cuda_blocks(a.n), LORA_CUDA_THREADS, 0, cu->stream>>>(a);
     lora__cuda_launched(cu, "rope_kv_store_bf16");
 }

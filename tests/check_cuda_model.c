@@ -1048,6 +1048,9 @@ START_TEST(launches_counted)
     ck_assert_uint_eq(per_layer[3], 10);
     ck_assert_uint_eq(per_layer[2], 10);
     ck_assert_uint_eq(per_layer[4], 0);
+    /* prefill past a few rows: q, k, v's up-products in the RoPE + cache pass's tiles too
+     * ("The prefill's q/k/v LoRA up-products in the RoPE + cache pass") */
+    ck_assert_uint_eq(per_layer[1], 18);
     /* a replayed token: the graph (its head too: lora_step_head), one upload of its id and
      * position together (forward.c's [ids | positions]) and the logits' download */
     ck_assert_uint_eq(one.replayed, 3);
