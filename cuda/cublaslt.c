@@ -2,10 +2,13 @@
  * loads, and runs on the CPU, on machines that have neither a GPU nor the CUDA libraries; only
  * creating a CUDA backend needs libcublasLt. The soname is the major version of the headers
  * built against; LORA_CUDA_LIBDIR (the toolkit's library folder at build time) is the fallback
- * when the loader's path does not have it. */
+ * when the loader's path does not have it. LORA_CUBLASLT in the environment names the file to
+ * open instead: the loader answers a soname with whichever library of that soname the process
+ * has already loaded (PyTorch's, say), and a path only with that file. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "api/error.h"
 #include "internal.h"
@@ -31,13 +34,16 @@ static void *sym(void *h, const char *name, int *missing)
 
 static void load(void)
 {
-    void *h = dlopen(SONAME, RTLD_NOW | RTLD_LOCAL);
+    const char *chosen = getenv("LORA_CUBLASLT");
+    void *h = dlopen(chosen && *chosen ? chosen : SONAME, RTLD_NOW | RTLD_LOCAL);
 #ifdef LORA_CUDA_LIBDIR
-    if (!h)
+    if (!h && !(chosen && *chosen))
         h = dlopen(LORA_CUDA_LIBDIR "/" SONAME, RTLD_NOW | RTLD_LOCAL);
 #endif
     if (!h) {
-        snprintf(load_msg, sizeof load_msg, "cuBLASLt could not be loaded: %s", dlerror());
+        snprintf(load_msg, sizeof load_msg, "cuBLASLt could not be loaded%s%s: %s",
+                 chosen && *chosen ? " from LORA_CUBLASLT=" : "", chosen ? chosen : "",
+                 dlerror());
         load_status = LORA_ERR_DEVICE;
         return;
     }

@@ -12,11 +12,15 @@ oracle runs as there: transformers + PEFT in float32 on the CPU. liblora runs on
   bf16  the default: bf16 base weights and products with float32 accumulation. The tolerances
         are the bf16 ones of tests/fixtures' README (2e-2 logits and loss, 5e-2 gradients and
         trained weights); AdamW's first step is compared only where the gradient is above 5%
-        of its tensor's largest, since below that bf16 noise decides its sign.
+        of its tensor's largest, since below that bf16 noise decides its sign; there the step
+        is float32 arithmetic on the same sign, so its tolerance is 1e-3 lr (the CUDA emulator
+        measured 1.2e-5 at most, make parity-cuda-emu), which a step 1% off its lr exceeds.
 
 Every row runs there, the gradients read from an SGD step and full fine-tuning included (full
 fine-tuning updates float32 master weights on the GPU, which the saved model is written from).
-Merged weights are made on the host copy, so their tolerance stays make parity's.
+Merged weights are made on the host copy, so their tolerance stays make parity's. On the CUDA
+emulator (make parity-cuda-emu: the harness and the backend's paths, not the device's rounding)
+every row of both modes passes.
 
 Prints one table per mode; exits 1 on any mismatch, 2 when liblora refuses the device.
 
@@ -40,7 +44,7 @@ import models  # noqa: E402
 from common import THREADS, Table, liblora  # noqa: E402
 
 BASE_TOL = dict(models.TOL)
-BF16_TOL = {"logits": 2e-2, "loss": 2e-2, "grad": 5e-2, "adamw": 1e-1, "merged": BASE_TOL["merged"],
+BF16_TOL = {"logits": 2e-2, "loss": 2e-2, "grad": 5e-2, "adamw": 1e-3, "merged": BASE_TOL["merged"],
             "curve": 2e-2, "trained": 5e-2}
 MODES = {
     "fp32": ({"device": "cuda", "cuda_math": "fp32"},
