@@ -293,7 +293,8 @@ void lora__cuda_rope_kv_store_bf16(lora_backend *be, float *q, float *k, float *
                                    const lora_lora_up *lu, const int32_t *pos, const float *cos,
                                    const float *sin, int64_t B, int64_t T, int64_t S, int64_t H,
                                    int64_t KVH, int64_t D);
-void lora__cuda_argmax(lora_backend *be, int32_t *out, const float *x, int64_t n);
+void lora__cuda_argmax(lora_backend *be, int32_t *out, const float *x, int64_t n, int32_t *feed,
+                       const int32_t *last_pos);
 void lora__cuda_embedding_bwd_grouped(lora_backend *be, float *dtable, const float *dx,
                                       const int32_t *ids, const int32_t *order,
                                       const int32_t *runs, int64_t n_runs, int64_t C);

@@ -432,8 +432,11 @@ struct lora_backend_ops {
 
     /* out (2 int32, the backend's memory): out[0] the first index of the largest of x (n >= 1),
      * out[1] 1 where the host sampler would refuse the row (a NaN, or every value -inf), else
-     * 0. */
-    void (*argmax)(lora_backend *be, int32_t *out, const float *x, int64_t n);
+     * 0. feed, when not NULL (2 int32 of the backend's memory): feed[0] = out[0] and
+     * feed[1] = last_pos[0] + 1 (last_pos may be feed + 1), the next step's staged id and
+     * position. */
+    void (*argmax)(lora_backend *be, int32_t *out, const float *x, int64_t n, int32_t *feed,
+                   const int32_t *last_pos);
 
     /* ---- optional: recording ops once and replaying them (CUDA graphs; NULL: none). Between
      * graph_begin and graph_end the math ops are recorded, not run, with the pointers and

@@ -569,7 +569,8 @@ START_TEST(swiglu_lora_fused)
 END_TEST
 
 /* greedy decoding's argmax on the device: the host sampler's first largest value over rows of
- * several lengths, ties, signed zeros and infinities; a NaN or a row of -inf flagged */
+ * several lengths, ties, signed zeros and infinities; a NaN or a row of -inf flagged; the token
+ * and the position after the staged one fed to the staged pair where asked */
 START_TEST(argmax_matches_host)
 {
     rig r = rig_open(LORA_CUDA_MATH_BF16, 95);
@@ -594,12 +595,20 @@ START_TEST(argmax_matches_host)
             w[i] = x[i];
         want = (int64_t)lora__argmax(w, (size_t)n);
         float *d_x = dev(&r, x, (size_t)n * 4);
-        lora__cuda_ops.argmax(r.gpu, d_out, d_x, n);
+        /* odd cases feed the token to a staged [id, position] whose position is read there */
+        int32_t staged[2] = {-7, 40 + c}, fed[2];
+        int32_t *d_feed = c % 2 ? dev(&r, staged, sizeof staged) : NULL;
+        lora__cuda_ops.argmax(r.gpu, d_out, d_x, n, d_feed, d_feed ? d_feed + 1 : NULL);
         ck_assert(lora__cuda_download(r.gpu, got, d_out, sizeof got) == LORA_OK);
         ck_assert_msg(got[1] == flag, "case %d: flag %d, want %d", c, got[1], flag);
         if (!flag)
             ck_assert_msg(got[0] == want, "case %d (n %lld): argmax %d on the GPU, %lld on the "
                           "host", c, (long long)n, got[0], (long long)want);
+        if (d_feed) {
+            ck_assert(lora__cuda_download(r.gpu, fed, d_feed, sizeof fed) == LORA_OK);
+            ck_assert_msg(fed[0] == got[0] && fed[1] == 41 + c, "case %d: fed [%d, %d], want "
+                          "[%d, %d]", c, fed[0], fed[1], got[0], 41 + c);
+        }
         free(x), free(w);
     }
     rig_close(&r);

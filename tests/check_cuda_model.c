@@ -961,7 +961,7 @@ END_TEST
  * figures docs/perf-notes.md quotes) and held to the notes' per-layer counts, so that a change
  * in what an op fuses changes this test and the notes with it. */
 typedef struct launch_counts {
-    uint64_t train, prefill, unmerged, merged, replayed;
+    uint64_t train, prefill, unmerged, merged, replayed, greedy;
 } launch_counts;
 
 static uint64_t launches_of(const lora_session *s) { return ((const lora_cuda *)s->be->impl)->launches; }
@@ -1019,6 +1019,17 @@ static launch_counts count_launches(int layers)
     t0 = launches_of(g.s);
     ck_assert(lora_session_append(g.s, ids + 16, 1, logits) == LORA_OK);
     n.replayed = launches_of(g.s) - t0;
+    /* greedy: each step decodes the token the last one chose (recorded at the second, replayed
+     * at the third, which its predecessor's argmax fed: nothing to upload) */
+    int32_t in = ids[17], out = -1;
+    for (int k = 0; k < 3; k++) {
+        t0 = launches_of(g.s);
+        ck_assert_msg(lora__session_append_greedy(g.s, &in, 1, logits, &out) == LORA_OK, "%s",
+                      lora_last_error());
+        ck_assert_int_ge(out, 0);
+        in = out;
+    }
+    n.greedy = launches_of(g.s) - t0;
     free(logits);
     close_side(&g);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -1032,9 +1043,10 @@ START_TEST(launches_counted)
     const uint64_t *a = &one.train, *b = &three.train;
     const char *what[] = {"training forward and backward (48 rows)", "prefill (10 tokens)",
                           "decoded token, adapter unmerged", "decoded token, merged",
-                          "decoded token, graph replayed"};
-    uint64_t per_layer[5];
-    for (int i = 0; i < 5; i++) {
+                          "decoded token, graph replayed",
+                          "greedy token, graph replayed, fed by the last step"};
+    uint64_t per_layer[6];
+    for (int i = 0; i < 6; i++) {
         ck_assert_msg(b[i] >= a[i] && (b[i] - a[i]) % 2 == 0, "%s: %llu launches at 1 layer, "
                       "%llu at 3", what[i], (unsigned long long)a[i], (unsigned long long)b[i]);
         per_layer[i] = (b[i] - a[i]) / 2;
@@ -1054,6 +1066,9 @@ START_TEST(launches_counted)
     /* a replayed token: the graph (its head too: lora_step_head), one upload of its id and
      * position together (forward.c's [ids | positions]) and the logits' download */
     ck_assert_uint_eq(one.replayed, 3);
+    /* greedy, the token its last step fed: the graph (the argmax too) and the token's download */
+    ck_assert_uint_eq(per_layer[5], 0);
+    ck_assert_uint_eq(one.greedy, 2);
 }
 END_TEST
 

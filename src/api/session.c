@@ -477,6 +477,13 @@ static lora_status append(lora_session *s, const int32_t *ids, size_t n, float *
         return lora__error_prefix(st, "%s", fn);
     memcpy(s->tokens + s->pos, ids, n * sizeof *ids);
     s->pos += (int64_t)n;
+    /* the step's argmax fed its token and the next position to the staged ids (a flagged row
+     * fed nothing usable) */
+    if (greedy && *token >= 0) {
+        s->fed = true;
+        s->fed_id = *token;
+        s->fed_pos = s->pos;
+    }
     return LORA_OK;
 }
 

@@ -198,6 +198,8 @@ lora_status lora__stage_i32(lora_session *s, lora_stage slot, const int32_t *hos
                             const int32_t **out)
 {
     *out = host;
+    if (slot == LORA_STAGE_IDS)
+        s->fed = false;
     if (s->be->ops->host_memory || !host)
         return LORA_OK;
     lora_status st = lora__session_grow(s, (void **)&s->stage[slot], &s->stage_bytes[slot],
@@ -240,12 +242,20 @@ lora_status lora__positions(lora_session *s, int64_t B, int64_t T, int64_t pos0,
 
 /* An inference call's ids (B, T) and positions as one staged buffer [ids | positions]: one
  * upload, and the wait for it, not two; a decoded token's are most of its host work besides
- * the graph's replay. */
+ * the graph's replay. None where the last step's greedy argmax fed this one token and
+ * position (s->fed). */
 static lora_status stage_ids_positions(lora_session *s, const int32_t *ids, int64_t B, int64_t T,
                                        int64_t pos0, const int32_t **dids, const int32_t **dpos)
 {
     size_t N = (size_t)(B * T);
     const int32_t *d = NULL;
+    if (N == 1 && s->fed && ids[0] == s->fed_id && pos0 == s->fed_pos) {
+        /* the last step's argmax left this token and position there */
+        s->fed = false;
+        *dids = s->stage[LORA_STAGE_IDS];
+        *dpos = *dids + 1;
+        return LORA_OK;
+    }
     lora_status st = ws_ids_room(s, 2 * N);
     if (!st) {
         memcpy(s->ws_ids, ids, N * sizeof *ids);
@@ -689,8 +699,11 @@ static void step_ops(lora_session *s, void *ctx)
     if (p->head) {
         lora__base_fwd(s, p->head->logits, p->a.h1 + (N - 1) * c->hidden, m->lm_head, NULL, 1,
                        c->vocab, c->hidden);
+        /* the token and the position after it where a next step of that token reads them
+         * (the staged ids and positions, read by now: the ops run in order) */
         if (p->head->answer)
-            s->be->ops->argmax(s->be, p->head->answer, p->head->logits, c->vocab);
+            s->be->ops->argmax(s->be, p->head->answer, p->head->logits, c->vocab,
+                               s->stage[LORA_STAGE_IDS], p->pos + (N - 1));
     }
 }
 

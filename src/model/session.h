@@ -116,6 +116,11 @@ struct lora_session {
     size_t ws_ids_cap;
     int32_t *stage[LORA_STAGE_COUNT]; /* see lora__stage_i32 */
     size_t stage_bytes[LORA_STAGE_COUNT];
+    /* The ids slot holds [fed_id, fed_pos], written by the last step's greedy argmax (feed):
+     * a one-token step of that id at that position stages nothing. Cleared by any staging. */
+    bool fed;
+    int32_t fed_id;
+    int64_t fed_pos;
     lora_adapter *adapters[LORA_MAX_ADAPTERS]; /* attached, retained */
     float scales[LORA_MAX_ADAPTERS];
     size_t n_adapters;
