@@ -260,6 +260,7 @@ EMU_LIBS := $(BLAS_LIBS) $(DEP_LIBS) -lm -pthread -ldl -lstdc++ -L$(EMU_LIB) -lc
 EMU_CHECKS := build/emu/tests/check_cuda build/emu/tests/check_cuda_model
 EMU_GOLDEN := build/emu/tests/golden_check
 EMU_LORA := build/emu/bin/lora
+EMU_PY_LIB := $(EMU_LIB)/liblora.so.0
 EMU_ENV := $(ASAN_ENV) LD_LIBRARY_PATH=$(CURDIR)/$(EMU_LIB)
 EMU_SONAMES := $(EMU_LIB)/libcublasLt.so.$(shell sed -n 's/^\#define CUBLAS_VER_MAJOR //p' \
                  $(CUDA_HOME)/include/cublas_api.h)
@@ -297,9 +298,9 @@ $(EMU_LORA): $(CLI_OBJ) build/emu/liblora.a $(EMU_LIB)/libcudaemu.so $(EMU_SONAM
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_FLAGS) -o $@ $(CLI_OBJ) build/emu/liblora.a $(EMU_LIBS)
 
-# the library the Python bindings load on the emulator (tests/cuda_emu/hf_parity.sh): the C
+# the library the Python bindings load on the emulator (tests/cuda_emu/python.sh): the C
 # objects the shared library's, the kernels the emulator's (instrumented)
-$(EMU_LIB)/liblora.so.0: $(LIB_OBJ) $(EMU_CU_OBJ) $(EMU_LIB)/libcudaemu.so src/api/liblora.map
+$(EMU_PY_LIB): $(LIB_OBJ) $(EMU_CU_OBJ) $(EMU_LIB)/libcudaemu.so src/api/liblora.map
 	$(CC) -shared -Wl,-soname,liblora.so.0 -Wl,--version-script=src/api/liblora.map \
 	    -o $@ $(LIB_OBJ) $(EMU_CU_OBJ) $(SAN_FLAGS) $(EMU_LIBS)
 
@@ -361,7 +362,8 @@ check-build: all $(CHECKS) $(GOLDEN) $(RESUME) $(CRASH)
 test: deps
 	@$(MAKE) --no-print-directory test-all
 
-test-all: check-build abi-check $(ASAN_CHECKS) $(FUZZ_REPLAY) $(EMU_CHECKS) $(EMU_GOLDEN) $(EMU_LORA)
+test-all: check-build abi-check $(ASAN_CHECKS) $(FUZZ_REPLAY) $(EMU_CHECKS) $(EMU_GOLDEN) $(EMU_LORA) \
+          $(EMU_PY_LIB)
 	@rm -rf build/results build/times && mkdir -p build/results
 	@tests/timed.sh build/times/c tests/run_checks.sh build/results/c $(CHECKS) || true
 	@tests/timed.sh build/times/golden tests/run_golden.sh build/results/golden $(GOLDEN) tests/fixtures || true
@@ -510,8 +512,8 @@ parity-bench: lib/$(SONAME) $(PARITY_VENV)/.installed
 # The GPU comparison of docs/perf-notes.md, its whole path on the CPU with a tiny config
 # tests/gpu/hf_parity.py with liblora on the CUDA emulator (docs/cuda-emulator.md)
 ifneq ($(EMU_LIB),)
-parity-cuda-emu: $(EMU_LIB)/liblora.so.0 $(EMU_SONAMES) $(PARITY_VENV)/.installed
-	nice -n 10 tests/cuda_emu/hf_parity.sh $(PARITY_PY)
+parity-cuda-emu: $(EMU_PY_LIB) $(EMU_SONAMES) $(PARITY_VENV)/.installed
+	nice -n 10 tests/cuda_emu/python.sh $(PARITY_PY) tests/gpu/hf_parity.py
 else
 parity-cuda-emu:
 	@echo "make parity-cuda-emu: the CUDA emulator needs CUDA=1 on x86-64"; exit 1

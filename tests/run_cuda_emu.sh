@@ -2,8 +2,9 @@
 # The GPU suites and golden_check --device cuda (both math modes) on the CUDA emulator
 # (tests/cuda_emu, docs/cuda-emulator.md); the op suite (the first of the suites) again with
 # blocks and threads started last to first; and lora bench --device cuda in both modes, small,
-# as a run of the command line's CUDA path (its timings are the emulator's, not a GPU's).
-# RESULT_PREFIX-{checks,golden-bf16,golden-fp32,reverse,bench} get "passed failed skipped";
+# as a run of the command line's CUDA path (its timings are the emulator's, not a GPU's); and
+# the Python bindings on the emulator's liblora.so.0 (tests/cuda_emu/bindings_smoke.py).
+# RESULT_PREFIX-{checks,golden-bf16,golden-fp32,reverse,bench,python} get "passed failed skipped";
 # exit 1 if anything failed. The caller sets LD_LIBRARY_PATH to the emulator's libraries.
 # Two processes run at once (one per core of CI's two).
 # Usage: tests/run_cuda_emu.sh RESULT_PREFIX GOLDEN_CHECK LORA FIXTURES CHECK...
@@ -34,6 +35,15 @@ others() {
         fi
     done
     echo "$passed $failed 0" > "$prefix-bench"
+    # the Python bindings over the emulator's liblora.so.0 (what make parity-cuda-emu loads)
+    out=$(tests/cuda_emu/python.sh python3 tests/cuda_emu/bindings_smoke.py \
+              "$fixtures/tiny-qwen2" 2>&1) || rc=1
+    printf '%s\n' "$out"
+    last=$(printf '%s\n' "$out" | tail -n 1)
+    case $last in
+        *[!0-9\ ]*|'') echo "FAIL - bindings_smoke.py gave no result"; echo "0 1 0" > "$prefix-python"; rc=1 ;;
+        *) echo "$last 0" > "$prefix-python" ;;
+    esac
     return $rc
 }
 
