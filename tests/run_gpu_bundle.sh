@@ -4,13 +4,19 @@
 # library its binaries need but glibc's and the C++ runtime's comes from build/gpu-deps, and the
 # prebuilt check_cuda runs there (its core cases, its GPU cases skipped on a machine without
 # one); and tests/gpu/device_run.sh finds the bundle and hands run_gpu.sh the prebuilt files.
-# Only in a CUDA build (CUDA=1); writes "passed failed skipped" to RESULT; exits 1 on a failure.
+# Only in a CUDA build (CUDA=1), from a git checkout; writes "passed failed skipped" to RESULT;
+# exits 1 on a failure.
 result=$1
 passed=0; failed=0; skipped=0
 ok() { echo "ok - $1"; passed=$((passed + 1)); }
 bad() { echo "FAIL - $1"; failed=$((failed + 1)); }
 if [ "${CUDA:-0}" != 1 ]; then
     echo "skipped: not a CUDA build: tests/gpu/bundle.sh"
+    echo "0 0 1" > "$result"; exit 0
+fi
+# the tree that travels is the tracked files
+if ! git rev-parse --is-inside-work-tree > /dev/null 2>&1; then
+    echo "skipped: not a git checkout: tests/gpu/bundle.sh"
     echo "0 0 1" > "$result"; exit 0
 fi
 tmp=$(mktemp -d) || exit 1
