@@ -669,6 +669,75 @@ START_TEST(unsupported_tokenizer_refused)
 }
 END_TEST
 
+/* The bytes of element i of a string array key, in a GGUF held in memory. */
+static uint8_t *array_string(uint8_t *buf, size_t len, const char *key, uint64_t i)
+{
+    uint8_t *at = memmem(buf, len, key, strlen(key));
+    ck_assert_ptr_nonnull(at);
+    at += strlen(key) + 16; /* the value type, the element type, the count */
+    for (uint64_t k = 0;; k++) {
+        uint64_t n;
+        memcpy(&n, at, 8);
+        if (k == i)
+            return at + 8;
+        at += 8 + n;
+    }
+}
+
+/* Tokenizer metadata that would make a tokenizer.json its folder could not load is refused
+ * alike by the load, the import (which leaves the folder as it was) and the description: a
+ * token listed twice, a token holding a NUL byte, a merge of tokens not in the vocabulary. */
+START_TEST(tokenizer_metadata_checked)
+{
+    static const struct {
+        const char *key;
+        uint64_t element;
+        const char *bytes; /* as long as the element they replace */
+        const char *message;
+    } cases[] = {
+        {"tokenizer.ggml.tokens", 1, "\xc4\x80", "element 1 '\xc4\x80' is listed twice"},
+        {"tokenizer.ggml.tokens", 1, "a\0", "element 1 'a' contains a NUL byte"},
+        {"tokenizer.ggml.merges", 2, "i Z", "key 'model.merges' entry 2"},
+    };
+    size_t len;
+    uint8_t *buf = slurp(FIX "llama-f16.gguf", &len);
+    char *dir = tu_st_mkdtemp(), path[4096], out[4096 + 8], kept[4096 + 32];
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    ck_assert_int_eq(lora_gguf_import(FIX "llama-f16.gguf", out, NULL), LORA_OK);
+    snprintf(kept, sizeof kept, "%s/tokenizer.json", out);
+    char *before;
+    size_t before_len;
+    ck_assert_int_eq(lora__read_file(kept, 1u << 24, &before, &before_len), LORA_OK);
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        uint8_t *copy = malloc(len);
+        memcpy(copy, buf, len);
+        uint8_t *at = array_string(copy, len, cases[k].key, cases[k].element);
+        memcpy(at, cases[k].bytes, strlen(cases[k].bytes) + (cases[k].bytes[0] == 'a'));
+        ck_assert_int_eq(lora__write_file_atomic(path, copy, len), LORA_OK);
+        free(copy);
+        lora_model *m = (lora_model *)&m;
+        ck_assert_int_eq(lora_model_load(path, NULL, &m), LORA_ERR_FORMAT);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(lora_last_error(), cases[k].message), "%zu: %s", k, lora_last_error());
+        ck_assert_int_eq(lora_gguf_import(path, out, NULL), LORA_ERR_FORMAT);
+        ck_assert_msg(strstr(lora_last_error(), cases[k].message), "%zu: %s", k, lora_last_error());
+        char *d = NULL;
+        ck_assert_int_eq(lora_model_describe(path, &d), LORA_ERR_FORMAT);
+        ck_assert_ptr_null(d);
+        char *after;
+        size_t after_len;
+        ck_assert_int_eq(lora__read_file(kept, 1u << 24, &after, &after_len), LORA_OK);
+        ck_assert(after_len == before_len && memcmp(after, before, before_len) == 0);
+        free(after);
+    }
+    free(before);
+    free(buf);
+    tu_st_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(import_misuse)
 {
     ck_assert_int_eq(lora_gguf_import(NULL, "x", NULL), LORA_ERR_INVALID_ARGUMENT);
@@ -721,6 +790,7 @@ static Suite *gguf_suite(void)
     tc = tcase(s, "refusals", "misuse");
     tcase_add_test(tc, unsupported_refused_by_name);
     tcase_add_test(tc, unsupported_tokenizer_refused);
+    tcase_add_test(tc, tokenizer_metadata_checked);
     tcase_add_test(tc, import_misuse);
     return s;
 }

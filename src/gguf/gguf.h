@@ -117,6 +117,7 @@ typedef struct lora_gguf_model {
     char *config_json;             /* config.json text (torch_dtype float32) */
     char *tokenizer_json;
     char *tokenizer_config_json;
+    lora_tokenizer *tokenizer;     /* those two texts parsed, as a load of the folder would */
     char *generation_config_json;
     size_t n;
     lora_gguf_source *src;         /* sorted by name */
@@ -124,7 +125,9 @@ typedef struct lora_gguf_model {
 
 /* Opens path and converts it: LORA_ERR_UNSUPPORTED names an architecture, quantization type,
  * tokenizer model or pre-tokenizer, tensor or rope setting this version lacks; LORA_ERR_FORMAT
- * a missing or mistyped key, a tensor of the wrong shape, or the statuses of lora__gguf_open. */
+ * a missing or mistyped key, a tensor of the wrong shape, a tokenizer that its tokenizer.json
+ * would not load as (a merge of tokens not in the vocabulary), or the statuses of
+ * lora__gguf_open. */
 lora_status lora__gguf_model_open(const char *path, lora_gguf_model **out);
 void lora__gguf_model_free(lora_gguf_model *g);
 const lora_gguf_source *lora__gguf_model_find(const lora_gguf_model *g, const char *hf_name);

@@ -15,6 +15,7 @@
 #include "util/alloc.h"
 #include "model/config.h"
 #include "model/weights.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct arch_info {
     const char *name;         /* general.architecture */
@@ -349,9 +350,15 @@ static lora_status convert(lora_gguf_model *g)
     int bias = lora__gguf_model_find(g, "model.layers.0.self_attn.q_proj.bias") != NULL;
     if ((st = build_config(f, a, &d, tied, bias, &g->config_json)) ||
         (st = check_against_config(g)) ||
-        (st = build_generation_config(g->config_json, &g->generation_config_json)))
+        (st = build_generation_config(g->config_json, &g->generation_config_json)) ||
+        (st = lora__gguf_tokenizer_build(f, &g->tokenizer_json, &g->tokenizer_config_json)))
         return st;
-    return lora__gguf_tokenizer_build(f, &g->tokenizer_json, &g->tokenizer_config_json);
+    /* parsed here, not only by a load, so that an import never writes a tokenizer.json that
+     * its folder's load would refuse */
+    char label[4200];
+    snprintf(label, sizeof label, "%s (tokenizer.ggml.* as tokenizer.json)", path);
+    return lora__tokenizer_from_text(g->tokenizer_json, g->tokenizer_config_json, label,
+                                     &g->tokenizer);
 }
 
 lora_status lora__gguf_model_open(const char *path, lora_gguf_model **out)
@@ -379,6 +386,7 @@ void lora__gguf_model_free(lora_gguf_model *g)
     free(g->config_json);
     free(g->tokenizer_json);
     free(g->tokenizer_config_json);
+    lora_tokenizer_free(g->tokenizer);
     free(g->generation_config_json);
     free(g->src);
     free(g);

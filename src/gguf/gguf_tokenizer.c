@@ -101,11 +101,13 @@ static lora_status vocab_and_added(const lora_gguf_file *f, const lora_gguf_kv *
             return bad_text(f, "tokenizer.ggml.tokens", i);
         const char *text = json_string_value(s);
         if (strlen(text) != tokens->strs[i].len || json_object_get(vocab, text)) {
+            /* text is s's: the message is made before s goes */
+            lora_status st = lora__error(LORA_ERR_FORMAT, "%s: key 'tokenizer.ggml.tokens' "
+                                         "element %" PRIu64 " '%.64s' %s", path, i, text,
+                                         strlen(text) != tokens->strs[i].len
+                                             ? "contains a NUL byte" : "is listed twice");
             json_decref(s);
-            return lora__error(LORA_ERR_FORMAT, "%s: key 'tokenizer.ggml.tokens' element %"
-                               PRIu64 " '%.64s' %s", path, i, text,
-                               strlen(text) != tokens->strs[i].len ? "contains a NUL byte"
-                               : "is listed twice");
+            return st;
         }
         int bad = json_object_set_new(vocab, text, json_integer((json_int_t)i));
         if (!bad && (type == TT_CONTROL || type == TT_USER))

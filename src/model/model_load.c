@@ -321,8 +321,8 @@ static lora_status load_gguf(const char *path, int threads, lora_model *m)
         snprintf(m->stored_dtype, sizeof m->stored_dtype, "%s", lora__gguf_model_main_type(g));
         if (m->cfg.tie_embeddings)
             m->lm_head = m->embed;
-        st = lora__tokenizer_from_text(g->tokenizer_json, g->tokenizer_config_json, path,
-                                       &m->tokenizer);
+        m->tokenizer = g->tokenizer;
+        g->tokenizer = NULL;
     }
     free(slots);
     lora__gguf_model_free(g);
