@@ -1093,7 +1093,9 @@ LORA_API lora_status lora_answer_extract(const char *text, size_t len, char **an
  * wrappers give their argument; \frac{a}{b}, \dfrac, \tfrac and \frac12 give "a/b", with a side
  * in parentheses unless it is a plain number or name; \left, \right, \displaystyle, the
  * spaces \, \; \: \! and degree signs ^\circ, \circ, U+00B0 are dropped; "{,}" becomes ",";
- * "\ " and "~" become spaces); '$', '\$', '%' and '\%' are dropped; then, until nothing changes:
+ * "\ " and "~" become spaces); '$', '\$', '%' and '\%' are dropped (this step repeats until it
+ * changes nothing, at most 8 times, so that a normalised answer normalises to itself); then,
+ * until nothing changes:
  * whitespace runs become one space and the ends are trimmed, one pair of braces around the
  * whole is removed, everything up to the last '=' is removed ("x = 5" gives "5"), and
  * trailing '.', ',', ';', ':', '!' are removed. Last, a number is rewritten canonically:

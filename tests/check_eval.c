@@ -112,6 +112,15 @@ START_TEST(extract_uses_len)
     lora_string_free(got);
     ck_assert_int_eq(lora_answer_extract(NULL, 0, &got), LORA_OK);
     ck_assert_ptr_null(got);
+    /* a NUL byte is a space: the answer returned is the whole of it, normalised */
+    const char nul[] = "#### -0\0\0 cm";
+    ck_assert_int_eq(lora_answer_extract(nul, sizeof nul - 1, &got), LORA_OK);
+    ck_assert_str_eq(got, "0");
+    lora_string_free(got);
+    const char escaped[] = "\\boxed{\\\0 7}"; /* "\" and a NUL: a space, as "\ " is */
+    ck_assert_int_eq(lora_answer_extract(escaped, sizeof escaped - 1, &got), LORA_OK);
+    ck_assert_str_eq(got, "7");
+    lora_string_free(got);
 }
 END_TEST
 
@@ -134,6 +143,8 @@ static const struct {
     {"\\displaystyle 12", "12"}, {"2\\pi", "2\\pi"},    {"1e5", "1e5"},
     {"y = 2x + 3", "2x + 3"},  {"3 apples and 2 pears", "3 apples and 2 pears"},
     {"\\textbf{\\textit{yes}}", "yes"}, {"a \\\\ b", "a \\\\ b"},
+    /* text that one LaTeX pass leaves and a second simplifies: the pass repeats */
+    {"\\boxed\\ 7", "7"},      {"\\fr\\text{ac12}", "1/2"},
 };
 
 START_TEST(normalize_answers)

@@ -15,9 +15,12 @@
 #define UNICODE_MINUS "\xe2\x88\x92"
 #define DEGREE_SIGN "\xc2\xb0"
 
+/* A NUL byte counts as a space (the LaTeX pass writes it as one): the answer is a C string, so
+ * none may stay in it (a "-0" before one would be returned as "-0", not as "0"). */
 static int is_space(char c)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' ||
+           c == '\0';
 }
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 static int is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -126,7 +129,7 @@ static size_t command(lora__strbuf *b, const char *s, size_t n, size_t i, int de
         char c = s[j];
         if (c == ',' || c == ';' || c == ':' || c == '!' || c == '%' || c == '$')
             return j + 1;
-        if (c == ' ')
+        if (c == ' ' || c == '\0')
             lora__strbuf_add(b, " ", 1);
         else
             lora__strbuf_add(b, s + i, 2);
@@ -177,7 +180,7 @@ static void latex(lora__strbuf *b, const char *s, size_t n, int depth)
             i = command(b, s, n, i, depth);
         else if (c == '$' || c == '%')
             i++;
-        else if (c == '~') {
+        else if (c == '~' || c == '\0') {
             lora__strbuf_add(b, " ", 1);
             i++;
         } else if (c == '^' && (deg = degree_at(s, n, i)))
@@ -330,17 +333,42 @@ static size_t canon_number(const char *s, size_t n, char *out)
     return len;
 }
 
-lora_status lora__answer_normalize(const char *s, size_t n, char **out)
+/* The LaTeX pass, repeated until its output is its input: one pass can make text that a second
+ * simplifies (a wrapper whose argument was "\ x" becomes one whose argument is "x"), and then
+ * normalising a normalised answer would change it. Every pass after the first that changes
+ * something consumes a command, so MAX_PASSES settles any answer of fewer commands; a longer
+ * chain stops there rather than cost a pass per command. */
+#define MAX_PASSES 8
+
+static lora_status latex_settled(const char *s, size_t n, lora__strbuf *out)
 {
-    *out = NULL;
     lora__strbuf b = {0};
     latex(&b, s, n, 0);
     lora__strbuf_add(&b, "", 0);
-    lora_status st = lora__strbuf_status(&b, "the normalised answer");
-    if (st) {
+    for (int pass = 1; pass < MAX_PASSES && !b.failed; pass++) {
+        lora__strbuf next = {0};
+        latex(&next, b.data, b.len, 0);
+        lora__strbuf_add(&next, "", 0);
+        int same = next.len == b.len && !memcmp(next.data, b.data, b.len);
         lora__strbuf_free(&b);
-        return st;
+        b = next;
+        if (same)
+            break;
     }
+    lora_status st = lora__strbuf_status(&b, "the normalised answer");
+    if (st)
+        lora__strbuf_free(&b);
+    *out = b;
+    return st;
+}
+
+lora_status lora__answer_normalize(const char *s, size_t n, char **out)
+{
+    *out = NULL;
+    lora__strbuf b;
+    lora_status st = latex_settled(s, n, &b);
+    if (st)
+        return st;
     size_t len = tidy(b.data, b.len);
     char *num = lora__malloc(len + 3);
     if (!num) {
